@@ -1,0 +1,148 @@
+/**
+ * nn.MultiheadAttention (batch_first) and nn.TransformerEncoderLayer / nn.TransformerEncoder with
+ * PyTorch's parameter names: in_proj_weight [3E, E], in_proj_bias [3E], out_proj.{weight,bias},
+ * linear1, linear2, norm1, norm2, layers.<i>.
+ */
+import type { Value } from '../graph';
+import * as init from '../init';
+import { Module } from '../module';
+import { add, div, where } from '../ops/elementwise';
+import { matmul, softmax } from '../ops/nn';
+import { reshape, split, transpose, transposeLast2, unsqueeze } from '../ops/shape';
+import { type Activation, activate, Dropout, LayerNorm, Linear, matmulT } from './basic';
+
+export interface AttentionOptions {
+  /** Position t attends only to positions <= t. */
+  causal?: boolean;
+  /** bool [B, T], true where the key is padding (PyTorch's key_padding_mask convention). */
+  keyPaddingMask?: Value;
+}
+
+// A large finite negative rather than -inf, so a fully masked row gives a uniform softmax, not NaN.
+const MASKED = -1e9;
+
+export class MultiheadAttention extends Module {
+  readonly headDim: number;
+  readonly outProj: Linear;
+  readonly dropout: Dropout;
+
+  constructor(
+    readonly embedDim: number,
+    readonly numHeads: number,
+    dropout = 0,
+  ) {
+    super();
+    if (embedDim % numHeads !== 0) throw new Error(`MultiheadAttention: embedDim ${embedDim} is not divisible by numHeads ${numHeads}`);
+    this.headDim = embedDim / numHeads;
+    this.register('in_proj_weight', [3 * embedDim, embedDim], (r) => init.xavierUniform([3 * embedDim, embedDim], r));
+    this.register('in_proj_bias', [3 * embedDim], () => init.zeros([3 * embedDim]));
+    this.outProj = this.child('out_proj', new Linear(embedDim, embedDim));
+    // PyTorch's _reset_parameters zeroes out_proj.bias after the Linear's own init.
+    this.outProj.reinit('bias', () => init.zeros([embedDim]));
+    this.dropout = this.child('dropout', new Dropout(dropout));
+  }
+
+  /** Self-attention over x: [B, T, E] -> [B, T, E]. T must be static for the causal mask. */
+  forward(x: Value, opts: AttentionOptions = {}): Value {
+    const [B, T] = [x.shape[0], x.shape[1]];
+    const E = this.embedDim;
+    const H = this.numHeads;
+    const D = this.headDim;
+    const qkv = add(matmulT(x, this.param('in_proj_weight')), this.param('in_proj_bias'));
+    const heads = split(qkv, [E, E, E], -1).map((t) => transpose(reshape(t, [B, T, H, D]), [0, 2, 1, 3]));
+    const [q, k, v] = heads;
+    let scores = div(matmul(q, transposeLast2(k)), Math.sqrt(D));
+    if (opts.causal) {
+      const n = x.dim(1);
+      const allowed = new Uint8Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) allowed[i * n + j] = 1;
+      const mask = x.graph.constant({ dtype: 'bool', shape: [n, n], data: allowed });
+      scores = where(mask, scores, MASKED);
+    }
+    if (opts.keyPaddingMask) {
+      scores = where(unsqueeze(opts.keyPaddingMask, [1, 2]), MASKED, scores);
+    }
+    const attn = this.dropout.forward(softmax(scores, -1));
+    const merged = reshape(transpose(matmul(attn, v), [0, 2, 1, 3]), [B, T, E]);
+    return this.outProj.forward(merged);
+  }
+}
+
+export interface EncoderLayerOptions {
+  dimFeedforward?: number;
+  dropout?: number;
+  activation?: Activation;
+  layerNormEps?: number;
+  /** Pre-norm (norm_first=True); PyTorch's default is post-norm. */
+  normFirst?: boolean;
+}
+
+export class TransformerEncoderLayer extends Module {
+  readonly selfAttn: MultiheadAttention;
+  readonly linear1: Linear;
+  readonly dropoutFf: Dropout;
+  readonly linear2: Linear;
+  readonly norm1: LayerNorm;
+  readonly norm2: LayerNorm;
+  readonly dropout1: Dropout;
+  readonly dropout2: Dropout;
+  readonly activation: Activation;
+  readonly normFirst: boolean;
+
+  constructor(dModel: number, nHead: number, opts: EncoderLayerOptions = {}) {
+    super();
+    const ff = opts.dimFeedforward ?? 2048;
+    const p = opts.dropout ?? 0.1;
+    const eps = opts.layerNormEps ?? 1e-5;
+    this.activation = opts.activation ?? 'relu';
+    this.normFirst = opts.normFirst ?? false;
+    this.selfAttn = this.child('self_attn', new MultiheadAttention(dModel, nHead, p));
+    this.linear1 = this.child('linear1', new Linear(dModel, ff));
+    this.dropoutFf = this.child('dropout', new Dropout(p));
+    this.linear2 = this.child('linear2', new Linear(ff, dModel));
+    this.norm1 = this.child('norm1', new LayerNorm(dModel, eps));
+    this.norm2 = this.child('norm2', new LayerNorm(dModel, eps));
+    this.dropout1 = this.child('dropout1', new Dropout(p));
+    this.dropout2 = this.child('dropout2', new Dropout(p));
+  }
+
+  forward(x: Value, opts: AttentionOptions = {}): Value {
+    const sa = (h: Value) => this.dropout1.forward(this.selfAttn.forward(h, opts));
+    const ff = (h: Value) =>
+      this.dropout2.forward(this.linear2.forward(this.dropoutFf.forward(activate(this.linear1.forward(h), this.activation))));
+    if (this.normFirst) {
+      const h = add(x, sa(this.norm1.forward(x)));
+      return add(h, ff(this.norm2.forward(h)));
+    }
+    const h = this.norm1.forward(add(x, sa(x)));
+    return this.norm2.forward(add(h, ff(h)));
+  }
+}
+
+/** A stack of encoder layers named layers.0, layers.1, ... with an optional final norm. */
+export class TransformerEncoder extends Module {
+  readonly layers: TransformerEncoderLayer[] = [];
+  readonly norm: LayerNorm | null;
+
+  constructor(makeLayer: () => TransformerEncoderLayer, numLayers: number, finalNormDim?: number) {
+    super();
+    const container = this.child('layers', new ModuleList());
+    for (let i = 0; i < numLayers; i++) this.layers.push(container.add(makeLayer()));
+    this.norm = finalNormDim ? this.child('norm', new LayerNorm(finalNormDim)) : null;
+  }
+
+  forward(x: Value, opts: AttentionOptions = {}): Value {
+    let h = x;
+    for (const layer of this.layers) h = layer.forward(h, opts);
+    return this.norm ? this.norm.forward(h) : h;
+  }
+}
+
+/** nn.ModuleList: children named 0, 1, 2, ... */
+export class ModuleList extends Module {
+  private count = 0;
+
+  add<M extends Module>(m: M): M {
+    return this.child(String(this.count++), m);
+  }
+}

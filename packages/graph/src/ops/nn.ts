@@ -1,0 +1,103 @@
+/** Matrix product, softmax family, layer normalisation and top-k, each with its gradient rule. */
+import { type Dim, normAxis, type Value } from '../graph';
+import { div, exp, mul, sub, unbroadcast, zerosLike } from './elementwise';
+import { reduceMean, reduceSum } from './reduce';
+import { reshape, transposeLast2 } from './shape';
+
+/** Batched matrix product with broadcasting batch dims; both operands have rank >= 2. */
+export function matmul(x: Value, y: Value): Value {
+  if (x.rank < 2 || y.rank < 2) throw new Error(`matmul: ${x} and ${y} must both have rank >= 2`);
+  const k1 = x.shape[x.rank - 1];
+  const k2 = y.shape[y.rank - 2];
+  if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2) {
+    throw new Error(`matmul: inner dims differ, ${x} @ ${y}`);
+  }
+  const batchX = x.shape.slice(0, -2);
+  const batchY = y.shape.slice(0, -2);
+  const batch = batchX.length >= batchY.length ? batchX : batchY;
+  const shape: Dim[] = [...batch, x.shape[x.rank - 2], y.shape[y.rank - 1]];
+  const g = x.graph;
+  const [out] = g.node('MatMul', [x, y], {}, [{ dtype: x.dtype, shape }]);
+  g.record('MatMul', [x, y], [out], ([dOut]) => {
+    if (!dOut) return [null, null];
+    const dx = unbroadcast(matmul(dOut, transposeLast2(y)), x.shape);
+    // A shared weight (rank 2) under a batched input: fold the batch into rows, one GEMM instead of a sum.
+    if (y.rank === 2 && x.rank > 2) {
+      const rows = reshape(x, [-1, x.shape[x.rank - 1]]);
+      const grads = reshape(dOut, [-1, y.shape[1]]);
+      return [dx, matmul(transposeLast2(rows), grads)];
+    }
+    return [dx, unbroadcast(matmul(transposeLast2(x), dOut), y.shape)];
+  });
+  return out;
+}
+
+// d softmax = y * (g - sum(g*y))
+export function softmax(x: Value, axis = -1): Value {
+  const ax = normAxis(axis, x.rank, 'Softmax');
+  const g = x.graph;
+  const [out] = g.node('Softmax', [x], { axis: ax }, [x]);
+  g.record('Softmax', [x], [out], ([dOut]) => {
+    if (!dOut) return [null];
+    return [mul(out, sub(dOut, reduceSum(mul(dOut, out), [ax], true)))];
+  });
+  return out;
+}
+
+// d logsoftmax = g - softmax * sum(g)
+export function logSoftmax(x: Value, axis = -1): Value {
+  const ax = normAxis(axis, x.rank, 'LogSoftmax');
+  const g = x.graph;
+  const [out] = g.node('LogSoftmax', [x], { axis: ax }, [x]);
+  g.record('LogSoftmax', [x], [out], ([dOut]) => {
+    if (!dOut) return [null];
+    return [sub(dOut, mul(exp(out), reduceSum(dOut, [ax], true)))];
+  });
+  return out;
+}
+
+/**
+ * LayerNormalization over the last axis (PyTorch's nn.LayerNorm(normalized_shape=D)). The forward is
+ * ONNX's fused op; the backward recomputes mean and 1/std in x's dtype, because the op's own Mean and
+ * InvStdDev outputs are float32 even for float64 inputs.
+ *   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = g * gamma
+ */
+export function layerNorm(x: Value, gamma: Value, beta: Value, eps = 1e-5): Value {
+  const g = x.graph;
+  const [out] = g.node('LayerNormalization', [x, gamma, beta], { axis: -1, epsilon: { float: eps } }, [x]);
+  g.record('LayerNormalization', [x, gamma, beta], [out], ([dOut]) => {
+    if (!dOut) return [null, null, null];
+    const centred = sub(x, reduceMean(x, [-1], true));
+    const rstd = div(1, sqrtOf(reduceMean(mul(centred, centred), [-1], true), eps));
+    const xhat = mul(centred, rstd);
+    const dxhat = mul(dOut, gamma);
+    const dx = mul(rstd, sub(sub(dxhat, reduceMean(dxhat, [-1], true)), mul(xhat, reduceMean(mul(dxhat, xhat), [-1], true))));
+    return [dx, unbroadcast(mul(dOut, xhat), gamma.shape), unbroadcast(dOut, beta.shape)];
+  });
+  return out;
+}
+
+function sqrtOf(v: Value, eps: number): Value {
+  const g = v.graph;
+  const [plus] = g.node('Add', [v, g.scalar(eps, v.dtype)], {}, [v]);
+  const [root] = g.node('Sqrt', [plus], {}, [v]);
+  return root;
+}
+
+/** The k largest (or smallest) entries along `axis`. Backward: scatter g back to the picked positions. */
+export function topk(x: Value, k: number, axis = -1, largest = true): { values: Value; indices: Value } {
+  const ax = normAxis(axis, x.rank, 'TopK');
+  const shape = [...x.shape];
+  shape[ax] = k;
+  const g = x.graph;
+  const [values, indices] = g.node('TopK', [x, g.ints([k])], { axis: ax, largest: largest ? 1 : 0, sorted: 1 }, [
+    { dtype: x.dtype, shape },
+    { dtype: 'int64', shape },
+  ]);
+  g.record('TopK', [x], [values, indices], ([dValues]) => {
+    if (!dValues) return [null];
+    const [scattered] = g.node('ScatterElements', [zerosLike(x), indices, dValues], { axis: ax }, [x]);
+    return [scattered];
+  });
+  return { values, indices };
+}

@@ -1,0 +1,72 @@
+/** Reductions. The backward of each broadcasts the incoming gradient back over the reduced axes. */
+import { type Dim, normAxis, type Value } from '../graph';
+import { cast, div, equal, mul } from './elementwise';
+import { expandTo, unsqueeze } from './shape';
+
+function reducedShape(x: Value, axes: number[], keepdims: boolean): Dim[] {
+  const out: Dim[] = [];
+  x.shape.forEach((d, i) => {
+    if (!axes.includes(i)) out.push(d);
+    else if (keepdims) out.push(1);
+  });
+  return out;
+}
+
+function normAxes(x: Value, axes: readonly number[] | undefined, op: string): number[] {
+  const all = axes ?? [...Array(x.rank).keys()];
+  return [...new Set(all.map((a) => normAxis(a, x.rank, op)))].sort((a, b) => a - b);
+}
+
+/** The gradient of a reduced value, shaped back like the input (keepdims restored, then expanded). */
+function spread(g: Value, x: Value, axes: number[], keepdims: boolean): Value {
+  return expandTo(keepdims ? g : unsqueeze(g, axes), x);
+}
+
+/** The number of elements reduced over, as a scalar of x's dtype (dynamic if an axis is symbolic). */
+export function reducedCount(x: Value, axes: number[]): Value | number {
+  const dims = axes.map((a) => x.shape[a]);
+  if (dims.every((d) => typeof d === 'number')) return (dims as number[]).reduce((p, d) => p * d, 1);
+  const g = x.graph;
+  const [picked] = g.node('Gather', [g.shapeOf(x), g.ints(axes)], { axis: 0 }, [{ dtype: 'int64', shape: [axes.length] }]);
+  const [prod] = g.node('ReduceProd', [picked], { keepdims: 0 }, [{ dtype: 'int64', shape: [] }]);
+  return cast(prod, x.dtype);
+}
+
+// d sum(x) = broadcast(g)
+export function reduceSum(x: Value, axes?: readonly number[], keepdims = false): Value {
+  const ax = normAxes(x, axes, 'ReduceSum');
+  const g = x.graph;
+  const [out] = g.node('ReduceSum', [x, g.ints(ax)], { keepdims: keepdims ? 1 : 0 }, [
+    { dtype: x.dtype, shape: reducedShape(x, ax, keepdims) },
+  ]);
+  g.record('ReduceSum', [x], [out], ([dOut]) => [dOut ? spread(dOut, x, ax, keepdims) : null]);
+  return out;
+}
+
+// d mean(x) = broadcast(g) / n
+export function reduceMean(x: Value, axes?: readonly number[], keepdims = false): Value {
+  const ax = normAxes(x, axes, 'ReduceMean');
+  const g = x.graph;
+  const [out] = g.node('ReduceMean', [x], { axes: ax, keepdims: keepdims ? 1 : 0 }, [
+    { dtype: x.dtype, shape: reducedShape(x, ax, keepdims) },
+  ]);
+  g.record('ReduceMean', [x], [out], ([dOut]) => [dOut ? div(spread(dOut, x, ax, keepdims), reducedCount(x, ax)) : null]);
+  return out;
+}
+
+// d max(x) = broadcast(g) on the arg-max positions, split evenly between ties (as torch.amax does)
+export function reduceMax(x: Value, axes?: readonly number[], keepdims = false): Value {
+  const ax = normAxes(x, axes, 'ReduceMax');
+  const g = x.graph;
+  const [out] = g.node('ReduceMax', [x], { axes: ax, keepdims: keepdims ? 1 : 0 }, [
+    { dtype: x.dtype, shape: reducedShape(x, ax, keepdims) },
+  ]);
+  g.record('ReduceMax', [x], [out], ([dOut]) => {
+    if (!dOut) return [null];
+    const kept = keepdims ? out : unsqueeze(out, ax);
+    const mask = cast(equal(x, kept), x.dtype);
+    const ties = reduceSum(mask, ax, true);
+    return [mul(spread(dOut, x, ax, keepdims), div(mask, ties))];
+  });
+  return out;
+}

@@ -1,0 +1,176 @@
+/**
+ * One model definition, two ONNX programs:
+ *  - inference: the forward pass with the weights baked in as initializers (what policy serves);
+ *  - train step: (params, optimiser state, step, lr, batch) -> (new params, new state, metrics).
+ * In the train step all parameters travel as one flat vector, so feeding and fetching them costs one
+ * tensor each, and the optimiser runs as a few large element-wise ops.
+ */
+import { gradients } from './autodiff';
+import { type Dim, type DType, Graph, type Value } from './graph';
+import type { Module, ParamScope } from './module';
+import { cast } from './ops/elementwise';
+import { concat, reshape, slice } from './ops/shape';
+import { emitUpdate, type OptimizerConfig, optimizerStateNames } from './optim';
+
+export interface InputSpec {
+  name: string;
+  dtype: DType;
+  shape: readonly Dim[];
+}
+
+export interface ParamEntry {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+}
+
+/** Where each named parameter lives in the flat parameter vector (state_dict order). */
+export class ParamLayout {
+  readonly entries: ParamEntry[];
+  readonly total: number;
+
+  constructor(module: Module) {
+    let offset = 0;
+    this.entries = module.namedParameters().map((p) => {
+      const size = p.shape.reduce((a, b) => a * b, 1);
+      const e = { name: p.name, shape: p.shape, offset, size };
+      offset += size;
+      return e;
+    });
+    this.total = offset;
+  }
+
+  pack(values: ReadonlyMap<string, Float32Array>): Float32Array {
+    const flat = new Float32Array(this.total);
+    for (const e of this.entries) {
+      const v = values.get(e.name);
+      if (!v) throw new Error(`pack: missing parameter ${e.name}`);
+      if (v.length !== e.size) throw new Error(`pack: ${e.name} has ${v.length} values, layout expects ${e.size}`);
+      flat.set(v, e.offset);
+    }
+    return flat;
+  }
+
+  /** Copies each parameter out of the flat vector. */
+  unpack(flat: Float32Array): Map<string, Float32Array> {
+    if (flat.length !== this.total) throw new Error(`unpack: flat vector has ${flat.length} values, layout expects ${this.total}`);
+    return new Map(this.entries.map((e) => [e.name, flat.slice(e.offset, e.offset + e.size)]));
+  }
+}
+
+export type Forward = (inputs: Record<string, Value>, g: Graph) => Record<string, Value>;
+
+export interface InferenceProgramSpec {
+  module: Module;
+  params: ReadonlyMap<string, Float32Array>;
+  inputs: readonly InputSpec[];
+  forward: Forward;
+  name?: string;
+}
+
+/** The forward pass as an ONNX model, parameters as initializers under their PyTorch names. */
+export function buildInferenceProgram(spec: InferenceProgramSpec): Uint8Array {
+  const g = new Graph(spec.name ?? 'inference');
+  const bound = new Map<string, Value>();
+  const scope: ParamScope = {
+    dtype: 'float32',
+    get(name) {
+      let v = bound.get(name);
+      if (!v) {
+        const data = spec.params.get(name);
+        const entry = spec.module.namedParameters().find((p) => p.name === name);
+        if (!data || !entry) throw new Error(`inference program: no value for parameter ${name}`);
+        v = g.initializer(name, { dtype: 'float32', shape: entry.shape, data });
+        bound.set(name, v);
+      }
+      return v;
+    },
+  };
+  spec.module.eval().bind(scope);
+  const inputs = Object.fromEntries(spec.inputs.map((i) => [i.name, g.input(i.name, i.dtype, i.shape)]));
+  const outputs = spec.forward(inputs, g);
+  for (const [name, v] of Object.entries(outputs)) g.output(name, v);
+  return g.toOnnx();
+}
+
+export interface LossResult {
+  loss: Value;
+  /** Named scalars to log (each loss term, entropy, ...). `loss` and `grad_norm` are added. */
+  metrics?: Record<string, Value>;
+}
+
+export interface TrainProgramSpec {
+  module: Module;
+  batch: readonly InputSpec[];
+  loss: (batch: Record<string, Value>, g: Graph) => LossResult;
+  optimizer: OptimizerConfig;
+  /** float64 for gradient checks; float32 otherwise. */
+  dtype?: 'float32' | 'float64';
+  name?: string;
+}
+
+export interface TrainProgram {
+  onnx: Uint8Array;
+  layout: ParamLayout;
+  stateNames: string[];
+  metricNames: string[];
+  dtype: 'float32' | 'float64';
+}
+
+/** Input and output names of the train-step program. */
+export const TRAIN_IO = {
+  params: 'params',
+  step: 'step',
+  lr: 'lr',
+  state: (s: string) => `opt.${s}`,
+  next: (s: string) => `${s}.next`,
+  metric: (m: string) => `metric.${m}`,
+};
+
+export function buildTrainProgram(spec: TrainProgramSpec): TrainProgram {
+  const dtype = spec.dtype ?? 'float32';
+  const layout = new ParamLayout(spec.module);
+  const g = new Graph(spec.name ?? 'train_step');
+  const flat = g.input(TRAIN_IO.params, dtype, [layout.total]);
+  const stateNames = optimizerStateNames(spec.optimizer);
+  const state = Object.fromEntries(stateNames.map((s) => [s, g.input(TRAIN_IO.state(s), dtype, [layout.total])]));
+  const step = g.input(TRAIN_IO.step, dtype, []);
+  const lr = g.input(TRAIN_IO.lr, dtype, []);
+  const views = new Map<string, Value>();
+  const byName = new Map(layout.entries.map((e) => [e.name, e]));
+  const scope: ParamScope = {
+    dtype,
+    get(name) {
+      let v = views.get(name);
+      if (!v) {
+        const e = byName.get(name);
+        if (!e) throw new Error(`train program: unknown parameter ${name}`);
+        v = reshape(slice(flat, [e.offset], [e.offset + e.size], [0]), e.shape);
+        views.set(name, v);
+      }
+      return v;
+    },
+  };
+  spec.module.train(true).bind(scope);
+  const batch = Object.fromEntries(spec.batch.map((i) => [i.name, g.input(i.name, i.dtype, i.shape)]));
+  const { loss, metrics = {} } = spec.loss(batch, g);
+  if (loss.rank !== 0) throw new Error(`train program: loss must be a scalar, got ${loss}`);
+
+  // A parameter the loss never touches gets a zero gradient (gradients() fills it in).
+  const used = layout.entries.map((e) => scope.get(e.name));
+  const grads = gradients(loss, used);
+  const flatGrad = concat(
+    grads.map((d, i) => reshape(d, [layout.entries[i].size])),
+    0,
+  );
+  const update = emitUpdate(spec.optimizer, { params: flat, grad: flatGrad, state, step, lr });
+  g.output(TRAIN_IO.next(TRAIN_IO.params), update.params);
+  for (const s of stateNames) g.output(TRAIN_IO.next(TRAIN_IO.state(s)), update.state[s]);
+  const allMetrics: Record<string, Value> = { loss, grad_norm: update.gradNorm, ...metrics };
+  for (const [m, v] of Object.entries(allMetrics)) {
+    if (v.rank !== 0) throw new Error(`train program: metric ${m} must be a scalar, got ${v}`);
+    g.output(TRAIN_IO.metric(m), cast(v, dtype));
+  }
+  return { onnx: g.toOnnx(), layout, stateNames, metricNames: Object.keys(allMetrics), dtype };
+}

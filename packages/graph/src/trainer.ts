@@ -1,0 +1,107 @@
+/**
+ * Runs a train-step program: holds the flat parameters, optimiser state and step count between
+ * calls, feeds them in, and keeps what comes out.
+ */
+import { initParameters, type Module } from './module';
+import type { TrainProgram } from './program';
+import { TRAIN_IO } from './program';
+import { Rng } from './rng';
+import { type HostTensor, Session, type SessionOptions } from './session';
+
+type Flat = Float32Array | Float64Array;
+
+export interface TrainerState {
+  params: Flat;
+  state: Record<string, Flat>;
+  /** Updates taken so far. */
+  step: number;
+}
+
+export class Trainer {
+  private constructor(
+    readonly program: TrainProgram,
+    private readonly session: Session,
+    private current: TrainerState,
+  ) {}
+
+  /** Starts from `params` (named values or a flat vector) with zeroed optimiser state. */
+  static async create(
+    program: TrainProgram,
+    params: ReadonlyMap<string, Float32Array> | Flat,
+    options: SessionOptions = {},
+  ): Promise<Trainer> {
+    const session = await Session.create(program.onnx, options);
+    const flat = params instanceof Map ? program.layout.pack(params) : (params as Flat);
+    const Ctor = program.dtype === 'float64' ? Float64Array : Float32Array;
+    if (flat.length !== program.layout.total)
+      throw new Error(`trainer: ${flat.length} parameters given, program expects ${program.layout.total}`);
+    const state = Object.fromEntries(program.stateNames.map((s) => [s, new Ctor(program.layout.total)]));
+    return new Trainer(program, session, { params: Ctor.from(flat), state, step: 0 });
+  }
+
+  /** A fresh trainer whose parameters are the module's PyTorch-style initialisation under `seed`. */
+  static async fromModule(program: TrainProgram, module: Module, seed: number, options: SessionOptions = {}): Promise<Trainer> {
+    return Trainer.create(program, initParameters(module, new Rng(seed)), options);
+  }
+
+  get stepCount(): number {
+    return this.current.step;
+  }
+
+  get flatParams(): Flat {
+    return this.current.params;
+  }
+
+  /** Parameters by PyTorch name, as float32. */
+  parameters(): Map<string, Float32Array> {
+    return this.program.layout.unpack(Float32Array.from(this.current.params));
+  }
+
+  snapshot(): TrainerState {
+    return {
+      params: this.current.params.slice(),
+      state: Object.fromEntries(Object.entries(this.current.state).map(([k, v]) => [k, v.slice()])),
+      step: this.current.step,
+    };
+  }
+
+  restore(s: TrainerState): void {
+    if (s.params.length !== this.program.layout.total)
+      throw new Error(`restore: ${s.params.length} parameters, program expects ${this.program.layout.total}`);
+    for (const name of this.program.stateNames) if (!s.state[name]) throw new Error(`restore: optimiser state ${name} missing`);
+    this.current = this.cloneAs(s);
+  }
+
+  /** One update on `batch` at learning rate `lr`; returns the program's scalar metrics. */
+  async step(batch: Record<string, HostTensor>, lr: number): Promise<Record<string, number>> {
+    const P = this.program.layout.total;
+    const Ctor = this.program.dtype === 'float64' ? Float64Array : Float32Array;
+    const feeds: Record<string, HostTensor> = {
+      ...batch,
+      [TRAIN_IO.params]: { data: this.current.params, shape: [P] },
+      [TRAIN_IO.step]: { data: Ctor.of(this.current.step + 1), shape: [] },
+      [TRAIN_IO.lr]: { data: Ctor.of(lr), shape: [] },
+    };
+    for (const s of this.program.stateNames) feeds[TRAIN_IO.state(s)] = { data: this.current.state[s], shape: [P] };
+    const out = await this.session.run(feeds);
+    const state: Record<string, Flat> = {};
+    for (const s of this.program.stateNames) state[s] = out[TRAIN_IO.next(TRAIN_IO.state(s))].data as Flat;
+    this.current = { params: out[TRAIN_IO.next(TRAIN_IO.params)].data as Flat, state, step: this.current.step + 1 };
+    const metrics: Record<string, number> = {};
+    for (const m of this.program.metricNames) metrics[m] = Number(out[TRAIN_IO.metric(m)].data[0]);
+    return metrics;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+
+  private cloneAs(s: TrainerState): TrainerState {
+    const Ctor = this.program.dtype === 'float64' ? Float64Array : Float32Array;
+    return {
+      params: Ctor.from(s.params),
+      state: Object.fromEntries(Object.entries(s.state).map(([k, v]) => [k, Ctor.from(v)])),
+      step: s.step,
+    };
+  }
+}
