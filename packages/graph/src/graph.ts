@@ -59,6 +59,7 @@ export class Graph {
   readonly inputs: Value[] = [];
   readonly outputs: Value[] = [];
   readonly initializers = new Map<string, TensorData>();
+  private readonly outputSources = new Map<string, Value>();
   private nextId = 0;
   private readonly usedNames = new Set<string>();
   private readonly constCache = new Map<string, Value>();
@@ -86,13 +87,17 @@ export class Graph {
     return v;
   }
 
-  /** Marks `v` as a graph output under `name` (an Identity node renames it). */
+  /**
+   * Marks `v` as a graph output under `name`. The producing node's output is renamed when the
+   * model is written, rather than copied through an Identity (a copy of the whole parameter vector
+   * per output in a train step).
+   */
   output(name: string, v: Value): Value {
     if (this.usedNames.has(name)) throw new Error(`graph output ${name}: name already used`);
     this.usedNames.add(name);
     const out = this.value(name, v);
-    this.nodes.push({ opType: 'Identity', inputs: [v.name], outputs: [name], name: `out_${name}`, attrs: {} });
     this.outputs.push(out);
+    this.outputSources.set(name, v);
     return out;
   }
 
@@ -159,10 +164,12 @@ export class Graph {
   /** Serialises the graph as an ONNX model; only nodes the outputs depend on are kept. */
   toOnnx(docString?: string): Uint8Array {
     if (this.outputs.length === 0) throw new Error(`graph ${this.name}: no outputs declared`);
+    const { nodes, renames } = this.withOutputsNamed();
+    const rn = (n: string) => renames.get(n) ?? n;
     const needed = new Set(this.outputs.map((o) => o.name));
     const kept: NodeSpec[] = [];
-    for (let i = this.nodes.length - 1; i >= 0; i--) {
-      const n = this.nodes[i];
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      const n = nodes[i];
       if (!n.outputs.some((o) => needed.has(o))) continue;
       kept.push(n);
       for (const inp of n.inputs) if (inp) needed.add(inp);
@@ -174,9 +181,26 @@ export class Graph {
       nodes: kept,
       inputs: this.inputs.map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape })),
       outputs: this.outputs.map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape })),
-      initializers: [...this.initializers].filter(([n]) => needed.has(n)).map(([name, t]) => ({ name, ...t })),
+      initializers: [...this.initializers].filter(([n]) => needed.has(rn(n))).map(([name, t]) => ({ name, ...t })),
       docString,
     });
+  }
+
+  /**
+   * Node list in which each output's producing node writes the output name directly. A value that
+   * is a graph input or initializer, or that feeds two outputs, goes through an Identity instead.
+   */
+  private withOutputsNamed(): { nodes: NodeSpec[]; renames: Map<string, string> } {
+    const produced = new Set(this.nodes.flatMap((n) => n.outputs));
+    const renames = new Map<string, string>();
+    const extra: NodeSpec[] = [];
+    for (const [name, v] of this.outputSources) {
+      if (produced.has(v.name) && !renames.has(v.name)) renames.set(v.name, name);
+      else extra.push({ opType: 'Identity', inputs: [v.name], outputs: [name], name: `out_${name}`, attrs: {} });
+    }
+    const rn = (n: string) => renames.get(n) ?? n;
+    const nodes = this.nodes.map((n) => ({ ...n, inputs: n.inputs.map(rn), outputs: n.outputs.map(rn) }));
+    return { nodes: [...nodes, ...extra.map((n) => ({ ...n, inputs: n.inputs.map(rn) }))], renames };
   }
 }
 

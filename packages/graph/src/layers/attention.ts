@@ -8,7 +8,7 @@ import * as init from '../init';
 import { Module } from '../module';
 import { add, div, where } from '../ops/elementwise';
 import { matmul, softmax } from '../ops/nn';
-import { reshape, split, transpose, transposeLast2, unsqueeze } from '../ops/shape';
+import { reshape, slice, split, transpose, transposeLast2, unsqueeze } from '../ops/shape';
 import { type Activation, activate, Dropout, LayerNorm, Linear, matmulT } from './basic';
 
 export interface AttentionOptions {
@@ -48,6 +48,7 @@ export class MultiheadAttention extends Module {
     const E = this.embedDim;
     const H = this.numHeads;
     const D = this.headDim;
+    if (x.shape[1] === 1 && !opts.keyPaddingMask && (this.dropout.p === 0 || !this.training)) return this.singlePosition(x);
     const qkv = add(matmulT(x, this.param('in_proj_weight')), this.param('in_proj_bias'));
     const heads = split(qkv, [E, E, E], -1).map((t) => transpose(reshape(t, [B, T, H, D]), [0, 2, 1, 3]));
     const [q, k, v] = heads;
@@ -65,6 +66,18 @@ export class MultiheadAttention extends Module {
     const attn = this.dropout.forward(softmax(scores, -1));
     const merged = reshape(transpose(matmul(attn, v), [0, 2, 1, 3]), [B, T, E]);
     return this.outProj.forward(merged);
+  }
+
+  /**
+   * With one position, softmax over a single key is exactly 1, so attention returns the value
+   * projection. Emitting just that is the same function with the same gradients (the query and key
+   * weights get exactly zero in both), at a fraction of the ops. BabyModel runs this path.
+   */
+  private singlePosition(x: Value): Value {
+    const E = this.embedDim;
+    const wv = slice(this.param('in_proj_weight'), [2 * E], [3 * E], [0]);
+    const bv = slice(this.param('in_proj_bias'), [2 * E], [3 * E], [0]);
+    return this.outProj.forward(add(matmulT(x, wv), bv));
   }
 }
 

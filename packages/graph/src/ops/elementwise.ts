@@ -177,6 +177,13 @@ export function gelu(x: Value): Value {
   return out;
 }
 
+/** The identity in the forward pass; blocks the gradient (torch's .detach()). */
+export function stopGradient(x: Value): Value {
+  const [out] = x.graph.node('Identity', [x], {}, [x]);
+  x.graph.record('StopGradient', [x], [out], null);
+  return out;
+}
+
 // ---- non-differentiable helpers -------------------------------------------------------------
 
 function compare(opType: string, a: Operand, b: Operand): Value {
