@@ -60,7 +60,8 @@ function checkField(key: string, f: Field, v: unknown): unknown {
       if (v === false || v === 'false') return false;
       throw new ConfigError(key, `must be true or false, got ${show(v)}`);
     case 'numberRecord': {
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(key, `must be a mapping of names to numbers, got ${show(v)}`);
+      if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw new ConfigError(key, `must be a mapping of names to numbers, got ${show(v)}`);
       const out: Record<string, number> = {};
       for (const [k, x] of Object.entries(v)) {
         const n = asNumber(x);
@@ -109,7 +110,8 @@ export function applyOverrides(config: Record<string, unknown>, overrides: Recor
     for (const p of parts.slice(0, -1)) {
       const next = node[p];
       if (next === undefined || next === null) node[p] = {};
-      else if (typeof next !== 'object' || Array.isArray(next)) throw new ConfigError(path, `cannot set a key inside ${p}, which is not a mapping`);
+      else if (typeof next !== 'object' || Array.isArray(next))
+        throw new ConfigError(path, `cannot set a key inside ${p}, which is not a mapping`);
       node = node[p] as Record<string, unknown>;
     }
     let v: unknown = raw;

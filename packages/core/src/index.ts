@@ -1,2 +1,2 @@
-export * from './rng';
 export * from './config';
+export * from './rng';

@@ -26,7 +26,10 @@ const err = (f: () => unknown) => {
 
 describe('config validation', () => {
   it('fills defaults and accepts numeric strings (YAML 1e-3 quirk)', () => {
-    const c = validate(schema, { run: { name: 'x' }, algo: { lr: '2e-3' } }) as { run: { seed: number }; algo: { lr: number; baseline: string } };
+    const c = validate(schema, { run: { name: 'x' }, algo: { lr: '2e-3' } }) as {
+      run: { seed: number };
+      algo: { lr: number; baseline: string };
+    };
     expect(c.run.seed).toBe(0);
     expect(c.algo.lr).toBe(0.002);
     expect(c.algo.baseline).toBe('ema');
@@ -37,8 +40,12 @@ describe('config validation', () => {
     expect(err(() => validate(schema, { run: { name: 'x' }, algo: { lr: 0 } }))).toBe('algo.lr: must be a number > 0, got 0');
     expect(err(() => validate(schema, { run: { name: 'x', seed: 1.5 } }))).toBe('run.seed: must be an integer >= 0, got 1.5');
     expect(err(() => validate(schema, { run: {} }))).toBe('run.name: is required');
-    expect(err(() => validate(schema, { run: { name: 'x' }, algo: { baseline: 'mean' } }))).toBe('algo.baseline: must be one of ema, value, got "mean"');
-    expect(err(() => validate(schema, { run: { name: 'x' }, algo: { lrr: 1 } }))).toMatch(/^algo\.lrr: unknown key \(known keys here: lr, baseline, clip, reward_weights\)/);
+    expect(err(() => validate(schema, { run: { name: 'x' }, algo: { baseline: 'mean' } }))).toBe(
+      'algo.baseline: must be one of ema, value, got "mean"',
+    );
+    expect(err(() => validate(schema, { run: { name: 'x' }, algo: { lrr: 1 } }))).toMatch(
+      /^algo\.lrr: unknown key \(known keys here: lr, baseline, clip, reward_weights\)/,
+    );
     expect(err(() => validate(schema, { run: { name: 'x' }, algo: { reward_weights: { goal: 'high' } } }))).toBe(
       'algo.reward_weights.goal: must be a number, got "high"',
     );

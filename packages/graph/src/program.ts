@@ -94,6 +94,39 @@ export function buildInferenceProgram(spec: InferenceProgramSpec): Uint8Array {
   return g.toOnnx();
 }
 
+/**
+ * The forward pass with the parameters as a flat `params` input instead of initializers: one
+ * compiled session serves every policy version (the learner's current vector is fed in each call).
+ */
+export function buildForwardProgram(spec: Omit<InferenceProgramSpec, 'params'>): { onnx: Uint8Array; layout: ParamLayout } {
+  const layout = new ParamLayout(spec.module);
+  const g = new Graph(spec.name ?? 'forward');
+  const flat = g.input(TRAIN_IO.params, 'float32', [layout.total]);
+  spec.module.eval().bind(flatScope(g, flat, layout, 'float32'));
+  const inputs = Object.fromEntries(spec.inputs.map((i) => [i.name, g.input(i.name, i.dtype, i.shape)]));
+  for (const [name, v] of Object.entries(spec.forward(inputs, g))) g.output(name, v);
+  return { onnx: g.toOnnx(), layout };
+}
+
+/** Parameters as reshaped slices of one flat vector (state_dict order). */
+function flatScope(g: Graph, flat: Value, layout: ParamLayout, dtype: 'float32' | 'float64'): ParamScope {
+  const views = new Map<string, Value>();
+  const byName = new Map(layout.entries.map((e) => [e.name, e]));
+  return {
+    dtype,
+    get(name) {
+      let v = views.get(name);
+      if (!v) {
+        const e = byName.get(name);
+        if (!e) throw new Error(`${g.name}: unknown parameter ${name}`);
+        v = reshape(slice(flat, [e.offset], [e.offset + e.size], [0]), e.shape);
+        views.set(name, v);
+      }
+      return v;
+    },
+  };
+}
+
 export interface LossResult {
   loss: Value;
   /** Named scalars to log (each loss term, entropy, ...). `loss` and `grad_norm` are added. */
@@ -137,21 +170,7 @@ export function buildTrainProgram(spec: TrainProgramSpec): TrainProgram {
   const state = Object.fromEntries(stateNames.map((s) => [s, g.input(TRAIN_IO.state(s), dtype, [layout.total])]));
   const step = g.input(TRAIN_IO.step, dtype, []);
   const lr = g.input(TRAIN_IO.lr, dtype, []);
-  const views = new Map<string, Value>();
-  const byName = new Map(layout.entries.map((e) => [e.name, e]));
-  const scope: ParamScope = {
-    dtype,
-    get(name) {
-      let v = views.get(name);
-      if (!v) {
-        const e = byName.get(name);
-        if (!e) throw new Error(`train program: unknown parameter ${name}`);
-        v = reshape(slice(flat, [e.offset], [e.offset + e.size], [0]), e.shape);
-        views.set(name, v);
-      }
-      return v;
-    },
-  };
+  const scope = flatScope(g, flat, layout, dtype);
   spec.module.train(true).bind(scope);
   const batch = Object.fromEntries(spec.batch.map((i) => [i.name, g.input(i.name, i.dtype, i.shape)]));
   const { loss, metrics = {} } = spec.loss(batch, g);
