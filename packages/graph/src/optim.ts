@@ -36,17 +36,17 @@ export interface UpdateOutputs {
 }
 
 export function emitUpdate(cfg: OptimizerConfig, inp: UpdateInputs): UpdateOutputs {
-  const gradNorm = sqrt(reduceSum(mul(inp.grad, inp.grad)));
-  let grad = inp.grad;
-  if (cfg.maxGradNorm !== undefined) {
-    grad = mul(grad, minimum(div(cfg.maxGradNorm, add(gradNorm, 1e-6)), 1));
-  }
+  const gradSq = mul(inp.grad, inp.grad);
+  const gradNorm = sqrt(reduceSum(gradSq));
+  // The clip is a scalar factor on the gradient; optimisers fold it into their own scalars rather
+  // than paying a pass over the whole parameter vector for it.
+  const clip = cfg.maxGradNorm === undefined ? null : minimum(div(cfg.maxGradNorm, add(gradNorm, 1e-6)), 1);
   switch (cfg.kind) {
     case 'sgd':
-      return { ...sgd(cfg, { ...inp, grad }), gradNorm };
+      return { ...sgd(cfg, { ...inp, grad: clip ? mul(inp.grad, clip) : inp.grad }), gradNorm };
     case 'adam':
     case 'adamw':
-      return { ...adam(cfg, { ...inp, grad }), gradNorm };
+      return { ...adam(cfg, inp, gradSq, clip), gradNorm };
   }
 }
 
@@ -63,22 +63,35 @@ function sgd(cfg: Extract<OptimizerConfig, { kind: 'sgd' }>, { params, grad, sta
   return { params: sub(params, mul(d, lr)), state: next };
 }
 
-function adam(cfg: Extract<OptimizerConfig, { kind: 'adam' | 'adamw' }>, { params, grad, state, step, lr }: UpdateInputs) {
+/**
+ * torch.optim.Adam / AdamW, rearranged so every scalar is folded before touching the vectors:
+ *   m' = b1 m + ((1-b1) c) g,   v' = b2 v + ((1-b2) c^2) g^2        (c: the clip factor)
+ *   p' = p - alpha m' / (sqrt(v') + eps sqrt(bc2)),  alpha = lr sqrt(bc2) / bc1
+ * which equals p - (lr / bc1) m' / (sqrt(v') / sqrt(bc2) + eps), torch's form.
+ */
+function adam(cfg: Extract<OptimizerConfig, { kind: 'adam' | 'adamw' }>, inp: UpdateInputs, gradSq: Value, clip: Value | null) {
+  const { params, state, step, lr } = inp;
   const b1 = cfg.beta1 ?? 0.9;
   const b2 = cfg.beta2 ?? 0.999;
   const eps = cfg.eps ?? 1e-8;
   const wd = cfg.weightDecay ?? (cfg.kind === 'adamw' ? 0.01 : 0);
-  let p = params;
-  let g = grad;
-  if (wd > 0 && cfg.kind === 'adamw') p = mul(p, sub(1, mul(lr, wd)));
-  if (wd > 0 && cfg.kind === 'adam') g = add(g, mul(params, wd));
-  const m = add(mul(state.exp_avg, b1), mul(g, 1 - b1));
-  const v = add(mul(state.exp_avg_sq, b2), mul(mul(g, g), 1 - b2));
+  let m: Value;
+  let v: Value;
+  if (wd > 0 && cfg.kind === 'adam') {
+    // L2 decay changes the gradient itself, so the clipped gradient is formed explicitly.
+    const g = add(clip ? mul(inp.grad, clip) : inp.grad, mul(params, wd));
+    m = add(mul(state.exp_avg, b1), mul(g, 1 - b1));
+    v = add(mul(state.exp_avg_sq, b2), mul(mul(g, g), 1 - b2));
+  } else {
+    m = add(mul(state.exp_avg, b1), mul(inp.grad, clip ? mul(clip, 1 - b1) : 1 - b1));
+    v = add(mul(state.exp_avg_sq, b2), mul(gradSq, clip ? mul(mul(clip, clip), 1 - b2) : 1 - b2));
+  }
   const bc1 = sub(1, pow(b1, step));
-  const bc2 = sub(1, pow(b2, step));
-  const denom = add(div(sqrt(v), sqrt(bc2)), eps);
-  const stepSize = div(lr, bc1);
-  return { params: sub(p, mul(stepSize, div(m, denom))), state: { exp_avg: m, exp_avg_sq: v } };
+  const sqrtBc2 = sqrt(sub(1, pow(b2, step)));
+  const alpha = div(mul(lr, sqrtBc2), bc1);
+  const p = wd > 0 && cfg.kind === 'adamw' ? mul(params, sub(1, mul(lr, wd))) : params;
+  const update = mul(div(m, add(sqrt(v), mul(sqrtBc2, eps))), alpha);
+  return { params: sub(p, update), state: { exp_avg: m, exp_avg_sq: v } };
 }
 
 /** Learning-rate schedules, evaluated in TypeScript and fed to the train step as its `lr` input. */

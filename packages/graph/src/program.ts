@@ -9,7 +9,7 @@ import { gradients } from './autodiff';
 import { type Dim, type DType, Graph, type Value } from './graph';
 import type { Module, ParamScope } from './module';
 import { cast } from './ops/elementwise';
-import { concat, reshape, slice } from './ops/shape';
+import { concat, reshape } from './ops/shape';
 import { emitUpdate, type OptimizerConfig, optimizerStateNames } from './optim';
 
 export interface InputSpec {
@@ -108,20 +108,29 @@ export function buildForwardProgram(spec: Omit<InferenceProgramSpec, 'params'>):
   return { onnx: g.toOnnx(), layout };
 }
 
-/** Parameters as reshaped slices of one flat vector (state_dict order). */
+/**
+ * Parameters as views of one flat vector (state_dict order): one Split node cuts out every parameter,
+ * then each piece is reshaped. The views are autodiff leaves: gradients are taken with respect to
+ * them, never through the Split.
+ */
 function flatScope(g: Graph, flat: Value, layout: ParamLayout, dtype: 'float32' | 'float64'): ParamScope {
-  const views = new Map<string, Value>();
-  const byName = new Map(layout.entries.map((e) => [e.name, e]));
+  let views: Map<string, Value> | null = null;
+  const cut = () => {
+    const sizes = layout.entries.map((e) => e.size);
+    const pieces = g.node(
+      'Split',
+      [flat, g.ints(sizes)],
+      { axis: 0 },
+      sizes.map((n) => ({ dtype, shape: [n] })),
+    );
+    return new Map(layout.entries.map((e, i) => [e.name, reshape(pieces[i], e.shape)]));
+  };
   return {
     dtype,
     get(name) {
-      let v = views.get(name);
-      if (!v) {
-        const e = byName.get(name);
-        if (!e) throw new Error(`${g.name}: unknown parameter ${name}`);
-        v = reshape(slice(flat, [e.offset], [e.offset + e.size], [0]), e.shape);
-        views.set(name, v);
-      }
+      views ??= cut();
+      const v = views.get(name);
+      if (!v) throw new Error(`${g.name}: unknown parameter ${name}`);
       return v;
     },
   };

@@ -8,7 +8,7 @@ import * as init from '../init';
 import { Module } from '../module';
 import { add, div, where } from '../ops/elementwise';
 import { matmul, softmax } from '../ops/nn';
-import { reshape, slice, split, transpose, transposeLast2, unsqueeze } from '../ops/shape';
+import { reshape, slice, split, squeeze, transpose, transposeLast2, unsqueeze } from '../ops/shape';
 import { type Activation, activate, Dropout, LayerNorm, Linear, matmulT } from './basic';
 
 export interface AttentionOptions {
@@ -42,8 +42,15 @@ export class MultiheadAttention extends Module {
     this.dropout = this.child('dropout', new Dropout(dropout));
   }
 
-  /** Self-attention over x: [B, T, E] -> [B, T, E]. T must be static for the causal mask. */
+  /**
+   * Self-attention over x: [B, T, E] -> [B, T, E]. T must be static for the causal mask. A rank-2
+   * x [B, E] is a batch of one-position sequences with the position axis left out.
+   */
   forward(x: Value, opts: AttentionOptions = {}): Value {
+    if (x.rank === 2) {
+      if (this.dropout.p === 0 || !this.training) return this.singlePosition(x);
+      return squeeze(this.forward(unsqueeze(x, [1]), opts), [1]);
+    }
     const [B, T] = [x.shape[0], x.shape[1]];
     const E = this.embedDim;
     const H = this.numHeads;

@@ -2,8 +2,8 @@
 import type { Value } from '../graph';
 import * as init from '../init';
 import { Module } from '../module';
-import { add, cast, div, gelu, greater, mul, relu, sigmoid, tanh } from '../ops/elementwise';
-import { layerNorm, matmul } from '../ops/nn';
+import { cast, div, gelu, greater, mul, relu, sigmoid, tanh } from '../ops/elementwise';
+import { layerNorm, linear, matmul } from '../ops/nn';
 import { gather, transpose } from '../ops/shape';
 
 /** y = x W^T + b, W: [out, in] (nn.Linear). */
@@ -19,8 +19,7 @@ export class Linear extends Module {
   }
 
   forward(x: Value): Value {
-    const y = matmulT(x, this.param('weight'));
-    return this.bias ? add(y, this.param('bias')) : y;
+    return linear(x, this.param('weight'), this.bias ? this.param('bias') : null);
   }
 }
 

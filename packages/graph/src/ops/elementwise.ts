@@ -105,8 +105,8 @@ export const log = (x: Value): Value => unary('Log', x, (g, xv) => div(g, xv));
 export const sqrt = (x: Value): Value => unary('Sqrt', x, (g, _x, out) => div(g, mul(out, 2)));
 // d|x| = g*sign(x)
 export const abs = (x: Value): Value => unary('Abs', x, (g, xv) => mul(g, sign(xv)));
-// d relu(x) = g*[x>0]
-export const relu = (x: Value): Value => unary('Relu', x, (g, xv) => mul(g, cast(greater(xv, 0), xv.dtype)));
+// d relu(x) = g where x > 0, else 0
+export const relu = (x: Value): Value => unary('Relu', x, (g, xv) => where(greater(xv, 0), g, 0));
 // d tanh(x) = g*(1-tanh^2)
 export const tanh = (x: Value): Value => unary('Tanh', x, (g, _x, out) => mul(g, sub(1, mul(out, out))));
 // d sigmoid(x) = g*s*(1-s)

@@ -32,6 +32,28 @@ export function matmul(x: Value, y: Value): Value {
   return out;
 }
 
+/**
+ * y = x W^T + b for W stored [out, in] (nn.Linear). One Gemm (transB) instead of Transpose + MatMul +
+ * Add; inputs of rank > 2 are folded to rows first. Backward: dx = g W, dW = g^T x, db = sum_rows g.
+ */
+export function linear(x: Value, w: Value, b: Value | null): Value {
+  const [outF, inF] = [w.dim(0), w.dim(1)];
+  if (x.shape[x.rank - 1] !== inF) throw new Error(`linear: ${x} does not match weight ${w}`);
+  const g = x.graph;
+  const rows = x.rank === 2 ? x : reshape(x, [-1, inF]);
+  const [y2] = g.node('Gemm', b ? [rows, w, b] : [rows, w], { transB: 1 }, [{ dtype: x.dtype, shape: [rows.shape[0], outF] }]);
+  const inputs = b ? [rows, w, b] : [rows, w];
+  g.record('Gemm', inputs, [y2], ([dOut]) => {
+    if (!dOut) return inputs.map(() => null);
+    const [dx] = g.node('MatMul', [dOut, w], {}, [rows]);
+    const [dw] = g.node('Gemm', [dOut, rows], { transA: 1 }, [w]);
+    const grads: (Value | null)[] = [dx, dw];
+    if (b) grads.push(reduceSum(dOut, [0]));
+    return grads;
+  });
+  return x.rank === 2 ? y2 : reshape(y2, [...x.shape.slice(0, -1), outF]);
+}
+
 // d softmax = y * (g - sum(g*y))
 export function softmax(x: Value, axis = -1): Value {
   const ax = normAxis(axis, x.rank, 'Softmax');
@@ -57,19 +79,31 @@ export function logSoftmax(x: Value, axis = -1): Value {
 }
 
 /**
- * LayerNormalization over the last axis (PyTorch's nn.LayerNorm(normalized_shape=D)). The forward is
- * ONNX's fused op; the backward recomputes mean and 1/std in x's dtype, because the op's own Mean and
- * InvStdDev outputs are float32 even for float64 inputs.
+ * LayerNormalization over the last axis (PyTorch's nn.LayerNorm(normalized_shape=D)), as ONNX's fused
+ * op. The backward uses the op's saved Mean and InvStdDev outputs in float32; those outputs are
+ * float32 even for float64 inputs, so float64 graphs recompute them in float64 instead.
  *   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = g * gamma
  */
 export function layerNorm(x: Value, gamma: Value, beta: Value, eps = 1e-5): Value {
   const g = x.graph;
-  const [out] = g.node('LayerNormalization', [x, gamma, beta], { axis: -1, epsilon: { float: eps } }, [x]);
+  const stats = { dtype: 'float32' as const, shape: [...x.shape.slice(0, -1), 1] };
+  const [out, savedMean, savedRstd] = g.node('LayerNormalization', [x, gamma, beta], { axis: -1, epsilon: { float: eps } }, [
+    x,
+    stats,
+    stats,
+  ]);
   g.record('LayerNormalization', [x, gamma, beta], [out], ([dOut]) => {
     if (!dOut) return [null, null, null];
-    const centred = sub(x, reduceMean(x, [-1], true));
-    const rstd = div(1, sqrtOf(reduceMean(mul(centred, centred), [-1], true), eps));
-    const xhat = mul(centred, rstd);
+    let xhat: Value;
+    let rstd: Value;
+    if (x.dtype === 'float32') {
+      rstd = savedRstd;
+      xhat = mul(sub(x, savedMean), rstd);
+    } else {
+      const centred = sub(x, reduceMean(x, [-1], true));
+      rstd = div(1, sqrtOf(reduceMean(mul(centred, centred), [-1], true), eps));
+      xhat = mul(centred, rstd);
+    }
     const dxhat = mul(dOut, gamma);
     const dx = mul(rstd, sub(sub(dxhat, reduceMean(dxhat, [-1], true)), mul(xhat, reduceMean(mul(dxhat, xhat), [-1], true))));
     return [dx, unbroadcast(mul(dOut, xhat), gamma.shape), unbroadcast(dOut, beta.shape)];

@@ -16,6 +16,7 @@ function staticProduct(dims: readonly Dim[]): number | null {
  * most one -1 (or one other symbolic dim) is inferred.
  */
 export function reshape(x: Value, shape: readonly Dim[]): Value {
+  if (shape.length === x.rank && shape.every((d, i) => d === x.shape[i])) return x;
   const spec: number[] = [];
   const outShape: Dim[] = [];
   let inferAt = -1;

@@ -1,0 +1,129 @@
+/**
+ * BabyModel, WMIL phase 1 (seed 001): state encoder, 2-layer transformer core, and action,
+ * world-model and value heads. 116,625 parameters at the defaults, named as PyTorch names the
+ * source's module tree (encoder.encoder.0.weight, transformer.transformer.layers.0.self_attn..., ...).
+ */
+import { concat, Embedding, Linear, MLP, Module, squeeze, TransformerEncoder, TransformerEncoderLayer, type Value } from '@rlmesh/graph';
+
+export interface BabyModelConfig {
+  stateDim: number;
+  numActions: number;
+  hiddenDim: number;
+  numLayers: number;
+  numHeads: number;
+  ffDim: number;
+  dropout: number;
+}
+
+export const BABY_DEFAULTS: BabyModelConfig = {
+  stateDim: 8,
+  numActions: 8,
+  hiddenDim: 64,
+  numLayers: 2,
+  numHeads: 4,
+  ffDim: 256,
+  dropout: 0,
+};
+
+/** nn.Sequential(Linear(state, h), ReLU, Linear(h, h)) under the attribute `encoder`. */
+class StateEncoder extends Module {
+  readonly encoder: MLP;
+  constructor(stateDim: number, hidden: number) {
+    super();
+    this.encoder = this.child('encoder', new MLP([stateDim, hidden, hidden], 'relu'));
+  }
+  forward(x: Value): Value {
+    return this.encoder.forward(x);
+  }
+}
+
+class TransformerCore extends Module {
+  readonly transformer: TransformerEncoder;
+  constructor(c: BabyModelConfig) {
+    super();
+    this.transformer = this.child(
+      'transformer',
+      new TransformerEncoder(
+        () => new TransformerEncoderLayer(c.hiddenDim, c.numHeads, { dimFeedforward: c.ffDim, dropout: c.dropout }),
+        c.numLayers,
+      ),
+    );
+  }
+  /**
+   * h: [B, H] -> [B, H]. The source runs a length-1 sequence (unsqueeze(1) ... squeeze(1)); passing
+   * the rank-2 batch is the same computation with the position axis left out.
+   */
+  forward(h: Value): Value {
+    return this.transformer.forward(h);
+  }
+}
+
+class ActionHead extends Module {
+  readonly fc: Linear;
+  constructor(hidden: number, numActions: number) {
+    super();
+    this.fc = this.child('fc', new Linear(hidden, numActions));
+  }
+  forward(h: Value): Value {
+    return this.fc.forward(h);
+  }
+}
+
+/** Fix #2 of the source: predicts the RAW next state from (h, action), not an embedding. */
+class WorldModelHead extends Module {
+  readonly actionEmbed: Embedding;
+  readonly predictor: MLP;
+  constructor(hidden: number, numActions: number, stateDim: number) {
+    super();
+    this.actionEmbed = this.child('action_embed', new Embedding(numActions, hidden));
+    this.predictor = this.child('predictor', new MLP([2 * hidden, hidden, stateDim], 'relu'));
+  }
+  forward(h: Value, action: Value): Value {
+    return this.predictor.forward(concat([h, this.actionEmbed.forward(action)], -1));
+  }
+}
+
+class ValueHead extends Module {
+  readonly fc: MLP;
+  constructor(hidden: number) {
+    super();
+    this.fc = this.child('fc', new MLP([hidden, hidden / 2, 1], 'relu'));
+  }
+  forward(h: Value): Value {
+    return squeeze(this.fc.forward(h), [-1]);
+  }
+}
+
+export class BabyModel extends Module {
+  readonly encoder: StateEncoder;
+  readonly transformer: TransformerCore;
+  readonly actionHead: ActionHead;
+  readonly worldModel: WorldModelHead;
+  readonly valueHead: ValueHead;
+
+  constructor(readonly config: BabyModelConfig = BABY_DEFAULTS) {
+    super();
+    const c = config;
+    this.encoder = this.child('encoder', new StateEncoder(c.stateDim, c.hiddenDim));
+    this.transformer = this.child('transformer', new TransformerCore(c));
+    this.actionHead = this.child('action_head', new ActionHead(c.hiddenDim, c.numActions));
+    this.worldModel = this.child('world_model', new WorldModelHead(c.hiddenDim, c.numActions, c.stateDim));
+    this.valueHead = this.child('value_head', new ValueHead(c.hiddenDim));
+  }
+
+  /** The shared trunk: state [B, S] -> h [B, H]. */
+  trunk(state: Value): Value {
+    return this.transformer.forward(this.encoder.forward(state));
+  }
+
+  /** Policy logits [B, A] and value [B]. */
+  forward(state: Value): { logits: Value; value: Value; hidden: Value } {
+    const h = this.trunk(state);
+    return { logits: this.actionHead.forward(h), value: this.valueHead.forward(h), hidden: h };
+  }
+
+  /** Predicted raw next state [B, S] for actions [B] (int64), from a trunk output. */
+  predictNext(h: Value, actions: Value): Value {
+    return this.worldModel.forward(h, actions);
+  }
+}
