@@ -1,2 +1,4 @@
 export * from './config';
+export * from './reward';
 export * from './rng';
+export * from './spaces';

@@ -1,0 +1,5 @@
+export * from './env';
+export * from './registry';
+export * from './symbolic';
+export * from './tasks';
+export * from './vector';
