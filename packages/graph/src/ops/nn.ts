@@ -1,5 +1,5 @@
 /** Matrix product, softmax family, layer normalisation and top-k, each with its gradient rule. */
-import { type Dim, normAxis, type Value } from '../graph';
+import { broadcastShapes, type Dim, normAxis, type Value } from '../graph';
 import { div, exp, mul, sub, unbroadcast, zerosLike } from './elementwise';
 import { reduceMean, reduceSum } from './reduce';
 import { reshape, transposeLast2 } from './shape';
@@ -12,9 +12,7 @@ export function matmul(x: Value, y: Value): Value {
   if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2) {
     throw new Error(`matmul: inner dims differ, ${x} @ ${y}`);
   }
-  const batchX = x.shape.slice(0, -2);
-  const batchY = y.shape.slice(0, -2);
-  const batch = batchX.length >= batchY.length ? batchX : batchY;
+  const batch = broadcastShapes(x.shape.slice(0, -2), y.shape.slice(0, -2), 'MatMul');
   const shape: Dim[] = [...batch, x.shape[x.rank - 2], y.shape[y.rank - 1]];
   const g = x.graph;
   const [out] = g.node('MatMul', [x, y], {}, [{ dtype: x.dtype, shape }]);

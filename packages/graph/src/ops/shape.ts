@@ -189,10 +189,15 @@ function castIndices(x: Value): Value {
   return out;
 }
 
-/** One-hot encoding along a new last axis (not differentiable; indices are data). */
+/**
+ * One-hot encoding along a new last axis (not differentiable; indices are data). onnxruntime has no
+ * float64 OneHot kernel, so float64 one-hots are made in float32 and cast (0 and 1 are exact).
+ */
 export function oneHot(indices: Value, depth: number, dtype: 'float32' | 'float64'): Value {
   const g = indices.graph;
-  const values = g.constant({ dtype, shape: [2], data: dtype === 'float32' ? Float32Array.of(0, 1) : Float64Array.of(0, 1) });
-  const [out] = g.node('OneHot', [indices, g.ints([depth]), values], { axis: -1 }, [{ dtype, shape: [...indices.shape, depth] }]);
-  return out;
+  const values = g.constant({ dtype: 'float32', shape: [2], data: Float32Array.of(0, 1) });
+  const shape = [...indices.shape, depth];
+  const [out] = g.node('OneHot', [indices, g.ints([depth]), values], { axis: -1 }, [{ dtype: 'float32', shape }]);
+  if (dtype === 'float32') return out;
+  return g.node('Cast', [out], { to: 11 }, [{ dtype, shape }])[0];
 }
