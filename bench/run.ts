@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runGraphBenchmarks } from './graph.bench';
 import { type BenchResult, type BenchSettings, type BenchSuite, settingsFromEnv } from './harness';
+import { runWmilBenchmarks } from './wmil.bench';
 
 const SUITES: BenchSuite[] = [
   {
@@ -21,6 +22,12 @@ const SUITES: BenchSuite[] = [
     description:
       'packages/graph: compiled train steps (Trainer.step, Adam) vs the forward-only inference program of the same model, and Session.run overhead vs raw onnxruntime-node.',
     run: runGraphBenchmarks,
+  },
+  {
+    name: 'wmil',
+    description:
+      'WMIL end to end: the BabyModel REINFORCE step, the embedded loop, PatternEcho on 5 seeds at 2,048 episodes, SequenceNext and Conditional curricula.',
+    run: runWmilBenchmarks,
   },
 ];
 

@@ -15,6 +15,12 @@ export interface SessionOptions {
   interOpThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   executionProviders?: Array<'cpu' | 'cuda'>;
+  /**
+   * Whether idle intra-op threads spin waiting for work (ORT's default). Two sessions that take turns
+   * on the same cores, as policy and learner do in the embedded loop, starve each other when they
+   * spin, so set it false there.
+   */
+  spinning?: boolean;
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
@@ -54,6 +60,7 @@ export class Session {
     };
     if (options.intraOpThreads !== undefined) opts.intraOpNumThreads = options.intraOpThreads;
     if (options.interOpThreads !== undefined) opts.interOpNumThreads = options.interOpThreads;
+    if (options.spinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
     const s = typeof model === 'string' ? await ort.InferenceSession.create(model, opts) : await ort.InferenceSession.create(model, opts);
     return new Session(s, s.inputNames, s.outputNames);
   }
