@@ -142,7 +142,7 @@ async function curriculum(id: 'SequenceNext' | 'Conditional', s: BenchSettings):
     unit: '%',
     baseline: { name: 'random policy', value: 100 / 8 },
     ratio: summary.final_success / (1 / 8),
-    notes: `configs/wmil-${id === 'SequenceNext' ? 'sequence-next' : 'conditional'}.yaml settings, ${rows.length} updates; final level ${summary.level} of 0-2; ${reached} (level 0 reaches the 90% gate by construction of the curriculum). Curve (episodes:level:success): ${curve.join(' ')}`,
+    notes: `configs/wmil-${id === 'SequenceNext' ? 'sequence-next' : 'conditional'}.yaml settings, ${rows.length} updates; final level ${summary.level} of 0-2; ${reached} (a level advances when the mean success of 10 batches reaches 90%, so level 0 was at >= 90% when level 1 began). Curve (episodes:level:success): ${curve.join(' ')}`,
   };
 }
 
