@@ -67,7 +67,7 @@ async function embeddedLoop(s: BenchSettings): Promise<BenchResult> {
   const cfg = parseWmilConfig({
     run: { name: 'bench', out_dir: mkdtempSync(join(tmpdir(), 'rlmesh-bench-')) },
     algo: { lr: 2e-3 },
-    train: { total_episodes: 64 * 256, threads: s.threads },
+    train: { total_episodes: 64 * 1000, threads: s.threads },
   });
   const summary = await runWmil(cfg);
   const vec = new VectorEnv(Array.from({ length: 64 }, () => makeEnv('PatternEcho')));
