@@ -266,23 +266,8 @@ export function onesLike(x: Value): Value {
 
 export function fill(x: Value, value: number, dtype: DType = x.dtype): Value {
   const g = x.graph;
-  const [out] = g.node('ConstantOfShape', [g.shapeOf(x)], { value: { dtype, shape: [1], data: typed(dtype, value) } }, [
+  const [out] = g.node('ConstantOfShape', [g.shapeOf(x)], { value: { dtype, shape: [1], data: typedArray(dtype, [value]) } }, [
     { dtype, shape: x.shape },
   ]);
   return out;
-}
-
-function typed(dtype: DType, v: number) {
-  switch (dtype) {
-    case 'float32':
-      return Float32Array.of(v);
-    case 'float64':
-      return Float64Array.of(v);
-    case 'int64':
-      return BigInt64Array.of(BigInt(v));
-    case 'int32':
-      return Int32Array.of(v);
-    case 'bool':
-      return Uint8Array.of(v ? 1 : 0);
-  }
 }
