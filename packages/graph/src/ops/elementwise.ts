@@ -2,7 +2,7 @@
  * Element-wise ops with NumPy broadcasting. Each op emits its ONNX node(s) and records its gradient
  * rule on the tape right beside the forward.
  */
-import { broadcastShapes, type Dim, type DType, type Graph, isFloat, Value } from '../graph';
+import { broadcastShapes, type Dim, type DType, type Graph, isFloat, typedArray, Value } from '../graph';
 import { reduceSum } from './reduce';
 
 export type Operand = Value | number;
