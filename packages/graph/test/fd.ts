@@ -44,7 +44,7 @@ export async function finiteDifference(
   const checked = xs.filter((_, i) => (inputs[i].dtype ?? 'float64') === 'float64');
   const grads = gradients(loss, checked);
   g.output('loss', loss);
-  grads.forEach((d, i) => g.output(`grad${i}`, d));
+  for (const [i, d] of grads.entries()) g.output(`grad${i}`, d);
   const session = await Session.create(g.toOnnx(), { intraOpThreads: 1 });
   const datas = inputs.map((inp) => {
     const size = inp.shape.reduce((a, b) => a * b, 1);
