@@ -223,10 +223,6 @@ export function isFloat(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'float64';
 }
 
-export function sameDim(a: Dim, b: Dim): boolean {
-  return a === b;
-}
-
 /** NumPy broadcasting over static and symbolic dims. */
 export function broadcastShapes(a: readonly Dim[], b: readonly Dim[], op: string): Dim[] {
   const rank = Math.max(a.length, b.length);

@@ -159,7 +159,6 @@ function erf64(x: Value): Value {
   return raw('Mul', magnitude, g.node('Sign', [x], {}, [x])[0]);
 }
 export const square = (x: Value): Value => mul(x, x);
-export const reciprocal = (x: Value): Value => div(1, x);
 
 /** Exact (erf) GELU, PyTorch's nn.GELU default: x * Phi(x). Gradient: Phi(x) + x * phi(x). */
 export function gelu(x: Value): Value {
@@ -203,11 +202,6 @@ export const equal = (a: Operand, b: Operand): Value => compare('Equal', a, b);
 
 export function logicalAnd(a: Value, b: Value): Value {
   const [out] = a.graph.node('And', [a, b], {}, [{ dtype: 'bool', shape: broadcastShapes(a.shape, b.shape, 'And') }]);
-  return out;
-}
-
-export function logicalNot(a: Value): Value {
-  const [out] = a.graph.node('Not', [a], {}, [{ dtype: 'bool', shape: a.shape }]);
   return out;
 }
 
