@@ -2,7 +2,7 @@
  * The `rlmesh` command. `train` runs a config in one process (embedded mode); `policy act` queries a
  * trained checkpoint. A bad config or argument prints one line and exits 2.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { applyOverrides, ConfigError } from '@rlmesh/core';
 import { parse as parseYaml } from 'yaml';
 import { parseArgs, UsageError } from './args';
@@ -58,6 +58,7 @@ async function train(argv: readonly string[]): Promise<number> {
   const { positionals, options } = parseArgs(argv);
   if (positionals.length !== 1) throw new UsageError('train needs exactly one config file');
   const { resume, ...overrides } = options;
+  if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at ${resume}`);
   // Loaded lazily so that `rlmesh help` and config errors do not pay for onnxruntime start-up.
   const { parseWmilConfig, runWmil } = await import('@rlmesh/learner');
   const cfg = parseWmilConfig(loadConfig(positionals[0], overrides));

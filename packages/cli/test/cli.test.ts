@@ -46,7 +46,9 @@ describe('rlmesh train', () => {
     expect(await main(['train', join(dir, 'missing.yaml')])).toBe(2);
     expect(await main(['train', cfgFile('algo: [1, 2\n')])).toBe(2);
     expect(await main(['fly'])).toBe(2);
-    expect(io.err).toHaveLength(3);
+    expect(await main(['train', cfgFile('run: { name: x }\n'), '--resume', join(dir, 'nope.safetensors')])).toBe(2);
+    expect(io.err).toHaveLength(4);
+    expect(io.err[3]).toMatch(/^rlmesh: --resume: no checkpoint at /);
     expect(io.err[0]).toMatch(/^rlmesh: cannot read config file /);
     expect(io.err[1]).toMatch(/is not valid YAML/);
     expect(io.err[2]).toMatch(/^rlmesh: unknown command "fly"/);
