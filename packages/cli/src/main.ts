@@ -1,6 +1,8 @@
 /**
- * The `rlmesh` command. `train` runs a config in one process (embedded mode); `policy act` queries a
+ * The `rlmesh` command. `train` runs a config in one process (embedded mode) or, with --mesh, on a
+ * running mesh; `serve` runs one service; `up` starts the mesh locally; `policy act` queries a
  * trained checkpoint. A bad config or argument prints one line and exits 2.
+ * Nothing here imports @grpc/grpc-js at load time: `serve` must start OpenTelemetry before it loads.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { applyOverrides, ConfigError } from '@rlmesh/core';
@@ -8,15 +10,22 @@ import { parse as parseYaml } from 'yaml';
 import { parseArgs, UsageError } from './args';
 import { policyAct } from './policy-act';
 import { Progress } from './progress';
+import { SERVE_USAGE, serve } from './serve';
+import { UP_USAGE, up } from './up';
 
 const USAGE = `usage:
   rlmesh train <config.yaml> [--section.key value ...] [--resume <checkpoint>]
+  rlmesh train --mesh <config.yaml> [--learner HOST:PORT] [--run-id ID] [--section.key value ...]
+  ${UP_USAGE}
+  ${SERVE_USAGE}
   rlmesh policy act --checkpoint <model.safetensors|checkpoint> --obs <json [[...],...]> [--action k]`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     const [command, ...rest] = argv;
     if (command === 'train') return await train(rest);
+    if (command === 'serve') return await serve(rest);
+    if (command === 'up') return await up(rest);
     if (command === 'policy' && rest[0] === 'act') return await policyAct(rest.slice(1));
     if (command === undefined || command === 'help' || command === '--help') {
       console.log(USAGE);
@@ -55,9 +64,15 @@ export function loadConfig(path: string, overrides: Record<string, string>): Rec
 }
 
 async function train(argv: readonly string[]): Promise<number> {
-  const { positionals, options } = parseArgs(argv);
+  const { positionals, options } = parseArgs(argv, ['mesh']);
   if (positionals.length !== 1) throw new UsageError('train needs exactly one config file');
-  const { resume, ...overrides } = options;
+  const { resume, mesh, learner, 'run-id': runId, ...overrides } = options;
+  if (mesh) {
+    if (resume !== undefined) throw new UsageError('--resume: not supported with --mesh');
+    const { meshTrain } = await import('./mesh-train');
+    return meshTrain(loadConfig(positionals[0], overrides), learner ?? process.env.RLMESH_LEARNER ?? '127.0.0.1:50051', runId ?? '');
+  }
+  if (learner !== undefined || runId !== undefined) throw new UsageError('--learner and --run-id need --mesh');
   if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at ${resume}`);
   // Loaded lazily so that `rlmesh help` and config errors do not pay for onnxruntime start-up.
   const { parseWmilConfig, runWmil } = await import('@rlmesh/learner');

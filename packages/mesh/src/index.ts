@@ -4,5 +4,6 @@ export * from './errors';
 export * from './log';
 export * from './nats-bus';
 export * from './nats-server';
+export * from './protocol';
 export * from './server';
 export * from './telemetry';

@@ -43,8 +43,12 @@ async function waitForPort(port: number, timeoutMs: number, child: ChildProcess)
     if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = new Socket();
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => (s.destroy(), resolve(false)));
+      const settle = (ok: boolean) => {
+        s.destroy();
+        resolve(ok);
+      };
+      s.once('connect', () => settle(true));
+      s.once('error', () => settle(false));
       s.connect(port, '127.0.0.1');
     });
     if (ok) return;

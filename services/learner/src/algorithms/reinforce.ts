@@ -6,7 +6,10 @@
  *   baseline  = ema: d * b + (1 - d) * mean(reward)  (updated before the advantages, as the source)
  *               value: V(s_i), trained by value_coef * MSE(V, reward)
  *   A_i       = reward_i - baseline_i  (no gradient)
- *   loss      = -mean(log pi(a_i|s_i) A_i) - entropy_coef * H[pi] + world_model_coef * MSE(wm, s') (+ value)
+ *   loss      = -mean(rho_i log pi(a_i|s_i) A_i) - entropy_coef * H[pi] + world_model_coef * MSE(wm, s') (+ value)
+ *   rho_i     = 1 on-policy (embedded); with offPolicyCorrection, min(1, pi(a_i|s_i) / mu(a_i|s_i)) where mu
+ *               is the behaviour policy that acted (an older version in the mesh): V-trace's truncated
+ *               importance weight, so stale chunks can only count for less, never for more.
  * Adam with global grad-norm clipping at 1.0. Every term is a named metric of the train step.
  */
 import {
@@ -14,7 +17,9 @@ import {
   buildTrainProgram,
   categoricalEntropy,
   categoricalLogProb,
+  exp,
   type InputSpec,
+  minimum,
   mul,
   neg,
   reduceMean,
@@ -36,6 +41,8 @@ export interface ReinforceConfig {
   maxGradNorm: number;
   /** Weights of the reward components; `pred` is the world-model intrinsic reward. */
   rewardWeights: Record<string, number>;
+  /** Adds the `behaviour_log_prob` batch input and weights the policy gradient by truncated importance ratios. */
+  offPolicyCorrection?: boolean;
 }
 
 export const REINFORCE_DEFAULTS: ReinforceConfig = {
@@ -49,8 +56,10 @@ export const REINFORCE_DEFAULTS: ReinforceConfig = {
 };
 
 /** Batch inputs of the train step, for a state of `stateDim` and env reward components. */
-export function reinforceBatchSpec(stateDim: number, envComponents: readonly string[]): InputSpec[] {
+export function reinforceBatchSpec(stateDim: number, envComponents: readonly string[], offPolicy = false): InputSpec[] {
+  const behaviour: InputSpec[] = offPolicy ? [{ name: 'behaviour_log_prob', dtype: 'float32', shape: ['batch'] }] : [];
   return [
+    ...behaviour,
     { name: 'obs', dtype: 'float32', shape: ['batch', stateDim] },
     { name: 'actions', dtype: 'int64', shape: ['batch'] },
     { name: 'next_obs', dtype: 'float32', shape: ['batch', stateDim] },
@@ -63,7 +72,7 @@ export function buildReinforceProgram(model: BabyModel, cfg: ReinforceConfig, en
   return buildTrainProgram({
     module: model,
     name: 'reinforce_step',
-    batch: reinforceBatchSpec(model.config.stateDim, envComponents),
+    batch: reinforceBatchSpec(model.config.stateDim, envComponents, cfg.offPolicyCorrection),
     optimizer: { kind: 'adam', maxGradNorm: cfg.maxGradNorm },
     loss: (b) => {
       const { logits, value, hidden } = model.forward(b.obs);
@@ -98,7 +107,13 @@ export function buildReinforceProgram(model: BabyModel, cfg: ReinforceConfig, en
         metrics.baseline = reduceMean(baseline);
       }
       const advantage = stopGradient(sub(reward, baseline));
-      const policyLoss = neg(reduceMean(mul(logp, advantage)));
+      let weightedAdvantage = advantage;
+      if (cfg.offPolicyCorrection) {
+        const rho = stopGradient(minimum(exp(sub(logp, b.behaviour_log_prob)), 1));
+        metrics.importance_weight = reduceMean(rho);
+        weightedAdvantage = mul(advantage, rho);
+      }
+      const policyLoss = neg(reduceMean(mul(logp, weightedAdvantage)));
       loss = add(sub(policyLoss, mul(entropy, cfg.entropyCoef)), mul(worldModelLoss, cfg.worldModelCoef));
       if (cfg.baseline === 'value') {
         const valueLoss = reduceMean(square(sub(value, reward)));

@@ -56,6 +56,23 @@ export const WMIL_SCHEMA: Schema = {
       success_window: { kind: 'int', default: 10, min: 1, doc: 'batches averaged for the reported success rate' },
     },
   },
+  mesh: {
+    kind: 'section',
+    doc: 'only read when the run is trained by the mesh (rlmesh train --mesh)',
+    fields: {
+      actors_per_replica: { kind: 'int', default: 1, min: 1, max: 64, doc: 'rollout actors each env replica runs for this run' },
+      chunks_per_version: {
+        kind: 'int',
+        default: 1,
+        min: 1,
+        max: 1024,
+        doc: 'chunks an actor publishes under one policy version before it waits for a newer one (bounds policy lag)',
+      },
+      max_policy_lag: { kind: 'int', default: 4, min: 0, doc: 'chunks older than this many versions are dropped, not trained on' },
+      off_policy_correction: { kind: 'bool', default: true, doc: 'truncated importance weights for chunks of older versions' },
+      publish_every: { kind: 'int', default: 1, min: 1, doc: 'updates between published policy versions' },
+    },
+  },
 };
 
 export interface WmilConfig {
@@ -83,6 +100,13 @@ export interface WmilConfig {
     reward_weights: Record<string, number>;
   };
   train: { total_episodes: number; checkpoint_every: number; threads: number; success_window: number };
+  mesh: {
+    actors_per_replica: number;
+    chunks_per_version: number;
+    max_policy_lag: number;
+    off_policy_correction: boolean;
+    publish_every: number;
+  };
 }
 
 export function parseWmilConfig(raw: unknown): WmilConfig {

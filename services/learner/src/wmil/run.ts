@@ -12,19 +12,17 @@ import { Rng } from '@rlmesh/core';
 import { makeEnv, VectorEnv } from '@rlmesh/env';
 import {
   buildForwardProgram,
-  buildInferenceProgram,
   initParameters,
   loadTrainingCheckpoint,
   Session,
   saveTrainingCheckpoint,
-  saveWeights,
   softmax,
   Trainer,
 } from '@rlmesh/graph';
-import { buildReinforceProgram } from '../algorithms/reinforce';
-import { BabyModel } from '../models/baby';
 import type { WmilConfig } from './config';
 import { type MvpReport, mvpCriteria } from './criteria';
+import { discountedReturns } from './returns';
+import { buildWmil, exportPolicy } from './setup';
 
 export interface UpdateMetrics {
   update: number;
@@ -62,43 +60,15 @@ export interface RunSummary {
 const derivedSeed = (seed: number, update: number, stream: number) => ((seed * 1_000_003 + update) * 7 + stream) % 2 ** 31;
 
 export async function runWmil(cfg: WmilConfig, hooks: RunHooks = {}): Promise<RunSummary> {
-  // ---- environments -------------------------------------------------------------------------
+  // ---- environments, model and programs ------------------------------------------------------
   const N = cfg.env.num_envs;
   const L = cfg.env.max_episode_steps;
   const envOpts = { numSymbols: cfg.env.num_symbols, numActions: cfg.env.num_symbols, maxEpisodeSteps: L };
-  const envs = Array.from({ length: N }, () => makeEnv(cfg.env.id, envOpts));
-  const vec = new VectorEnv(envs);
-  const S = vec.obsDim;
-  const A = vec.numActions;
-  const components = [...envs[0].rewardComponents];
-  const numLevels = vec.numLevels;
+  const vec = new VectorEnv(Array.from({ length: N }, () => makeEnv(cfg.env.id, envOpts)));
+  const { model, program, components, numLevels, obsDim: S, numActions: A } = buildWmil(cfg);
+  const algo = cfg.algo;
   if (cfg.env.start_level >= numLevels)
     throw new Error(`env.start_level: ${cfg.env.id} has levels 0..${numLevels - 1}, got ${cfg.env.start_level}`);
-
-  // ---- model and programs -------------------------------------------------------------------
-  const model = new BabyModel({
-    stateDim: S,
-    numActions: A,
-    hiddenDim: cfg.model.hidden_dim,
-    numLayers: cfg.model.num_layers,
-    numHeads: cfg.model.num_heads,
-    ffDim: cfg.model.ff_dim,
-    dropout: cfg.model.dropout,
-  });
-  const algo = cfg.algo;
-  const program = buildReinforceProgram(
-    model,
-    {
-      baseline: algo.baseline,
-      baselineDecay: algo.baseline_decay,
-      entropyCoef: algo.entropy_coef,
-      worldModelCoef: algo.world_model_coef,
-      valueCoef: algo.value_coef,
-      maxGradNorm: algo.max_grad_norm,
-      rewardWeights: algo.reward_weights,
-    },
-    components,
-  );
   const obsSpec = [{ name: 'obs', dtype: 'float32' as const, shape: ['batch', S] }];
   const policyFwd = buildForwardProgram({
     module: model,
@@ -180,17 +150,8 @@ export async function runWmil(cfg: WmilConfig, hooks: RunHooks = {}): Promise<Ru
       obs = step.obs;
     }
     // returns: discounted sums to the end of each episode, per component
-    for (const c of components) {
-      const r = rewardBuf[c];
-      const g = returnBuf[c];
-      for (let i = 0; i < N; i++) {
-        let acc = 0;
-        for (let t = L - 1; t >= 0; t--) {
-          acc = r[t * N + i] + algo.gamma * acc;
-          g[t * N + i] = acc;
-        }
-      }
-    }
+    // (every episode spans the whole rollout, so no step inside it is a boundary)
+    for (const c of components) discountedReturns(rewardBuf[c], null, L, N, algo.gamma, returnBuf[c]);
     const batch: Record<string, { data: Float32Array | BigInt64Array; shape: number[] }> = {
       obs: { data: obsBuf, shape: [B, S] },
       actions: { data: actBuf, shape: [B] },
@@ -233,23 +194,7 @@ export async function runWmil(cfg: WmilConfig, hooks: RunHooks = {}): Promise<Ru
 
   // ---- outputs: final checkpoint, weights, policy ONNX, summary -----------------------------
   await saveCheckpoint(stopAt);
-  const params = trainer.parameters();
-  await saveWeights(join(runDir, 'model.safetensors'), model, params, {
-    config: JSON.stringify(cfg),
-    num_actions: String(A),
-    state_dim: String(S),
-  });
-  const policyOnnx = buildInferenceProgram({
-    module: model,
-    params,
-    inputs: obsSpec,
-    name: 'wmil_policy',
-    forward: (i) => {
-      const { logits, value } = model.forward(i.obs);
-      return { logits, probs: softmax(logits, -1), value };
-    },
-  });
-  writeFileSync(join(runDir, 'policy.onnx'), policyOnnx);
+  await exportPolicy(runDir, cfg, model, trainer.parameters());
   const mvp = mvpCriteria(metricsPath, A);
   const summary: RunSummary = {
     run_dir: runDir,

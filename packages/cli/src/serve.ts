@@ -1,0 +1,90 @@
+/**
+ * `rlmesh serve <env|policy|learner>`: one service as its own process. OpenTelemetry starts first,
+ * before anything loads @grpc/grpc-js (hence the subpath import and the lazy imports below). The
+ * process prints one `READY {json}` line on stdout once it listens (what `rlmesh up` and the tests
+ * wait for), logs JSON lines on stderr, and shuts down gracefully on SIGTERM / SIGINT.
+ */
+import { startTelemetry } from '@rlmesh/mesh/telemetry';
+import { parseArgs, UsageError } from './args';
+
+export const SERVE_USAGE = `rlmesh serve <env|policy|learner> [--port N] [--host H] [--nats URL] [--metrics-port N]
+    env:     [--policy HOST:PORT] [--replica-id ID]
+    policy:  [--max-batch ROWS] [--max-wait-ms MS]
+    learner: [--out-dir DIR]`;
+
+const SERVICES = ['env', 'policy', 'learner'] as const;
+type ServiceName = (typeof SERVICES)[number];
+
+function intOption(options: Record<string, string>, key: string, fallback: number | undefined): number | undefined {
+  const raw = options[key];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535 * 1000)
+    throw new UsageError(`--${key}: must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export async function serve(argv: readonly string[]): Promise<number> {
+  const { positionals, options } = parseArgs(argv);
+  const name = positionals[0] as ServiceName;
+  if (positionals.length !== 1 || !SERVICES.includes(name))
+    throw new UsageError(`serve needs one of ${SERVICES.join(', ')}\n${SERVE_USAGE}`);
+  const known = new Set(['port', 'host', 'nats', 'metrics-port', 'policy', 'replica-id', 'max-batch', 'max-wait-ms', 'out-dir']);
+  for (const k of Object.keys(options)) if (!known.has(k)) throw new UsageError(`serve: unknown option --${k}`);
+  const port = intOption(options, 'port', 0);
+  const metricsPort = intOption(options, 'metrics-port', undefined);
+  const host = options.host ?? '127.0.0.1';
+  const natsUrl = options.nats ?? process.env.NATS_URL;
+  if (!natsUrl) throw new UsageError('serve: needs --nats URL or NATS_URL (rlmesh up starts a nats-server for you)');
+  const telemetry = startTelemetry({ serviceName: `rlmesh-${name}`, metricsPort });
+
+  const { createLogger, NatsBus } = await import('@rlmesh/mesh');
+  const logger = createLogger(name);
+  const bus = await NatsBus.connect({ servers: natsUrl, name: `rlmesh-${name}` });
+  let shutdown: () => Promise<void>;
+  let boundPort: number;
+  if (name === 'env') {
+    const { startEnvServer, EnvReplica, GrpcPolicyClient } = await import('@rlmesh/env');
+    const server = await startEnvServer({ port, host, logger });
+    const policy = new GrpcPolicyClient(options.policy ?? process.env.RLMESH_POLICY ?? '127.0.0.1:50052');
+    const replica = new EnvReplica({ replicaId: options['replica-id'] ?? `env-${process.pid}`, bus, policy, logger });
+    await replica.start();
+    boundPort = server.port;
+    shutdown = async () => {
+      await server.shutdown({ drainMs: 200 });
+      await replica.stop();
+      policy.close();
+    };
+  } else if (name === 'policy') {
+    const { startPolicyServer } = await import('@rlmesh/policy');
+    const server = await startPolicyServer({
+      bus,
+      port,
+      host,
+      logger,
+      maxBatch: intOption(options, 'max-batch', undefined),
+      maxWaitMs: intOption(options, 'max-wait-ms', undefined),
+    });
+    boundPort = server.port;
+    shutdown = () => server.shutdown({ drainMs: 200 });
+  } else {
+    const { startLearnerServer } = await import('@rlmesh/learner');
+    const server = await startLearnerServer({ bus, port, host, logger, outDir: options['out-dir'] });
+    boundPort = server.port;
+    shutdown = () => server.shutdown({ drainMs: 200 });
+  }
+  console.log(`READY ${JSON.stringify({ service: name, host, port: boundPort, metrics_port: metricsPort ?? null, pid: process.pid })}`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info('shutting down', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await shutdown();
+  await bus.close();
+  await telemetry.shutdown();
+  logger.info('stopped');
+  return 0;
+}

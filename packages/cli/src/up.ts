@@ -1,0 +1,122 @@
+/**
+ * `rlmesh up`: the mesh on one machine. Uses NATS_URL, or starts a private nats-server (JetStream,
+ * temp store) when one is on the PATH, and otherwise fails with a clear message. Then starts the
+ * learner, the policy service and the env replicas as child processes (`rlmesh serve ...`), waits
+ * for each to listen, prints their addresses, and stops them all on Ctrl-C.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs, UsageError } from './args';
+
+export const UP_USAGE = 'rlmesh up [--env-replicas N] [--base-port P] [--out-dir DIR]';
+
+export interface ServiceProcess {
+  name: string;
+  address: string;
+  metricsPort: number;
+  child: ChildProcess;
+}
+
+const BIN = join(__dirname, '..', 'bin', 'rlmesh.js');
+
+/** Spawns `rlmesh serve <args>` and resolves once it prints READY. */
+export function spawnService(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  timeoutMs = 60_000,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms`)), timeoutMs);
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      if (line.startsWith('READY ')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with code ${code} before it was ready`));
+    });
+  });
+}
+
+export async function up(argv: readonly string[]): Promise<number> {
+  const { options } = parseArgs(argv);
+  for (const k of Object.keys(options))
+    if (!['env-replicas', 'base-port', 'out-dir'].includes(k)) throw new UsageError(`up: unknown option --${k}\n  ${UP_USAGE}`);
+  const replicas = Number(options['env-replicas'] ?? 1);
+  const base = Number(options['base-port'] ?? 50051);
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 32)
+    throw new UsageError(`--env-replicas: must be an integer in 1..32, got ${options['env-replicas']}`);
+  if (!Number.isInteger(base) || base < 1024 || base > 65000)
+    throw new UsageError(`--base-port: must be an integer in 1024..65000, got ${options['base-port']}`);
+
+  const { findNatsServer, startNatsServer } = await import('@rlmesh/mesh');
+  let natsUrl = process.env.NATS_URL;
+  let nats: Awaited<ReturnType<typeof startNatsServer>> | undefined;
+  if (!natsUrl) {
+    if (!findNatsServer()) throw new UsageError('up: no NATS: set NATS_URL, or install nats-server (Debian: apt-get install nats-server)');
+    nats = await startNatsServer();
+    natsUrl = nats.url;
+  }
+  const plan = [
+    { name: 'learner', port: base, extra: options['out-dir'] ? ['--out-dir', options['out-dir']] : [] },
+    { name: 'policy', port: base + 1, extra: [] as string[] },
+    ...Array.from({ length: replicas }, (_, i) => ({
+      name: `env-${i}`,
+      port: base + 2 + i,
+      extra: ['--policy', `127.0.0.1:${base + 1}`, '--replica-id', `env-${i}`],
+    })),
+  ];
+  const running: ServiceProcess[] = [];
+  const stopAll = async () => {
+    await Promise.all(
+      running.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (s.child.exitCode !== null) return resolve();
+            s.child.once('exit', () => resolve());
+            s.child.kill('SIGTERM');
+          }),
+      ),
+    );
+    await nats?.stop();
+  };
+  try {
+    for (const p of plan) {
+      const kind = p.name.startsWith('env') ? 'env' : p.name;
+      const metricsPort = p.port + 100;
+      const child = await spawnService(p.name, [
+        kind,
+        '--port',
+        String(p.port),
+        '--nats',
+        natsUrl,
+        '--metrics-port',
+        String(metricsPort),
+        ...p.extra,
+      ]);
+      running.push({ name: p.name, address: `127.0.0.1:${p.port}`, metricsPort, child });
+    }
+  } catch (e) {
+    await stopAll();
+    throw new UsageError(
+      `up: ${(e as Error).message} (is port ${base}..${base + 1 + replicas} or its +100 metrics port taken? try --base-port)`,
+    );
+  }
+  console.log(`rlmesh up: NATS ${natsUrl}${nats ? ' (started here)' : ''}`);
+  for (const s of running) console.log(`  ${s.name.padEnd(8)} ${s.address}   metrics http://127.0.0.1:${s.metricsPort}/metrics`);
+  console.log(`ready: rlmesh train --mesh configs/wmil-pattern-echo.yaml --learner 127.0.0.1:${base}   (Ctrl-C stops the mesh)`);
+  for (const s of running)
+    s.child.once('exit', (code) => code !== 0 && code !== null && console.error(`rlmesh up: ${s.name} exited with code ${code}`));
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await stopAll();
+  return 0;
+}

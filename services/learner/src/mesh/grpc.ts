@@ -1,0 +1,59 @@
+/** LearnerService over gRPC: a thin adapter over LearnerCore, and the `rlmesh serve learner` entry. */
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import { type Bus, createLogger, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
+import {
+  type GetRunRequest,
+  LearnerServiceService,
+  type ListRunsResponse,
+  type Run,
+  type StartRunRequest,
+  type StopRunRequest,
+} from '@rlmesh/proto';
+import { LearnerCore } from './learner-core';
+
+export function learnerServiceBinding(core: LearnerCore): ServiceBinding {
+  return {
+    name: 'rlmesh.v1.LearnerService',
+    definition: LearnerServiceService,
+    handlers: {
+      startRun: (req: StartRunRequest): Promise<Run> => core.startRun(req.config, req.runId),
+      getRun: async (req: GetRunRequest): Promise<Run> => core.getRun(req.runId),
+      stopRun: (req: StopRunRequest): Promise<Run> => core.stopRun(req.runId),
+      listRuns: async (): Promise<ListRunsResponse> => ({ runs: core.listRuns() }),
+      watchRun: async (call: ServerWritableStream<GetRunRequest, Run>): Promise<void> => {
+        const signal = { cancelled: false };
+        call.on('cancelled', () => (signal.cancelled = true));
+        await core.watchRun(call.request.runId, (r) => call.write(r), signal);
+        call.end();
+      },
+    },
+  };
+}
+
+export interface LearnerServerOptions {
+  bus: Bus;
+  port?: number;
+  host?: string;
+  outDir?: string;
+  logger?: Logger;
+}
+
+export async function startLearnerServer(opts: LearnerServerOptions): Promise<RunningServer & { core: LearnerCore }> {
+  const logger = opts.logger ?? createLogger('learner');
+  const core = new LearnerCore({ bus: opts.bus, logger, outDir: opts.outDir });
+  const server = await startServer({
+    service: 'learner',
+    services: [learnerServiceBinding(core)],
+    port: opts.port,
+    host: opts.host,
+    logger,
+  });
+  return {
+    ...server,
+    core,
+    shutdown: async (o) => {
+      await server.shutdown(o);
+      await core.close();
+    },
+  };
+}

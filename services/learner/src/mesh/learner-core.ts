@@ -1,0 +1,101 @@
+/**
+ * The learner service's core: the runs of this learner process, started from a config text (YAML
+ * or JSON, the file `rlmesh train` reads) and driven by chunks from the bus. Transport-free: the
+ * gRPC adapter (grpc.ts) and the tests call these methods directly.
+ */
+import { randomBytes } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
+import { type Bus, invalidArgument, type Logger, MeshError, notFound, RUN_ID_PATTERN } from '@rlmesh/mesh';
+import type { Run } from '@rlmesh/proto';
+import { parse as parseYaml } from 'yaml';
+import { parseWmilConfig } from '../wmil/config';
+import { MeshRun } from './mesh-run';
+
+export interface LearnerCoreOptions {
+  bus: Bus;
+  logger: Logger;
+  /** Where run directories go (default: the config's run.out_dir). */
+  outDir?: string;
+  /** Concurrent running runs this learner accepts. */
+  maxRuns?: number;
+}
+
+export class LearnerCore {
+  private readonly runs = new Map<string, MeshRun>();
+
+  constructor(private readonly opts: LearnerCoreOptions) {}
+
+  async startRun(config: string, runId = ''): Promise<Run> {
+    let raw: unknown;
+    try {
+      raw = parseYaml(config) ?? {};
+    } catch (e) {
+      throw invalidArgument('config', `is not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw invalidArgument('config', 'must be a mapping of sections');
+    const cfg = parseWmilConfig(raw);
+    const id = runId || `${cfg.run.name}-${randomBytes(3).toString('hex')}`;
+    if (!RUN_ID_PATTERN.test(id)) throw invalidArgument('run_id', `must match ${RUN_ID_PATTERN}, got ${JSON.stringify(id)}`);
+    if (this.runs.has(id)) throw new MeshError(status.ALREADY_EXISTS, `run_id: run "${id}" already exists`);
+    const running = [...this.runs.values()].filter((r) => r.state === 'running').length;
+    if (running >= (this.opts.maxRuns ?? 4))
+      throw new MeshError(status.RESOURCE_EXHAUSTED, `run_id: this learner already trains ${running} runs (max ${this.opts.maxRuns ?? 4})`);
+    const run = new MeshRun(id, cfg, this.opts.bus, this.opts.logger, this.opts.outDir ?? cfg.run.out_dir);
+    this.runs.set(id, run);
+    try {
+      await run.start();
+    } catch (e) {
+      await run.finish('failed', (e as Error).message);
+      if ((e as Error).message.startsWith('env.')) throw invalidArgument('config', (e as Error).message);
+      throw e;
+    }
+    return run.toProto();
+  }
+
+  private get(runId: string): MeshRun {
+    const run = this.runs.get(runId);
+    if (!run) throw notFound('run_id', `no run "${runId}" on this learner`);
+    return run;
+  }
+
+  getRun(runId: string): Run {
+    return this.get(runId).toProto();
+  }
+
+  async stopRun(runId: string): Promise<Run> {
+    const run = this.get(runId);
+    if (run.state === 'running') await run.finish('stopped');
+    return run.toProto();
+  }
+
+  listRuns(): Run[] {
+    return [...this.runs.values()].map((r) => r.toProto());
+  }
+
+  /** Calls `fn` with the run now and after every change until it ends; returns when it has ended. */
+  watchRun(runId: string, fn: (r: Run) => void, signal?: { cancelled: boolean }): Promise<void> {
+    const run = this.get(runId);
+    return new Promise((resolve) => {
+      const done = (r: Run) => r.state !== 1; // RUN_STATE_RUNNING
+      const first = run.toProto();
+      fn(first);
+      if (done(first)) return resolve();
+      const off = run.onChange((r) => {
+        if (signal?.cancelled) {
+          off();
+          return resolve();
+        }
+        fn(r);
+        if (done(r)) {
+          off();
+          resolve();
+        }
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const run of this.runs.values()) if (run.state === 'running') await run.finish('stopped');
+    await Promise.all([...this.runs.values()].map((r) => r.release()));
+  }
+}
