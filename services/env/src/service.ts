@@ -1,0 +1,306 @@
+/**
+ * EnvServiceCore: the EnvService contract (proto/rlmesh/v1/env.proto) without a transport, so that
+ * its semantics are tested directly and grpc.ts stays a thin adapter. Environments live under
+ * handles: Reset/Step drive one env with Gymnasium's rules (no autoreset; stepping an ended episode
+ * is FAILED_PRECONDITION), VecReset/VecStep drive a VectorEnv (same-step autoreset, final obs kept).
+ * Every request is validated before it reaches an env, so a bad request is answered with a status
+ * naming the field, never with INTERNAL.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Space as CoreSpace } from '@rlmesh/core';
+import { DEFAULT_MAX_MESSAGE_BYTES, failedPrecondition, invalidArgument, notFound, resourceExhausted } from '@rlmesh/mesh';
+import type * as pb from '@rlmesh/proto';
+import { decodeTensor, encodeTensor } from '@rlmesh/proto';
+import type { ArrayEnv } from './env';
+import { ENV_IDS, type EnvOptions, makeEnv } from './registry';
+import { VectorEnv } from './vector';
+
+export interface EnvServiceOptions {
+  /** Most environments one VecReset may create. */
+  maxEnvsPerCall?: number;
+  /** Most environments alive across all handles and sessions. */
+  maxLiveEnvs?: number;
+  /** Largest response message; VecReset refuses sizes whose VecStep answer would not fit. */
+  maxMessageBytes?: number;
+  /** Injected so that idle sweeping is testable without waiting. */
+  now?: () => number;
+}
+
+export const CONFIG_LIMITS = { numSymbols: 1024, maxEpisodeSteps: 1000, window: 16 } as const;
+
+interface EntryBase {
+  info: pb.EnvInfo;
+  lastUsed: number;
+  /** Owned by a Session stream: closed with the stream, never swept. */
+  pinned: boolean;
+}
+
+interface SingleEntry extends EntryBase {
+  kind: 'single';
+  env: ArrayEnv;
+  obs: Float32Array;
+  rewards: Record<string, Float32Array>;
+  ended: boolean;
+}
+
+interface VecEntry extends EntryBase {
+  kind: 'vec';
+  vec: VectorEnv;
+}
+
+type Entry = SingleEntry | VecEntry;
+
+/** One Session stream's state machine: feed it each message, close it when the stream goes away. */
+export interface EnvSession {
+  handle(msg: pb.SessionRequest): pb.SessionResponse;
+  close(): void;
+}
+
+function spaceToProto(s: CoreSpace): pb.Space {
+  switch (s.kind) {
+    case 'discrete':
+      return { kind: { $case: 'discrete', discrete: { n: s.n } } };
+    case 'box':
+      return { kind: { $case: 'box', box: { shape: [...s.shape], low: s.low, high: s.high } } };
+    default:
+      return { kind: { $case: 'multiDiscrete', multiDiscrete: { nvec: [...s.nvec] } } };
+  }
+}
+
+function envInfo(id: string, e: ArrayEnv): pb.EnvInfo {
+  return {
+    id,
+    observationSpace: spaceToProto(e.observationSpace),
+    actionSpace: spaceToProto(e.actionSpace),
+    rewardComponents: [...e.rewardComponents],
+    numLevels: e.numLevels,
+  };
+}
+
+/** EnvConfig -> registry options; 0 means "the environment's default" for every field. */
+function envOptions(c: pb.EnvConfig | undefined): EnvOptions {
+  const field = (name: string, v: number, min: number, max: number) => {
+    if (!Number.isInteger(v) || (v !== 0 && (v < min || v > max)))
+      throw invalidArgument(`config.${name}`, `must be 0 (default) or an integer in ${min}..${max}, got ${v}`);
+    return v === 0 ? undefined : v;
+  };
+  if (!c) return {};
+  return {
+    numSymbols: field('num_symbols', c.numSymbols, 1, CONFIG_LIMITS.numSymbols),
+    maxEpisodeSteps: field('max_episode_steps', c.maxEpisodeSteps, 1, CONFIG_LIMITS.maxEpisodeSteps),
+    // SequenceNext needs two past symbols to show the step.
+    window: field('window', c.window, 2, CONFIG_LIMITS.window),
+  };
+}
+
+function checkEnvId(id: string): void {
+  if (!ENV_IDS.includes(id)) throw notFound('env_id', `unknown env ${JSON.stringify(id)}; known envs: ${ENV_IDS.join(', ')}`);
+}
+
+function checkSeed(seed: number | undefined): number | undefined {
+  if (seed !== undefined && !Number.isSafeInteger(seed)) throw invalidArgument('seed', `must be a safe integer, got ${seed}`);
+  return seed;
+}
+
+function checkDifficulty(d: number, numLevels: number): number {
+  if (!Number.isInteger(d) || d < 0 || d >= numLevels) throw invalidArgument('difficulty', `must be in 0..${numLevels - 1}, got ${d}`);
+  return d;
+}
+
+function checkAction(field: string, a: number, n: number): void {
+  if (!(Number.isInteger(a) && a >= 0 && a < n)) throw invalidArgument(field, `must be in 0..${n - 1}, got ${a}`);
+}
+
+export class EnvServiceCore {
+  readonly maxEnvsPerCall: number;
+  readonly maxLiveEnvs: number;
+  private readonly maxMessageBytes: number;
+  private readonly now: () => number;
+  private readonly entries = new Map<string, Entry>();
+  private live = 0;
+
+  constructor(opts: EnvServiceOptions = {}) {
+    this.maxEnvsPerCall = opts.maxEnvsPerCall ?? 4096;
+    this.maxLiveEnvs = opts.maxLiveEnvs ?? 65536;
+    this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Environments alive across all handles. */
+  get liveEnvs(): number {
+    return this.live;
+  }
+
+  get handles(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  listEnvs(req: pb.ListEnvsRequest): pb.ListEnvsResponse {
+    const opts = envOptions(req.config);
+    return { envs: ENV_IDS.map((id) => envInfo(id, makeEnv(id, opts))) };
+  }
+
+  reset(req: pb.ResetRequest): pb.ResetResponse {
+    return this.resetSingle(req, false);
+  }
+
+  step(req: pb.StepRequest): pb.StepResponse {
+    const e = this.entry(req.handle, 'single');
+    if (e.ended) throw failedPrecondition('handle', `${req.handle}: episode ended; call Reset`);
+    checkAction('action', req.action, e.env.actionSpace.n);
+    const s = e.env.stepInto(req.action, e.obs, 0, e.rewards, 0);
+    e.ended = s.terminated || s.truncated;
+    const components = Object.fromEntries(Object.entries(e.rewards).map(([c, r]) => [c, r[0]]));
+    const obs = encodeTensor(e.obs.slice(), [e.obs.length]);
+    return { obs, reward: { components }, terminated: s.terminated, truncated: s.truncated, success: s.success };
+  }
+
+  vecReset(req: pb.VecResetRequest): pb.VecResetResponse {
+    const seed = checkSeed(req.seed);
+    let handle = req.handle;
+    let e: VecEntry;
+    if (handle) {
+      e = this.entry(handle, 'vec');
+      if (req.numEnvs !== 0 && req.numEnvs !== e.vec.size)
+        throw invalidArgument('num_envs', `must be 0 or ${e.vec.size} (the size of ${handle}), got ${req.numEnvs}`);
+      this.checkSameEnv(req.envId, e.info.id);
+    } else {
+      const n = req.numEnvs;
+      if (!Number.isInteger(n) || n < 1 || n > this.maxEnvsPerCall)
+        throw invalidArgument('num_envs', `must be in 1..${this.maxEnvsPerCall}, got ${n}`);
+      checkEnvId(req.envId);
+      const opts = envOptions(req.config);
+      this.reserve(n);
+      const first = makeEnv(req.envId, opts);
+      // VecStep answers obs and final_obs, each [N, obs_dim] float32, in one message.
+      const bytes = 2 * n * first.obsDim * 4;
+      if (bytes > this.maxMessageBytes)
+        throw invalidArgument(
+          'num_envs',
+          `${n} envs of obs_dim ${first.obsDim} need ${bytes} bytes per VecStep, over ${this.maxMessageBytes}`,
+        );
+      checkDifficulty(req.difficulty, first.numLevels);
+      const envs = [first, ...Array.from({ length: n - 1 }, () => makeEnv(req.envId, opts))];
+      handle = `vec-${randomBytes(8).toString('hex')}`;
+      e = { kind: 'vec', vec: new VectorEnv(envs), info: envInfo(req.envId, first), lastUsed: 0, pinned: false };
+      this.entries.set(handle, e);
+      this.live += n;
+    }
+    e.lastUsed = this.now();
+    const difficulty = checkDifficulty(req.difficulty, e.vec.numLevels);
+    const obs = e.vec.reset(seed, { difficulty }).slice();
+    return { handle, obs: encodeTensor(obs, [e.vec.size, e.vec.obsDim]), info: e.info };
+  }
+
+  vecStep(req: pb.VecStepRequest): pb.VecStepResponse {
+    const e = this.entry(req.handle, 'vec');
+    const { size: n, obsDim: d, numActions } = e.vec;
+    const actions = decodeTensor('actions', req.actions, { dtype: 'int32', shape: [n] }).data;
+    for (let i = 0; i < n; i++) checkAction(`actions[${i}]`, actions[i], numActions);
+    // VectorEnv reuses its output arrays on the next step: copy what leaves this call.
+    const r = e.vec.step(actions);
+    return {
+      obs: encodeTensor(r.obs.slice(), [n, d]),
+      rewards: Object.fromEntries(Object.entries(r.rewards).map(([c, v]) => [c, encodeTensor(v.slice(), [n])])),
+      terminated: encodeTensor(r.terminated.slice(), [n]),
+      truncated: encodeTensor(r.truncated.slice(), [n]),
+      success: encodeTensor(r.success.slice(), [n]),
+      finalObs: encodeTensor(r.finalObs.slice(), [n, d]),
+    };
+  }
+
+  closeEnv(req: pb.CloseEnvRequest): pb.CloseEnvResponse {
+    const e = this.entries.get(req.handle);
+    if (!e) throw notFound('handle', `unknown handle ${JSON.stringify(req.handle)}`);
+    if (e.pinned) throw failedPrecondition('handle', `${req.handle} belongs to a Session; it closes with the stream`);
+    this.remove(req.handle);
+    return {};
+  }
+
+  /** Removes handles unused for longer than `maxIdleMs` (clients that vanished without CloseEnv). */
+  sweep(maxIdleMs: number): string[] {
+    const cutoff = this.now() - maxIdleMs;
+    const gone = [...this.entries].filter(([, e]) => !e.pinned && e.lastUsed < cutoff).map(([h]) => h);
+    for (const h of gone) this.remove(h);
+    return gone;
+  }
+
+  session(): EnvSession {
+    let handle: string | undefined;
+    return {
+      handle: (msg) => {
+        const r = msg.request;
+        if (!r) throw invalidArgument('request', 'must be a reset or a step');
+        if (r.$case === 'reset') {
+          if (r.reset.handle && r.reset.handle !== handle)
+            throw invalidArgument('reset.handle', 'must be empty: a Session owns the one environment it creates');
+          const reset = this.resetSingle({ ...r.reset, handle: handle ?? '' }, true);
+          handle = reset.handle;
+          return { response: { $case: 'reset', reset } };
+        }
+        if (handle === undefined) throw failedPrecondition('request', 'the first message of a Session must be a reset');
+        if (r.step.handle && r.step.handle !== handle) throw invalidArgument('step.handle', `must be empty or ${handle}`);
+        return { response: { $case: 'step', step: this.step({ ...r.step, handle }) } };
+      },
+      close: () => {
+        if (handle !== undefined) this.remove(handle);
+        handle = undefined;
+      },
+    };
+  }
+
+  private resetSingle(req: pb.ResetRequest, pinned: boolean): pb.ResetResponse {
+    const seed = checkSeed(req.seed);
+    let handle = req.handle;
+    let e: SingleEntry;
+    if (handle) {
+      e = this.entry(handle, 'single');
+      this.checkSameEnv(req.envId, e.info.id);
+    } else {
+      checkEnvId(req.envId);
+      const opts = envOptions(req.config);
+      this.reserve(1);
+      const env = makeEnv(req.envId, opts);
+      checkDifficulty(req.difficulty, env.numLevels);
+      const rewards = Object.fromEntries(env.rewardComponents.map((c) => [c, new Float32Array(1)]));
+      handle = `env-${randomBytes(8).toString('hex')}`;
+      const obs = new Float32Array(env.obsDim);
+      e = { kind: 'single', env, info: envInfo(req.envId, env), obs, rewards, ended: true, lastUsed: 0, pinned };
+      this.entries.set(handle, e);
+      this.live += 1;
+    }
+    e.lastUsed = this.now();
+    e.env.resetInto(e.obs, 0, seed, { difficulty: checkDifficulty(req.difficulty, e.env.numLevels) });
+    e.ended = false;
+    return { handle, obs: encodeTensor(e.obs.slice(), [e.obs.length]), info: e.info };
+  }
+
+  private entry(handle: string, kind: 'single'): SingleEntry;
+  private entry(handle: string, kind: 'vec'): VecEntry;
+  private entry(handle: string, kind: Entry['kind']): Entry {
+    if (!handle) throw invalidArgument('handle', 'is required');
+    const e = this.entries.get(handle);
+    if (!e) throw notFound('handle', `unknown handle ${JSON.stringify(handle)} (closed, idle too long, or never created)`);
+    const [what, use] = e.kind === 'vec' ? ['vector', 'VecReset/VecStep'] : ['single-env', 'Reset/Step'];
+    if (e.kind !== kind) throw failedPrecondition('handle', `${handle} is a ${what} handle; use ${use}`);
+    e.lastUsed = this.now();
+    return e;
+  }
+
+  private checkSameEnv(envId: string, actual: string): void {
+    if (envId && envId !== actual)
+      throw invalidArgument('env_id', `must be empty or ${actual} (the handle's env), got ${JSON.stringify(envId)}`);
+  }
+
+  private reserve(n: number): void {
+    if (this.live + n > this.maxLiveEnvs)
+      throw resourceExhausted('envs', `${this.live + n} live envs would exceed the limit of ${this.maxLiveEnvs}; CloseEnv unused handles`);
+  }
+
+  private remove(handle: string): void {
+    const e = this.entries.get(handle);
+    if (!e) return;
+    this.entries.delete(handle);
+    this.live -= e.kind === 'vec' ? e.vec.size : 1;
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Shared by the mesh integration tests: a private nats-server and rlmesh services as real child
+ * processes (`rlmesh serve`, from the built dist: `npm test` builds before vitest). Under CI=true a
+ * missing nats-server or build fails the test instead of skipping it.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { findNatsServer } from '@rlmesh/mesh';
+
+export const ROOT = join(__dirname, '..', '..');
+const BUILT = join(ROOT, 'packages', 'cli', 'dist', 'main.js');
+
+/** Why the mesh tests cannot run here, or null. Under CI nothing may be missing. */
+export function missingParts(): string | null {
+  const missing = [!findNatsServer() && 'nats-server', !existsSync(BUILT) && 'the build (npm run build)'].filter(Boolean);
+  if (missing.length === 0) return null;
+  if (process.env.CI === 'true') throw new Error(`mesh tests need ${missing.join(' and ')}`);
+  return missing.join(', ');
+}
+
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    child.once('exit', (code) => resolve(code));
+    child.kill(signal);
+  });
+}
+
+export function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const tick = async () => {
+      try {
+        const v = await probe();
+        if (v !== undefined) return resolve(v);
+      } catch (e) {
+        return reject(e);
+      }
+      if (Date.now() - t0 > timeoutMs) return reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
