@@ -14,6 +14,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runGraphBenchmarks } from './graph.bench';
 import { type BenchResult, type BenchSettings, type BenchSuite, settingsFromEnv } from './harness';
+import { runMeshBenchmarks } from './mesh.bench';
+import { runPolicyBenchmarks } from './policy.bench';
 import { runWmilBenchmarks } from './wmil.bench';
 
 const SUITES: BenchSuite[] = [
@@ -28,6 +30,18 @@ const SUITES: BenchSuite[] = [
     description:
       'WMIL end to end: the BabyModel REINFORCE step, the embedded loop, PatternEcho on 5 seeds at 2,048 episodes, SequenceNext and Conditional curricula.',
     run: runWmilBenchmarks,
+  },
+  {
+    name: 'policy',
+    description:
+      'services/policy: Act throughput and p50/p99 latency through the gRPC server on loopback (8 callers x batch 64, dynamic batching) vs the same forward program run in-process by a Session.',
+    run: runPolicyBenchmarks,
+  },
+  {
+    name: 'mesh',
+    description:
+      'The mesh: PatternEcho episodes/s through nats-server + learner, policy and env processes, and through the same cores in one process, vs the embedded loop; chunk publish -> consume latency on JetStream vs the in-memory bus.',
+    run: runMeshBenchmarks,
   },
 ];
 

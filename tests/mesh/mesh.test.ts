@@ -102,7 +102,3 @@ describe.skipIf(missing !== null)('mesh: learner, policy and 2 env replicas as p
     expect(crossing.length).toBeGreaterThan(0);
   });
 });
-
-describe.runIf(missing !== null)('mesh (skipped)', () => {
-  it.skip(`needs ${missing}`, () => {});
-});

@@ -20,13 +20,20 @@ export interface ServiceProcess {
 
 const BIN = join(__dirname, '..', 'bin', 'rlmesh.js');
 
+export interface Ready {
+  service: string;
+  host: string;
+  port: number;
+  pid: number;
+}
+
 /** Spawns `rlmesh serve <args>` and resolves once it prints READY. */
 export function spawnService(
   name: string,
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
   timeoutMs = 60_000,
-): Promise<ChildProcess> {
+): Promise<{ child: ChildProcess; ready: Ready }> {
   const child = spawn(process.execPath, [BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms`)), timeoutMs);
@@ -34,7 +41,7 @@ export function spawnService(
     lines.on('line', (line) => {
       if (line.startsWith('READY ')) {
         clearTimeout(timer);
-        resolve(child);
+        resolve({ child, ready: JSON.parse(line.slice(6)) as Ready });
       }
     });
     child.once('exit', (code) => {
@@ -90,7 +97,7 @@ export async function up(argv: readonly string[]): Promise<number> {
     for (const p of plan) {
       const kind = p.name.startsWith('env') ? 'env' : p.name;
       const metricsPort = p.port + 100;
-      const child = await spawnService(p.name, [
+      const { child } = await spawnService(p.name, [
         kind,
         '--port',
         String(p.port),

@@ -4,6 +4,7 @@ export * from './errors';
 export * from './log';
 export * from './nats-bus';
 export * from './nats-server';
+export * from './policy-pointer';
 export * from './protocol';
 export * from './server';
 export * from './telemetry';

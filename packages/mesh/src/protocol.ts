@@ -2,7 +2,7 @@
  * What services announce to each other through the bus's KV store (JSON values), next to the
  * subjects, keys and object names in bus.ts:
  *   run.<run>     RunAnnouncement: the learner's run state; env replicas start and stop actors on it.
- *   policy.<run>  PolicyPointer: the latest policy version; the policy service hot-swaps on it.
+ *   policy.<run>  PolicyPointer (policy-pointer.ts): the latest policy version; the policy service hot-swaps on it.
  */
 export interface RunAnnouncement {
   run_id: string;
@@ -14,14 +14,6 @@ export interface RunAnnouncement {
   level: number;
   actors_per_replica: number;
   chunks_per_version: number;
-}
-
-export interface PolicyPointer {
-  version: number;
-  /** Object names of the forward program (inputs params, obs; outputs log_probs, value) and the flat float32 params. */
-  program: string;
-  params: string;
-  spec: { obs_dim: number; num_actions: number; model: string; num_parameters: number };
 }
 
 const te = new TextEncoder();

@@ -9,7 +9,7 @@
  * rollout span travels in the chunk's NATS headers, so a trace follows a chunk from here through
  * the policy service to the learner.
  */
-import { SpanKind } from '@opentelemetry/api';
+import { metrics, SpanKind } from '@opentelemetry/api';
 import { type Bus, injectContext, inSpan, type Logger, type RunAnnouncement, subjects } from '@rlmesh/mesh';
 import { encodeTensor, type Tensor, TrajectoryChunk } from '@rlmesh/proto';
 import { makeEnv } from './registry';
@@ -34,6 +34,11 @@ export interface ActorOptions {
   bus: Bus;
   logger: Logger;
 }
+
+// No-ops until the process sets a MeterProvider (rlmesh serve does, with a Prometheus endpoint).
+const meter = metrics.getMeter('rlmesh.env');
+const envSteps = meter.createCounter('rlmesh.env.steps', { unit: '{step}', description: 'Environment steps taken by rollout actors' });
+const chunksPublished = meter.createCounter('rlmesh.env.chunks.published', { unit: '{chunk}', description: 'Trajectory chunks published' });
 
 /** FNV-1a: a stable 31-bit number for an actor id, to derive distinct seeds per actor. */
 function hash31(s: string): number {
@@ -108,6 +113,7 @@ export class RolloutActor {
       success.set(step.success, row);
       for (const c of this.vec.rewardComponents) rewards[c].set(step.rewards[c], row);
       obs = step.obs;
+      envSteps.add(N, { run: run.run_id });
     }
     const tn = [T, N];
     return {
@@ -142,6 +148,7 @@ export class RolloutActor {
         const chunk = await this.rollout();
         span.setAttribute('rlmesh.policy_version', chunk.policyVersion);
         await bus.publish(subjects.trajectories(run.run_id), TrajectoryChunk.encode(chunk).finish(), injectContext());
+        chunksPublished.add(1, { run: run.run_id });
         this.publishedAt.set(chunk.policyVersion, (this.publishedAt.get(chunk.policyVersion) ?? 0) + 1);
         for (const v of this.publishedAt.keys()) if (v < chunk.policyVersion - 8) this.publishedAt.delete(v);
         return chunk;

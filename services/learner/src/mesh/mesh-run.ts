@@ -10,7 +10,7 @@
  */
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SpanKind } from '@opentelemetry/api';
+import { metrics, SpanKind } from '@opentelemetry/api';
 import { Rng } from '@rlmesh/core';
 import { initParameters, saveTrainingCheckpoint, Trainer } from '@rlmesh/graph';
 import {
@@ -22,7 +22,7 @@ import {
   keys,
   type Logger,
   objects,
-  type PolicyPointer,
+  publishPolicy,
   type RunAnnouncement,
   type Subscription,
   subjects,
@@ -40,13 +40,26 @@ const STATE: Record<RunAnnouncement['state'], RunState> = {
   stopped: RunState.RUN_STATE_STOPPED,
   failed: RunState.RUN_STATE_FAILED,
 };
+const meter = metrics.getMeter('rlmesh.learner');
+const updatesCounter = meter.createCounter('rlmesh.learner.updates', { unit: '{update}', description: 'Train steps taken' });
+const lagHistogram = meter.createHistogram('rlmesh.learner.policy_lag', {
+  unit: '{version}',
+  description: 'Learner version minus the version that acted in a chunk',
+  advice: { explicitBucketBoundaries: [0, 1, 2, 4, 8, 16, 32] },
+});
+const droppedCounter = meter.createCounter('rlmesh.learner.chunks.dropped', {
+  unit: '{chunk}',
+  description: 'Chunks not trained on (stale or malformed)',
+});
+
 /** Old parameter objects kept in the store, for policy replicas that are a few versions behind. */
 const KEEP_VERSIONS = 8;
 
 export class MeshRun {
   state: RunAnnouncement['state'] = 'running';
   error = '';
-  version = 0;
+  /** Policy versions count from 1 (the initial parameters). */
+  version = 1;
   updates = 0;
   private episodes = 0;
   private level: number;
@@ -91,8 +104,7 @@ export class MeshRun {
     mkdirSync(join(this.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(this.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
     writeFileSync(join(this.runDir, 'metrics.jsonl'), '');
-    await this.bus.objects.put(objects.policyProgram(this.id), buildPolicyProgram(this.setup.model).onnx);
-    await this.publishPolicy();
+    await this.publishPolicy(buildPolicyProgram(this.setup.model).onnx);
     await this.announce();
     this.t0 = performance.now();
     this.subscription = await this.bus.consume({ subject: subjects.trajectories(this.id), durable: `learner-${this.id}` }, (m) =>
@@ -119,23 +131,19 @@ export class MeshRun {
     await this.bus.kv.put(keys.run(this.id), encodeJson(a));
   }
 
-  private async publishPolicy(): Promise<void> {
-    const params = this.trainer.flatParams as Float32Array;
-    const name = objects.policyParams(this.id, this.version);
-    await this.bus.objects.put(name, new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
-    const pointer: PolicyPointer = {
+  private async publishPolicy(program?: Uint8Array): Promise<void> {
+    await publishPolicy(this.bus, this.id, {
       version: this.version,
-      program: objects.policyProgram(this.id),
-      params: name,
+      params: this.trainer.flatParams as Float32Array,
+      program,
       spec: {
         obs_dim: this.setup.obsDim,
         num_actions: this.setup.numActions,
         model: 'BabyModel',
         num_parameters: this.setup.model.parameterCount(),
       },
-    };
-    await this.bus.kv.put(keys.policy(this.id), encodeJson(pointer));
-    if (this.version >= KEEP_VERSIONS) await this.bus.objects.delete(objects.policyParams(this.id, this.version - KEEP_VERSIONS));
+    });
+    if (this.version > KEEP_VERSIONS) await this.bus.objects.delete(objects.policyParams(this.id, this.version - KEEP_VERSIONS));
   }
 
   private async onChunk(m: BusMessage): Promise<void> {
@@ -150,8 +158,10 @@ export class MeshRun {
       return m.term();
     }
     const lag = this.version - chunk.policyVersion;
+    lagHistogram.record(lag, { run: this.id });
     if (lag > this.cfg.mesh.max_policy_lag || lag < 0) {
       this.dropped++;
+      droppedCounter.add(1, { run: this.id, reason: 'stale' });
       return m.ack();
     }
     try {
@@ -207,6 +217,7 @@ export class MeshRun {
     this.metrics = await this.trainer.step(feed, this.cfg.algo.lr);
     if (this.cfg.algo.baseline === 'ema') this.baseline = this.metrics.baseline;
     this.updates++;
+    updatesCounter.add(1, { run: this.id });
     this.episodes += N;
     this.consumed++;
     this.lagSum += lag;

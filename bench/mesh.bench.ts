@@ -1,0 +1,175 @@
+/**
+ * The mesh (issue: the mesh): episodes/s of PatternEcho trained through the full mesh (nats-server,
+ * learner, policy and env as processes, gRPC on loopback) and through the same cores in one process
+ * on the in-memory bus, each against the embedded loop on the same config in the same run; and the
+ * trajectory-chunk latency from publish to the consumer's handler on JetStream against the
+ * in-memory bus.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { EnvReplica, GrpcPolicyClient } from '@rlmesh/env';
+import { LearnerCore, parseWmilConfig, runWmil } from '@rlmesh/learner';
+import { type Bus, createLogger, MemoryBus, NatsBus, startNatsServer } from '@rlmesh/mesh';
+import { startPolicyServer } from '@rlmesh/policy';
+import { LearnerServiceClient, type Run, RunState, TrajectoryChunk } from '@rlmesh/proto';
+import { spawnService } from '../packages/cli/src/up';
+import { stopChild } from '../tests/mesh/helpers';
+import { type BenchResult, type BenchSettings, median } from './harness';
+
+const EPISODES = 64 * 256;
+const CONFIG = { env: { id: 'PatternEcho' }, algo: { lr: 2e-3 }, train: { total_episodes: EPISODES } };
+
+async function embedded(dir: string, threads: number): Promise<number> {
+  const cfg = parseWmilConfig({ ...CONFIG, run: { name: 'embedded', out_dir: dir }, train: { ...CONFIG.train, threads } });
+  return (await runWmil(cfg)).episodes_per_s;
+}
+
+function waitRun(client: LearnerServiceClient, runId: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    let last: Run | undefined;
+    const s = client.watchRun({ runId });
+    s.on('data', (r: Run) => (last = r));
+    s.on('end', () => (last ? resolve(last) : reject(new Error('no run state'))));
+    s.on('error', reject);
+  });
+}
+
+async function meshProcesses(dir: string): Promise<Run> {
+  const nats = await startNatsServer();
+  const children: ChildProcess[] = [];
+  try {
+    const env = { ...process.env, RLMESH_LOG_LEVEL: 'error' };
+    const common = ['--port', '0', '--nats', nats.url];
+    const l = await spawnService('learner', ['learner', ...common, '--out-dir', dir], env);
+    children.push(l.child);
+    const p = await spawnService('policy', ['policy', ...common], env);
+    children.push(p.child);
+    children.push(
+      (await spawnService('env', ['env', ...common, '--policy', `127.0.0.1:${p.ready.port}`, '--replica-id', 'env-0'], env)).child,
+    );
+    const client = new LearnerServiceClient(`127.0.0.1:${l.ready.port}`, credentials.createInsecure());
+    const run = await new Promise<Run>((resolve, reject) =>
+      client.startRun({ config: JSON.stringify(CONFIG), runId: 'bench-mesh' }, (e, r) => (e ? reject(e) : resolve(r))),
+    );
+    const final = await waitRun(client, run.runId);
+    client.close();
+    return final;
+  } finally {
+    await Promise.all(children.map((c) => stopChild(c)));
+    await nats.stop();
+  }
+}
+
+async function meshInProcess(dir: string): Promise<Run> {
+  const bus = new MemoryBus();
+  const logger = createLogger('bench', 'error');
+  const policy = await startPolicyServer({ bus, port: 0, logger });
+  const client = new GrpcPolicyClient(`127.0.0.1:${policy.port}`);
+  const replica = new EnvReplica({ replicaId: 'r0', bus, policy: client, logger });
+  await replica.start();
+  const learner = new LearnerCore({ bus, logger, outDir: dir });
+  const run = await learner.startRun(JSON.stringify(CONFIG), 'bench-cores');
+  let last = run;
+  await learner.watchRun(run.runId, (r) => (last = r));
+  await replica.stop();
+  client.close();
+  await learner.close();
+  await policy.shutdown();
+  return last;
+}
+
+/** Publish one chunk, wait until the consumer's handler has it; repeat. Returns latencies in ms. */
+async function chunkLatency(bus: Bus, n: number): Promise<number[]> {
+  const chunk = TrajectoryChunk.encode({
+    runId: 'lat',
+    actorId: 'a',
+    sequence: 0,
+    policyVersion: 1,
+    groupId: '',
+    numSteps: 1,
+    numEnvs: 64,
+    level: 0,
+    rewards: {},
+    obs: { dtype: 1, shape: [1, 64, 8], data: new Uint8Array(64 * 8 * 4) },
+    nextObs: { dtype: 1, shape: [1, 64, 8], data: new Uint8Array(64 * 8 * 4) },
+  }).finish();
+  const latencies: number[] = [];
+  let arrived: (() => void) | undefined;
+  const sub = await bus.consume({ subject: 'rlmesh.traj.lat', durable: 'lat' }, async (m) => {
+    m.ack();
+    arrived?.();
+  });
+  for (let i = 0; i < n; i++) {
+    const got = new Promise<void>((r) => (arrived = r));
+    const t0 = performance.now();
+    await bus.publish('rlmesh.traj.lat', chunk);
+    await got;
+    latencies.push(performance.now() - t0);
+  }
+  await sub.stop();
+  return latencies;
+}
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+
+export async function runMeshBenchmarks(s: BenchSettings): Promise<BenchResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'rlmesh-bench-mesh-'));
+  const results: BenchResult[] = [];
+  try {
+    // Interleaved repeats, as timePair does for calls: embedded, mesh, embedded, ...
+    const reps = Math.max(1, Math.min(3, s.repeats));
+    const emb: number[] = [];
+    const mesh: Run[] = [];
+    const cores: Run[] = [];
+    for (let r = 0; r < reps; r++) {
+      emb.push(await embedded(join(dir, `e${r}`), s.threads));
+      mesh.push(await meshProcesses(join(dir, `m${r}`)));
+      cores.push(await meshInProcess(join(dir, `c${r}`)));
+    }
+    for (const m of [...mesh, ...cores])
+      if (m.state !== RunState.RUN_STATE_COMPLETED) throw new Error(`mesh run ended ${RunState[m.state]}: ${m.error}`);
+    const embeddedEps = median(emb);
+    const describe = (runs: Run[]) =>
+      `success ${runs.map((r) => (100 * r.success).toFixed(1)).join('/')}%, policy lag mean ${runs.map((r) => r.policyLagMean.toFixed(2)).join('/')}, chunks dropped ${runs.map((r) => r.chunksDropped).join('/')}`;
+    for (const [name, runs, what] of [
+      ['mesh.processes.episodes_per_s', mesh, 'nats-server + learner, policy, 1 env replica as processes, gRPC on loopback'],
+      ['mesh.in_process.episodes_per_s', cores, 'the same cores in one process: in-memory bus, policy over gRPC on loopback'],
+    ] as const) {
+      const value = median(runs.map((r) => r.episodesPerS));
+      results.push({
+        name,
+        metric: `PatternEcho episodes/s trained (${EPISODES} episodes, 1-step episodes, so env steps/s = episodes/s), ${what}`,
+        value,
+        unit: 'episodes/s',
+        baseline: { name: 'embedded loop (rlmesh train), same config', value: embeddedEps },
+        ratio: value / embeddedEps,
+        notes: `median of ${reps} runs interleaved with the baseline; ${describe(runs)}. ratio = mesh / embedded.`,
+      });
+    }
+    const memory = await chunkLatency(new MemoryBus(), 1000);
+    const nats = await startNatsServer();
+    try {
+      const bus = await NatsBus.connect({ servers: nats.url });
+      const js = await chunkLatency(bus, 1000);
+      await bus.close();
+      results.push({
+        name: 'mesh.chunk_latency.p50',
+        metric:
+          'trajectory chunk (PatternEcho, 64 episodes, 4.2 kB) publish -> durable consumer handler, JetStream file store, one in flight',
+        value: median(js),
+        unit: 'ms',
+        baseline: { name: 'in-memory bus, same loop', value: median(memory) },
+        ratio: median(js) / median(memory),
+        notes: `1000 chunks; p99 ${pct(js, 99).toFixed(3)} ms (in-memory p99 ${pct(memory, 99).toFixed(3)} ms). ratio = JetStream / in-memory.`,
+      });
+    } finally {
+      await nats.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return results;
+}

@@ -1,0 +1,71 @@
+/**
+ * LearnerService over real gRPC on loopback (bus in memory): runs start, report and stop; bad
+ * requests get INVALID_ARGUMENT / NOT_FOUND / ALREADY_EXISTS naming the field, and the service stays up.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, type ServiceError, status } from '@grpc/grpc-js';
+import { createLogger, decodeJson, keys, MemoryBus, type PolicyPointer, type RunAnnouncement } from '@rlmesh/mesh';
+import { LearnerServiceClient, type Run, RunState } from '@rlmesh/proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLearnerServer } from '../src/mesh/grpc';
+
+describe('LearnerService over gRPC', () => {
+  const bus = new MemoryBus();
+  const dir = mkdtempSync(join(tmpdir(), 'rlmesh-learner-'));
+  let server: Awaited<ReturnType<typeof startLearnerServer>>;
+  let client: LearnerServiceClient;
+  const call = <Req, Res>(method: (r: Req, cb: (e: ServiceError | null, r: Res) => void) => unknown, req: Req) =>
+    new Promise<Res>((resolve, reject) => method.call(client, req, (e, r) => (e ? reject(e) : resolve(r))));
+  const start = (config: string, runId = '') => call<{ config: string; runId: string }, Run>(client.startRun, { config, runId });
+  const expectStatus = async (p: Promise<unknown>, code: status, field: string) => {
+    const err = (await p.then(
+      () => null,
+      (e) => e,
+    )) as ServiceError | null;
+    expect(err, `expected ${status[code]}`).not.toBeNull();
+    expect(err!.code).toBe(code);
+    expect(err!.details).toContain(field);
+  };
+
+  beforeAll(async () => {
+    server = await startLearnerServer({ bus, port: 0, outDir: dir, logger: createLogger('learner', 'error') });
+    client = new LearnerServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+  });
+  afterAll(async () => {
+    client?.close();
+    await server?.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts a run: announces it, publishes policy version 1, and lists it', async () => {
+    const run = await start('env: { id: PatternEcho }\ntrain: { total_episodes: 640 }', 'echo-1');
+    expect(run).toMatchObject({ runId: 'echo-1', state: RunState.RUN_STATE_RUNNING, totalUpdates: 10, policyVersion: 1 });
+    const announced = decodeJson<RunAnnouncement>((await bus.kv.get(keys.run('echo-1')))!);
+    expect(announced).toMatchObject({ run_id: 'echo-1', state: 'running', env: { id: 'PatternEcho', num_envs: 64 } });
+    const pointer = decodeJson<PolicyPointer>((await bus.kv.get(keys.policy('echo-1')))!);
+    expect(pointer.version).toBe(1);
+    expect((await bus.objects.get(pointer.params))!.byteLength).toBe(4 * pointer.spec.num_parameters);
+    const list = await call<object, { runs: Run[] }>(client.listRuns, {});
+    expect(list.runs.map((r) => r.runId)).toContain('echo-1');
+  });
+
+  it('stops a run and announces the end to the actors', async () => {
+    const stopped = await call<{ runId: string }, Run>(client.stopRun, { runId: 'echo-1' });
+    expect(stopped.state).toBe(RunState.RUN_STATE_STOPPED);
+    expect(decodeJson<RunAnnouncement>((await bus.kv.get(keys.run('echo-1')))!).state).toBe('stopped');
+  });
+
+  it('answers bad requests with a status naming the field, and stays up', async () => {
+    await expectStatus(start('algo: { lr: fast }'), status.INVALID_ARGUMENT, 'algo.lr');
+    await expectStatus(start('env: { id: Chess }'), status.INVALID_ARGUMENT, 'env.id');
+    await expectStatus(start('env: [unclosed'), status.INVALID_ARGUMENT, 'config');
+    await expectStatus(start('{}', 'bad run id!'), status.INVALID_ARGUMENT, 'run_id');
+    await expectStatus(start('{}', 'echo-1'), status.ALREADY_EXISTS, 'run_id');
+    await expectStatus(call(client.getRun, { runId: 'nope' }), status.NOT_FOUND, 'run_id');
+    await expectStatus(call(client.stopRun, { runId: 'nope' }), status.NOT_FOUND, 'run_id');
+    const list = await call<object, { runs: Run[] }>(client.listRuns, {});
+    expect(list.runs.length).toBe(1);
+  });
+});

@@ -1,0 +1,157 @@
+/**
+ * The policy service without its transport: request validation with keyed errors, one live policy
+ * per run (opened on first use, then kept current by a KV watch), batched inference and action
+ * selection, and metrics. The gRPC adapter (grpc.ts) and in-process callers both use this class.
+ */
+import { randomInt } from 'node:crypto';
+import { type Histogram, type Meter, metrics } from '@opentelemetry/api';
+import { Rng } from '@rlmesh/core';
+import {
+  type Bus,
+  failedPrecondition,
+  invalidArgument,
+  keys,
+  type Logger,
+  notFound,
+  type PolicyPointer,
+  type PolicySpecJson,
+  parsePolicyPointer,
+  RUN_ID_PATTERN,
+  unavailable,
+} from '@rlmesh/mesh';
+import { type ActResult, PolicyRun } from './run';
+
+export type { ActResult } from './run';
+
+export interface PolicyCoreOptions {
+  bus: Bus;
+  logger: Logger;
+  /** Rows that make a batch leave at once (default 1024). */
+  maxBatch?: number;
+  /** How long the first queued request waits for others (default 2 ms). */
+  maxWaitMs?: number;
+  /** Largest request accepted (default 4096 rows). */
+  maxRowsPerRequest?: number;
+  /** Seed of the action sampler; random when omitted. */
+  seed?: number;
+  /** ORT intra-op threads of each run's worker (default 1). */
+  threads?: number;
+  /** Where metrics go (default: the global meter `rlmesh.policy`, a no-op until a MeterProvider is set). */
+  meter?: Meter;
+}
+
+export interface PolicyInfo {
+  version: number;
+  spec: PolicySpecJson;
+}
+
+export class PolicyCore {
+  /** Inferences run and rows they held, since construction: what batching achieved. */
+  readonly stats = { batches: 0, rows: 0 };
+  private readonly runs = new Map<string, Promise<PolicyRun>>();
+  private readonly rng: Rng;
+  private readonly maxBatch: number;
+  private readonly maxWaitMs: number;
+  private readonly maxRowsPerRequest: number;
+  private readonly threads: number;
+  private readonly latency: Histogram;
+  private readonly batchRows: Histogram;
+  private readonly served: ReturnType<Meter['createCounter']>;
+  private closed = false;
+
+  constructor(private readonly opts: PolicyCoreOptions) {
+    this.maxBatch = opts.maxBatch ?? 1024;
+    this.maxWaitMs = opts.maxWaitMs ?? 2;
+    this.maxRowsPerRequest = opts.maxRowsPerRequest ?? 4096;
+    this.threads = opts.threads ?? 1;
+    this.rng = new Rng(opts.seed ?? randomInt(2 ** 31));
+    const meter = opts.meter ?? metrics.getMeter('rlmesh.policy');
+    this.latency = meter.createHistogram('rlmesh.policy.act.latency', { unit: 'ms', description: 'Act latency, queueing included' });
+    this.batchRows = meter.createHistogram('rlmesh.policy.batch.rows', { unit: '{row}', description: 'Rows per inference batch' });
+    this.served = meter.createCounter('rlmesh.policy.rows.served', { unit: '{row}', description: 'Observation rows answered' });
+  }
+
+  /** Chooses an action for each of `rows` observations (`obs` is row-major [rows, obs_dim]). */
+  async act(runId: string, obs: Float32Array, rows: number, greedy: boolean): Promise<ActResult> {
+    const t0 = performance.now();
+    checkRunId(runId);
+    if (!Number.isInteger(rows) || rows < 1) throw invalidArgument('obs', `needs at least 1 row, got ${rows}`);
+    if (rows > this.maxRowsPerRequest) throw invalidArgument('obs', `at most ${this.maxRowsPerRequest} rows per request, got ${rows}`);
+    const run = await this.run(runId);
+    const dim = run.pointer.spec.obs_dim;
+    if (obs.length !== rows * dim) {
+      const got = obs.length % rows === 0 ? `[${rows}, ${obs.length / rows}]` : `${obs.length} values for ${rows} rows`;
+      throw invalidArgument('obs', `shape must be [*, ${dim}], got ${got}`);
+    }
+    const result = await run.act(obs, rows, greedy);
+    this.latency.record(performance.now() - t0, { run: runId });
+    this.served.add(rows, { run: runId });
+    return result;
+  }
+
+  /** The version and spec being served (or, for a run not served yet, the published ones). */
+  async getPolicy(runId: string): Promise<PolicyInfo> {
+    checkRunId(runId);
+    const open = this.runs.get(runId);
+    const pointer = open ? (await open).pointer : await this.readPointer(runId);
+    return { version: pointer.version, spec: pointer.spec };
+  }
+
+  /** Stops every watch and worker; queued requests fail with UNAVAILABLE. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const runs = [...this.runs.values()];
+    this.runs.clear();
+    const reason = unavailable('policy service is closing');
+    await Promise.all(runs.map((p) => p.then((r) => r.close(reason)).catch(() => undefined)));
+  }
+
+  private run(runId: string): Promise<PolicyRun> {
+    if (this.closed) return Promise.reject(unavailable('policy service is closing'));
+    let opening = this.runs.get(runId);
+    if (!opening) {
+      const p = this.open(runId);
+      opening = p;
+      this.runs.set(runId, p);
+      // A failed open is not cached: the next request tries again (the learner may publish meanwhile).
+      p.catch(() => this.runs.get(runId) === p && this.runs.delete(runId));
+    }
+    return opening;
+  }
+
+  private async open(runId: string): Promise<PolicyRun> {
+    const pointer = await this.readPointer(runId);
+    return PolicyRun.open(runId, pointer, {
+      bus: this.opts.bus,
+      logger: this.opts.logger,
+      rng: this.rng,
+      threads: this.threads,
+      maxBatch: this.maxBatch,
+      maxWaitMs: this.maxWaitMs,
+      onBatch: (rows) => {
+        this.stats.batches++;
+        this.stats.rows += rows;
+        this.batchRows.record(rows, { run: runId });
+      },
+      onFailure: (run, e) => {
+        this.opts.logger.error('policy worker failed; the run reopens on its next request', { run: runId, error: e.message });
+        this.runs.delete(runId);
+        void run.close(e);
+      },
+    });
+  }
+
+  private async readPointer(runId: string): Promise<PolicyPointer> {
+    const bytes = await this.opts.bus.kv.get(keys.policy(runId));
+    if (!bytes) throw notFound('run_id', `no policy published for run "${runId}"`);
+    try {
+      return parsePolicyPointer(bytes);
+    } catch (e) {
+      throw failedPrecondition('run_id', `policy pointer of run "${runId}" is malformed: ${(e as Error).message}`);
+    }
+  }
+}
+
+function checkRunId(runId: string): void {
+  if (!RUN_ID_PATTERN.test(runId)) throw invalidArgument('run_id', `must match ${RUN_ID_PATTERN}, got ${JSON.stringify(runId)}`);
+}

@@ -1,0 +1,89 @@
+/**
+ * rlmesh.v1.PolicyService over gRPC: a thin adapter that decodes tensors, calls PolicyCore and
+ * encodes the answer. Status codes come from the errors the core and the tensor codec throw (see
+ * @rlmesh/mesh errors.ts), so a bad request never reaches inference and never crashes the server.
+ */
+
+import type { PolicySpecJson } from '@rlmesh/mesh';
+import { type Bus, createLogger, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
+import {
+  type ActRequest,
+  type ActResponse,
+  decodeTensor,
+  encodeTensor,
+  type GetPolicyRequest,
+  type GetPolicyResponse,
+  PolicyServiceService,
+  type PolicySpec,
+} from '@rlmesh/proto';
+import { PolicyCore, type PolicyCoreOptions } from './core';
+
+export const POLICY_SERVICE_NAME = 'rlmesh.v1.PolicyService';
+
+/** The pointer's spec as the proto's spaces: a box of obs_dim unbounded floats, a discrete action. */
+export function toPolicySpec(s: PolicySpecJson): PolicySpec {
+  return {
+    observationSpace: {
+      kind: { $case: 'box', box: { shape: [s.obs_dim], low: Number.NEGATIVE_INFINITY, high: Number.POSITIVE_INFINITY } },
+    },
+    actionSpace: { kind: { $case: 'discrete', discrete: { n: s.num_actions } } },
+    model: s.model ?? '',
+    numParameters: s.num_parameters ?? 0,
+  };
+}
+
+export function policyServiceBinding(core: PolicyCore): ServiceBinding {
+  const act = async (req: ActRequest): Promise<ActResponse> => {
+    const obs = decodeTensor('obs', req.obs, { dtype: 'float32', shape: [-1, -1] });
+    const rows = obs.shape[0];
+    const r = await core.act(req.runId, obs.data, rows, req.greedy);
+    return {
+      actions: encodeTensor(r.actions, [rows]),
+      logProbs: encodeTensor(r.logProbs, [rows]),
+      values: encodeTensor(r.values, [rows]),
+      policyVersion: r.version,
+    };
+  };
+  const getPolicy = async (req: GetPolicyRequest): Promise<GetPolicyResponse> => {
+    const info = await core.getPolicy(req.runId);
+    return { runId: req.runId, version: info.version, spec: toPolicySpec(info.spec) };
+  };
+  const handlers: Record<keyof typeof PolicyServiceService, (req: never) => Promise<unknown>> = { act, getPolicy };
+  return { name: POLICY_SERVICE_NAME, definition: PolicyServiceService, handlers };
+}
+
+export interface PolicyServerOptions extends Omit<PolicyCoreOptions, 'logger'> {
+  bus: Bus;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  host?: string;
+  logger?: Logger;
+}
+
+/** A PolicyCore served over gRPC; shutting the server down also closes the core. */
+export async function startPolicyServer(opts: PolicyServerOptions): Promise<RunningServer & { core: PolicyCore }> {
+  const logger = opts.logger ?? createLogger('policy');
+  const core = new PolicyCore({ ...opts, logger });
+  let running: RunningServer;
+  try {
+    running = await startServer({
+      service: 'policy',
+      services: [policyServiceBinding(core)],
+      host: opts.host,
+      port: opts.port ?? 0,
+      logger,
+    });
+  } catch (e) {
+    await core.close();
+    throw e;
+  }
+  return {
+    ...running,
+    core,
+    shutdown: async (o) => {
+      // In-flight calls finish first (they need the core); then the workers go.
+      await running.shutdown(o);
+      await core.close();
+    },
+  };
+}

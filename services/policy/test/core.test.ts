@@ -1,0 +1,194 @@
+/**
+ * PolicyCore against a MemoryBus and a real compiled policy: outputs checked against onnxruntime
+ * run in-process, sampling, batching, metrics, and the keyed errors of bad requests.
+ */
+import { status } from '@grpc/grpc-js';
+import type { Meter } from '@opentelemetry/api';
+import { keys, MemoryBus, type MeshError } from '@rlmesh/mesh';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PolicyCore, type PolicyCoreOptions } from '../src/core';
+import { compile, observations, publish, quietLogger, reference } from './fixture';
+
+const C = compile();
+const P1 = C.params(1);
+const cores: PolicyCore[] = [];
+
+function makeCore(bus: MemoryBus, opts: Partial<PolicyCoreOptions> = {}) {
+  const core = new PolicyCore({ bus, logger: quietLogger, seed: 0, ...opts });
+  cores.push(core);
+  return core;
+}
+
+afterEach(async () => {
+  await Promise.all(cores.splice(0).map((c) => c.close()));
+});
+
+async function published(run = 'r1') {
+  const bus = new MemoryBus();
+  await publish(bus, run, C, 1, P1);
+  return bus;
+}
+
+function argmax(row: Float32Array): number {
+  let a = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[a]) a = i;
+  return a;
+}
+
+describe('PolicyCore.act', () => {
+  it('returns valid actions whose log-probs and values match onnxruntime run in-process', async () => {
+    const core = makeCore(await published());
+    const rows = 16;
+    const obs = observations(rows, C.obsDim);
+    const r = await core.act('r1', obs, rows, false);
+    const ref = await reference(C, P1, obs, rows);
+    expect(r.version).toBe(1);
+    expect(r.actions.length).toBe(rows);
+    for (let i = 0; i < rows; i++) {
+      const a = r.actions[i];
+      expect(a).toBeGreaterThanOrEqual(0);
+      expect(a).toBeLessThan(C.numActions);
+      expect(r.logProbs[i]).toBeCloseTo(ref.logProbs[i * C.numActions + a], 5);
+      expect(r.values[i]).toBeCloseTo(ref.value[i], 5);
+    }
+  });
+
+  it('greedy returns the argmax of each row', async () => {
+    const core = makeCore(await published());
+    const rows = 32;
+    const obs = observations(rows, C.obsDim, 3);
+    const r = await core.act('r1', obs, rows, true);
+    const ref = await reference(C, P1, obs, rows);
+    const want = Array.from({ length: rows }, (_, i) => argmax(ref.logProbs.subarray(i * C.numActions, (i + 1) * C.numActions)));
+    expect(Array.from(r.actions)).toEqual(want);
+  });
+
+  it('samples from exp(log_probs), reproducibly for a seed', async () => {
+    const bus = await published();
+    const rows = 4000;
+    const one = observations(1, C.obsDim, 5);
+    const obs = new Float32Array(rows * C.obsDim);
+    for (let i = 0; i < rows; i++) obs.set(one, i * C.obsDim);
+    const a = await makeCore(bus, { seed: 11 }).act('r1', obs, rows, false);
+    const b = await makeCore(bus, { seed: 11 }).act('r1', obs, rows, false);
+    expect(Array.from(a.actions)).toEqual(Array.from(b.actions));
+    const ref = await reference(C, P1, one, 1);
+    const counts = new Array(C.numActions).fill(0);
+    for (const x of a.actions) counts[x]++;
+    for (let k = 0; k < C.numActions; k++) {
+      const p = Math.exp(ref.logProbs[k]);
+      // 5 standard errors of a binomial proportion.
+      expect(Math.abs(counts[k] / rows - p)).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / rows) + 1e-3);
+    }
+  });
+
+  it('batches concurrent requests of a run into one inference and records the metrics', async () => {
+    const records: Record<string, number[]> = {};
+    const instrument = (name: string) => {
+      records[name] = [];
+      const push = (v: number) => records[name].push(v);
+      return { record: push, add: push };
+    };
+    const meter = { createHistogram: instrument, createCounter: instrument } as unknown as Meter;
+    const core = makeCore(await published(), { maxWaitMs: 50, meter });
+    await core.act('r1', observations(1, C.obsDim), 1, true); // opens the run
+    const before = { ...core.stats };
+    const calls = Array.from({ length: 8 }, (_, i) => core.act('r1', observations(4, C.obsDim, i), 4, false));
+    const results = await Promise.all(calls);
+    expect(core.stats.batches - before.batches).toBe(1);
+    expect(core.stats.rows - before.rows).toBe(32);
+    for (const r of results) expect(r.actions.length).toBe(4);
+    expect(records['rlmesh.policy.batch.rows']).toEqual([1, 32]);
+    expect(records['rlmesh.policy.rows.served'].reduce((s, x) => s + x, 0)).toBe(33);
+    expect(records['rlmesh.policy.act.latency']).toHaveLength(9);
+  });
+
+  it('splits a batch back so that each caller gets the outputs of its own rows', async () => {
+    const core = makeCore(await published(), { maxWaitMs: 30 });
+    const inputs = [3, 1, 5].map((rows, i) => ({ rows, obs: observations(rows, C.obsDim, 100 + i) }));
+    const results = await Promise.all(inputs.map((x) => core.act('r1', x.obs, x.rows, true)));
+    expect(core.stats.batches).toBe(1);
+    for (const [i, x] of inputs.entries()) {
+      const ref = await reference(C, P1, x.obs, x.rows);
+      for (let r = 0; r < x.rows; r++) expect(results[i].values[r]).toBeCloseTo(ref.value[r], 5);
+    }
+  });
+});
+
+describe('PolicyCore errors', () => {
+  const codeOf = async (p: Promise<unknown>) => {
+    const e = (await p.then(
+      () => null,
+      (x: unknown) => x,
+    )) as MeshError | null;
+    expect(e).not.toBeNull();
+    return { code: e?.code, message: e?.message };
+  };
+
+  it('unknown run: NOT_FOUND naming run_id; a run published later is then served', async () => {
+    const bus = new MemoryBus();
+    const core = makeCore(bus);
+    const obs = observations(1, C.obsDim);
+    expect(await codeOf(core.act('later', obs, 1, false))).toEqual({
+      code: status.NOT_FOUND,
+      message: 'run_id: no policy published for run "later"',
+    });
+    expect((await codeOf(core.getPolicy('later'))).code).toBe(status.NOT_FOUND);
+    await publish(bus, 'later', C, 1, P1);
+    expect((await core.act('later', obs, 1, false)).version).toBe(1);
+  });
+
+  it('malformed run id, wrong obs width, zero or too many rows: INVALID_ARGUMENT naming the field', async () => {
+    const core = makeCore(await published(), { maxRowsPerRequest: 8 });
+    const bad = await codeOf(core.act('../etc', observations(1, C.obsDim), 1, false));
+    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect(bad.message).toMatch(/^run_id: /);
+    expect(await codeOf(core.act('r1', new Float32Array(6), 2, false))).toEqual({
+      code: status.INVALID_ARGUMENT,
+      message: `obs: shape must be [*, ${C.obsDim}], got [2, 3]`,
+    });
+    expect(await codeOf(core.act('r1', new Float32Array(7), 2, false))).toEqual({
+      code: status.INVALID_ARGUMENT,
+      message: `obs: shape must be [*, ${C.obsDim}], got 7 values for 2 rows`,
+    });
+    const zero = await codeOf(core.act('r1', new Float32Array(0), 0, false));
+    expect(zero.code).toBe(status.INVALID_ARGUMENT);
+    expect(zero.message).toMatch(/^obs: needs at least 1 row/);
+    const many = await codeOf(core.act('r1', observations(9, C.obsDim), 9, false));
+    expect(many).toEqual({ code: status.INVALID_ARGUMENT, message: 'obs: at most 8 rows per request, got 9' });
+    expect((await core.act('r1', observations(8, C.obsDim), 8, false)).actions.length).toBe(8);
+  });
+
+  it('a pointer naming a missing object or a malformed pointer: FAILED_PRECONDITION', async () => {
+    const bus = await published();
+    await bus.objects.delete('r1/params/1');
+    const core = makeCore(bus);
+    const missing = await codeOf(core.act('r1', observations(1, C.obsDim), 1, false));
+    expect(missing.code).toBe(status.FAILED_PRECONDITION);
+    expect(missing.message).toMatch(/^run_id: .*"r1\/params\/1"/);
+    await bus.kv.put(keys.policy('r2'), new TextEncoder().encode('{"version": 0}'));
+    const malformed = await codeOf(core.getPolicy('r2'));
+    expect(malformed.code).toBe(status.FAILED_PRECONDITION);
+    expect(malformed.message).toMatch(/version must be an integer >= 1/);
+  });
+
+  it('after close, requests are UNAVAILABLE', async () => {
+    const core = makeCore(await published());
+    await core.act('r1', observations(1, C.obsDim), 1, false);
+    await core.close();
+    expect((await codeOf(core.act('r1', observations(1, C.obsDim), 1, false))).code).toBe(status.UNAVAILABLE);
+  });
+});
+
+describe('PolicyCore.getPolicy', () => {
+  it('reports the published version and spec, served or not', async () => {
+    const core = makeCore(await published());
+    const want = {
+      version: 1,
+      spec: { obs_dim: C.obsDim, num_actions: C.numActions, model: 'TinyPolicy', num_parameters: C.numParameters },
+    };
+    expect(await core.getPolicy('r1')).toEqual(want);
+    await core.act('r1', observations(1, C.obsDim), 1, false);
+    expect(await core.getPolicy('r1')).toEqual(want);
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * The policy service's inference thread: one onnxruntime-node InferenceSession and the current flat
+ * parameter vector. ORT's run() occupies the thread that calls it, so it runs here and the service's
+ * event loop stays free to take requests and form the next batch.
+ *
+ * Plain CommonJS so that it runs unbuilt, from vitest and from dist alike.
+ *
+ * Messages are handled strictly one after another, in arrival order. That order is the hot-swap
+ * guarantee: a `run` posted before a `swap` uses the old weights, one posted after uses the new ones,
+ * and each reply says which version it ran.
+ *   { id, type: 'swap', version, params: Float32Array, program?: Uint8Array }  -> { id, version }
+ *   { id, type: 'run', obs: Float32Array, rows }  -> { id, version, logProbs, value }
+ * A failure answers { id, error } and leaves the previous program and parameters in place.
+ */
+
+const { parentPort, workerData } = require('node:worker_threads');
+const ort = require('onnxruntime-node');
+
+const IO = { params: 'params', obs: 'obs', logProbs: 'log_probs', value: 'value' };
+const threads = workerData?.threads || 1;
+
+let session = null;
+let params = null;
+let version = 0;
+
+async function createSession(bytes) {
+  const s = await ort.InferenceSession.create(bytes, {
+    graphOptimizationLevel: 'all',
+    executionProviders: ['cpu'],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+  });
+  for (const name of [IO.params, IO.obs]) {
+    if (!s.inputNames.includes(name)) throw new Error(`policy program has no input "${name}" (inputs: ${s.inputNames.join(', ')})`);
+  }
+  for (const name of [IO.logProbs, IO.value]) {
+    if (!s.outputNames.includes(name)) throw new Error(`policy program has no output "${name}" (outputs: ${s.outputNames.join(', ')})`);
+  }
+  return s;
+}
+
+async function swap(msg) {
+  const next = msg.program ? await createSession(msg.program) : session;
+  if (!next) throw new Error('no policy program loaded');
+  if (next !== session && session) await session.release();
+  session = next;
+  params = msg.params;
+  version = msg.version;
+  return { version };
+}
+
+/** A typed array that owns its whole buffer, so it can be transferred without copying. */
+function owned(a) {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice();
+}
+
+async function run(msg) {
+  if (!session || !params) throw new Error('no policy loaded');
+  const cols = msg.obs.length / msg.rows;
+  const out = await session.run({
+    [IO.params]: new ort.Tensor('float32', params, [params.length]),
+    [IO.obs]: new ort.Tensor('float32', msg.obs, [msg.rows, cols]),
+  });
+  const logProbs = owned(out[IO.logProbs].data);
+  const value = owned(out[IO.value].data);
+  if (value.length !== msg.rows || logProbs.length % msg.rows !== 0) {
+    throw new Error(`policy program returned log_probs [${out[IO.logProbs].dims}] and value [${out[IO.value].dims}] for ${msg.rows} rows`);
+  }
+  return { reply: { version, logProbs, value }, transfer: [logProbs.buffer, value.buffer] };
+}
+
+const handlers = { swap: async (m) => ({ reply: await swap(m), transfer: [] }), run };
+
+let chain = Promise.resolve();
+parentPort.on('message', (msg) => {
+  chain = chain.then(async () => {
+    try {
+      const handler = handlers[msg.type];
+      if (!handler) throw new Error(`unknown message type ${msg.type}`);
+      const { reply, transfer } = await handler(msg);
+      parentPort.postMessage({ id: msg.id, ...reply }, transfer);
+    } catch (e) {
+      parentPort.postMessage({ id: msg.id, error: e instanceof Error ? e.message : String(e) });
+    }
+  });
+});
