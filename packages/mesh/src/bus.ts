@@ -39,7 +39,10 @@ export interface KeyValue {
   delete(key: string): Promise<void>;
   /** Keys under `prefix` (all keys when omitted). */
   keys(prefix?: string): Promise<string[]>;
-  /** Calls `onChange` with the current value of `key` and every later one (null: deleted). */
+  /**
+   * Calls `onChange` with the current value of `key` (a prefix ending in `>` watches many keys) and
+   * later ones (null: deleted). A value overwritten before delivery may be skipped; the latest never is.
+   */
   watch(key: string, onChange: (key: string, value: Uint8Array | null) => void): Promise<Subscription>;
 }
 

@@ -8,6 +8,8 @@
  * one, which bounds the learner's policy lag without a central scheduler. The trace context of the
  * rollout span travels in the chunk's NATS headers, so a trace follows a chunk from here through
  * the policy service to the learner.
+ * The version check is end to end: the actor asks Act for the version it wants (min_version), so a
+ * policy replica that has not swapped the new weights in yet makes it wait rather than act stale.
  */
 import { metrics, SpanKind } from '@opentelemetry/api';
 import { type Bus, injectContext, inSpan, type Logger, type RunAnnouncement, subjects } from '@rlmesh/mesh';
@@ -24,7 +26,8 @@ export interface ActResult {
 
 /** What an actor needs from the policy service (a gRPC client in the mesh, the core in tests). */
 export interface PolicyClient {
-  act(runId: string, obs: Float32Array, rows: number): Promise<ActResult>;
+  /** `minVersion`: ask the policy service to serve at least this version (it waits a bounded time for it). */
+  act(runId: string, obs: Float32Array, rows: number, minVersion?: number): Promise<ActResult>;
 }
 
 export interface ActorOptions {
@@ -52,6 +55,8 @@ export class RolloutActor {
   private readonly vec: VectorEnv;
   private level: number;
   private latestVersion = -1;
+  /** The version the policy service last answered with (-1: none yet). */
+  private lastServed = -1;
   private readonly publishedAt = new Map<number, number>();
   private wakeUp: (() => void) | undefined;
   private stopped = false;
@@ -97,7 +102,8 @@ export class RolloutActor {
     for (let t = 0; t < T; t++) {
       const row = t * N;
       obsBuf.set(obs, row * S);
-      const out = await policy.act(run.run_id, obs, N);
+      const out = await policy.act(run.run_id, obs, N, this.wantedVersion());
+      this.lastServed = Math.max(this.lastServed, out.version);
       // A chunk is labelled with the oldest version that acted in it: its lag is never understated.
       version = Math.min(version, out.version);
       actions.set(out.actions, row);
@@ -156,10 +162,16 @@ export class RolloutActor {
     );
   }
 
-  /** True while this actor has used up its chunks for the newest version it knows. */
+  /** The version the next chunk should be played with: the next one once this one's share of chunks is out. */
+  private wantedVersion(): number {
+    if (this.lastServed < 0) return 0;
+    const used = this.publishedAt.get(this.lastServed) ?? 0;
+    return used >= this.opts.run.chunks_per_version ? this.lastServed + 1 : this.lastServed;
+  }
+
+  /** True while the version this actor wants has not been announced yet. */
   private mustWait(): boolean {
-    const newest = Math.max(this.latestVersion, ...this.publishedAt.keys());
-    return (this.publishedAt.get(newest) ?? 0) >= this.opts.run.chunks_per_version;
+    return this.latestVersion < this.wantedVersion();
   }
 
   start(): void {

@@ -21,12 +21,12 @@ export class GrpcPolicyClient implements PolicyClient {
     );
   }
 
-  async act(runId: string, obs: Float32Array, rows: number): Promise<ActResult> {
+  async act(runId: string, obs: Float32Array, rows: number, minVersion = 0): Promise<ActResult> {
     const res = await unary(
       'env',
       'rlmesh.v1.PolicyService/Act',
       this.client.act.bind(this.client),
-      { runId, obs: encodeTensor(obs, [rows, obs.length / rows]), greedy: false },
+      { runId, obs: encodeTensor(obs, [rows, obs.length / rows]), greedy: false, minVersion },
       this.deadlineMs,
     );
     return {

@@ -36,6 +36,8 @@ export interface PolicyCoreOptions {
   seed?: number;
   /** ORT intra-op threads of each run's worker (default 1). */
   threads?: number;
+  /** Longest an Act with min_version waits for that version to be swapped in (default 1000 ms). */
+  maxVersionWaitMs?: number;
   /** Where metrics go (default: the global meter `rlmesh.policy`, a no-op until a MeterProvider is set). */
   meter?: Meter;
 }
@@ -54,6 +56,7 @@ export class PolicyCore {
   private readonly maxWaitMs: number;
   private readonly maxRowsPerRequest: number;
   private readonly threads: number;
+  private readonly maxVersionWaitMs: number;
   private readonly latency: Histogram;
   private readonly batchRows: Histogram;
   private readonly served: ReturnType<Meter['createCounter']>;
@@ -64,6 +67,7 @@ export class PolicyCore {
     this.maxWaitMs = opts.maxWaitMs ?? 2;
     this.maxRowsPerRequest = opts.maxRowsPerRequest ?? 4096;
     this.threads = opts.threads ?? 1;
+    this.maxVersionWaitMs = opts.maxVersionWaitMs ?? 1000;
     this.rng = new Rng(opts.seed ?? randomInt(2 ** 31));
     const meter = opts.meter ?? metrics.getMeter('rlmesh.policy');
     this.latency = meter.createHistogram('rlmesh.policy.act.latency', { unit: 'ms', description: 'Act latency, queueing included' });
@@ -72,7 +76,7 @@ export class PolicyCore {
   }
 
   /** Chooses an action for each of `rows` observations (`obs` is row-major [rows, obs_dim]). */
-  async act(runId: string, obs: Float32Array, rows: number, greedy: boolean): Promise<ActResult> {
+  async act(runId: string, obs: Float32Array, rows: number, greedy: boolean, minVersion = 0): Promise<ActResult> {
     const t0 = performance.now();
     checkRunId(runId);
     if (!Number.isInteger(rows) || rows < 1) throw invalidArgument('obs', `needs at least 1 row, got ${rows}`);
@@ -83,6 +87,7 @@ export class PolicyCore {
       const got = obs.length % rows === 0 ? `[${rows}, ${obs.length / rows}]` : `${obs.length} values for ${rows} rows`;
       throw invalidArgument('obs', `shape must be [*, ${dim}], got ${got}`);
     }
+    if (minVersion > run.pointer.version) await run.waitForVersion(minVersion, this.maxVersionWaitMs);
     const result = await run.act(obs, rows, greedy);
     this.latency.record(performance.now() - t0, { run: runId });
     this.served.add(rows, { run: runId });

@@ -36,7 +36,7 @@ export function policyServiceBinding(core: PolicyCore): ServiceBinding {
   const act = async (req: ActRequest): Promise<ActResponse> => {
     const obs = decodeTensor('obs', req.obs, { dtype: 'float32', shape: [-1, -1] });
     const rows = obs.shape[0];
-    const r = await core.act(req.runId, obs.data, rows, req.greedy);
+    const r = await core.act(req.runId, obs.data, rows, req.greedy, req.minVersion);
     return {
       actions: encodeTensor(r.actions, [rows]),
       logProbs: encodeTensor(r.logProbs, [rows]),

@@ -64,6 +64,7 @@ export class PolicyRun {
   /** Highest version announced on the KV key, applied or not: older announcements are skipped. */
   private announced: number;
   private closed = false;
+  private readonly versionWaiters = new Set<{ version: number; wake: () => void }>();
 
   private constructor(
     readonly runId: string,
@@ -99,6 +100,23 @@ export class PolicyRun {
     return this.applied;
   }
 
+  /** Resolves once `version` (or a newer one) is being served, or after `timeoutMs`, whichever is first. */
+  waitForVersion(version: number, timeoutMs: number): Promise<void> {
+    if (this.applied.version >= version || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = {
+        version,
+        wake: () => {
+          clearTimeout(timer);
+          this.versionWaiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.wake, timeoutMs);
+      this.versionWaiters.add(waiter);
+    });
+  }
+
   act(obs: Float32Array, rows: number, greedy: boolean): Promise<ActResult> {
     return this.batcher.submit({ obs, rows, greedy }, rows);
   }
@@ -106,6 +124,7 @@ export class PolicyRun {
   async close(reason: Error): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const w of this.versionWaiters) w.wake();
     this.batcher.close(reason);
     await this.watch?.stop();
     await this.worker.terminate();
@@ -155,7 +174,8 @@ export class PolicyRun {
       this.applied = previous;
       throw e;
     }
-    this.deps.logger.info('policy swapped', { run: this.runId, version: p.version, program_changed: program !== undefined });
+    for (const w of this.versionWaiters) if (w.version <= p.version) w.wake();
+    this.deps.logger.debug('policy swapped', { run: this.runId, version: p.version, program_changed: program !== undefined });
   }
 
   private async runBatch(reqs: Request[], rows: number): Promise<ActResult[]> {

@@ -5,7 +5,7 @@
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { MemoryBus } from '@rlmesh/mesh';
 import {
-  type ActRequest,
+  ActRequest,
   type ActResponse,
   DType,
   decodeTensor,
@@ -36,7 +36,7 @@ afterAll(async () => {
 
 const act = (req: Partial<ActRequest>) =>
   new Promise<ActResponse>((resolve, reject) =>
-    client.act({ runId: 'run-a', greedy: false, ...req }, (err, res) => (err ? reject(err) : resolve(res))),
+    client.act(ActRequest.fromPartial({ runId: 'run-a', ...req }), (err, res) => (err ? reject(err) : resolve(res))),
   );
 const getPolicy = (runId: string) =>
   new Promise<GetPolicyResponse>((resolve, reject) => client.getPolicy({ runId }, (err, res) => (err ? reject(err) : resolve(res))));

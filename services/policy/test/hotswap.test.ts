@@ -61,6 +61,23 @@ describe('hot swap', () => {
     expect((await core.getPolicy('r')).version).toBe(2);
   });
 
+  it('min_version: Act waits for that version to be swapped in, and answers with what it has after the wait limit', async () => {
+    const bus = new MemoryBus();
+    await publish(bus, 'r', C, 1, P[0]);
+    const core = new PolicyCore({ bus, logger: quietLogger, seed: 0, maxWaitMs: 0, maxVersionWaitMs: 300 });
+    cores.push(core);
+    const obs = observations(2, C.obsDim);
+    expect((await core.act('r', obs, 2, true, 1)).version).toBe(1);
+    const waiting = core.act('r', obs, 2, true, 2);
+    await sleep(50);
+    await publish(bus, 'r', C, 2, P[1]);
+    expect((await waiting).version).toBe(2);
+    const t0 = Date.now();
+    const late = await core.act('r', obs, 2, true, 9);
+    expect(late.version).toBe(2);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+  });
+
   it('a batch already running finishes on the old weights; the queued ones run on the new', async () => {
     const bus = new MemoryBus();
     const big = compile(6, 5, [256, 256]);

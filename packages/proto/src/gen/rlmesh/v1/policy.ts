@@ -32,6 +32,12 @@ export interface ActRequest {
     | undefined;
   /** argmax instead of sampling */
   greedy: boolean;
+  /**
+   * Serve at least this policy version: the call waits (up to its deadline, and at most the
+   * service's max version wait) for the version to be swapped in, then answers with whatever is
+   * loaded. Actors use it to bound their policy lag. 0: no wait.
+   */
+  minVersion: number;
 }
 
 export interface ActResponse {
@@ -66,7 +72,7 @@ export interface GetPolicyResponse {
 }
 
 function createBaseActRequest(): ActRequest {
-  return { runId: "", obs: undefined, greedy: false };
+  return { runId: "", obs: undefined, greedy: false, minVersion: 0 };
 }
 
 export const ActRequest: MessageFns<ActRequest> = {
@@ -79,6 +85,9 @@ export const ActRequest: MessageFns<ActRequest> = {
     }
     if (message.greedy !== false) {
       writer.uint32(24).bool(message.greedy);
+    }
+    if (message.minVersion !== 0) {
+      writer.uint32(32).uint64(message.minVersion);
     }
     return writer;
   },
@@ -120,6 +129,14 @@ export const ActRequest: MessageFns<ActRequest> = {
             message.greedy = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.minVersion = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -141,6 +158,11 @@ export const ActRequest: MessageFns<ActRequest> = {
         : "",
       obs: isSet(object.obs) ? Tensor.fromJSON(object.obs) : undefined,
       greedy: isSet(object.greedy) ? globalThis.Boolean(object.greedy) : false,
+      minVersion: isSet(object.minVersion)
+        ? globalThis.Number(object.minVersion)
+        : isSet(object.min_version)
+        ? globalThis.Number(object.min_version)
+        : 0,
     };
   },
 
@@ -155,6 +177,9 @@ export const ActRequest: MessageFns<ActRequest> = {
     if (message.greedy !== false) {
       obj.greedy = message.greedy;
     }
+    if (message.minVersion !== 0) {
+      obj.minVersion = Math.round(message.minVersion);
+    }
     return obj;
   },
 
@@ -166,6 +191,7 @@ export const ActRequest: MessageFns<ActRequest> = {
     message.runId = object.runId ?? "";
     message.obs = (object.obs !== undefined && object.obs !== null) ? Tensor.fromPartial(object.obs) : undefined;
     message.greedy = object.greedy ?? false;
+    message.minVersion = object.minVersion ?? 0;
     return message;
   },
 };
