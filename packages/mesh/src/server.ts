@@ -16,11 +16,11 @@ import {
   type ServiceError,
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import { loadFileDescriptorSetFromBuffer, loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { SpanKind } from '@opentelemetry/api';
 import { DESCRIPTOR_SET_PATH } from '@rlmesh/proto';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { toStatus } from './errors';
 import type { Logger } from './log';
 import { extractContext, inSpan } from './telemetry';
@@ -108,15 +108,16 @@ function wrap(
   };
 }
 
-let reflectionPackage: ReturnType<typeof loadFileDescriptorSetFromBuffer> | undefined;
+let reflectionPackage: PackageDefinition | undefined;
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const server = new Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes });
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(opts.services.map((s) => [s.name, 'SERVING' as const])) });
   health.addToServer(server);
-  reflectionPackage ??= loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTOR_SET_PATH));
-  new ReflectionService(reflectionPackage, { services: opts.services.map((s) => s.name) }).addToServer(server);
+  // The health proto joins ours so that reflection clients (grpcurl) can call grpc.health.v1 too.
+  reflectionPackage ??= { ...loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTOR_SET_PATH)), ...loadSync(healthProtoPath) };
+  new ReflectionService(reflectionPackage, { services: [...opts.services.map((s) => s.name), 'grpc.health.v1.Health'] }).addToServer(server);
   for (const s of opts.services) {
     const impl: Record<string, UntypedHandleCall> = {};
     for (const [key, def] of Object.entries(s.definition)) {

@@ -226,7 +226,7 @@ describe('EnvService over gRPC', () => {
     }
   });
 
-  it('lists rlmesh.v1.EnvService through server reflection', async () => {
+  it('answers reflection as grpcurl uses it: lists the services and serves their file descriptors', async () => {
     const protoPath = join(require.resolve('@grpc/reflection/package.json'), '..', 'build/proto/grpc/reflection/v1/reflection.proto');
     const pkg = loadPackageDefinition(loadSync(protoPath, { keepCase: true, oneofs: true })) as unknown as {
       grpc: { reflection: { v1: { ServerReflection: new (addr: string, c: ReturnType<typeof credentials.createInsecure>) => Client } } };
@@ -234,17 +234,32 @@ describe('EnvService over gRPC', () => {
     const reflection = new pkg.grpc.reflection.v1.ServerReflection(addr, credentials.createInsecure()) as Client & {
       ServerReflectionInfo(): NodeJS.ReadWriteStream & { end(): void };
     };
-    try {
-      const stream = reflection.ServerReflectionInfo();
-      const names = await new Promise<string[]>((resolve, reject) => {
-        stream.on('data', (m: { list_services_response?: { service: { name: string }[] } }) =>
-          resolve((m.list_services_response?.service ?? []).map((s) => s.name)),
-        );
+    type Answer = {
+      list_services_response?: { service: { name: string }[] };
+      file_descriptor_response?: { file_descriptor_proto: Buffer[] };
+      error_response?: { error_message: string };
+    };
+    const ask = (request: object) =>
+      new Promise<Answer>((resolve, reject) => {
+        const stream = reflection.ServerReflectionInfo();
+        stream.on('data', (m: Answer) => {
+          resolve(m);
+          stream.end();
+        });
         stream.on('error', reject);
-        stream.write({ list_services: '' } as never);
+        stream.write(request as never);
       });
-      stream.end();
+    try {
+      const listed = await ask({ list_services: '' });
+      const names = (listed.list_services_response?.service ?? []).map((s) => s.name);
       expect(names).toContain('rlmesh.v1.EnvService');
+      expect(names).toContain('grpc.health.v1.Health');
+      for (const symbol of ['rlmesh.v1.EnvService', 'grpc.health.v1.Health']) {
+        const files = await ask({ file_containing_symbol: symbol });
+        expect(files.error_response, symbol).toBeUndefined();
+        const text = files.file_descriptor_response!.file_descriptor_proto.map((b) => b.toString('latin1')).join('');
+        expect(text).toContain(symbol.split('.').at(-1));
+      }
     } finally {
       reflection.close();
     }
