@@ -117,7 +117,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   health.addToServer(server);
   // The health proto joins ours so that reflection clients (grpcurl) can call grpc.health.v1 too.
   reflectionPackage ??= { ...loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTOR_SET_PATH)), ...loadSync(healthProtoPath) };
-  new ReflectionService(reflectionPackage, { services: [...opts.services.map((s) => s.name), 'grpc.health.v1.Health'] }).addToServer(server);
+  const reflected = [...opts.services.map((s) => s.name), 'grpc.health.v1.Health'];
+  new ReflectionService(reflectionPackage, { services: reflected }).addToServer(server);
   for (const s of opts.services) {
     const impl: Record<string, UntypedHandleCall> = {};
     for (const [key, def] of Object.entries(s.definition)) {
