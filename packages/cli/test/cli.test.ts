@@ -78,3 +78,27 @@ describe('rlmesh train', () => {
     expect(io.err.at(-1)).toMatch(/^rlmesh: --obs does not fit the checkpoint/);
   });
 });
+
+describe('rlmesh mesh commands: bad input', () => {
+  it('train --mesh checks the config before sending it', async () => {
+    const io = capture();
+    expect(await main(['train', '--mesh', cfgFile('algo:\n  lr: fast\n'), '--learner', '127.0.0.1:1'])).toBe(2);
+    expect(io.err).toEqual(['rlmesh: config error: algo.lr: must be a number > 0, got "fast"']);
+  });
+
+  it('train --mesh with no learner listening prints one line and exits 2', async () => {
+    const io = capture();
+    expect(await main(['train', '--mesh', cfgFile('env:\n  id: PatternEcho\n'), '--learner', '127.0.0.1:1'])).toBe(2);
+    expect(io.err).toEqual(['rlmesh: train --mesh: no learner answers at 127.0.0.1:1 (start the mesh with rlmesh up)']);
+  });
+
+  it('serve and up reject unknown services and options', async () => {
+    const io = capture();
+    expect(await main(['serve', 'evaluator'])).toBe(2);
+    expect(await main(['serve', 'env', '--nats', 'nats://127.0.0.1:1', '--bogus', '1'])).toBe(2);
+    expect(await main(['up', '--env-replicas', '0'])).toBe(2);
+    expect(io.err[0]).toMatch(/^rlmesh: serve needs one of env, policy, learner/);
+    expect(io.err[1]).toBe('rlmesh: serve: unknown option --bogus');
+    expect(io.err[2]).toBe('rlmesh: --env-replicas: must be an integer in 1..32, got 0');
+  });
+});

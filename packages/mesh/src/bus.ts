@@ -75,6 +75,7 @@ export const keys = {
 export const objects = {
   policyProgram: (run: string) => `${run}/policy.onnx`,
   policyParams: (run: string, version: number) => `${run}/params/${version}`,
+  checkpoint: (run: string, update: number) => `${run}/checkpoints/update-${String(update).padStart(6, '0')}.safetensors`,
 };
 export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 

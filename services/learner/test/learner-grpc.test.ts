@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
-import { createLogger, decodeJson, keys, MemoryBus, type PolicyPointer, type RunAnnouncement } from '@rlmesh/mesh';
+import { createLogger, decodeJson, keys, MemoryBus, objects, type PolicyPointer, type RunAnnouncement } from '@rlmesh/mesh';
 import { LearnerServiceClient, type Run, RunState } from '@rlmesh/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLearnerServer } from '../src/mesh/grpc';
@@ -55,6 +55,8 @@ describe('LearnerService over gRPC', () => {
     const stopped = await call<{ runId: string }, Run>(client.stopRun, { runId: 'echo-1' });
     expect(stopped.state).toBe(RunState.RUN_STATE_STOPPED);
     expect(decodeJson<RunAnnouncement>((await bus.kv.get(keys.run('echo-1')))!).state).toBe('stopped');
+    const checkpoint = await bus.objects.get(objects.checkpoint('echo-1', stopped.updates));
+    expect(checkpoint?.byteLength).toBeGreaterThan(4 * 116_625);
   });
 
   it('answers bad requests with a status naming the field, and stays up', async () => {

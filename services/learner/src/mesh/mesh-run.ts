@@ -5,10 +5,12 @@
  *          pull-consume rlmesh.traj.<run> (durable consumer, explicit ack)
  *   chunk: decode + check -> policy lag (drop beyond max_policy_lag) -> batch + returns -> train
  *          step (truncated importance weights for stale chunks) -> curriculum -> publish version -> ack
- *   end:   checkpoint, policy.onnx, summary; announce completed / stopped / failed.
+ *   every train.checkpoint_every updates and at the end: a training checkpoint in the run directory
+ *          and in the object store (<run>/checkpoints/update-N.safetensors), for any process to resume from
+ *   end:   policy.onnx, summary; announce completed / stopped / failed.
  * One chunk is one update (N episodes of L steps), as one rollout is in the embedded loop.
  */
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { metrics, SpanKind } from '@opentelemetry/api';
 import { Rng } from '@rlmesh/core';
@@ -232,6 +234,8 @@ export class MeshRun {
     );
     this.version++;
     if (this.updates % this.cfg.mesh.publish_every === 0 || this.updates >= this.totalUpdates) await this.publishPolicy();
+    const every = this.cfg.train.checkpoint_every;
+    if (every > 0 && this.updates % every === 0 && this.updates < this.totalUpdates) await this.checkpoint();
     this.notify();
   }
 
@@ -250,6 +254,16 @@ export class MeshRun {
     }
   }
 
+  private async checkpoint(): Promise<void> {
+    const path = join(this.runDir, 'checkpoints', `update-${String(this.updates).padStart(6, '0')}.safetensors`);
+    await saveTrainingCheckpoint(path, this.trainer, {
+      baseline: String(this.baseline),
+      level: String(this.level),
+      config: JSON.stringify(this.cfg),
+    });
+    await this.bus.objects.put(objects.checkpoint(this.id, this.updates), readFileSync(path));
+  }
+
   /** Ends the run: no more chunks, final outputs written, the end announced to actors. */
   finish(state: 'completed' | 'stopped' | 'failed', error = ''): Promise<void> {
     this.finished ??= (async () => {
@@ -257,12 +271,7 @@ export class MeshRun {
       this.error = error;
       // The consumer is stopped from outside the handler that may be calling us (see learner-core).
       if (this.trainer) {
-        const path = join(this.runDir, 'checkpoints', `update-${String(this.updates).padStart(6, '0')}.safetensors`);
-        await saveTrainingCheckpoint(path, this.trainer, {
-          baseline: String(this.baseline),
-          level: String(this.level),
-          config: JSON.stringify(this.cfg),
-        });
+        await this.checkpoint();
         await exportPolicy(this.runDir, this.cfg, this.setup.model, this.trainer.parameters());
         const mvp = mvpCriteria(join(this.runDir, 'metrics.jsonl'), this.setup.numActions);
         writeFileSync(join(this.runDir, 'summary.json'), `${JSON.stringify({ ...this.toProto(), mvp }, null, 2)}\n`);

@@ -1,0 +1,61 @@
+/**
+ * What a user types: `rlmesh up` starts nats-server and the services as child processes, and
+ * `rlmesh train --mesh` submits PatternEcho to it, streams progress and exits 0 once the run
+ * completes. Both are the real command (bin/rlmesh.js) in their own processes.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { freePort } from '@rlmesh/mesh';
+import { afterAll, describe, expect, it } from 'vitest';
+import { missingParts, ROOT, stopChild } from './helpers';
+
+const BIN = join(ROOT, 'packages', 'cli', 'bin', 'rlmesh.js');
+const missing = missingParts();
+
+describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rlmesh-up-'));
+  let up: ChildProcess | undefined;
+  afterAll(async () => {
+    if (up) await stopChild(up, 'SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('trains PatternEcho on the mesh that up started', async () => {
+    const base = await freePort();
+    const env = { ...process.env, NATS_URL: '', RLMESH_LOG_LEVEL: 'error' };
+    up = spawn(process.execPath, [BIN, 'up', '--base-port', String(base), '--out-dir', join(dir, 'runs')], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const printed: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: up!.stdout! }).on('line', (l) => {
+        printed.push(l);
+        if (l.startsWith('ready:')) resolve();
+      });
+      up!.once('exit', (code) => reject(new Error(`rlmesh up exited ${code}: ${printed.join('\n')}`)));
+    });
+    expect(printed.join('\n')).toContain(`learner  127.0.0.1:${base}`);
+    expect(printed.join('\n')).toMatch(/NATS nats:\/\/127\.0\.0\.1:\d+ \(started here\)/);
+
+    const train = spawn(
+      process.execPath,
+      [BIN, 'train', '--mesh', join(ROOT, 'configs', 'wmil-pattern-echo.yaml'), '--learner', `127.0.0.1:${base}`],
+      {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    train.stdout!.on('data', (d) => (out += d));
+    const code = await new Promise((r) => train.once('exit', r));
+    expect(code, out).toBe(0);
+    const done = out.split('\n').find((l) => l.startsWith('RUN_STATE_COMPLETED'));
+    expect(done, out).toBeDefined();
+    const success = Number(/success ([\d.]+)%/.exec(done!)![1]);
+    expect(success).toBeGreaterThanOrEqual(90);
+  });
+});
