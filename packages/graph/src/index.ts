@@ -17,3 +17,4 @@ export * from './rng';
 export * from './safetensors';
 export * from './session';
 export * from './trainer';
+export * from './worker-session';

@@ -39,6 +39,22 @@ function dtypeOfArray(a: HostArray): DType {
   return 'bool';
 }
 
+export function ortTypeOf(a: HostArray): ort.Tensor.Type {
+  return ORT_TYPE[dtypeOfArray(a)];
+}
+
+/** onnxruntime's session options for ours (shared by Session and WorkerSession). */
+export function ortSessionOptions(options: SessionOptions): ort.InferenceSession.SessionOptions {
+  const opts: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+    executionProviders: options.executionProviders ?? ['cpu'],
+  };
+  if (options.intraOpThreads !== undefined) opts.intraOpNumThreads = options.intraOpThreads;
+  if (options.interOpThreads !== undefined) opts.interOpNumThreads = options.interOpThreads;
+  if (options.spinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
+  return opts;
+}
+
 export function hostTensor(data: HostArray, shape: readonly number[]): HostTensor {
   const n = shape.reduce((p, d) => p * d, 1);
   if (n !== data.length) throw new Error(`tensor of shape [${shape.join(',')}] needs ${n} elements, got ${data.length}`);
@@ -54,13 +70,7 @@ export class Session {
 
   /** Loads an ONNX model from bytes or a file path. */
   static async create(model: Uint8Array | string, options: SessionOptions = {}): Promise<Session> {
-    const opts: ort.InferenceSession.SessionOptions = {
-      graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
-      executionProviders: options.executionProviders ?? ['cpu'],
-    };
-    if (options.intraOpThreads !== undefined) opts.intraOpNumThreads = options.intraOpThreads;
-    if (options.interOpThreads !== undefined) opts.interOpNumThreads = options.interOpThreads;
-    if (options.spinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
+    const opts = ortSessionOptions(options);
     const s = typeof model === 'string' ? await ort.InferenceSession.create(model, opts) : await ort.InferenceSession.create(model, opts);
     return new Session(s, s.inputNames, s.outputNames);
   }
@@ -71,7 +81,7 @@ export class Session {
     for (const name of this.inputNames) {
       const t = feeds[name];
       if (!t) throw new Error(`session run: missing input ${name}`);
-      ortFeeds[name] = new ort.Tensor(ORT_TYPE[dtypeOfArray(t.data)], t.data as never, t.shape as number[]);
+      ortFeeds[name] = new ort.Tensor(ortTypeOf(t.data), t.data as never, t.shape as number[]);
     }
     const results = fetch ? await this.session.run(ortFeeds, [...fetch]) : await this.session.run(ortFeeds);
     const out: Record<string, HostTensor> = {};

@@ -7,6 +7,15 @@ import type { TrainProgram } from './program';
 import { TRAIN_IO } from './program';
 import { Rng } from './rng';
 import { type HostTensor, Session, type SessionOptions } from './session';
+import { WorkerSession } from './worker-session';
+
+export interface TrainerOptions extends SessionOptions {
+  /** Run the train step in a worker thread, leaving this thread's event loop free (services do). */
+  inWorker?: boolean;
+}
+
+/** What a Trainer needs of a session: Session runs on this thread, WorkerSession on its own. */
+type StepRunner = Pick<Session, 'run' | 'release'>;
 
 type Flat = Float32Array | Float64Array;
 
@@ -20,7 +29,7 @@ export interface TrainerState {
 export class Trainer {
   private constructor(
     readonly program: TrainProgram,
-    private readonly session: Session,
+    private readonly session: StepRunner,
     private current: TrainerState,
   ) {}
 
@@ -28,9 +37,12 @@ export class Trainer {
   static async create(
     program: TrainProgram,
     params: ReadonlyMap<string, Float32Array> | Flat,
-    options: SessionOptions = {},
+    options: TrainerOptions = {},
   ): Promise<Trainer> {
-    const session = await Session.create(program.onnx, options);
+    const { inWorker, ...sessionOptions } = options;
+    const session = inWorker
+      ? await WorkerSession.create(program.onnx, sessionOptions)
+      : await Session.create(program.onnx, sessionOptions);
     const flat = params instanceof Map ? program.layout.pack(params) : (params as Flat);
     const Ctor = program.dtype === 'float64' ? Float64Array : Float32Array;
     if (flat.length !== program.layout.total)
@@ -40,7 +52,7 @@ export class Trainer {
   }
 
   /** A fresh trainer whose parameters are the module's PyTorch-style initialisation under `seed`. */
-  static async fromModule(program: TrainProgram, module: Module, seed: number, options: SessionOptions = {}): Promise<Trainer> {
+  static async fromModule(program: TrainProgram, module: Module, seed: number, options: TrainerOptions = {}): Promise<Trainer> {
     return Trainer.create(program, initParameters(module, new Rng(seed)), options);
   }
 

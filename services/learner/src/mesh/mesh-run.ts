@@ -102,6 +102,8 @@ export class MeshRun {
       throw new Error(`env.start_level: ${cfg.env.id} has levels 0..${this.setup.numLevels - 1}, got ${cfg.env.start_level}`);
     this.trainer = await Trainer.create(this.setup.program, initParameters(this.setup.model, new Rng(cfg.run.seed)), {
       intraOpThreads: cfg.train.threads,
+      // The step runs in a worker thread: this process also serves gRPC and consumes NATS.
+      inWorker: true,
     });
     mkdirSync(join(this.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(this.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
