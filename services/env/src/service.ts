@@ -98,7 +98,9 @@ function checkEnvId(id: string): void {
 }
 
 function checkSeed(seed: number | undefined): number | undefined {
-  if (seed !== undefined && !Number.isSafeInteger(seed)) throw invalidArgument('seed', `must be a safe integer, got ${seed}`);
+  // The wire type is uint32; in-process callers are held to the same range.
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32))
+    throw invalidArgument('seed', `must be an integer in 0..2^32-1, got ${seed}`);
   return seed;
 }
 

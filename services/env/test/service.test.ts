@@ -198,7 +198,13 @@ describe('EnvServiceCore: validation', () => {
       status.INVALID_ARGUMENT,
       /^difficulty: must be in 0\.\.2/,
     ],
-    ['unsafe seed', () => reset(core, 'PatternEcho', { seed: 2 ** 60 }), status.INVALID_ARGUMENT, /^seed: /],
+    [
+      'seed over 32 bits',
+      () => reset(core, 'PatternEcho', { seed: 2 ** 32 }),
+      status.INVALID_ARGUMENT,
+      /^seed: must be an integer in 0\.\.2\^32-1/,
+    ],
+    ['negative seed', () => reset(core, 'PatternEcho', { seed: -1 }), status.INVALID_ARGUMENT, /^seed: /],
     ['env_id differs from handle', () => reset(core, 'Conditional', { handle: single }), status.INVALID_ARGUMENT, /^env_id: /],
     [
       'num_envs differs from handle',

@@ -55,6 +55,7 @@ export interface ResetRequest {
   envId: string;
   config?: EnvConfig | undefined;
   handle: string;
+  /** 32-bit, as the environments' generators */
   seed?: number | undefined;
   difficulty: number;
 }
@@ -560,7 +561,7 @@ export const ResetRequest: MessageFns<ResetRequest> = {
       writer.uint32(26).string(message.handle);
     }
     if (message.seed !== undefined) {
-      writer.uint32(32).int64(message.seed);
+      writer.uint32(32).uint32(message.seed);
     }
     if (message.difficulty !== 0) {
       writer.uint32(40).int32(message.difficulty);
@@ -610,7 +611,7 @@ export const ResetRequest: MessageFns<ResetRequest> = {
               break;
             }
 
-            message.seed = longToNumber(reader.int64());
+            message.seed = reader.uint32();
             continue;
           }
           case 5: {
@@ -1023,7 +1024,7 @@ export const VecResetRequest: MessageFns<VecResetRequest> = {
       writer.uint32(34).string(message.handle);
     }
     if (message.seed !== undefined) {
-      writer.uint32(40).int64(message.seed);
+      writer.uint32(40).uint32(message.seed);
     }
     if (message.difficulty !== 0) {
       writer.uint32(48).int32(message.difficulty);
@@ -1081,7 +1082,7 @@ export const VecResetRequest: MessageFns<VecResetRequest> = {
               break;
             }
 
-            message.seed = longToNumber(reader.int64());
+            message.seed = reader.uint32();
             continue;
           }
           case 6: {
@@ -2159,17 +2160,6 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends { $case: string } ? { [K in keyof Omit<T, "$case">]?: DeepPartial<T[K]> } & { $case: T["$case"] }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;
