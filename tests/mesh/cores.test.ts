@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { EnvReplica, GrpcPolicyClient } from '@rlmesh/env';
 import { LearnerCore } from '@rlmesh/learner';
@@ -65,5 +66,8 @@ describe('mesh cores on the in-memory bus', () => {
     expect(crossing.length).toBeGreaterThan(0);
     const names = new Set(exporter.getFinishedSpans().map((s) => s.name));
     for (const name of ['actor.rollout', 'rlmesh.v1.PolicyService/Act', 'learner.train_chunk']) expect(names).toContain(name);
+    const server = exporter.getFinishedSpans().find((s) => s.instrumentationScope.name === 'rlmesh.policy');
+    expect(server?.name).toBe('rlmesh.v1.PolicyService/Act');
+    expect(server?.kind).toBe(SpanKind.SERVER);
   });
 });

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import {
   type handleUnaryCall,
   Metadata,
+  type MethodDefinition,
   Server,
   ServerCredentials,
   type ServerDuplexStream,
@@ -21,7 +22,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { SpanKind } from '@opentelemetry/api';
 import { DESCRIPTOR_SET_PATH } from '@rlmesh/proto';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { toStatus } from './errors';
+import { invalidArgument, type MeshError, toStatus } from './errors';
 import type { Logger } from './log';
 import { extractContext, inSpan } from './telemetry';
 
@@ -82,6 +83,8 @@ function wrap(
       const parent = extractContext(metadataHeaders(call.metadata));
       inSpan(service, spanName, { kind: SpanKind.SERVER, parent, attributes }, async (span) => {
         try {
+          const bad = undecodable(call.request);
+          if (bad) throw bad;
           const res = await (handler as (req: unknown) => Promise<unknown>)(call.request);
           callback(null, res);
         } catch (e) {
@@ -98,6 +101,8 @@ function wrap(
     const parent = extractContext(metadataHeaders(call.metadata));
     inSpan(service, spanName, { kind: SpanKind.SERVER, parent, attributes }, async () => {
       try {
+        const bad = def.requestStream ? null : undecodable((call as ServerWritableStream<unknown, unknown>).request);
+        if (bad) throw bad;
         await (handler as (c: unknown) => Promise<void>)(call);
       } catch (e) {
         const err = asServiceError(e);
@@ -106,6 +111,34 @@ function wrap(
       }
     });
   };
+}
+
+/**
+ * grpc-js answers a request it cannot decode with INTERNAL. A request the client got wrong is an
+ * invalid argument, so decoding failures are caught here and turned into INVALID_ARGUMENT by `wrap`.
+ */
+const UNDECODABLE = Symbol('undecodable request');
+
+function withTolerantDecoding(def: ServiceDefinition): ServiceDefinition {
+  const out: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const [key, m] of Object.entries(def)) {
+    out[key] = {
+      ...m,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return m.requestDeserialize(bytes);
+        } catch (e) {
+          return { [UNDECODABLE]: (e as Error).message };
+        }
+      },
+    };
+  }
+  return out as ServiceDefinition;
+}
+
+function undecodable(request: unknown): MeshError | null {
+  const reason = (request as { [UNDECODABLE]?: string } | null)?.[UNDECODABLE];
+  return reason === undefined ? null : invalidArgument('request', `cannot be decoded: ${reason}`);
 }
 
 let reflectionPackage: PackageDefinition | undefined;
@@ -124,9 +157,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     for (const [key, def] of Object.entries(s.definition)) {
       const handler = s.handlers[key];
       if (!handler) throw new Error(`${s.name}: no handler for ${key}`);
-      impl[key] = wrap(opts.service, s.name, def.originalName ?? key, def, handler, opts.logger);
+      impl[key] = wrap(opts.service, s.name, def.path.split('/').at(-1)!, def, handler, opts.logger);
     }
-    server.addService(s.definition, impl);
+    server.addService(withTolerantDecoding(s.definition), impl);
   }
   const host = opts.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) =>
