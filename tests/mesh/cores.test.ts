@@ -4,7 +4,7 @@
  * as it does through the NATS mesh, and an in-memory span exporter collects one trace that follows
  * a chunk from the env actor through the policy service to the learner.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SpanKind } from '@opentelemetry/api';
@@ -53,6 +53,24 @@ describe('mesh cores on the in-memory bus', () => {
     expect(last.state).toBe(RunState.RUN_STATE_COMPLETED);
     expect(last.success).toBeGreaterThanOrEqual(0.9);
     expect(last.chunksByActor['r0-a0']).toBeGreaterThan(0);
+  });
+
+  it('plays multi-step episodes and moves the actors up the curriculum the learner announces', async () => {
+    const config =
+      'env: { id: SequenceNext, max_episode_steps: 2 }\nalgo: { lr: 2.0e-3, baseline: value }\ntrain: { total_episodes: 8192 }';
+    const run = await learner.startRun(config, 'cores-sequence');
+    let last: Run = run;
+    await learner.watchRun(run.runId, (r) => (last = r));
+    expect(last.state).toBe(RunState.RUN_STATE_COMPLETED);
+    expect(last.chunksDropped).toBe(0);
+    expect(last.level).toBeGreaterThanOrEqual(1);
+    // The chunk levels the learner logged: the actors played the level it announced.
+    const levels = readFileSync(join(dir, 'cores-sequence', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { level: number }).level);
+    expect(levels[0]).toBe(0);
+    expect(levels.at(-1)).toBe(last.level);
   });
 
   it('collects one trace that crosses env, policy and learner', () => {

@@ -22,6 +22,7 @@ interface RunActors {
 export class EnvReplica {
   private readonly runs = new Map<string, RunActors>();
   private runWatch: Subscription | undefined;
+  private readonly stopping = new Set<Promise<void>>();
 
   constructor(private readonly opts: ReplicaOptions) {}
 
@@ -64,17 +65,23 @@ export class EnvReplica {
     for (const a of actors) a.start();
   }
 
-  private async stopRun(runId: string): Promise<void> {
+  private stopRun(runId: string): Promise<void> {
     const r = this.runs.get(runId);
-    if (!r) return;
+    if (!r) return Promise.resolve();
     this.runs.delete(runId);
-    await r.policyWatch.stop();
-    await Promise.all(r.actors.map((a) => a.stop()));
-    this.opts.logger.info('stopped actors', { run: runId });
+    const stopping = (async () => {
+      await r.policyWatch.stop();
+      await Promise.all(r.actors.map((a) => a.stop()));
+      this.opts.logger.info('stopped actors', { run: runId });
+    })();
+    this.stopping.add(stopping);
+    return stopping.finally(() => this.stopping.delete(stopping));
   }
 
+  /** Stops every actor, including those of runs that were already being stopped. */
   async stop(): Promise<void> {
     await this.runWatch?.stop();
     await Promise.all([...this.runs.keys()].map((id) => this.stopRun(id)));
+    await Promise.all(this.stopping);
   }
 }
