@@ -85,7 +85,9 @@ describe.skipIf(missing !== null)('mesh: learner, policy and 2 env replicas as p
     // After the kill only env-0 fed the run (a chunk or two may have been in flight).
     expect(final.chunksByActor['env-1-a0']).toBeLessThanOrEqual(killedAt + 2);
     expect(final.chunksByActor['env-0-a0']).toBeGreaterThan(before.chunksByActor['env-0-a0'] + 10);
-    expect(final.policyLagMax).toBeLessThanOrEqual(4);
+    // Flow control (one chunk in flight per actor, played with the newest version) keeps chunks about a
+    // version late while two actors run, and on time once one is left.
+    expect(final.policyLagMean).toBeLessThan(1);
   });
 
   it('wrote one trace that crosses env, policy and learner', async () => {

@@ -71,6 +71,7 @@ export const keys = {
   run: (run: string) => `run.${run}`,
   runs: 'run.',
   policy: (run: string) => `policy.${run}`,
+  progress: (run: string) => `progress.${run}`,
 };
 export const objects = {
   policyProgram: (run: string) => `${run}/policy.onnx`,

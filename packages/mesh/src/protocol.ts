@@ -2,6 +2,7 @@
  * What services announce to each other through the bus's KV store (JSON values), next to the
  * subjects, keys and object names in bus.ts:
  *   run.<run>     RunAnnouncement: the learner's run state; env replicas start and stop actors on it.
+ *   progress.<run> ConsumerProgress: the chunks the learner has consumed; actors wait on it (flow control).
  *   policy.<run>  PolicyPointer (policy-pointer.ts): the latest policy version; the policy service hot-swaps on it.
  */
 export interface RunAnnouncement {
@@ -13,7 +14,17 @@ export interface RunAnnouncement {
   /** Curriculum level the actors reset their environments at. */
   level: number;
   actors_per_replica: number;
-  chunks_per_version: number;
+  max_chunks_in_flight: number;
+}
+
+/**
+ * progress.<run>: the last chunk sequence the learner consumed (trained on or dropped), by actor,
+ * and the policy version published by then (so an actor never plays older than that, whichever of
+ * the two KV keys it hears about first).
+ */
+export interface ConsumerProgress {
+  version: number;
+  consumed: Record<string, number>;
 }
 
 const te = new TextEncoder();

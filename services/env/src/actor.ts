@@ -3,13 +3,16 @@
  * service and publishes each rollout as a TrajectoryChunk to rlmesh.traj.<run>.
  *
  * One chunk = N environments reset together (seeded from run seed, actor id and chunk sequence) and
- * stepped T = max_episode_steps times, one PolicyService.Act call per step. Flow control: an actor
- * publishes at most `chunks_per_version` chunks under one policy version, then waits for a newer
- * one, which bounds the learner's policy lag without a central scheduler. The trace context of the
+ * stepped T = max_episode_steps times, one PolicyService.Act call per step. The trace context of the
  * rollout span travels in the chunk's NATS headers, so a trace follows a chunk from here through
  * the policy service to the learner.
- * The version check is end to end: the actor asks Act for the version it wants (min_version), so a
- * policy replica that has not swapped the new weights in yet makes it wait rather than act stale.
+ *
+ * Flow control, without a central scheduler: an actor keeps at most `max_chunks_in_flight` chunks
+ * published but not yet consumed by the learner (which reports, per actor, the last chunk it
+ * consumed), and plays each chunk with the newest policy version announced, asking Act for it by
+ * min_version so that a policy replica that has not swapped it in yet waits instead of acting stale.
+ * A chunk therefore typically meets a learner at most (actors x max_chunks_in_flight - 1) versions
+ * ahead; more only if other actors complete whole chunks while it is still being played.
  */
 import { metrics, SpanKind } from '@opentelemetry/api';
 import { type Bus, injectContext, inSpan, type Logger, type RunAnnouncement, subjects } from '@rlmesh/mesh';
@@ -43,6 +46,9 @@ const meter = metrics.getMeter('rlmesh.env');
 const envSteps = meter.createCounter('rlmesh.env.steps', { unit: '{step}', description: 'Environment steps taken by rollout actors' });
 const chunksPublished = meter.createCounter('rlmesh.env.chunks.published', { unit: '{chunk}', description: 'Trajectory chunks published' });
 
+/** How long an actor waits for the learner to report its in-flight chunks before it gives up on them. */
+const STALL_MS = 10_000;
+
 /** FNV-1a: a stable 31-bit number for an actor id, to derive distinct seeds per actor. */
 function hash31(s: string): number {
   let h = 0x811c9dc5;
@@ -54,13 +60,18 @@ export class RolloutActor {
   sequence = 0;
   private readonly vec: VectorEnv;
   private level: number;
+  /** Newest policy version announced (-1: none yet). */
   private latestVersion = -1;
-  /** The version the policy service last answered with (-1: none yet). */
-  private lastServed = -1;
-  private readonly publishedAt = new Map<number, number>();
+  /** Sequences of chunks published and not yet reported consumed by the learner. */
+  private inFlight: number[] = [];
+  private waitingSince = 0;
   private wakeUp: (() => void) | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
+
+  get actorId(): string {
+    return this.opts.actorId;
+  }
 
   constructor(private readonly opts: ActorOptions) {
     const { env } = opts.run;
@@ -74,9 +85,14 @@ export class RolloutActor {
     this.level = level;
   }
 
-  /** A newer policy version was announced: an actor waiting for one can go on. */
+  /** A newer policy version was announced: the next chunk will be played with it. */
   notifyVersion(version: number): void {
     if (version > this.latestVersion) this.latestVersion = version;
+  }
+
+  /** The learner has consumed this actor's chunks up to `sequence`: room for more. */
+  notifyConsumed(sequence: number): void {
+    this.inFlight = this.inFlight.filter((s) => s > sequence);
     this.wakeUp?.();
   }
 
@@ -102,8 +118,7 @@ export class RolloutActor {
     for (let t = 0; t < T; t++) {
       const row = t * N;
       obsBuf.set(obs, row * S);
-      const out = await policy.act(run.run_id, obs, N, this.wantedVersion());
-      this.lastServed = Math.max(this.lastServed, out.version);
+      const out = await policy.act(run.run_id, obs, N, Math.max(0, this.latestVersion));
       // A chunk is labelled with the oldest version that acted in it: its lag is never understated.
       version = Math.min(version, out.version);
       actions.set(out.actions, row);
@@ -155,23 +170,31 @@ export class RolloutActor {
         span.setAttribute('rlmesh.policy_version', chunk.policyVersion);
         await bus.publish(subjects.trajectories(run.run_id), TrajectoryChunk.encode(chunk).finish(), injectContext());
         chunksPublished.add(1, { run: run.run_id });
-        this.publishedAt.set(chunk.policyVersion, (this.publishedAt.get(chunk.policyVersion) ?? 0) + 1);
-        for (const v of this.publishedAt.keys()) if (v < chunk.policyVersion - 8) this.publishedAt.delete(v);
+        this.inFlight.push(chunk.sequence);
         return chunk;
       },
     );
   }
 
-  /** The version the next chunk should be played with: the next one once this one's share of chunks is out. */
-  private wantedVersion(): number {
-    if (this.lastServed < 0) return 0;
-    const used = this.publishedAt.get(this.lastServed) ?? 0;
-    return used >= this.opts.run.chunks_per_version ? this.lastServed + 1 : this.lastServed;
-  }
-
-  /** True while the version this actor wants has not been announced yet. */
+  /** True while this actor has its share of chunks in flight. */
   private mustWait(): boolean {
-    return this.latestVersion < this.wantedVersion();
+    if (this.inFlight.length < this.opts.run.max_chunks_in_flight) {
+      this.waitingSince = 0;
+      return false;
+    }
+    this.waitingSince ||= Date.now();
+    // A chunk the learner never reports (lost with a restarted learner, trimmed by stream limits)
+    // must not stop this actor for good.
+    if (Date.now() - this.waitingSince > STALL_MS) {
+      this.opts.logger.warn('no progress report for in-flight chunks; counting them as lost', {
+        actor: this.opts.actorId,
+        chunks: this.inFlight,
+      });
+      this.inFlight = [];
+      this.waitingSince = 0;
+      return false;
+    }
+    return true;
   }
 
   start(): void {
@@ -179,7 +202,7 @@ export class RolloutActor {
       let failures = 0;
       while (!this.stopped) {
         if (this.mustWait()) {
-          // Woken by notifyVersion; the timeout re-checks in case an announcement was missed.
+          // Woken by notifyConsumed; the timeout re-checks in case a report was missed.
           await new Promise<void>((r) => {
             this.wakeUp = r;
             setTimeout(r, 250);

@@ -4,7 +4,16 @@
  * forwards policy-version announcements (KV policy.<run>) to them. Replicas need no registration:
  * start another one and it joins every running run; kill one and the others go on.
  */
-import { type Bus, decodeJson, type Logger, type PolicyPointer, type RunAnnouncement, type Subscription } from '@rlmesh/mesh';
+import {
+  type Bus,
+  type ConsumerProgress,
+  decodeJson,
+  keys,
+  type Logger,
+  type PolicyPointer,
+  type RunAnnouncement,
+  type Subscription,
+} from '@rlmesh/mesh';
 import { type PolicyClient, RolloutActor } from './actor';
 
 export interface ReplicaOptions {
@@ -16,7 +25,7 @@ export interface ReplicaOptions {
 
 interface RunActors {
   actors: RolloutActor[];
-  policyWatch: Subscription;
+  watches: Subscription[];
 }
 
 export class EnvReplica {
@@ -54,13 +63,23 @@ export class EnvReplica {
       { length: run.actors_per_replica },
       (_, k) => new RolloutActor({ actorId: `${replicaId}-a${k}`, run, policy, bus, logger }),
     );
-    const entry: RunActors = { actors, policyWatch: { stop: async () => {} } };
+    const entry: RunActors = { actors, watches: [] };
     this.runs.set(run.run_id, entry);
-    entry.policyWatch = await bus.kv.watch(`policy.${run.run_id}`, (_k, v) => {
-      if (!v) return;
-      const version = decodeJson<PolicyPointer>(v).version;
-      for (const a of actors) a.notifyVersion(version);
-    });
+    entry.watches.push(
+      await bus.kv.watch(keys.policy(run.run_id), (_k, v) => {
+        if (!v) return;
+        const version = decodeJson<PolicyPointer>(v).version;
+        for (const a of actors) a.notifyVersion(version);
+      }),
+      await bus.kv.watch(keys.progress(run.run_id), (_k, v) => {
+        if (!v) return;
+        const { version, consumed } = decodeJson<ConsumerProgress>(v);
+        for (const a of actors) {
+          a.notifyVersion(version);
+          if (consumed[a.actorId] !== undefined) a.notifyConsumed(consumed[a.actorId]);
+        }
+      }),
+    );
     logger.info('starting actors', { run: run.run_id, actors: actors.length, env: run.env.id });
     for (const a of actors) a.start();
   }
@@ -70,7 +89,7 @@ export class EnvReplica {
     if (!r) return Promise.resolve();
     this.runs.delete(runId);
     const stopping = (async () => {
-      await r.policyWatch.stop();
+      await Promise.all(r.watches.map((w) => w.stop()));
       await Promise.all(r.actors.map((a) => a.stop()));
       this.opts.logger.info('stopped actors', { run: runId });
     })();

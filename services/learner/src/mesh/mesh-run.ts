@@ -18,6 +18,7 @@ import { initParameters, saveTrainingCheckpoint, Trainer } from '@rlmesh/graph';
 import {
   type Bus,
   type BusMessage,
+  type ConsumerProgress,
   encodeJson,
   extractContext,
   inSpan,
@@ -74,6 +75,9 @@ export class MeshRun {
   private lagSum = 0;
   private lagMax = 0;
   private readonly byActor: Record<string, number> = {};
+  private publishedVersion = 0;
+  /** Last chunk sequence consumed per actor, published so that actors know when to play the next. */
+  private readonly consumedThrough: ConsumerProgress['consumed'] = {};
   private readonly totalUpdates: number;
   private readonly listeners = new Set<(r: Run) => void>();
   private subscription: Subscription | undefined;
@@ -130,12 +134,13 @@ export class MeshRun {
       },
       level: this.level,
       actors_per_replica: this.cfg.mesh.actors_per_replica,
-      chunks_per_version: this.cfg.mesh.chunks_per_version,
+      max_chunks_in_flight: this.cfg.mesh.max_chunks_in_flight,
     };
     await this.bus.kv.put(keys.run(this.id), encodeJson(a));
   }
 
   private async publishPolicy(program?: Uint8Array): Promise<void> {
+    this.publishedVersion = this.version;
     await publishPolicy(this.bus, this.id, {
       version: this.version,
       params: this.trainer.flatParams as Float32Array,
@@ -166,7 +171,8 @@ export class MeshRun {
     if (lag > this.cfg.mesh.max_policy_lag || lag < 0) {
       this.dropped++;
       droppedCounter.add(1, { run: this.id, reason: 'stale' });
-      return m.ack();
+      m.ack();
+      return this.markConsumed(chunk);
     }
     try {
       await inSpan(
@@ -180,13 +186,21 @@ export class MeshRun {
       if ((e as Error).name === 'TensorError') {
         this.log.warn('malformed chunk dropped', { run: this.id, actor: chunk.actorId, error: (e as Error).message });
         this.dropped++;
-        return;
+        return this.markConsumed(chunk);
       }
       // A train step that fails on a well-formed chunk will fail on the next one too.
       return this.finish('failed', (e as Error).message);
     }
     m.ack();
+    await this.markConsumed(chunk);
     if (this.updates >= this.totalUpdates) await this.finish('completed');
+  }
+
+  /** Tells the chunk's actor it may play another (after the policy it should use is published). */
+  private async markConsumed(chunk: TrajectoryChunk): Promise<void> {
+    this.consumedThrough[chunk.actorId] = Math.max(this.consumedThrough[chunk.actorId] ?? -1, chunk.sequence);
+    const progress: ConsumerProgress = { version: this.publishedVersion, consumed: this.consumedThrough };
+    await this.bus.kv.put(keys.progress(this.id), encodeJson(progress));
   }
 
   private checkShape(c: TrajectoryChunk): void {

@@ -61,12 +61,12 @@ export const WMIL_SCHEMA: Schema = {
     doc: 'only read when the run is trained by the mesh (rlmesh train --mesh)',
     fields: {
       actors_per_replica: { kind: 'int', default: 1, min: 1, max: 64, doc: 'rollout actors each env replica runs for this run' },
-      chunks_per_version: {
+      max_chunks_in_flight: {
         kind: 'int',
         default: 1,
         min: 1,
         max: 1024,
-        doc: 'chunks an actor publishes under one policy version before it waits for a newer one (bounds policy lag)',
+        doc: 'chunks an actor may have published that the learner has not consumed yet (policy lag stays below actors x this)',
       },
       max_policy_lag: { kind: 'int', default: 4, min: 0, doc: 'chunks older than this many versions are dropped, not trained on' },
       off_policy_correction: { kind: 'bool', default: true, doc: 'truncated importance weights for chunks of older versions' },
@@ -102,7 +102,7 @@ export interface WmilConfig {
   train: { total_episodes: number; checkpoint_every: number; threads: number; success_window: number };
   mesh: {
     actors_per_replica: number;
-    chunks_per_version: number;
+    max_chunks_in_flight: number;
     max_policy_lag: number;
     off_policy_correction: boolean;
     publish_every: number;
