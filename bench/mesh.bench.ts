@@ -37,7 +37,7 @@ function waitRun(client: LearnerServiceClient, runId: string): Promise<Run> {
   });
 }
 
-async function meshProcesses(dir: string): Promise<Run> {
+async function meshProcesses(dir: string, actors = 1): Promise<Run> {
   const nats = await startNatsServer();
   const children: ChildProcess[] = [];
   try {
@@ -52,7 +52,9 @@ async function meshProcesses(dir: string): Promise<Run> {
     );
     const client = new LearnerServiceClient(`127.0.0.1:${l.ready.port}`, credentials.createInsecure());
     const run = await new Promise<Run>((resolve, reject) =>
-      client.startRun({ config: JSON.stringify(CONFIG), runId: 'bench-mesh' }, (e, r) => (e ? reject(e) : resolve(r))),
+      client.startRun({ config: JSON.stringify({ ...CONFIG, mesh: { actors_per_replica: actors } }), runId: 'bench-mesh' }, (e, r) =>
+        e ? reject(e) : resolve(r),
+      ),
     );
     const final = await waitRun(client, run.runId);
     client.close();
@@ -123,19 +125,22 @@ export async function runMeshBenchmarks(s: BenchSettings): Promise<BenchResult[]
     const reps = Math.max(1, Math.min(3, s.repeats));
     const emb: number[] = [];
     const mesh: Run[] = [];
+    const mesh4: Run[] = [];
     const cores: Run[] = [];
     for (let r = 0; r < reps; r++) {
       emb.push(await embedded(join(dir, `e${r}`), s.threads));
       mesh.push(await meshProcesses(join(dir, `m${r}`)));
+      mesh4.push(await meshProcesses(join(dir, `q${r}`), 4));
       cores.push(await meshInProcess(join(dir, `c${r}`)));
     }
-    for (const m of [...mesh, ...cores])
+    for (const m of [...mesh, ...mesh4, ...cores])
       if (m.state !== RunState.RUN_STATE_COMPLETED) throw new Error(`mesh run ended ${RunState[m.state]}: ${m.error}`);
     const embeddedEps = median(emb);
     const describe = (runs: Run[]) =>
       `success ${runs.map((r) => (100 * r.success).toFixed(1)).join('/')}%, policy lag mean ${runs.map((r) => r.policyLagMean.toFixed(2)).join('/')}, chunks dropped ${runs.map((r) => r.chunksDropped).join('/')}`;
     for (const [name, runs, what] of [
-      ['mesh.processes.episodes_per_s', mesh, 'nats-server + learner, policy, 1 env replica as processes, gRPC on loopback'],
+      ['mesh.processes.episodes_per_s', mesh, 'nats-server + learner, policy, 1 env replica (1 actor) as processes, gRPC on loopback'],
+      ['mesh.processes_4_actors.episodes_per_s', mesh4, 'as above with 4 actors in the replica (up to 4 chunks in flight, so lag up to 3)'],
       ['mesh.in_process.episodes_per_s', cores, 'the same cores in one process: in-memory bus, policy over gRPC on loopback'],
     ] as const) {
       const value = median(runs.map((r) => r.episodesPerS));

@@ -29,7 +29,8 @@ describe('mesh cores on the in-memory bus', () => {
 
   beforeAll(async () => {
     telemetry = startTelemetry({ serviceName: 'rlmesh-test', spanExporters: [exporter] });
-    policy = await startPolicyServer({ bus, port: 0, logger });
+    // A seeded sampler: with one actor the whole run is reproducible.
+    policy = await startPolicyServer({ bus, port: 0, logger, seed: 1 });
     client = new GrpcPolicyClient(`127.0.0.1:${policy.port}`);
     replica = new EnvReplica({ replicaId: 'r0', bus, policy: client, logger });
     await replica.start();
@@ -46,7 +47,7 @@ describe('mesh cores on the in-memory bus', () => {
   });
 
   it('trains PatternEcho to >= 90% success', async () => {
-    const config = 'env: { id: PatternEcho }\nalgo: { lr: 2.0e-3 }\ntrain: { total_episodes: 4096 }';
+    const config = readFileSync(join(__dirname, '..', '..', 'configs', 'wmil-pattern-echo.yaml'), 'utf8');
     const run = await learner.startRun(config, 'cores-echo');
     let last: Run = run;
     await learner.watchRun(run.runId, (r) => (last = r));

@@ -30,7 +30,7 @@ describe.skipIf(missing !== null)('mesh: learner, policy and 2 env replicas as p
     const env = { ...process.env, RLMESH_TRACE_FILE: join(dir, 'spans.jsonl'), RLMESH_LOG_LEVEL: 'warn' };
     const common = ['--port', '0', '--nats', nats.url];
     const l = await spawnService('learner', ['learner', ...common, '--out-dir', join(dir, 'runs')], env);
-    const p = await spawnService('policy', ['policy', ...common], env);
+    const p = await spawnService('policy', ['policy', ...common, '--seed', '1'], env);
     children.learner = l.child;
     children.policy = p.child;
     for (const id of ['env-0', 'env-1']) {

@@ -9,7 +9,7 @@ import { parseArgs, UsageError } from './args';
 
 export const SERVE_USAGE = `rlmesh serve <env|policy|learner> [--port N] [--host H] [--nats URL] [--metrics-port N]
     env:     [--policy HOST:PORT] [--replica-id ID]
-    policy:  [--max-batch ROWS] [--max-wait-ms MS]
+    policy:  [--max-batch ROWS] [--max-wait-ms MS] [--seed N]
     learner: [--out-dir DIR]`;
 
 const SERVICES = ['env', 'policy', 'learner'] as const;
@@ -29,7 +29,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
   const name = positionals[0] as ServiceName;
   if (positionals.length !== 1 || !SERVICES.includes(name))
     throw new UsageError(`serve needs one of ${SERVICES.join(', ')}\n${SERVE_USAGE}`);
-  const known = new Set(['port', 'host', 'nats', 'metrics-port', 'policy', 'replica-id', 'max-batch', 'max-wait-ms', 'out-dir']);
+  const known = new Set(['port', 'host', 'nats', 'metrics-port', 'policy', 'replica-id', 'max-batch', 'max-wait-ms', 'seed', 'out-dir']);
   for (const k of Object.keys(options)) if (!known.has(k)) throw new UsageError(`serve: unknown option --${k}`);
   const port = intOption(options, 'port', 0);
   const metricsPort = intOption(options, 'metrics-port', undefined);
@@ -64,6 +64,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
       logger,
       maxBatch: intOption(options, 'max-batch', undefined),
       maxWaitMs: intOption(options, 'max-wait-ms', undefined),
+      seed: intOption(options, 'seed', undefined),
     });
     boundPort = server.port;
     shutdown = () => server.shutdown({ drainMs: 200 });

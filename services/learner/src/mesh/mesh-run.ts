@@ -152,7 +152,11 @@ export class MeshRun {
         num_parameters: this.setup.model.parameterCount(),
       },
     });
-    if (this.version > KEEP_VERSIONS) await this.bus.objects.delete(objects.policyParams(this.id, this.version - KEEP_VERSIONS));
+    // Nobody waits on the clean-up, so it does not hold up the next chunk.
+    if (this.version > KEEP_VERSIONS)
+      this.bus.objects
+        .delete(objects.policyParams(this.id, this.version - KEEP_VERSIONS))
+        .catch((e) => this.log.warn('delete failed', { error: String(e) }));
   }
 
   private async onChunk(m: BusMessage): Promise<void> {
