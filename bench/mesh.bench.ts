@@ -6,7 +6,7 @@
  * in-memory bus.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
@@ -15,12 +15,15 @@ import { LearnerCore, parseWmilConfig, runWmil } from '@rlmesh/learner';
 import { type Bus, createLogger, MemoryBus, NatsBus, startNatsServer } from '@rlmesh/mesh';
 import { startPolicyServer } from '@rlmesh/policy';
 import { LearnerServiceClient, type Run, RunState, TrajectoryChunk } from '@rlmesh/proto';
+import { parse as parseYaml } from 'yaml';
 import { spawnService } from '../packages/cli/src/up';
 import { stopChild } from '../tests/mesh/helpers';
 import { type BenchResult, type BenchSettings, median } from './harness';
 
 const EPISODES = 64 * 256;
-const CONFIG = { env: { id: 'PatternEcho' }, algo: { lr: 2e-3 }, train: { total_episodes: EPISODES } };
+/** The shipped PatternEcho config, made longer so that start-up costs do not dominate. */
+const SHIPPED = parseYaml(readFileSync(join(__dirname, '..', 'configs', 'wmil-pattern-echo.yaml'), 'utf8')) as Record<string, object>;
+const CONFIG = { ...SHIPPED, train: { ...SHIPPED.train, total_episodes: EPISODES, checkpoint_every: 0 } };
 
 async function embedded(dir: string, threads: number): Promise<number> {
   const cfg = parseWmilConfig({ ...CONFIG, run: { name: 'embedded', out_dir: dir }, train: { ...CONFIG.train, threads } });
