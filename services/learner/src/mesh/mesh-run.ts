@@ -33,8 +33,9 @@ import {
 import { decodeTensor, type Run, RunState, TrajectoryChunk } from '@rlmesh/proto';
 import type { WmilConfig } from '../wmil/config';
 import { mvpCriteria } from '../wmil/criteria';
+import { Curriculum } from '../wmil/curriculum';
 import { discountedReturns } from '../wmil/returns';
-import { buildPolicyProgram, buildWmil, exportPolicy, type WmilSetup } from '../wmil/setup';
+import { buildPolicyProgram, buildWmil, envShape, exportPolicy, type WmilSetup } from '../wmil/setup';
 
 type Feed = Record<string, { data: Float32Array | BigInt64Array; shape: number[] }>;
 const STATE: Record<RunAnnouncement['state'], RunState> = {
@@ -65,10 +66,7 @@ export class MeshRun {
   version = 1;
   updates = 0;
   private episodes = 0;
-  private level: number;
   private baseline = 0;
-  private readonly successHistory: number[] = [];
-  private success = 0;
   private metrics: Record<string, number> = {};
   private consumed = 0;
   private dropped = 0;
@@ -83,6 +81,7 @@ export class MeshRun {
   private subscription: Subscription | undefined;
   private trainer!: Trainer;
   private setup!: WmilSetup;
+  private readonly curriculum: Curriculum;
   private t0 = 0;
   private readonly runDir: string;
   private finished: Promise<void> | undefined;
@@ -94,8 +93,8 @@ export class MeshRun {
     private readonly log: Logger,
     outDir: string,
   ) {
-    this.level = cfg.env.start_level;
     this.totalUpdates = Math.ceil(cfg.train.total_episodes / cfg.env.num_envs);
+    this.curriculum = new Curriculum(cfg, envShape(cfg).numLevels);
     this.runDir = join(outDir, id);
   }
 
@@ -132,7 +131,7 @@ export class MeshRun {
         max_episode_steps: this.cfg.env.max_episode_steps,
         num_envs: this.cfg.env.num_envs,
       },
-      level: this.level,
+      level: this.curriculum.level,
       actors_per_replica: this.cfg.mesh.actors_per_replica,
       max_chunks_in_flight: this.cfg.mesh.max_chunks_in_flight,
     };
@@ -247,10 +246,11 @@ export class MeshRun {
     this.byActor[c.actorId] = (this.byActor[c.actorId] ?? 0) + 1;
     const batchSuccess = success.reduce((a, b) => a + b, 0) / B;
     // Success counts toward the curriculum only for chunks played at the current level.
-    if (c.level === this.level) this.pushSuccess(batchSuccess);
+    if (c.level === this.curriculum.level && this.curriculum.record(batchSuccess))
+      this.announce().catch((e) => this.log.warn('announce failed', { error: String(e) }));
     appendFileSync(
       join(this.runDir, 'metrics.jsonl'),
-      `${JSON.stringify({ update: this.updates, episodes: this.episodes, level: c.level, success: batchSuccess, success_mean: this.success, policy_lag: lag, actor: c.actorId, metrics: this.metrics })}\n`,
+      `${JSON.stringify({ update: this.updates, episodes: this.episodes, level: c.level, success: batchSuccess, success_mean: this.curriculum.success, policy_lag: lag, actor: c.actorId, metrics: this.metrics })}\n`,
     );
     this.version++;
     if (this.updates % this.cfg.mesh.publish_every === 0 || this.updates >= this.totalUpdates) await this.publishPolicy();
@@ -259,26 +259,11 @@ export class MeshRun {
     this.notify();
   }
 
-  private pushSuccess(s: number): void {
-    const { success_window } = this.cfg.train;
-    const { advance_window, advance_at } = this.cfg.env;
-    this.successHistory.push(s);
-    if (this.successHistory.length > Math.max(success_window, advance_window)) this.successHistory.shift();
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    this.success = mean(this.successHistory.slice(-success_window));
-    const window = this.successHistory.slice(-advance_window);
-    if (this.level + 1 < this.setup.numLevels && window.length >= advance_window && mean(window) >= advance_at) {
-      this.level++;
-      this.successHistory.length = 0;
-      this.announce().catch((e) => this.log.warn('announce failed', { error: String(e) }));
-    }
-  }
-
   private async checkpoint(): Promise<void> {
     const path = join(this.runDir, 'checkpoints', `update-${String(this.updates).padStart(6, '0')}.safetensors`);
     await saveTrainingCheckpoint(path, this.trainer, {
       baseline: String(this.baseline),
-      level: String(this.level),
+      level: String(this.curriculum.level),
       config: JSON.stringify(this.cfg),
     });
     await this.bus.objects.put(objects.checkpoint(this.id, this.updates), readFileSync(path));
@@ -297,7 +282,7 @@ export class MeshRun {
         writeFileSync(join(this.runDir, 'summary.json'), `${JSON.stringify({ ...this.toProto(), mvp }, null, 2)}\n`);
       }
       await this.announce();
-      this.log.info('run ended', { run: this.id, state, updates: this.updates, success: this.success, error });
+      this.log.info('run ended', { run: this.id, state, updates: this.updates, success: this.curriculum.success, error });
       this.notify();
       setImmediate(() => {
         this.subscription?.stop().catch(() => undefined);
@@ -332,8 +317,8 @@ export class MeshRun {
       updates: this.updates,
       totalUpdates: this.totalUpdates,
       episodes: this.episodes,
-      success: this.success,
-      level: this.level,
+      success: this.curriculum.success,
+      level: this.curriculum.level,
       metrics: { ...this.metrics },
       chunksConsumed: this.consumed,
       chunksDropped: this.dropped,

@@ -21,6 +21,7 @@ import {
 } from '@rlmesh/graph';
 import type { WmilConfig } from './config';
 import { type MvpReport, mvpCriteria } from './criteria';
+import { Curriculum } from './curriculum';
 import { discountedReturns } from './returns';
 import { buildWmil, exportPolicy } from './setup';
 
@@ -87,15 +88,13 @@ export async function runWmil(cfg: WmilConfig, hooks: RunHooks = {}): Promise<Ru
   writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
   const metricsPath = join(runDir, 'metrics.jsonl');
   let baseline = 0;
-  let level = cfg.env.start_level;
   let startUpdate = 0;
-  const successHistory: number[] = [];
+  let curriculum = new Curriculum(cfg, numLevels);
   if (hooks.resumeFrom) {
     const meta = await loadTrainingCheckpoint(hooks.resumeFrom, trainer);
     baseline = Number(meta.baseline);
-    level = Number(meta.level);
     startUpdate = trainer.stepCount;
-    successHistory.push(...(JSON.parse(meta.success_history) as number[]));
+    curriculum = new Curriculum(cfg, numLevels, { level: Number(meta.level), history: JSON.parse(meta.success_history) as number[] });
   } else if (existsSync(metricsPath)) {
     writeFileSync(metricsPath, '');
   }
@@ -114,8 +113,8 @@ export async function runWmil(cfg: WmilConfig, hooks: RunHooks = {}): Promise<Ru
     const path = join(runDir, 'checkpoints', `update-${String(update).padStart(6, '0')}.safetensors`);
     await saveTrainingCheckpoint(path, trainer, {
       baseline: String(baseline),
-      level: String(level),
-      success_history: JSON.stringify(successHistory),
+      level: String(curriculum.level),
+      success_history: JSON.stringify(curriculum.history),
       config: JSON.stringify(cfg),
     });
     return path;
@@ -128,6 +127,7 @@ export async function runWmil(cfg: WmilConfig, hooks: RunHooks = {}): Promise<Ru
   for (let update = startUpdate; update < stopAt; update++) {
     // rollout: all N episodes start together and end together at the time limit (fix #1)
     const sampler = new Rng(derivedSeed(cfg.run.seed, update, 1));
+    const level = curriculum.level;
     let obs = vec.reset(derivedSeed(cfg.run.seed, update, 0), { difficulty: level });
     let successes = 0;
     for (let t = 0; t < L; t++) {
@@ -164,22 +164,16 @@ export async function runWmil(cfg: WmilConfig, hooks: RunHooks = {}): Promise<Ru
 
     // bookkeeping: success, curriculum, logs, checkpoints
     const batchSuccess = successes / B;
-    successHistory.push(batchSuccess);
-    if (successHistory.length > Math.max(cfg.train.success_window, cfg.env.advance_window)) successHistory.shift();
-    success = mean(successHistory.slice(-cfg.train.success_window));
+    curriculum.record(batchSuccess);
+    success = curriculum.success;
     best = Math.max(best, success);
     episodesDone += N;
-    const levelWindow = successHistory.slice(-cfg.env.advance_window);
-    if (level + 1 < numLevels && levelWindow.length >= cfg.env.advance_window && mean(levelWindow) >= cfg.env.advance_at) {
-      level++;
-      successHistory.length = 0;
-    }
     const seconds = (performance.now() - t0) / 1000;
     const done = update + 1 - startUpdate;
     const record: UpdateMetrics = {
       update: update + 1,
       episodes: episodesDone,
-      level,
+      level: curriculum.level,
       success: batchSuccess,
       metrics,
       updates_per_s: done / seconds,
@@ -202,7 +196,7 @@ export async function runWmil(cfg: WmilConfig, hooks: RunHooks = {}): Promise<Ru
     episodes: episodesDone,
     final_success: success,
     best_success: best,
-    level,
+    level: curriculum.level,
     parameters: model.parameterCount(),
     seconds,
     episodes_per_s: (updates * N) / seconds,
@@ -213,8 +207,4 @@ export async function runWmil(cfg: WmilConfig, hooks: RunHooks = {}): Promise<Ru
   await policy.release();
   await trainer.release();
   return summary;
-}
-
-function mean(xs: readonly number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
 }
