@@ -98,8 +98,8 @@ async function chunkLatency(bus: Bus, n: number): Promise<number[]> {
     numEnvs: 64,
     level: 0,
     rewards: {},
-    obs: { dtype: 1, shape: [1, 64, 8], data: new Uint8Array(64 * 8 * 4) },
-    nextObs: { dtype: 1, shape: [1, 64, 8], data: new Uint8Array(64 * 8 * 4) },
+    obs: { dtype: 1, shape: [1, 64, 8], data: Buffer.alloc(64 * 8 * 4) },
+    nextObs: { dtype: 1, shape: [1, 64, 8], data: Buffer.alloc(64 * 8 * 4) },
   }).finish();
   const latencies: number[] = [];
   let arrived: (() => void) | undefined;

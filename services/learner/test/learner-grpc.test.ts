@@ -46,7 +46,7 @@ describe('LearnerService over gRPC', () => {
     expect(announced).toMatchObject({ run_id: 'echo-1', state: 'running', env: { id: 'PatternEcho', num_envs: 64 } });
     const pointer = decodeJson<PolicyPointer>((await bus.kv.get(keys.policy('echo-1')))!);
     expect(pointer.version).toBe(1);
-    expect((await bus.objects.get(pointer.params))!.byteLength).toBe(4 * pointer.spec.num_parameters);
+    expect((await bus.objects.get(pointer.params))!.byteLength).toBe(4 * pointer.spec.num_parameters!);
     const list = await call<object, { runs: Run[] }>(client.listRuns, {});
     expect(list.runs.map((r) => r.runId)).toContain('echo-1');
   });

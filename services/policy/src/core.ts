@@ -28,7 +28,11 @@ export interface PolicyCoreOptions {
   logger: Logger;
   /** Rows that make a batch leave at once (default 1024). */
   maxBatch?: number;
-  /** How long the first queued request waits for others (default 2 ms). */
+  /**
+   * How long the first queued request waits for others (default 0: it leaves at once when the worker
+   * is idle, and requests that arrive while a batch runs go together in the next one, so batches grow
+   * with load; measured better than 2 ms on the policy bench in both throughput and latency).
+   */
   maxWaitMs?: number;
   /** Largest request accepted (default 4096 rows). */
   maxRowsPerRequest?: number;
@@ -64,7 +68,7 @@ export class PolicyCore {
 
   constructor(private readonly opts: PolicyCoreOptions) {
     this.maxBatch = opts.maxBatch ?? 1024;
-    this.maxWaitMs = opts.maxWaitMs ?? 2;
+    this.maxWaitMs = opts.maxWaitMs ?? 0;
     this.maxRowsPerRequest = opts.maxRowsPerRequest ?? 4096;
     this.threads = opts.threads ?? 1;
     this.maxVersionWaitMs = opts.maxVersionWaitMs ?? 1000;
