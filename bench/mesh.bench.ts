@@ -16,6 +16,7 @@ import { type Bus, createLogger, MemoryBus, NatsBus, startNatsServer } from '@rl
 import { startPolicyServer } from '@rlmesh/policy';
 import { LearnerServiceClient, type Run, RunState, TrajectoryChunk } from '@rlmesh/proto';
 import { parse as parseYaml } from 'yaml';
+import { trainInProcessMesh } from '../packages/cli/src/in-process';
 import { spawnService } from '../packages/cli/src/up';
 import { stopChild } from '../tests/mesh/helpers';
 import { type BenchResult, type BenchSettings, median } from './harness';
@@ -130,13 +131,15 @@ export async function runMeshBenchmarks(s: BenchSettings): Promise<BenchResult[]
     const mesh: Run[] = [];
     const mesh4: Run[] = [];
     const cores: Run[] = [];
+    const direct: Run[] = [];
     for (let r = 0; r < reps; r++) {
       emb.push(await embedded(join(dir, `e${r}`), s.threads));
       mesh.push(await meshProcesses(join(dir, `m${r}`)));
       mesh4.push(await meshProcesses(join(dir, `q${r}`), 4));
       cores.push(await meshInProcess(join(dir, `c${r}`)));
+      direct.push(await trainInProcessMesh(JSON.stringify(CONFIG), { outDir: join(dir, `d${r}`) }));
     }
-    for (const m of [...mesh, ...mesh4, ...cores])
+    for (const m of [...mesh, ...mesh4, ...cores, ...direct])
       if (m.state !== RunState.RUN_STATE_COMPLETED) throw new Error(`mesh run ended ${RunState[m.state]}: ${m.error}`);
     const embeddedEps = median(emb);
     const describe = (runs: Run[]) =>
@@ -145,6 +148,11 @@ export async function runMeshBenchmarks(s: BenchSettings): Promise<BenchResult[]
       ['mesh.processes.episodes_per_s', mesh, 'nats-server + learner, policy, 1 env replica (1 actor) as processes, gRPC on loopback'],
       ['mesh.processes_4_actors.episodes_per_s', mesh4, 'as above with 4 actors in the replica (up to 4 chunks in flight, so lag up to 3)'],
       ['mesh.in_process.episodes_per_s', cores, 'the same cores in one process: in-memory bus, policy over gRPC on loopback'],
+      [
+        'mesh.in_process_direct.episodes_per_s',
+        direct,
+        'rlmesh train --in-process-mesh: the same cores, in-memory bus, direct calls (no gRPC)',
+      ],
     ] as const) {
       const value = median(runs.map((r) => r.episodesPerS));
       results.push({

@@ -16,6 +16,7 @@ import { UP_USAGE, up } from './up';
 const USAGE = `usage:
   rlmesh train <config.yaml> [--section.key value ...] [--resume <checkpoint>]
   rlmesh train --mesh <config.yaml> [--learner HOST:PORT] [--run-id ID] [--section.key value ...]
+  rlmesh train --in-process-mesh <config.yaml> [--section.key value ...]
   ${UP_USAGE}
   ${SERVE_USAGE}
   rlmesh policy act --checkpoint <model.safetensors|checkpoint> --obs <json [[...],...]> [--action k]`;
@@ -63,10 +64,27 @@ export function loadConfig(path: string, overrides: Record<string, string>): Rec
   return applyOverrides(raw as Record<string, unknown>, overrides);
 }
 
+async function trainInProcess(config: Record<string, unknown>): Promise<number> {
+  const { parseWmilConfig } = await import('@rlmesh/learner');
+  const cfg = parseWmilConfig(config);
+  const { trainInProcessMesh } = await import('./in-process');
+  const { printFinal, progressFields } = await import('./mesh-train');
+  const bar = new Progress(Math.ceil(cfg.train.total_episodes / cfg.env.num_envs), cfg.run.name);
+  console.log(`rlmesh train --in-process-mesh: ${cfg.env.id}; learner, policy and env actors in this process on the in-memory bus`);
+  const final = await trainInProcessMesh(JSON.stringify(cfg), { onProgress: (r) => bar.update(r.updates, progressFields(r)) });
+  printFinal(final);
+  return final.state === 2 ? 0 : 1; // RUN_STATE_COMPLETED
+}
+
 async function train(argv: readonly string[]): Promise<number> {
-  const { positionals, options } = parseArgs(argv, ['mesh']);
+  const { positionals, options } = parseArgs(argv, ['mesh', 'in-process-mesh']);
   if (positionals.length !== 1) throw new UsageError('train needs exactly one config file');
-  const { resume, mesh, learner, 'run-id': runId, ...overrides } = options;
+  const { resume, mesh, 'in-process-mesh': inProcess, learner, 'run-id': runId, ...overrides } = options;
+  if (inProcess) {
+    if (mesh || resume !== undefined || learner !== undefined)
+      throw new UsageError('--in-process-mesh: takes no --mesh, --resume or --learner');
+    return trainInProcess(loadConfig(positionals[0], overrides));
+  }
   if (mesh) {
     if (resume !== undefined) throw new UsageError('--resume: not supported with --mesh');
     const { meshTrain } = await import('./mesh-train');

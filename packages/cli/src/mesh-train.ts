@@ -41,18 +41,28 @@ export async function meshTrain(config: Record<string, unknown>, learner: string
     const stream = client.watchRun({ runId: run.runId });
     stream.on('data', (r: Run) => {
       last = r;
-      bar.update(r.updates, {
-        success: `${(100 * r.success).toFixed(1)}%`,
-        entropy: (r.metrics.entropy ?? 0).toFixed(3),
-        lag: r.policyLagMean.toFixed(2),
-        level: String(r.level),
-        'ep/s': r.episodesPerS.toFixed(0),
-      });
+      bar.update(r.updates, progressFields(r));
     });
     stream.on('end', () => resolve(last));
     stream.on('error', reject);
   });
   client.close();
+  printFinal(final);
+  return final.state === RunState.RUN_STATE_COMPLETED ? 0 : 1;
+}
+
+/** The live fields of the progress bar, for a run reported by the learner. */
+export function progressFields(r: Run): Record<string, string> {
+  return {
+    success: `${(100 * r.success).toFixed(1)}%`,
+    entropy: (r.metrics.entropy ?? 0).toFixed(3),
+    lag: r.policyLagMean.toFixed(2),
+    level: String(r.level),
+    'ep/s': r.episodesPerS.toFixed(0),
+  };
+}
+
+export function printFinal(final: Run): void {
   const actors = Object.entries(final.chunksByActor)
     .map(([a, n]) => `${a}: ${n}`)
     .join(', ');
@@ -61,5 +71,4 @@ export async function meshTrain(config: Record<string, unknown>, learner: string
       `success ${(100 * final.success).toFixed(2)}%, level ${final.level}; policy lag mean ${final.policyLagMean.toFixed(2)}, max ${final.policyLagMax}; ` +
       `chunks dropped ${final.chunksDropped}; chunks by actor {${actors}}${final.error ? `; error: ${final.error}` : ''}`,
   );
-  return final.state === RunState.RUN_STATE_COMPLETED ? 0 : 1;
 }

@@ -102,3 +102,15 @@ describe('rlmesh mesh commands: bad input', () => {
     expect(io.err[2]).toBe('rlmesh: --env-replicas: must be an integer in 1..32, got 0');
   });
 });
+
+describe('rlmesh train --in-process-mesh', () => {
+  it('trains PatternEcho through the mesh cores in this process', async () => {
+    const io = capture();
+    const config = join(__dirname, '..', '..', '..', 'configs', 'wmil-pattern-echo.yaml');
+    expect(await main(['train', '--in-process-mesh', config, '--run.out_dir', dir])).toBe(0);
+    const done = io.out.find((l) => l.startsWith('RUN_STATE_COMPLETED'));
+    expect(done, io.out.join('\n')).toBeDefined();
+    expect(Number(/success ([\d.]+)%/.exec(done!)![1])).toBeGreaterThanOrEqual(90);
+    expect(done).toContain('chunks by actor {local-a0: 64}');
+  });
+});
