@@ -143,7 +143,7 @@ export async function runMeshBenchmarks(s: BenchSettings): Promise<BenchResult[]
       if (m.state !== RunState.RUN_STATE_COMPLETED) throw new Error(`mesh run ended ${RunState[m.state]}: ${m.error}`);
     const embeddedEps = median(emb);
     const describe = (runs: Run[]) =>
-      `success ${runs.map((r) => (100 * r.success).toFixed(1)).join('/')}%, policy lag mean ${runs.map((r) => r.policyLagMean.toFixed(2)).join('/')}, chunks dropped ${runs.map((r) => r.chunksDropped).join('/')}`;
+      `runs ${runs.map((r) => r.episodesPerS.toFixed(0)).join('/')} episodes/s; success ${runs.map((r) => (100 * r.success).toFixed(1)).join('/')}%, policy lag mean ${runs.map((r) => r.policyLagMean.toFixed(2)).join('/')}, chunks dropped ${runs.map((r) => r.chunksDropped).join('/')}`;
     for (const [name, runs, what] of [
       ['mesh.processes.episodes_per_s', mesh, 'nats-server + learner, policy, 1 env replica (1 actor) as processes, gRPC on loopback'],
       ['mesh.processes_4_actors.episodes_per_s', mesh4, 'as above with 4 actors in the replica (up to 4 chunks in flight, so lag up to 3)'],
@@ -162,7 +162,7 @@ export async function runMeshBenchmarks(s: BenchSettings): Promise<BenchResult[]
         unit: 'episodes/s',
         baseline: { name: 'embedded loop (rlmesh train), same config', value: embeddedEps },
         ratio: value / embeddedEps,
-        notes: `median of ${reps} runs interleaved with the baseline; ${describe(runs)}. ratio = mesh / embedded.`,
+        notes: `median of ${reps} runs interleaved with the baseline (embedded runs ${emb.map((e) => e.toFixed(0)).join('/')}); ${describe(runs)}. ratio = mesh / embedded.`,
       });
     }
     const memory = await chunkLatency(new MemoryBus(), 1000);
