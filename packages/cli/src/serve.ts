@@ -82,6 +82,12 @@ export async function serve(argv: readonly string[]): Promise<number> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Started by `rlmesh up`: a parent that dies without stopping us (SIGKILL, crash) must not leave
+    // us running. Orphans are re-parented, so a changed ppid means the parent is gone.
+    if (process.env.RLMESH_EXIT_WITH_PARENT === '1') {
+      const parent = process.ppid;
+      setInterval(() => process.ppid !== parent && stop('parent exited'), 500).unref();
+    }
   });
   await shutdown();
   await bus.close();

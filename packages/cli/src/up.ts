@@ -34,7 +34,10 @@ export function spawnService(
   env: NodeJS.ProcessEnv = process.env,
   timeoutMs = 60_000,
 ): Promise<{ child: ChildProcess; ready: Ready }> {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...env, RLMESH_EXIT_WITH_PARENT: '1' },
+  });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms`)), timeoutMs);
     const lines = createInterface({ input: child.stdout! });
