@@ -15,7 +15,7 @@ import { UP_USAGE, up } from './up';
 
 const USAGE = `usage:
   rlmesh train <config.yaml> [--section.key value ...] [--resume <checkpoint>]
-  rlmesh train --mesh <config.yaml> [--learner HOST:PORT] [--run-id ID] [--section.key value ...]
+  rlmesh train --mesh <config.yaml> [--learner HOST:PORT] [--run-id ID] [--tls-ca F [--tls-cert F --tls-key F]] [--section.key value ...]
   rlmesh train --in-process-mesh <config.yaml> [--section.key value ...]
   ${UP_USAGE}
   ${SERVE_USAGE}
@@ -79,7 +79,17 @@ async function trainInProcess(config: Record<string, unknown>): Promise<number> 
 async function train(argv: readonly string[]): Promise<number> {
   const { positionals, options } = parseArgs(argv, ['mesh', 'in-process-mesh']);
   if (positionals.length !== 1) throw new UsageError('train needs exactly one config file');
-  const { resume, mesh, 'in-process-mesh': inProcess, learner, 'run-id': runId, ...overrides } = options;
+  const {
+    resume,
+    mesh,
+    'in-process-mesh': inProcess,
+    learner,
+    'run-id': runId,
+    'tls-cert': tlsCert,
+    'tls-key': tlsKey,
+    'tls-ca': tlsCa,
+    ...overrides
+  } = options;
   if (inProcess) {
     if (mesh || resume !== undefined || learner !== undefined)
       throw new UsageError('--in-process-mesh: takes no --mesh, --resume or --learner');
@@ -88,9 +98,12 @@ async function train(argv: readonly string[]): Promise<number> {
   if (mesh) {
     if (resume !== undefined) throw new UsageError('--resume: not supported with --mesh');
     const { meshTrain } = await import('./mesh-train');
-    return meshTrain(loadConfig(positionals[0], overrides), learner ?? process.env.RLMESH_LEARNER ?? '127.0.0.1:50051', runId ?? '');
+    const { tlsFilesFrom } = await import('@rlmesh/mesh');
+    const tls = tlsFilesFrom({ 'tls-cert': tlsCert, 'tls-key': tlsKey, 'tls-ca': tlsCa });
+    return meshTrain(loadConfig(positionals[0], overrides), learner ?? process.env.RLMESH_LEARNER ?? '127.0.0.1:50051', runId ?? '', tls);
   }
-  if (learner !== undefined || runId !== undefined) throw new UsageError('--learner and --run-id need --mesh');
+  if (learner !== undefined || runId !== undefined || tlsCert || tlsKey || tlsCa)
+    throw new UsageError('--learner, --run-id and --tls-* need --mesh');
   if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at ${resume}`);
   // Loaded lazily so that `rlmesh help` and config errors do not pay for onnxruntime start-up.
   const { parseWmilConfig, runWmil } = await import('@rlmesh/learner');

@@ -3,18 +3,19 @@
  * its progress (WatchRun) until it ends. The config is validated here first, so a bad key fails
  * before anything is sent, with the same one-line error as the embedded mode.
  */
-import { credentials, type ServiceError, status } from '@grpc/grpc-js';
-import { channelOptions, unary } from '@rlmesh/mesh';
+import { type ServiceError, status } from '@grpc/grpc-js';
+import { channelCredentials, channelOptions, type TlsFiles, unary } from '@rlmesh/mesh';
 import { LearnerServiceClient, type Run, RunState } from '@rlmesh/proto';
 import { UsageError } from './args';
 import { Progress } from './progress';
+import { tlsOrUsage } from './serve';
 
-export async function meshTrain(config: Record<string, unknown>, learner: string, runId: string): Promise<number> {
+export async function meshTrain(config: Record<string, unknown>, learner: string, runId: string, tls: TlsFiles = {}): Promise<number> {
   const { parseWmilConfig } = await import('@rlmesh/learner');
   const cfg = parseWmilConfig(config);
   const client = new LearnerServiceClient(
     learner,
-    credentials.createInsecure(),
+    tlsOrUsage(() => channelCredentials(tls)),
     channelOptions('rlmesh.v1.LearnerService', ['GetRun', 'ListRuns']),
   );
   let run: Run;

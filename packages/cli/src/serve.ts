@@ -8,6 +8,7 @@ import { startTelemetry } from '@rlmesh/mesh/telemetry';
 import { parseArgs, UsageError } from './args';
 
 export const SERVE_USAGE = `rlmesh serve <env|policy|learner> [--port N] [--host H] [--nats URL] [--metrics-port N]
+    [--tls-cert F --tls-key F [--tls-ca F]]   TLS; with a CA, mTLS both ways (or RLMESH_TLS_CERT / _KEY / _CA)
     env:     [--policy HOST:PORT] [--replica-id ID]
     policy:  [--max-batch ROWS] [--max-wait-ms MS] [--seed N]
     learner: [--out-dir DIR]`;
@@ -29,7 +30,21 @@ export async function serve(argv: readonly string[]): Promise<number> {
   const name = positionals[0] as ServiceName;
   if (positionals.length !== 1 || !SERVICES.includes(name))
     throw new UsageError(`serve needs one of ${SERVICES.join(', ')}\n${SERVE_USAGE}`);
-  const known = new Set(['port', 'host', 'nats', 'metrics-port', 'policy', 'replica-id', 'max-batch', 'max-wait-ms', 'seed', 'out-dir']);
+  const known = new Set([
+    'port',
+    'host',
+    'nats',
+    'metrics-port',
+    'policy',
+    'replica-id',
+    'max-batch',
+    'max-wait-ms',
+    'seed',
+    'out-dir',
+    'tls-cert',
+    'tls-key',
+    'tls-ca',
+  ]);
   for (const k of Object.keys(options)) if (!known.has(k)) throw new UsageError(`serve: unknown option --${k}`);
   const port = intOption(options, 'port', 0);
   const metricsPort = intOption(options, 'metrics-port', undefined);
@@ -37,6 +52,9 @@ export async function serve(argv: readonly string[]): Promise<number> {
   const natsUrl = options.nats ?? process.env.NATS_URL;
   if (!natsUrl) throw new UsageError('serve: needs --nats URL or NATS_URL (rlmesh up starts a nats-server for you)');
   const telemetry = startTelemetry({ serviceName: `rlmesh-${name}`, metricsPort });
+  const { channelCredentials, serverCredentials, tlsFilesFrom } = await import('@rlmesh/mesh');
+  const tls = tlsFilesFrom(options);
+  const credentials = tlsOrUsage(() => serverCredentials(tls));
 
   const { createLogger, NatsBus } = await import('@rlmesh/mesh');
   const logger = createLogger(name);
@@ -45,8 +63,13 @@ export async function serve(argv: readonly string[]): Promise<number> {
   let boundPort: number;
   if (name === 'env') {
     const { startEnvServer, EnvReplica, GrpcPolicyClient } = await import('@rlmesh/env');
-    const server = await startEnvServer({ port, host, logger });
-    const policy = new GrpcPolicyClient(options.policy ?? process.env.RLMESH_POLICY ?? '127.0.0.1:50052');
+    const server = await startEnvServer({ port, host, logger, credentials });
+    const policyAddress = options.policy ?? process.env.RLMESH_POLICY ?? '127.0.0.1:50052';
+    const policy = new GrpcPolicyClient(
+      policyAddress,
+      5000,
+      tlsOrUsage(() => channelCredentials(tls)),
+    );
     const replica = new EnvReplica({ replicaId: options['replica-id'] ?? `env-${process.pid}`, bus, policy, logger });
     await replica.start();
     boundPort = server.port;
@@ -59,6 +82,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     const { startPolicyServer } = await import('@rlmesh/policy');
     const server = await startPolicyServer({
       bus,
+      credentials,
       port,
       host,
       logger,
@@ -70,7 +94,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     shutdown = () => server.shutdown({ drainMs: 200 });
   } else {
     const { startLearnerServer } = await import('@rlmesh/learner');
-    const server = await startLearnerServer({ bus, port, host, logger, outDir: options['out-dir'] });
+    const server = await startLearnerServer({ bus, port, host, logger, outDir: options['out-dir'], credentials });
     boundPort = server.port;
     shutdown = () => server.shutdown({ drainMs: 200 });
   }
@@ -94,4 +118,13 @@ export async function serve(argv: readonly string[]): Promise<number> {
   await telemetry.shutdown();
   logger.info('stopped');
   return 0;
+}
+
+/** A TLS file or option mistake is a usage error: one line, exit 2. */
+export function tlsOrUsage<T>(make: () => T): T {
+  try {
+    return make();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }

@@ -8,3 +8,4 @@ export * from './policy-pointer';
 export * from './protocol';
 export * from './server';
 export * from './telemetry';
+export * from './tls';

@@ -46,6 +46,8 @@ export interface ServerOptions {
   /** 0 picks a free port. */
   port?: number;
   maxMessageBytes?: number;
+  /** Default: plaintext. See tls.ts for TLS and mTLS. */
+  credentials?: ServerCredentials;
   logger: Logger;
 }
 
@@ -163,7 +165,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   const host = opts.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${opts.port ?? 0}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${host}:${opts.port ?? 0}`, opts.credentials ?? ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   opts.logger.info('listening', { port, host, services: opts.services.map((s) => s.name) });
   let stopping: Promise<void> | undefined;

@@ -3,7 +3,7 @@
  * reflection, spans and error-to-status mapping) and `startEnvServer`, what `rlmesh serve env` runs.
  * All semantics live in the core; this file only moves messages and owns the idle-handle timer.
  */
-import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { ServerCredentials, ServerDuplexStream } from '@grpc/grpc-js';
 import { createLogger, type Logger, type RunningServer, type ServiceBinding, startServer, toStatus } from '@rlmesh/mesh';
 import {
   type CloseEnvRequest,
@@ -77,6 +77,8 @@ export interface EnvServerOptions {
   core?: EnvServiceCore;
   /** Idle time after which a handle is closed (default 10 min). */
   idleMs?: number;
+  /** Default plaintext; see serverCredentials in @rlmesh/mesh. */
+  credentials?: ServerCredentials;
 }
 
 export async function startEnvServer(opts: EnvServerOptions = {}): Promise<RunningServer & { core: EnvServiceCore }> {
@@ -88,6 +90,7 @@ export async function startEnvServer(opts: EnvServerOptions = {}): Promise<Runni
     services: [envServiceBinding(core, logger)],
     host: opts.host,
     port: opts.port,
+    credentials: opts.credentials,
     logger,
   });
   // Sweeping a few times per idle period bounds how long an abandoned handle outlives idleMs.

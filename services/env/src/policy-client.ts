@@ -2,7 +2,7 @@
  * PolicyService.Act over gRPC for the actors: a deadline on every call, and retries on UNAVAILABLE
  * (Act has no side effect on the server, so a retried call is safe).
  */
-import { credentials } from '@grpc/grpc-js';
+import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
 import { channelOptions, unary } from '@rlmesh/mesh';
 import { decodeTensor, encodeTensor, PolicyServiceClient } from '@rlmesh/proto';
 import type { ActResult, PolicyClient } from './actor';
@@ -13,12 +13,9 @@ export class GrpcPolicyClient implements PolicyClient {
   constructor(
     address: string,
     private readonly deadlineMs = 5000,
+    channelCredentials: ChannelCredentials = credentials.createInsecure(),
   ) {
-    this.client = new PolicyServiceClient(
-      address,
-      credentials.createInsecure(),
-      channelOptions('rlmesh.v1.PolicyService', ['Act', 'GetPolicy']),
-    );
+    this.client = new PolicyServiceClient(address, channelCredentials, channelOptions('rlmesh.v1.PolicyService', ['Act', 'GetPolicy']));
   }
 
   async act(runId: string, obs: Float32Array, rows: number, minVersion = 0): Promise<ActResult> {

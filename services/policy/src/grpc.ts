@@ -4,6 +4,7 @@
  * @rlmesh/mesh errors.ts), so a bad request never reaches inference and never crashes the server.
  */
 
+import type { ServerCredentials } from '@grpc/grpc-js';
 import type { PolicySpecJson } from '@rlmesh/mesh';
 import { type Bus, createLogger, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
 import {
@@ -58,6 +59,8 @@ export interface PolicyServerOptions extends Omit<PolicyCoreOptions, 'logger'> {
   port?: number;
   host?: string;
   logger?: Logger;
+  /** Default plaintext; see serverCredentials in @rlmesh/mesh. */
+  credentials?: ServerCredentials;
 }
 
 /** A PolicyCore served over gRPC; shutting the server down also closes the core. */
@@ -71,6 +74,7 @@ export async function startPolicyServer(opts: PolicyServerOptions): Promise<Runn
       services: [policyServiceBinding(core)],
       host: opts.host,
       port: opts.port ?? 0,
+      credentials: opts.credentials,
       logger,
     });
   } catch (e) {

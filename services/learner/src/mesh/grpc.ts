@@ -1,5 +1,5 @@
 /** LearnerService over gRPC: a thin adapter over LearnerCore, and the `rlmesh serve learner` entry. */
-import type { ServerWritableStream } from '@grpc/grpc-js';
+import type { ServerCredentials, ServerWritableStream } from '@grpc/grpc-js';
 import { type Bus, createLogger, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
 import {
   type GetRunRequest,
@@ -36,6 +36,8 @@ export interface LearnerServerOptions {
   host?: string;
   outDir?: string;
   logger?: Logger;
+  /** Default plaintext; see serverCredentials in @rlmesh/mesh. */
+  credentials?: ServerCredentials;
 }
 
 export async function startLearnerServer(opts: LearnerServerOptions): Promise<RunningServer & { core: LearnerCore }> {
@@ -46,6 +48,7 @@ export async function startLearnerServer(opts: LearnerServerOptions): Promise<Ru
     services: [learnerServiceBinding(core)],
     port: opts.port,
     host: opts.host,
+    credentials: opts.credentials,
     logger,
   });
   return {
