@@ -17,6 +17,7 @@ import {
   type PolicySpecJson,
   parsePolicyPointer,
   RUN_ID_PATTERN,
+  resourceExhausted,
   unavailable,
 } from '@rlmesh/mesh';
 import { type ActResult, PolicyRun } from './run';
@@ -40,6 +41,8 @@ export interface PolicyCoreOptions {
   seed?: number;
   /** ORT intra-op threads of each run's worker (default 1). */
   threads?: number;
+  /** Rows that may wait for a batch per run before Act answers RESOURCE_EXHAUSTED (default 16 x maxBatch). */
+  maxQueuedRows?: number;
   /** Longest an Act with min_version waits for that version to be swapped in (default 1000 ms). */
   maxVersionWaitMs?: number;
   /** Where metrics go (default: the global meter `rlmesh.policy`, a no-op until a MeterProvider is set). */
@@ -61,6 +64,7 @@ export class PolicyCore {
   private readonly maxRowsPerRequest: number;
   private readonly threads: number;
   private readonly maxVersionWaitMs: number;
+  private readonly maxQueuedRows: number;
   private readonly latency: Histogram;
   private readonly batchRows: Histogram;
   private readonly served: ReturnType<Meter['createCounter']>;
@@ -72,6 +76,7 @@ export class PolicyCore {
     this.maxRowsPerRequest = opts.maxRowsPerRequest ?? 4096;
     this.threads = opts.threads ?? 1;
     this.maxVersionWaitMs = opts.maxVersionWaitMs ?? 1000;
+    this.maxQueuedRows = opts.maxQueuedRows ?? 16 * this.maxBatch;
     this.rng = new Rng(opts.seed ?? randomInt(2 ** 31));
     const meter = opts.meter ?? metrics.getMeter('rlmesh.policy');
     this.latency = meter.createHistogram('rlmesh.policy.act.latency', { unit: 'ms', description: 'Act latency, queueing included' });
@@ -92,6 +97,12 @@ export class PolicyCore {
       throw invalidArgument('obs', `shape must be [*, ${dim}], got ${got}`);
     }
     if (minVersion > run.pointer.version) await run.waitForVersion(minVersion, this.maxVersionWaitMs);
+    // Shed load rather than queue without bound: the caller retries or slows down.
+    if (run.pendingRows + rows > this.maxQueuedRows)
+      throw resourceExhausted(
+        'obs',
+        `${run.pendingRows} rows already queued for run "${runId}" (limit ${this.maxQueuedRows}); retry later`,
+      );
     const result = await run.act(obs, rows, greedy);
     this.latency.record(performance.now() - t0, { run: runId });
     this.served.add(rows, { run: runId });

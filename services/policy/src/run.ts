@@ -117,6 +117,11 @@ export class PolicyRun {
     });
   }
 
+  /** Rows queued for the next batches (not yet in the worker). */
+  get pendingRows(): number {
+    return this.batcher.pendingRows;
+  }
+
   act(obs: Float32Array, rows: number, greedy: boolean): Promise<ActResult> {
     return this.batcher.submit({ obs, rows, greedy }, rows);
   }

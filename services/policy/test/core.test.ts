@@ -159,6 +159,16 @@ describe('PolicyCore errors', () => {
     expect((await core.act('r1', observations(8, C.obsDim), 8, false)).actions.length).toBe(8);
   });
 
+  it('more queued rows than maxQueuedRows: RESOURCE_EXHAUSTED, and the queued request is still served', async () => {
+    const core = makeCore(await published(), { maxBatch: 64, maxWaitMs: 200, maxQueuedRows: 8 });
+    await core.act('r1', observations(1, C.obsDim), 1, false); // opens the run
+    const queued = core.act('r1', observations(5, C.obsDim), 5, false);
+    const shed = await codeOf(core.act('r1', observations(4, C.obsDim), 4, false));
+    expect(shed.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(shed.message).toMatch(/^obs: 5 rows already queued for run "r1" \(limit 8\)/);
+    expect((await queued).actions.length).toBe(5);
+  });
+
   it('a pointer naming a missing object or a malformed pointer: FAILED_PRECONDITION', async () => {
     const bus = await published();
     await bus.objects.delete('r1/params/1');
