@@ -94,7 +94,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     shutdown = () => server.shutdown({ drainMs: 200 });
   } else {
     const { startLearnerServer } = await import('@rlmesh/learner');
-    const server = await startLearnerServer({ bus, port, host, logger, outDir: options['out-dir'], credentials });
+    const server = await startLearnerServer({ bus, port, host, logger, outDir: options['out-dir'], credentials, takeOverRuns: true });
     boundPort = server.port;
     shutdown = () => server.shutdown({ drainMs: 200 });
   }

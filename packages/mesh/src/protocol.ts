@@ -15,6 +15,10 @@ export interface RunAnnouncement {
   level: number;
   actors_per_replica: number;
   max_chunks_in_flight: number;
+  /** The resolved run config (JSON), so that another learner can take the run over. */
+  config?: string;
+  /** The run's latest training checkpoint in the object store, if any. */
+  checkpoint?: string;
 }
 
 /**

@@ -38,6 +38,11 @@ export interface LearnerServerOptions {
   logger?: Logger;
   /** Default plaintext; see serverCredentials in @rlmesh/mesh. */
   credentials?: ServerCredentials;
+  /**
+   * A learner service that restarts continues the runs it left: take over the running runs found on
+   * the bus at start, and hand runs over (leave them running) at shutdown instead of stopping them.
+   */
+  takeOverRuns?: boolean;
 }
 
 export async function startLearnerServer(opts: LearnerServerOptions): Promise<RunningServer & { core: LearnerCore }> {
@@ -51,12 +56,17 @@ export async function startLearnerServer(opts: LearnerServerOptions): Promise<Ru
     credentials: opts.credentials,
     logger,
   });
+  if (opts.takeOverRuns) {
+    const taken = await core.recover();
+    if (taken.length) logger.info('took over runs', { runs: taken });
+  }
   return {
     ...server,
     core,
     shutdown: async (o) => {
+      // Runs end (or are handed over) first, so that WatchRun streams finish and do not hold the drain.
+      await core.close({ handOver: opts.takeOverRuns });
       await server.shutdown(o);
-      await core.close();
     },
   };
 }

@@ -5,7 +5,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { type Bus, invalidArgument, type Logger, MeshError, notFound, RUN_ID_PATTERN } from '@rlmesh/mesh';
+import {
+  type Bus,
+  decodeJson,
+  invalidArgument,
+  keys,
+  type Logger,
+  MeshError,
+  notFound,
+  type PolicyPointer,
+  RUN_ID_PATTERN,
+  type RunAnnouncement,
+} from '@rlmesh/mesh';
 import type { Run } from '@rlmesh/proto';
 import { parse as parseYaml } from 'yaml';
 import { parseWmilConfig } from '../wmil/config';
@@ -76,7 +87,7 @@ export class LearnerCore {
   watchRun(runId: string, fn: (r: Run) => void, signal?: { cancelled: boolean }): Promise<void> {
     const run = this.get(runId);
     return new Promise((resolve) => {
-      const done = (r: Run) => r.state !== 1; // RUN_STATE_RUNNING
+      const done = (r: Run) => r.state !== 1 || run.handedOver; // 1: RUN_STATE_RUNNING
       const first = run.toProto();
       fn(first);
       if (done(first)) return resolve();
@@ -94,8 +105,48 @@ export class LearnerCore {
     });
   }
 
-  async close(): Promise<void> {
-    for (const run of this.runs.values()) if (run.state === 'running') await run.finish('stopped');
-    await Promise.all([...this.runs.values()].map((r) => r.release()));
+  /**
+   * Takes over every run announced as running that no learner here trains: a learner restarted (or
+   * rescheduled) continues its runs from their last checkpoints. Meant for one learner per bus: two
+   * learners recovering at once would both train the same run.
+   */
+  async recover(): Promise<string[]> {
+    const taken: string[] = [];
+    for (const key of await this.opts.bus.kv.keys(keys.runs)) {
+      const value = await this.opts.bus.kv.get(key);
+      if (!value) continue;
+      const a = decodeJson<RunAnnouncement>(value);
+      if (a.state !== 'running' || !a.config || this.runs.has(a.run_id)) continue;
+      const pointer = await this.opts.bus.kv.get(keys.policy(a.run_id));
+      const publishedVersion = pointer ? decodeJson<PolicyPointer>(pointer).version : 0;
+      const cfg = parseWmilConfig(JSON.parse(a.config));
+      const run = new MeshRun(a.run_id, cfg, this.opts.bus, this.opts.logger, this.opts.outDir ?? cfg.run.out_dir, {
+        checkpoint: a.checkpoint,
+        publishedVersion,
+      });
+      this.runs.set(a.run_id, run);
+      try {
+        await run.start();
+        taken.push(a.run_id);
+      } catch (e) {
+        this.opts.logger.error('could not take the run over', { run: a.run_id, error: (e as Error).message });
+        await run.finish('failed', (e as Error).message);
+      }
+    }
+    return taken;
+  }
+
+  /**
+   * Stops every run here. `handOver`: leave them announced as running, for the next learner's
+   * recover() (a rolling restart); otherwise they end as stopped.
+   */
+  async close(opts: { handOver?: boolean } = {}): Promise<void> {
+    const running = [...this.runs.values()].filter((r) => r.state === 'running');
+    if (opts.handOver) {
+      await Promise.all(running.map((r) => r.handOver()));
+    } else {
+      for (const run of running) await run.finish('stopped');
+    }
+    await Promise.all([...this.runs.values()].filter((r) => !running.includes(r) || !opts.handOver).map((r) => r.release()));
   }
 }

@@ -14,7 +14,7 @@ import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path';
 import { metrics, SpanKind } from '@opentelemetry/api';
 import { Rng } from '@rlmesh/core';
-import { initParameters, saveTrainingCheckpoint, Trainer } from '@rlmesh/graph';
+import { initParameters, loadTrainingCheckpoint, saveTrainingCheckpoint, Trainer } from '@rlmesh/graph';
 import {
   type Bus,
   type BusMessage,
@@ -81,7 +81,10 @@ export class MeshRun {
   private subscription: Subscription | undefined;
   private trainer!: Trainer;
   private setup!: WmilSetup;
-  private readonly curriculum: Curriculum;
+  private curriculum: Curriculum;
+  private lastCheckpoint: string | undefined;
+  /** Left running for another learner: this one no longer trains it. */
+  handedOver = false;
   private t0 = 0;
   private readonly runDir: string;
   private finished: Promise<void> | undefined;
@@ -92,6 +95,8 @@ export class MeshRun {
     private readonly bus: Bus,
     private readonly log: Logger,
     outDir: string,
+    /** Take over a run another learner announced: resume from its checkpoint object. */
+    private readonly takeOver?: { checkpoint?: string; publishedVersion: number },
   ) {
     this.totalUpdates = Math.ceil(cfg.train.total_episodes / cfg.env.num_envs);
     this.curriculum = new Curriculum(cfg, envShape(cfg).numLevels);
@@ -110,7 +115,8 @@ export class MeshRun {
     });
     mkdirSync(join(this.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(this.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-    writeFileSync(join(this.runDir, 'metrics.jsonl'), '');
+    if (this.takeOver) await this.resume(this.takeOver);
+    else writeFileSync(join(this.runDir, 'metrics.jsonl'), '');
     await this.publishPolicy(buildPolicyProgram(this.setup.model).onnx);
     await this.announce();
     this.t0 = performance.now();
@@ -118,6 +124,28 @@ export class MeshRun {
       this.onChunk(m),
     );
     this.log.info('run started', { run: this.id, env: cfg.env.id, updates: this.totalUpdates });
+  }
+
+  /**
+   * Continues a run from its last checkpoint. Updates after that checkpoint are lost (their chunks
+   * were acked); unacked chunks come again from the durable consumer. Versions keep moving forward
+   * past whatever the previous learner published, because policy services never go back.
+   */
+  private async resume(from: { checkpoint?: string; publishedVersion: number }): Promise<void> {
+    if (from.checkpoint) {
+      const bytes = await this.bus.objects.get(from.checkpoint);
+      if (!bytes) throw new Error(`checkpoint: object ${from.checkpoint} is missing`);
+      const path = join(this.runDir, 'checkpoints', 'taken-over.safetensors');
+      writeFileSync(path, bytes);
+      const meta = await loadTrainingCheckpoint(path, this.trainer);
+      this.updates = this.trainer.stepCount;
+      this.episodes = this.updates * this.cfg.env.num_envs;
+      this.baseline = Number(meta.baseline);
+      this.curriculum = new Curriculum(this.cfg, this.setup.numLevels, { level: Number(meta.level) });
+      this.lastCheckpoint = from.checkpoint;
+    }
+    this.version = Math.max(this.updates + 1, from.publishedVersion + 1);
+    this.log.info('run taken over', { run: this.id, updates: this.updates, version: this.version, checkpoint: from.checkpoint ?? null });
   }
 
   private async announce(): Promise<void> {
@@ -134,6 +162,8 @@ export class MeshRun {
       level: this.curriculum.level,
       actors_per_replica: this.cfg.mesh.actors_per_replica,
       max_chunks_in_flight: this.cfg.mesh.max_chunks_in_flight,
+      config: JSON.stringify(this.cfg),
+      checkpoint: this.lastCheckpoint,
     };
     await this.bus.kv.put(keys.run(this.id), encodeJson(a));
   }
@@ -266,7 +296,10 @@ export class MeshRun {
       level: String(this.curriculum.level),
       config: JSON.stringify(this.cfg),
     });
-    await this.bus.objects.put(objects.checkpoint(this.id, this.updates), readFileSync(path));
+    const name = objects.checkpoint(this.id, this.updates);
+    await this.bus.objects.put(name, readFileSync(path));
+    this.lastCheckpoint = name;
+    if (this.state === 'running') await this.announce();
   }
 
   /** Ends the run: no more chunks, final outputs written, the end announced to actors. */
@@ -290,6 +323,15 @@ export class MeshRun {
       });
     })();
     return this.finished;
+  }
+
+  /** Stops training here but leaves the run announced as running, for another learner to take over. */
+  async handOver(): Promise<void> {
+    this.handedOver = true;
+    await this.subscription?.stop();
+    await this.trainer?.release();
+    this.notify();
+    this.log.info('run handed over', { run: this.id, updates: this.updates, checkpoint: this.lastCheckpoint ?? null });
   }
 
   async release(): Promise<void> {
