@@ -13,6 +13,7 @@ import { credentials } from '@grpc/grpc-js';
 import { type NatsServer, startNatsServer } from '@rlmesh/mesh';
 import { LearnerServiceClient, type Run, RunState } from '@rlmesh/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { spawnService } from '../../packages/cli/src/up';
 import { missingParts, ROOT, stopChild, until } from './helpers';
 
@@ -23,21 +24,26 @@ describe.skipIf(missing !== null)('mesh: learner, policy and 2 env replicas as p
   let dir: string;
   const children: Record<string, ChildProcess> = {};
   let learner: LearnerServiceClient;
+  let startLearner: () => Promise<void>;
 
   beforeAll(async () => {
     nats = await startNatsServer();
     dir = mkdtempSync(join(tmpdir(), 'rlmesh-mesh-'));
     const env = { ...process.env, RLMESH_TRACE_FILE: join(dir, 'spans.jsonl'), RLMESH_LOG_LEVEL: 'warn' };
     const common = ['--port', '0', '--nats', nats.url];
-    const l = await spawnService('learner', ['learner', ...common, '--out-dir', join(dir, 'runs')], env);
+    startLearner = async () => {
+      const l = await spawnService('learner', ['learner', ...common, '--out-dir', join(dir, 'runs')], env);
+      children.learner = l.child;
+      learner?.close();
+      learner = new LearnerServiceClient(`127.0.0.1:${l.ready.port}`, credentials.createInsecure());
+    };
+    await startLearner();
     const p = await spawnService('policy', ['policy', ...common, '--seed', '1'], env);
-    children.learner = l.child;
     children.policy = p.child;
     for (const id of ['env-0', 'env-1']) {
       const e = await spawnService(id, ['env', ...common, '--policy', `127.0.0.1:${p.ready.port}`, '--replica-id', id], env);
       children[id] = e.child;
     }
-    learner = new LearnerServiceClient(`127.0.0.1:${l.ready.port}`, credentials.createInsecure());
   });
 
   afterAll(async () => {
@@ -88,6 +94,32 @@ describe.skipIf(missing !== null)('mesh: learner, policy and 2 env replicas as p
     // Flow control (one chunk in flight per actor, played with the newest version) keeps chunks about a
     // version late while two actors run, and on time once one is left.
     expect(final.policyLagMean).toBeLessThan(1);
+  });
+
+  it('continues a run on a new learner process after the learner is stopped mid-run', async () => {
+    const shipped = parseYaml(readFileSync(join(ROOT, 'configs', 'wmil-pattern-echo.yaml'), 'utf8'));
+    const config = JSON.stringify({ ...shipped, train: { ...shipped.train, checkpoint_every: 8 } });
+    await new Promise<Run>((resolve, reject) =>
+      learner.startRun({ config, runId: 'mesh-restart' }, (err, r) => (err ? reject(err) : resolve(r))),
+    );
+    await until(async () => ((await getRun('mesh-restart')).updates >= 12 ? true : undefined), 60_000, '12 updates');
+    await stopChild(children.learner, 'SIGTERM'); // hands the run over
+    await startLearner(); // takes it over from its last checkpoint
+    const resumed = await getRun('mesh-restart');
+    expect(resumed.state).toBe(RunState.RUN_STATE_RUNNING);
+    expect(resumed.updates % 8).toBe(0);
+    expect(resumed.updates).toBeGreaterThanOrEqual(8);
+    const final = await until(
+      async () => {
+        const r = await getRun('mesh-restart');
+        return r.state === RunState.RUN_STATE_RUNNING ? undefined : r;
+      },
+      180_000,
+      'the restarted run to end',
+    );
+    expect(final.state).toBe(RunState.RUN_STATE_COMPLETED);
+    expect(final.updates).toBe(final.totalUpdates);
+    expect(final.success).toBeGreaterThanOrEqual(0.9);
   });
 
   it('wrote one trace that crosses env, policy and learner', async () => {
