@@ -55,6 +55,15 @@ describe.skipIf(missing !== null)('mesh: learner, policy and 2 env replicas as p
 
   const getRun = (runId: string) =>
     new Promise<Run>((resolve, reject) => learner.getRun({ runId }, (err, r) => (err ? reject(err) : resolve(r))));
+  const ended = (runId: string) =>
+    until(
+      async () => {
+        const r = await getRun(runId);
+        return r.state === RunState.RUN_STATE_RUNNING ? undefined : r;
+      },
+      180_000,
+      `run ${runId} to end`,
+    );
 
   it('trains PatternEcho to >= 90% with both replicas contributing, and survives killing one', async () => {
     const config = readFileSync(join(ROOT, 'configs', 'wmil-pattern-echo.yaml'), 'utf8');
@@ -77,14 +86,7 @@ describe.skipIf(missing !== null)('mesh: learner, policy and 2 env replicas as p
     await stopChild(children['env-1'], 'SIGKILL');
     const killedAt = (await getRun('mesh-echo')).chunksByActor['env-1-a0'];
 
-    const final = await until(
-      async () => {
-        const r = await getRun('mesh-echo');
-        return r.state === RunState.RUN_STATE_RUNNING ? undefined : r;
-      },
-      180_000,
-      'the run to end',
-    );
+    const final = await ended('mesh-echo');
     expect(final.state).toBe(RunState.RUN_STATE_COMPLETED);
     expect(final.updates).toBe(final.totalUpdates);
     expect(final.success).toBeGreaterThanOrEqual(0.9);
@@ -109,14 +111,7 @@ describe.skipIf(missing !== null)('mesh: learner, policy and 2 env replicas as p
     expect(resumed.state).toBe(RunState.RUN_STATE_RUNNING);
     expect(resumed.updates % 8).toBe(0);
     expect(resumed.updates).toBeGreaterThanOrEqual(8);
-    const final = await until(
-      async () => {
-        const r = await getRun('mesh-restart');
-        return r.state === RunState.RUN_STATE_RUNNING ? undefined : r;
-      },
-      180_000,
-      'the restarted run to end',
-    );
+    const final = await ended('mesh-restart');
     expect(final.state).toBe(RunState.RUN_STATE_COMPLETED);
     expect(final.updates).toBe(final.totalUpdates);
     expect(final.success).toBeGreaterThanOrEqual(0.9);
