@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { EnvReplica, GrpcPolicyClient } from '@rlmesh/env';
-import { LearnerCore, parseWmilConfig, runWmil } from '@rlmesh/learner';
-import { type Bus, createLogger, MemoryBus, NatsBus, startNatsServer } from '@rlmesh/mesh';
+import { LearnerCore, parseRunConfig, trainEmbedded } from '@rlmesh/learner';
+import { type Bus, createLogger, encodeRollout, MemoryBus, NatsBus, startNatsServer } from '@rlmesh/mesh';
 import { startPolicyServer } from '@rlmesh/policy';
 import { LearnerServiceClient, type Run, RunState, TrajectoryChunk } from '@rlmesh/proto';
 import { parse as parseYaml } from 'yaml';
@@ -24,11 +24,12 @@ import { type BenchResult, type BenchSettings, median } from './harness';
 const EPISODES = 64 * 256;
 /** The shipped PatternEcho config, made longer so that start-up costs do not dominate. */
 const SHIPPED = parseYaml(readFileSync(join(__dirname, '..', 'configs', 'wmil-pattern-echo.yaml'), 'utf8')) as Record<string, object>;
-const CONFIG = { ...SHIPPED, train: { ...SHIPPED.train, total_episodes: EPISODES, checkpoint_every: 0 } };
+const CONFIG = { ...SHIPPED, train: { ...SHIPPED.train, total_env_steps: EPISODES, checkpoint_every: 0 } };
 
 async function embedded(dir: string, threads: number): Promise<number> {
-  const cfg = parseWmilConfig({ ...CONFIG, run: { name: 'embedded', out_dir: dir }, train: { ...CONFIG.train, threads } });
-  return (await runWmil(cfg)).episodes_per_s;
+  const cfg = parseRunConfig({ ...CONFIG, run: { name: 'embedded', out_dir: dir }, train: { ...CONFIG.train, threads } });
+  // One-step episodes: env steps/s = episodes/s.
+  return (await trainEmbedded(cfg)).env_steps_per_s;
 }
 
 function waitRun(client: LearnerServiceClient, runId: string): Promise<Run> {
@@ -87,21 +88,37 @@ async function meshInProcess(dir: string): Promise<Run> {
   return last;
 }
 
+/** A PatternEcho rollout of 64 one-step episodes as a trajectory chunk, encoded. */
+function latencyChunk(): Uint8Array {
+  const T = 1;
+  const N = 64;
+  const S = 8;
+  return TrajectoryChunk.encode(
+    encodeRollout('lat', {
+      actorId: 'a',
+      sequence: 0,
+      policyVersion: 1,
+      level: 0,
+      numSteps: T,
+      numEnvs: N,
+      obsDim: S,
+      actionWidth: 1,
+      obs: new Float32Array(T * N * S),
+      actions: new Int32Array(T * N),
+      logProbs: new Float32Array(T * N),
+      values: new Float32Array(T * N),
+      rewards: { goal: new Float32Array(T * N) },
+      terminated: new Uint8Array(T * N),
+      truncated: new Uint8Array(T * N).fill(1),
+      success: new Uint8Array(T * N),
+      nextObs: new Float32Array(T * N * S),
+      episodes: [],
+    }),
+  ).finish();
+}
+
 /** Publish one chunk, wait until the consumer's handler has it; repeat. Returns latencies in ms. */
-async function chunkLatency(bus: Bus, n: number): Promise<number[]> {
-  const chunk = TrajectoryChunk.encode({
-    runId: 'lat',
-    actorId: 'a',
-    sequence: 0,
-    policyVersion: 1,
-    groupId: '',
-    numSteps: 1,
-    numEnvs: 64,
-    level: 0,
-    rewards: {},
-    obs: { dtype: 1, shape: [1, 64, 8], data: Buffer.alloc(64 * 8 * 4) },
-    nextObs: { dtype: 1, shape: [1, 64, 8], data: Buffer.alloc(64 * 8 * 4) },
-  }).finish();
+async function chunkLatency(bus: Bus, chunk: Uint8Array, n: number): Promise<number[]> {
   const latencies: number[] = [];
   let arrived: (() => void) | undefined;
   const sub = await bus.consume({ subject: 'rlmesh.traj.lat', durable: 'lat' }, async (m) => {
@@ -165,16 +182,16 @@ export async function runMeshBenchmarks(s: BenchSettings): Promise<BenchResult[]
         notes: `median of ${reps} runs interleaved with the baseline (embedded runs ${emb.map((e) => e.toFixed(0)).join('/')}); ${describe(runs)}. ratio = mesh / embedded.`,
       });
     }
-    const memory = await chunkLatency(new MemoryBus(), 1000);
+    const chunk = latencyChunk();
+    const memory = await chunkLatency(new MemoryBus(), chunk, 1000);
     const nats = await startNatsServer();
     try {
       const bus = await NatsBus.connect({ servers: nats.url });
-      const js = await chunkLatency(bus, 1000);
+      const js = await chunkLatency(bus, chunk, 1000);
       await bus.close();
       results.push({
         name: 'mesh.chunk_latency.p50',
-        metric:
-          'trajectory chunk (PatternEcho, 64 episodes, 4.2 kB) publish -> durable consumer handler, JetStream file store, one in flight',
+        metric: `trajectory chunk (PatternEcho, 64 episodes, ${(chunk.length / 1000).toFixed(1)} kB) publish -> durable consumer handler, JetStream file store, one in flight`,
         value: median(js),
         unit: 'ms',
         baseline: { name: 'in-memory bus, same loop', value: median(memory) },

@@ -8,9 +8,9 @@
  * repeat; subject and baseline repeats alternate as in harness.ts.
  */
 import { credentials } from '@grpc/grpc-js';
-import { Rng } from '@rlmesh/core';
+import { Box, Discrete, Rng } from '@rlmesh/core';
 import { buildForwardProgram, initParameters, Linear, logSoftmax, MLP, Module, Session, squeeze, type Value } from '@rlmesh/graph';
-import { MemoryBus, publishPolicy } from '@rlmesh/mesh';
+import { MemoryBus, publishPolicy, spaceToProto } from '@rlmesh/mesh';
 import { startPolicyServer } from '@rlmesh/policy';
 import { type ActResponse, encodeTensor, PolicyServiceClient } from '@rlmesh/proto';
 import { type BenchResult, type BenchSettings, median } from './harness';
@@ -77,7 +77,13 @@ export async function runPolicyBenchmarks(s: BenchSettings): Promise<BenchResult
     version: 1,
     params,
     program: onnx,
-    spec: { obs_dim: OBS_DIM, num_actions: NUM_ACTIONS, model: 'BenchPolicy', num_parameters: layout.total },
+    spec: {
+      observationSpace: spaceToProto(new Box(-1, 1, [OBS_DIM])),
+      actionSpace: spaceToProto(new Discrete(NUM_ACTIONS)),
+      model: 'BenchPolicy',
+      numParameters: layout.total,
+    },
+    distribution: 'categorical',
   });
   const quiet = { debug() {}, info() {}, warn: log, error: log };
   const server = await startPolicyServer({ bus, logger: quiet, threads: s.threads, maxWaitMs: MAX_WAIT_MS, seed: 0 });
@@ -95,7 +101,7 @@ export async function runPolicyBenchmarks(s: BenchSettings): Promise<BenchResult
   try {
     const rng = new Rng(1);
     const obs = Array.from({ length: CALLERS }, () => Float32Array.from({ length: BATCH * OBS_DIM }, () => rng.uniformRange(-1, 1)));
-    const requests = obs.map((o) => ({ runId: 'bench', obs: encodeTensor(o, [BATCH, OBS_DIM]), greedy: false, minVersion: 0 }));
+    const requests = obs.map((o) => ({ runId: 'bench', obs: encodeTensor(o, [BATCH, OBS_DIM]), greedy: false, minVersion: 0, seed: 0 }));
     const grpcAct = (c: number) =>
       new Promise<ActResponse>((resolve, reject) => client.act(requests[c], (err, res) => (err ? reject(err) : resolve(res))));
     const tunedAct = (c: number) =>

@@ -16,6 +16,7 @@ import { runGraphBenchmarks } from './graph.bench';
 import { type BenchResult, type BenchSettings, type BenchSuite, settingsFromEnv } from './harness';
 import { runMeshBenchmarks } from './mesh.bench';
 import { runPolicyBenchmarks } from './policy.bench';
+import { runPpoBenchmarks } from './ppo.bench';
 import { runWmilBenchmarks } from './wmil.bench';
 
 const SUITES: BenchSuite[] = [
@@ -30,6 +31,12 @@ const SUITES: BenchSuite[] = [
     description:
       'WMIL end to end: the BabyModel REINFORCE step, the embedded loop, PatternEcho on 5 seeds at 2,048 episodes, SequenceNext and Conditional curricula.',
     run: runWmilBenchmarks,
+  },
+  {
+    name: 'ppo',
+    description:
+      'PPO in the embedded trainer: CartPole-v1 on 5 seeds at 500k env steps (env steps/s vs the PyTorch CleanRL-style reference in the same run, first env steps at return_mean 475, final return_mean and curve) and Pendulum-v1 on 5 seeds at 500k env steps (final return_mean). RLMESH_BENCH_QUICK=1: 1 seed at 100k each.',
+    run: runPpoBenchmarks,
   },
   {
     name: 'policy',

@@ -1,96 +1,105 @@
 /**
- * WMIL (issue: WMIL end to end): BabyModel train-step speed, the embedded loop's episodes/s, and the
- * learning targets (PatternEcho on 5 seeds at 2,048 episodes; SequenceNext and Conditional curricula).
+ * WMIL (issue: WMIL end to end): the embedded loop's updates/s against the PyTorch reference of the
+ * same model and algorithm (bench/torch/reinforce_baby.py) measured in the same run, the bare train
+ * step against PyTorch's, and the learning targets (PatternEcho on 5 seeds at 2,048 episodes and its
+ * failures at 4,096 episodes on 40 seeds; SequenceNext and Conditional curricula).
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '@rlmesh/core';
-import { makeEnv, VectorEnv } from '@rlmesh/env';
-import { buildForwardProgram, initParameters, Session, softmax, Trainer } from '@rlmesh/graph';
-import { BabyModel, buildReinforceProgram, parseWmilConfig, REINFORCE_DEFAULTS, runWmil } from '@rlmesh/learner';
+import type { HostTensor } from '@rlmesh/graph';
+import { LearnerRun, parseRunConfig, type RunConfig, trainEmbedded, type UpdateRecord } from '@rlmesh/learner';
 import { parse as parseYaml } from 'yaml';
-import { type BenchResult, type BenchSettings, describeTiming, timePair } from './harness';
+import { type BenchResult, type BenchSettings, median } from './harness';
+import { runTorchReference } from './torch';
 
-const SOURCE_GPU_EPISODES_PER_S = 550;
+const LOOP_UPDATES = 1000;
+const TORCH_UPDATES = 300;
+const STEP_WARMUP = 20;
+const STEP_REPEATS = 5;
+const STEPS_PER_REPEAT = 300;
 
-function fixedBatch(B: number) {
+function fixedBatch(B: number, S: number, components: readonly string[], offPolicyCorrection: boolean): Record<string, HostTensor> {
   const rng = new Rng(1);
-  const obs = new Float32Array(B * 8);
-  const next = new Float32Array(B * 8);
+  const obs = new Float32Array(B * S);
+  const next = new Float32Array(B * S);
   const actions = new BigInt64Array(B);
-  const ret = new Float32Array(B);
-  for (let i = 0; i < B; i++) {
-    obs[i * 8 + rng.int(8)] = 1;
-    next[i * 8 + rng.int(8)] = 1;
-    actions[i] = BigInt(rng.int(8));
-    ret[i] = rng.int(2);
-  }
-  return {
-    obs: { data: obs, shape: [B, 8] },
+  const feed: Record<string, HostTensor> = {
+    obs: { data: obs, shape: [B, S] },
     actions: { data: actions, shape: [B] },
-    next_obs: { data: next, shape: [B, 8] },
-    'return.goal': { data: ret, shape: [B] },
+    next_obs: { data: next, shape: [B, S] },
     baseline: { data: Float32Array.of(0), shape: [] },
   };
-}
-
-async function trainStep(s: BenchSettings): Promise<BenchResult> {
-  const model = new BabyModel();
-  const program = buildReinforceProgram(model, REINFORCE_DEFAULTS, ['goal']);
-  const trainer = await Trainer.create(program, initParameters(model, new Rng(0)), { intraOpThreads: s.threads });
-  const fwd = buildForwardProgram({
-    module: model,
-    inputs: [{ name: 'obs', dtype: 'float32', shape: ['batch', 8] }],
-    forward: (i) => ({ probs: softmax(model.forward(i.obs).logits) }),
-  });
-  const policy = await Session.create(fwd.onnx, { intraOpThreads: 1 });
-  const batch = fixedBatch(64);
-  const t = await timePair(
-    () => trainer.step(batch, 1e-3),
-    () => policy.run({ params: { data: trainer.flatParams as Float32Array, shape: [program.layout.total] }, obs: batch.obs }),
-    s,
-  );
-  const ups = 1e9 / t.subject.medianNs;
-  const fps = 1e9 / t.baseline.medianNs;
-  return {
-    name: 'wmil.baby_model.train_step',
-    metric: 'REINFORCE train step (Adam, clip 1.0), batch 64',
-    value: ups,
-    unit: 'updates/s',
-    baseline: { name: 'policy forward program (params fed as input, 1 thread as in the loop), batch 64, passes/s', value: fps },
-    ratio: t.subject.medianNs / t.baseline.medianNs,
-    notes: `BabyModel 116,625 parameters; target >= 1,000 updates/s. ratio = train-step time / forward time. ${describeTiming('train', t.subject)}; ${describeTiming('forward', t.baseline)}`,
-  };
-}
-
-async function embeddedLoop(s: BenchSettings): Promise<BenchResult> {
-  const cfg = parseWmilConfig({
-    run: { name: 'bench', out_dir: mkdtempSync(join(tmpdir(), 'rlmesh-bench-')) },
-    algo: { lr: 2e-3 },
-    train: { total_episodes: 64 * 1000, threads: s.threads },
-  });
-  const summary = await runWmil(cfg);
-  const vec = new VectorEnv(Array.from({ length: 64 }, () => makeEnv('PatternEcho')));
-  vec.reset(0);
-  const rng = new Rng(0);
-  const actions = new Int32Array(64);
-  const steps = 20_000;
-  const t0 = process.hrtime.bigint();
-  for (let k = 0; k < steps; k++) {
-    for (let i = 0; i < 64; i++) actions[i] = rng.int(8);
-    vec.step(actions);
+  // LearnerRun builds the off-policy program, which takes the behaviour log-probs when the correction is on.
+  if (offPolicyCorrection) feed.behaviour_log_prob = { data: new Float32Array(B).fill(Math.log(1 / 8)), shape: [B] };
+  for (let i = 0; i < B; i++) {
+    obs[i * S + rng.int(S)] = 1;
+    next[i * S + rng.int(S)] = 1;
+    actions[i] = BigInt(rng.int(8));
   }
-  const envEps = (steps * 64) / (Number(process.hrtime.bigint() - t0) / 1e9);
-  return {
-    name: 'wmil.embedded_loop',
-    metric: 'whole embedded loop (env + policy inference + REINFORCE update), PatternEcho, 64 episodes per update',
-    value: summary.episodes_per_s,
-    unit: 'episodes/s',
-    baseline: { name: 'vector env alone, random actions, episodes/s', value: envEps },
-    ratio: summary.episodes_per_s / envEps,
-    notes: `${summary.updates} updates of 64 single-step episodes in ${summary.seconds.toFixed(2)} s (${summary.updates_per_s.toFixed(0)} updates/s); target >= 30,000 episodes/s; the source ran ${SOURCE_GPU_EPISODES_PER_S} episodes/s on a GPU (ratio to it ${(summary.episodes_per_s / SOURCE_GPU_EPISODES_PER_S).toFixed(1)}x). ratio = loop / env alone.`,
-  };
+  for (const c of components) feed[`return.${c}`] = { data: Float32Array.from({ length: B }, () => rng.int(2)), shape: [B] };
+  return feed;
+}
+
+/** The bare REINFORCE train step of the shipped PatternEcho run (the program LearnerRun builds), on one fixed batch of 64. */
+async function trainStepRate(s: BenchSettings): Promise<{ ups: number; repeats: number[] }> {
+  const cfg = shippedConfig('wmil-pattern-echo.yaml', {
+    run: { name: 'step', out_dir: mkdtempSync(join(tmpdir(), 'rlmesh-bench-')) },
+    train: { threads: s.threads },
+  });
+  const run = await LearnerRun.create(cfg, { runDir: join(cfg.run.out_dir, cfg.run.name) });
+  try {
+    const batch = fixedBatch(64, run.model.obsDim, run.shape.components, cfg.algo.off_policy_correction !== false);
+    const lr = cfg.algo.lr as number;
+    for (let i = 0; i < STEP_WARMUP; i++) await run.trainer.step(batch, lr);
+    const repeats: number[] = [];
+    for (let r = 0; r < STEP_REPEATS; r++) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < STEPS_PER_REPEAT; i++) await run.trainer.step(batch, lr);
+      repeats.push(STEPS_PER_REPEAT / (Number(process.hrtime.bigint() - t0) / 1e9));
+    }
+    return { ups: median(repeats), repeats };
+  } finally {
+    await run.release();
+  }
+}
+
+/** The embedded loop (env + act program + REINFORCE update) and the bare train step, each against PyTorch in the same run. */
+async function loopAndStep(s: BenchSettings): Promise<BenchResult[]> {
+  const cfg = shippedConfig('wmil-pattern-echo.yaml', {
+    run: { name: 'bench', out_dir: mkdtempSync(join(tmpdir(), 'rlmesh-bench-')) },
+    train: { total_env_steps: 64 * LOOP_UPDATES, threads: s.threads, checkpoint_every: 0 },
+  });
+  const summary = await trainEmbedded(cfg);
+  const step = await trainStepRate(s);
+  const torch = runTorchReference('reinforce_baby', ['--updates', String(TORCH_UPDATES), '--threads', String(s.threads)], 600_000);
+  const t = torch.ok ? torch.result : undefined;
+  const torchUps = typeof t?.updates_per_s === 'number' ? t.updates_per_s : undefined;
+  const torchStep = typeof t?.train_step_updates_per_s === 'number' ? t.train_step_updates_per_s : undefined;
+  const torchNote = torch.ok
+    ? `PyTorch ${String(t?.torch)} (BLAS ${String(t?.blas)}), ${TORCH_UPDATES} updates, ${s.threads} threads, final success ${(100 * Number(t?.final_success)).toFixed(1)}%`
+    : `no PyTorch reference: ${torch.reason}`;
+  const withBaseline = (value: number, name: string, base: number | undefined) =>
+    base === undefined ? {} : { baseline: { name, value: base }, ratio: value / base };
+  return [
+    {
+      name: 'wmil.embedded_loop',
+      metric: 'whole embedded loop (env + act program + REINFORCE update), PatternEcho, 64 one-step episodes per update',
+      value: summary.updates_per_s,
+      unit: 'updates/s',
+      ...withBaseline(summary.updates_per_s, 'PyTorch reference loop (bench/torch/reinforce_baby.py), updates/s', torchUps),
+      notes: `configs/wmil-pattern-echo.yaml, ${summary.updates} updates in ${summary.seconds.toFixed(2)} s (${summary.env_steps_per_s.toFixed(0)} episodes/s), final success ${(100 * summary.final_success).toFixed(1)}%; ${torchNote}. ratio = rlmesh / PyTorch.`,
+    },
+    {
+      name: 'wmil.baby_model.train_step',
+      metric: 'bare REINFORCE train step (Adam, clip 1.0, world-model loss), BabyModel, fixed batch 64',
+      value: step.ups,
+      unit: 'updates/s',
+      ...withBaseline(step.ups, 'PyTorch bare train step, same model and batch, updates/s', torchStep),
+      notes: `${summary.parameters.toLocaleString('en-US')} parameters, ${s.threads} threads; median of ${STEP_REPEATS} repeats x ${STEPS_PER_REPEAT} steps (${step.repeats.map((x) => x.toFixed(0)).join('/')}); ${torchNote}. ratio = rlmesh / PyTorch.`,
+    },
+  ];
 }
 
 async function patternEchoSeeds(s: BenchSettings): Promise<BenchResult> {
@@ -98,9 +107,9 @@ async function patternEchoSeeds(s: BenchSettings): Promise<BenchResult> {
     const cfg = shippedConfig('wmil-pattern-echo.yaml', {
       run: { name: `pe-${seed}`, seed, out_dir: mkdtempSync(join(tmpdir(), 'rlmesh-bench-')) },
       algo,
-      train: { total_episodes: 2048, threads: s.threads },
+      train: { total_env_steps: 2048, threads: s.threads, checkpoint_every: 0 },
     });
-    return (await runWmil(cfg)).final_success;
+    return (await trainEmbedded(cfg)).final_success;
   };
   const seeds = [0, 1, 2, 3, 4];
   const ours: number[] = [];
@@ -130,9 +139,9 @@ async function patternEchoRobustness(s: BenchSettings): Promise<BenchResult> {
       const cfg = shippedConfig('wmil-pattern-echo.yaml', {
         run: { name: `rob-${seed}`, seed, out_dir: mkdtempSync(join(tmpdir(), 'rlmesh-bench-')) },
         algo,
-        train: { total_episodes: 4096, threads: s.threads },
+        train: { total_env_steps: 4096, threads: s.threads, checkpoint_every: 0 },
       });
-      if ((await runWmil(cfg)).final_success < 0.9) failed.push(seed);
+      if ((await trainEmbedded(cfg)).final_success < 0.9) failed.push(seed);
     }
     return failed;
   };
@@ -149,11 +158,11 @@ async function patternEchoRobustness(s: BenchSettings): Promise<BenchResult> {
 }
 
 /** The shipped config file, with the run directory and length set for the benchmark. */
-function shippedConfig(file: string, overrides: Record<string, unknown>) {
+function shippedConfig(file: string, overrides: Record<string, unknown>): RunConfig {
   const raw = parseYaml(readFileSync(join(__dirname, '..', 'configs', file), 'utf8')) as Record<string, Record<string, unknown>>;
   const merged = { ...raw };
   for (const [section, values] of Object.entries(overrides)) merged[section] = { ...(raw[section] ?? {}), ...(values as object) };
-  return parseWmilConfig(merged);
+  return parseRunConfig(merged);
 }
 
 async function curriculumRun(id: 'SequenceNext' | 'Conditional', baseline: 'ema' | 'value', s: BenchSettings) {
@@ -161,13 +170,10 @@ async function curriculumRun(id: 'SequenceNext' | 'Conditional', baseline: 'ema'
   const cfg = shippedConfig(file, {
     run: { name: `${id}-${baseline}`, out_dir: mkdtempSync(join(tmpdir(), 'rlmesh-bench-')) },
     algo: { baseline },
-    train: { total_episodes: 64 * 600, threads: s.threads, checkpoint_every: 0 },
+    train: { total_env_steps: 64 * 600, threads: s.threads, checkpoint_every: 0 },
   });
-  const summary = await runWmil(cfg);
-  const rows = readFileSync(join(summary.run_dir, 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { episodes: number; level: number; success_mean: number });
+  const rows: UpdateRecord[] = [];
+  const summary = await trainEmbedded(cfg, { onUpdate: (r) => rows.push(r) });
   return { file, summary, rows };
 }
 
@@ -190,8 +196,7 @@ async function curriculum(id: 'SequenceNext' | 'Conditional', s: BenchSettings):
 
 export async function runWmilBenchmarks(s: BenchSettings): Promise<BenchResult[]> {
   return [
-    await trainStep(s),
-    await embeddedLoop(s),
+    ...(await loopAndStep(s)),
     await patternEchoSeeds(s),
     await patternEchoRobustness(s),
     await curriculum('SequenceNext', s),

@@ -57,8 +57,12 @@ describe('mesh cores on the in-memory bus', () => {
   });
 
   it('plays multi-step episodes and moves the actors up the curriculum the learner announces', async () => {
-    const config =
-      'env: { id: SequenceNext, max_episode_steps: 2 }\nalgo: { lr: 2.0e-3, baseline: value }\ntrain: { total_episodes: 8192 }';
+    const config = [
+      'env: { id: SequenceNext, num_envs: 64, num_steps: 2, options: { max_episode_steps: 2 } }',
+      'model: { id: baby }',
+      'algo: { name: reinforce, lr: 2.0e-3, baseline: value }',
+      'train: { total_env_steps: 16384 }',
+    ].join('\n');
     const run = await learner.startRun(config, 'cores-sequence');
     let last: Run = run;
     await learner.watchRun(run.runId, (r) => (last = r));
@@ -74,7 +78,12 @@ describe('mesh cores on the in-memory bus', () => {
     expect(levels.at(-1)).toBe(last.level);
   });
 
-  it('collects one trace that crosses env, policy and learner', () => {
+  it('collects one trace that crosses env, policy and learner', async () => {
+    // Its own short run, so that the spans checked here do not depend on the tests above.
+    exporter.reset();
+    const config = readFileSync(join(__dirname, '..', '..', 'configs', 'wmil-pattern-echo.yaml'), 'utf8');
+    const run = await learner.startRun(`${config}\ntrain: { total_env_steps: 256 }`.replace(/^train:\n(  .*\n)+/m, ''), 'cores-trace');
+    await learner.watchRun(run.runId, () => undefined);
     const scopes = new Map<string, Set<string>>();
     for (const s of exporter.getFinishedSpans()) {
       const id = s.spanContext().traceId;

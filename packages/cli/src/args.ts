@@ -18,7 +18,7 @@ export function parseArgs(argv: readonly string[], flags: readonly string[] = []
     const eq = a.indexOf('=');
     if (eq > 0) {
       options[a.slice(2, eq)] = a.slice(eq + 1);
-    } else if (flags.includes(a.slice(2))) {
+    } else if (flags.includes(a.slice(2)) || a === '--help') {
       options[a.slice(2)] = 'true';
     } else {
       const v = argv[i + 1];

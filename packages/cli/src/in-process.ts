@@ -4,7 +4,7 @@
  * and by direct calls instead of gRPC. The same code paths as `rlmesh up` + `train --mesh`, minus
  * the transports: for debugging the distributed path on a laptop, and to compare the two.
  */
-import type { ActResult, PolicyClient } from '@rlmesh/env';
+import type { PolicyClient } from '@rlmesh/env';
 import type { Run } from '@rlmesh/proto';
 
 export interface InProcessOptions {
@@ -21,7 +21,7 @@ export async function trainInProcessMesh(config: string, opts: InProcessOptions 
   const logger = createLogger('mesh', (process.env.RLMESH_LOG_LEVEL as 'warn') ?? 'warn');
   const policyCore = new PolicyCore({ bus, logger });
   const policy: PolicyClient = {
-    act: (runId, obs, rows, minVersion): Promise<ActResult> => policyCore.act(runId, obs, rows, false, minVersion),
+    act: (runId, obs, rows, seed, minVersion) => policyCore.act(runId, obs, rows, false, minVersion, seed),
   };
   const replica = new EnvReplica({ replicaId: 'local', bus, policy, logger });
   const learner = new LearnerCore({ bus, logger, outDir: opts.outDir });

@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { applyOverrides, ConfigError } from '@rlmesh/core';
+import { RunState } from '@rlmesh/proto';
 import { parse as parseYaml } from 'yaml';
 import { parseArgs, UsageError } from './args';
 import { policyAct } from './policy-act';
@@ -13,17 +14,30 @@ import { Progress } from './progress';
 import { SERVE_USAGE, serve } from './serve';
 import { UP_USAGE, up } from './up';
 
-const USAGE = `usage:
-  rlmesh train <config.yaml> [--section.key value ...] [--resume <checkpoint>]
+const TRAIN_USAGE = `rlmesh train <config.yaml> [--section.key value ...] [--resume <checkpoint>]
   rlmesh train --mesh <config.yaml> [--learner HOST:PORT] [--run-id ID] [--tls-ca F [--tls-cert F --tls-key F]] [--section.key value ...]
   rlmesh train --in-process-mesh <config.yaml> [--section.key value ...]
+    Trains the run a config describes: in this process (default), on a running mesh (--mesh), or
+    with the mesh's services in this process on an in-memory bus (--in-process-mesh). Any config key
+    can be overridden (--algo.lr 1e-3). --resume continues from a checkpoint written by any mode.`;
+const POLICY_USAGE = 'rlmesh policy act --checkpoint <model.safetensors> --obs <json [[...],...]> [--greedy]';
+
+const USAGE = `usage:
+  ${TRAIN_USAGE}
   ${UP_USAGE}
   ${SERVE_USAGE}
-  rlmesh policy act --checkpoint <model.safetensors|checkpoint> --obs <json [[...],...]> [--action k]`;
+  ${POLICY_USAGE}`;
+
+/** `rlmesh <command> --help` prints that command's usage. */
+const HELP: Record<string, string> = { train: TRAIN_USAGE, up: UP_USAGE, serve: SERVE_USAGE, policy: POLICY_USAGE };
 
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     const [command, ...rest] = argv;
+    if (command in HELP && rest.includes('--help')) {
+      console.log(`usage:\n  ${HELP[command]}`);
+      return 0;
+    }
     if (command === 'train') return await train(rest);
     if (command === 'serve') return await serve(rest);
     if (command === 'up') return await up(rest);
@@ -65,15 +79,15 @@ export function loadConfig(path: string, overrides: Record<string, string>): Rec
 }
 
 async function trainInProcess(config: Record<string, unknown>): Promise<number> {
-  const { parseWmilConfig } = await import('@rlmesh/learner');
-  const cfg = parseWmilConfig(config);
+  const { parseRunConfig, totalUpdates } = await import('@rlmesh/learner');
+  const cfg = parseRunConfig(config);
   const { trainInProcessMesh } = await import('./in-process');
   const { printFinal, progressFields } = await import('./mesh-train');
-  const bar = new Progress(Math.ceil(cfg.train.total_episodes / cfg.env.num_envs), cfg.run.name);
+  const bar = new Progress(totalUpdates(cfg), cfg.run.name);
   console.log(`rlmesh train --in-process-mesh: ${cfg.env.id}; learner, policy and env actors in this process on the in-memory bus`);
   const final = await trainInProcessMesh(JSON.stringify(cfg), { onProgress: (r) => bar.update(r.updates, progressFields(r)) });
   printFinal(final);
-  return final.state === 2 ? 0 : 1; // RUN_STATE_COMPLETED
+  return final.state === RunState.RUN_STATE_COMPLETED ? 0 : 1;
 }
 
 async function train(argv: readonly string[]): Promise<number> {
@@ -106,32 +120,36 @@ async function train(argv: readonly string[]): Promise<number> {
     throw new UsageError('--learner, --run-id and --tls-* need --mesh');
   if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at ${resume}`);
   // Loaded lazily so that `rlmesh help` and config errors do not pay for onnxruntime start-up.
-  const { parseWmilConfig, runWmil } = await import('@rlmesh/learner');
-  const cfg = parseWmilConfig(loadConfig(positionals[0], overrides));
-  const total = Math.ceil(cfg.train.total_episodes / cfg.env.num_envs);
+  const { parseRunConfig, totalUpdates, trainEmbedded, algorithmSpec } = await import('@rlmesh/learner');
+  const cfg = parseRunConfig(loadConfig(positionals[0], overrides));
+  const total = totalUpdates(cfg);
+  const shown = algorithmSpec(cfg.algo.name).progressMetrics;
   const bar = new Progress(total, cfg.run.name);
-  console.log(`rlmesh train: ${cfg.env.id}, ${cfg.env.num_envs} episodes per update, ${total} updates, seed ${cfg.run.seed}`);
-  const summary = await runWmil(cfg, {
+  console.log(
+    `rlmesh train: ${cfg.algo.name} on ${cfg.env.id}, ${cfg.env.num_envs} envs x ${cfg.env.num_steps} steps per update, ${total} updates, seed ${cfg.run.seed}`,
+  );
+  const summary = await trainEmbedded(cfg, {
     resumeFrom: resume,
-    onUpdate: (m) =>
-      bar.update(m.update, {
-        success: `${(100 * m.success).toFixed(1)}%`,
-        entropy: m.metrics.entropy.toFixed(3),
-        wm: m.metrics['loss/world_model'].toFixed(4),
-        level: String(m.level),
-        'ep/s': m.episodes_per_s.toFixed(0),
-      }),
+    onUpdate: (r, run) => {
+      const fields: Record<string, string> = { return: r.return_mean.toFixed(1), success: `${(100 * r.success_mean).toFixed(1)}%` };
+      for (const m of shown) if (r.metrics[m] !== undefined) fields[m] = r.metrics[m].toPrecision(3);
+      if (run.shape.numLevels > 1) fields.level = String(r.level);
+      bar.update(r.update, fields);
+    },
   });
   console.log(
-    `done: ${summary.updates} updates, ${summary.episodes} episodes in ${summary.seconds.toFixed(1)} s ` +
-      `(${summary.episodes_per_s.toFixed(0)} episodes/s, ${summary.updates_per_s.toFixed(0)} updates/s); ` +
-      `success (mean of last ${cfg.train.success_window} batches) ${(100 * summary.final_success).toFixed(2)}%, level ${summary.level}`,
+    `done: ${summary.updates} updates, ${summary.env_steps} env steps, ${summary.episodes} episodes in ${summary.seconds.toFixed(1)} s ` +
+      `(${summary.env_steps_per_s.toFixed(0)} env steps/s, ${summary.updates_per_s.toFixed(1)} updates/s); ` +
+      `mean return of the last 20 episodes ${summary.return_mean.toFixed(2)}, success ${(100 * summary.final_success).toFixed(2)}%, level ${summary.level}`,
   );
-  console.log('MVP criteria (seed 001):');
-  for (const c of summary.mvp.checks) {
-    const fmt = (x: number) => (c.name.startsWith('success') ? `${(100 * x).toFixed(2)}%` : x.toFixed(4));
-    console.log(`  ${c.pass ? '✓' : '✗'} ${c.name.padEnd(24)} ${fmt(c.start)} -> ${fmt(c.end)}  (${c.target})`);
+  if (summary.criteria.length) {
+    console.log(`criteria (${cfg.algo.name}):`);
+    for (const c of summary.criteria) {
+      const fmt = (x: number) => (c.name.startsWith('success') ? `${(100 * x).toFixed(2)}%` : x.toFixed(4));
+      console.log(`  ${c.pass ? '✓' : '✗'} ${c.name.padEnd(24)} ${fmt(c.start)} -> ${fmt(c.end)}  (${c.target})`);
+    }
+    console.log(summary.pass ? 'criteria PASSED' : 'criteria NOT PASSED');
   }
-  console.log(`${summary.mvp.pass ? 'MVP PASSED' : 'MVP NOT PASSED'}; run directory ${summary.run_dir}`);
+  console.log(`run directory ${summary.run_dir}`);
   return 0;
 }

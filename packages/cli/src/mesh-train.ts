@@ -11,8 +11,8 @@ import { Progress } from './progress';
 import { tlsOrUsage } from './serve';
 
 export async function meshTrain(config: Record<string, unknown>, learner: string, runId: string, tls: TlsFiles = {}): Promise<number> {
-  const { parseWmilConfig } = await import('@rlmesh/learner');
-  const cfg = parseWmilConfig(config);
+  const { parseRunConfig } = await import('@rlmesh/learner');
+  const cfg = parseRunConfig(config);
   const client = new LearnerServiceClient(
     learner,
     tlsOrUsage(() => channelCredentials(tls)),
@@ -34,7 +34,7 @@ export async function meshTrain(config: Record<string, unknown>, learner: string
     throw new UsageError(`train --mesh: the learner refused the run: ${err.details}`);
   }
   console.log(
-    `rlmesh train --mesh: run ${run.runId} on ${learner}: ${cfg.env.id}, ${run.totalUpdates} updates of ${cfg.env.num_envs} episodes`,
+    `rlmesh train --mesh: run ${run.runId} on ${learner}: ${cfg.env.id}, ${run.totalUpdates} updates of ${cfg.env.num_envs} envs x ${cfg.env.num_steps} steps`,
   );
   const bar = new Progress(run.totalUpdates, run.runId);
   const final = await new Promise<Run>((resolve, reject) => {
@@ -55,6 +55,7 @@ export async function meshTrain(config: Record<string, unknown>, learner: string
 /** The live fields of the progress bar, for a run reported by the learner. */
 export function progressFields(r: Run): Record<string, string> {
   return {
+    return: r.returnMean.toFixed(1),
     success: `${(100 * r.success).toFixed(1)}%`,
     entropy: (r.metrics.entropy ?? 0).toFixed(3),
     lag: r.policyLagMean.toFixed(2),

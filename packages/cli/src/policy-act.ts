@@ -1,13 +1,16 @@
 /**
- * `rlmesh policy act`: loads a trained BabyModel from its safetensors (the run config travels in the
- * file's metadata) and prints action probabilities, value and the world model's predicted next state.
+ * `rlmesh policy act`: loads a trained policy from its model.safetensors (the run config travels in
+ * the file's metadata), rebuilds the registered model for the run's environment, and prints for
+ * each observation row the distribution's outputs, the value, and the chosen action (the mode with
+ * --greedy, else a sample).
  */
-import { buildInferenceProgram, loadSafetensors, loadWeights, Session, softmax } from '@rlmesh/graph';
-import { BabyModel, parseWmilConfig } from '@rlmesh/learner';
+import { actRng, sampleActions } from '@rlmesh/core';
+import { buildInferenceProgram, loadSafetensors, loadWeights, Session } from '@rlmesh/graph';
+import { actOutputs, buildModel, envShape, parseRunConfig } from '@rlmesh/learner';
 import { parseArgs, UsageError } from './args';
 
 export async function policyAct(argv: readonly string[]): Promise<number> {
-  const { options } = parseArgs(argv);
+  const { options } = parseArgs(argv, ['greedy']);
   if (!options.checkpoint) throw new UsageError('policy act needs --checkpoint <file>');
   if (!options.obs) throw new UsageError('policy act needs --obs <json>');
   let meta: Record<string, string>;
@@ -17,66 +20,39 @@ export async function policyAct(argv: readonly string[]): Promise<number> {
     throw new UsageError(`cannot read checkpoint ${options.checkpoint}: ${(e as Error).message}`);
   }
   if (!meta.config) throw new UsageError(`${options.checkpoint} carries no run config in its metadata`);
-  const cfg = parseWmilConfig(JSON.parse(meta.config));
-  const obsRows = parseObs(options.obs);
-  const model = new BabyModel({
-    stateDim: obsRows[0].length,
-    numActions: Number(meta.num_actions ?? cfg.env.num_symbols),
-    hiddenDim: cfg.model.hidden_dim,
-    numLayers: cfg.model.num_layers,
-    numHeads: cfg.model.num_heads,
-    ffDim: cfg.model.ff_dim,
-    dropout: cfg.model.dropout,
-  });
+  const cfg = parseRunConfig(JSON.parse(meta.config));
+  const shape = envShape(cfg);
+  const model = buildModel(cfg, shape);
+  const rows = parseObs(options.obs);
+  const S = model.obsDim;
+  if (rows.some((r) => r.length !== S)) throw new UsageError(`--obs: every row needs ${S} values for ${cfg.env.id}`);
   let params: Map<string, Float32Array>;
   try {
-    params = (await loadWeights(options.checkpoint, model)).params;
+    params = (await loadWeights(options.checkpoint, model.module)).params;
   } catch (e) {
-    throw new UsageError(`--obs does not fit the checkpoint: ${(e as Error).message}`);
+    throw new UsageError(`--checkpoint does not fit its config: ${(e as Error).message}`);
   }
-  const S = model.config.stateDim;
   const onnx = buildInferenceProgram({
-    module: model,
+    module: model.module,
     params,
-    inputs: [
-      { name: 'obs', dtype: 'float32', shape: ['batch', S] },
-      { name: 'action', dtype: 'int64', shape: ['batch'] },
-    ],
-    forward: (i) => {
-      const { logits, value, hidden } = model.forward(i.obs);
-      return { probs: softmax(logits, -1), value, next_state: model.predictNext(hidden, i.action) };
-    },
+    inputs: [{ name: 'obs', dtype: 'float32', shape: ['batch', S] }],
+    forward: (i) => actOutputs(model, i.obs),
   });
   const session = await Session.create(onnx);
-  const n = obsRows.length;
-  const probsOnly = await session.run({
-    obs: { data: Float32Array.from(obsRows.flat()), shape: [n, S] },
-    action: { data: new BigInt64Array(n), shape: [n] },
-  });
-  const probs = probsOnly.probs.data as Float32Array;
-  const A = model.config.numActions;
-  const chosen = obsRows.map((_, r) => {
-    if (options.action !== undefined) {
-      const a = Number(options.action);
-      if (!Number.isInteger(a) || a < 0 || a >= A)
-        throw new UsageError(`--action must be an integer in [0, ${A - 1}], got ${options.action}`);
-      return a;
-    }
-    const row = Array.from(probs.subarray(r * A, (r + 1) * A));
-    return row.indexOf(Math.max(...row));
-  });
-  const out = await session.run({
-    obs: { data: Float32Array.from(obsRows.flat()), shape: [n, S] },
-    action: { data: BigInt64Array.from(chosen.map(BigInt)), shape: [n] },
-  });
-  const rows = obsRows.map((_, r) => ({
-    action_probs: Array.from(probs.subarray(r * A, (r + 1) * A)).map((p) => Number(p.toFixed(4))),
-    value: Number((out.value.data as Float32Array)[r].toFixed(4)),
-    action: chosen[r],
-    predicted_next_state: Array.from((out.next_state.data as Float32Array).subarray(r * S, (r + 1) * S)).map((x) => Number(x.toFixed(4))),
-  }));
-  console.log(JSON.stringify(rows, null, 2));
+  const out = await session.run({ obs: { data: Float32Array.from(rows.flat()), shape: [rows.length, S] } });
   await session.release();
+  const outputs = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
+  const { actions, logProbs } = sampleActions(shape.distribution, outputs, 0, rows.length, options.greedy === 'true', actRng(Date.now() % 2 ** 31));
+  const width = actions.length / rows.length;
+  rows.forEach((_, r) => {
+    const row: Record<string, unknown> = { action: width === 1 ? actions[r] : Array.from(actions.subarray(r * width, (r + 1) * width)) };
+    row.log_prob = logProbs[r];
+    for (const [k, v] of Object.entries(outputs)) {
+      const w = v.length / rows.length;
+      row[k === 'log_probs' ? 'probs' : k] = Array.from(v.subarray(r * w, (r + 1) * w), (x) => (k === 'log_probs' ? Math.exp(x) : x));
+    }
+    console.log(JSON.stringify(row));
+  });
   return 0;
 }
 
@@ -85,17 +61,10 @@ function parseObs(text: string): number[][] {
   try {
     v = JSON.parse(text);
   } catch {
-    throw new UsageError('--obs must be JSON: a list of numbers or a list of such lists');
+    throw new UsageError('--obs must be JSON: a list of rows, e.g. [[0,1,0]]');
   }
-  const rows = Array.isArray(v) && v.every((x) => typeof x === 'number') ? [v as number[]] : v;
-  if (
-    !Array.isArray(rows) ||
-    rows.length === 0 ||
-    !rows.every((r) => Array.isArray(r) && r.length > 0 && r.every((x) => typeof x === 'number'))
-  ) {
-    throw new UsageError('--obs must be JSON: a list of numbers or a non-empty list of such lists');
-  }
-  const width = (rows[0] as number[]).length;
-  if (!rows.every((r) => (r as number[]).length === width)) throw new UsageError('--obs rows must all have the same length');
+  const rows = Array.isArray(v) && !Array.isArray(v[0]) ? [v] : v;
+  if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.every((x) => typeof x === 'number' && Number.isFinite(x))))
+    throw new UsageError('--obs must be a non-empty list of rows of finite numbers');
   return rows as number[][];
 }

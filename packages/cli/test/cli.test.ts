@@ -54,28 +54,55 @@ describe('rlmesh train', () => {
     expect(io.err[2]).toMatch(/^rlmesh: unknown command "fly"/);
   });
 
-  it('trains, reports the MVP criteria, and the checkpoint answers `policy act`', async () => {
+  it('trains, reports the criteria, and the model answers `policy act`', async () => {
     const io = capture();
-    const cfg = cfgFile(`run: { name: cli, out_dir: ${JSON.stringify(dir)} }\nalgo: { lr: 2e-3 }\ntrain: { total_episodes: 4096 }\n`);
-    expect(await main(['train', cfg])).toBe(0);
-    expect(io.out.some((l) => l.startsWith('MVP PASSED'))).toBe(true);
+    const echo = join(__dirname, '..', '..', '..', 'configs', 'wmil-pattern-echo.yaml');
+    expect(await main(['train', echo, '--run.name', 'cli', '--run.out_dir', dir, '--run.seed', '3'])).toBe(0);
+    expect(io.out.some((l) => l.startsWith('criteria PASSED')), io.out.join('\n')).toBe(true);
     io.out.length = 0;
     const obs = JSON.stringify([
       [0, 0, 0, 1, 0, 0, 0, 0],
       [0, 0, 0, 0, 0, 0, 1, 0],
     ]);
-    expect(await main(['policy', 'act', '--checkpoint', join(dir, 'cli', 'model.safetensors'), '--obs', obs])).toBe(0);
-    const rows = JSON.parse(io.out.join('\n')) as Array<{
-      action: number;
-      action_probs: number[];
-      predicted_next_state: number[];
-      value: number;
-    }>;
+    const model = join(dir, 'cli', 'model.safetensors');
+    expect(await main(['policy', 'act', '--checkpoint', model, '--obs', obs, '--greedy'])).toBe(0);
+    const rows = io.out.map((l) => JSON.parse(l)) as Array<{ action: number; log_prob: number; probs: number[]; value: unknown }>;
+    expect(rows).toHaveLength(2);
     expect(rows.map((r) => r.action)).toEqual([3, 6]);
-    expect(rows[0].action_probs[3]).toBeGreaterThan(0.5);
-    expect(rows[0].predicted_next_state).toHaveLength(8);
-    expect(await main(['policy', 'act', '--checkpoint', join(dir, 'cli', 'model.safetensors'), '--obs', '[[1,2]]'])).toBe(2);
-    expect(io.err.at(-1)).toMatch(/^rlmesh: --obs does not fit the checkpoint/);
+    expect(rows[0].probs).toHaveLength(8);
+    expect(rows[0].probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    expect(rows[0].probs[3]).toBeGreaterThan(0.5);
+    expect(rows[0].log_prob).toBeCloseTo(Math.log(rows[0].probs[3]), 4);
+    expect(rows[0]).toHaveProperty('value');
+    expect(await main(['policy', 'act', '--checkpoint', model, '--obs', '[[1,2]]'])).toBe(2);
+    expect(io.err.at(-1)).toBe('rlmesh: --obs: every row needs 8 values for PatternEcho');
+    expect(await main(['policy', 'act', '--checkpoint', join(dir, 'nope.safetensors'), '--obs', obs])).toBe(2);
+    expect(io.err.at(-1)).toMatch(/^rlmesh: cannot read checkpoint /);
+  });
+
+  it('resumes from a checkpoint with --resume', async () => {
+    const io = capture();
+    const echo = join(__dirname, '..', '..', '..', 'configs', 'wmil-pattern-echo.yaml');
+    const args = ['--run.name', 'res', '--run.out_dir', dir, '--train.total_env_steps', String(6 * 64), '--train.checkpoint_every', '3'];
+    expect(await main(['train', echo, ...args])).toBe(0);
+    const ckpt = join(dir, 'res', 'checkpoints', 'update-000003.safetensors');
+    expect(await main(['train', echo, ...args, '--resume', ckpt])).toBe(0);
+    expect(io.out.some((l) => l.startsWith('done: 6 updates'))).toBe(true);
+  });
+});
+
+describe('rlmesh --help', () => {
+  it('prints the usage of each command and exits 0', async () => {
+    const io = capture();
+    for (const cmd of ['train', 'up', 'serve', 'policy']) {
+      io.out.length = 0;
+      expect(await main([cmd, '--help'])).toBe(0);
+      expect(io.out.join('\n')).toMatch(new RegExp(`^usage:\\n  rlmesh ${cmd}`));
+    }
+    expect(io.err).toEqual([]);
+    io.out.length = 0;
+    expect(await main(['help'])).toBe(0);
+    expect(io.out.join('\n')).toMatch(/^usage:/);
   });
 });
 

@@ -9,9 +9,31 @@ export type Field =
   | { kind: 'string'; default?: string; oneOf?: readonly string[]; doc?: string }
   | { kind: 'bool'; default?: boolean; doc?: string }
   | { kind: 'numberRecord'; default?: Record<string, number>; doc?: string }
-  | { kind: 'section'; fields: Schema; doc?: string };
+  | { kind: 'section'; fields: Schema; doc?: string }
+  /** A mapping whose keys another schema checks later (an env's options, a model's or algorithm's section). */
+  | { kind: 'open'; doc?: string };
 
 export type Schema = Record<string, Field>;
+
+/** The validated value of a field: what `validate` returns for it, with defaults filled in. */
+export type InferField<F> = F extends { kind: 'number' | 'int' }
+  ? number
+  : F extends { kind: 'string'; oneOf: readonly (infer U)[] }
+    ? U
+    : F extends { kind: 'string' }
+      ? string
+      : F extends { kind: 'bool' }
+        ? boolean
+        : F extends { kind: 'numberRecord' }
+          ? Record<string, number>
+          : F extends { kind: 'section'; fields: infer S }
+            ? Infer<S>
+            : F extends { kind: 'open' }
+              ? Record<string, unknown>
+              : never;
+
+/** The config type a schema describes: declare schemas `as const satisfies Schema` and derive types with this. */
+export type Infer<S> = { -readonly [K in keyof S]: InferField<S[K]> };
 
 export class ConfigError extends Error {
   constructor(
@@ -72,11 +94,14 @@ function checkField(key: string, f: Field, v: unknown): unknown {
     }
     case 'section':
       return validate(f.fields, v, key);
+    case 'open':
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(key, `must be a mapping, got ${show(v)}`);
+      return structuredClone(v);
   }
 }
 
 /** Validates `value` against `schema`, filling defaults; throws ConfigError on the first problem. */
-export function validate(schema: Schema, value: unknown, prefix = ''): Record<string, unknown> {
+export function validate<S extends Schema>(schema: S, value: unknown, prefix = ''): Infer<S> {
   const at = (k: string) => (prefix ? `${prefix}.${k}` : k);
   const obj = value === undefined || value === null ? {} : value;
   if (typeof obj !== 'object' || Array.isArray(obj)) throw new ConfigError(prefix || '(root)', `must be a mapping, got ${show(value)}`);
@@ -89,13 +114,14 @@ export function validate(schema: Schema, value: unknown, prefix = ''): Record<st
     const v = input[k];
     if (v === undefined || v === null) {
       if (f.kind === 'section') out[k] = validate(f.fields, {}, at(k));
-      else if (f.default !== undefined) out[k] = f.default;
+      else if (f.kind === 'open') out[k] = {};
+      else if (f.default !== undefined) out[k] = structuredClone(f.default);
       else throw new ConfigError(at(k), 'is required');
     } else {
       out[k] = checkField(at(k), f, v);
     }
   }
-  return out;
+  return out as Infer<S>;
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Vector rewards (WMIL fix #4): environments report named components (goal, pred, ...) and they stay
+ * Vector rewards (as WMIL phase 1 keeps them): environments report named components (goal, pred, ...) and they stay
  * apart until the learner scalarises them with configured weights, so every component is logged.
  */
 export type RewardVector = Readonly<Record<string, number>>;

@@ -9,3 +9,4 @@ export * from './protocol';
 export * from './server';
 export * from './telemetry';
 export * from './tls';
+export * from './codec';

@@ -1,56 +1,37 @@
 /**
- * The contract between the learner and the policy service. For run R the learner stores
- *   - object `R/policy.onnx`: the forward program (inputs params [P], obs [batch, obs_dim]; outputs
- *     log_probs [batch, num_actions], value [batch]), written once per run;
+ * The contract between the learner and whoever acts (the policy service, local-inference actors).
+ * For run R the learner stores
+ *   - object `R/policy.onnx`: the act program (inputs params [P], obs [batch, obs_dim]; outputs value
+ *     [batch] and the distribution's heads, see @rlmesh/core's distributions.ts), once per run;
  *   - object `R/params/<version>`: the flat float32 parameters, little-endian, P * 4 bytes;
- * and then points KV key `policy.R` at them with a JSON value (the pointer). Writing the objects
+ * and then points KV key `policy.R` at them with a PolicyPointer message. Writing the objects
  * before the pointer means a reader that sees a pointer can always fetch what it names.
  */
+import { PolicyPointer, type PolicySpec } from '@rlmesh/proto';
 import { type Bus, keys, objects } from './bus';
 
-export interface PolicySpecJson {
-  obs_dim: number;
-  num_actions: number;
-  model?: string;
-  num_parameters?: number;
-}
+export type { PolicyPointer } from '@rlmesh/proto';
 
-export interface PolicyPointer {
-  version: number;
-  program: string;
-  params: string;
-  spec: PolicySpecJson;
-}
+const DISTRIBUTIONS = ['categorical', 'multi_categorical', 'gaussian'];
 
-const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1;
-
-/** Parses and checks a pointer; throws an Error naming the first bad field. */
+/** Decodes and checks a pointer; throws an Error naming the first bad field. */
 export function parsePolicyPointer(bytes: Uint8Array): PolicyPointer {
-  let raw: unknown;
+  let p: PolicyPointer;
   try {
-    raw = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+    p = PolicyPointer.decode(bytes);
   } catch (e) {
-    throw new Error(`not JSON (${(e as Error).message})`);
+    throw new Error(`not a PolicyPointer message (${(e as Error).message})`);
   }
-  const p = raw as Partial<PolicyPointer> | null;
-  if (typeof p !== 'object' || p === null) throw new Error('must be a JSON object');
-  if (!isCount(p.version)) throw new Error(`version must be an integer >= 1, got ${JSON.stringify(p.version)}`);
-  for (const k of ['program', 'params'] as const) {
-    if (typeof p[k] !== 'string' || p[k] === '') throw new Error(`${k} must be an object name, got ${JSON.stringify(p[k])}`);
-  }
-  const s = p.spec as Partial<PolicySpecJson> | undefined;
-  if (typeof s !== 'object' || s === null) throw new Error('spec must be an object');
-  for (const k of ['obs_dim', 'num_actions'] as const) {
-    if (!isCount(s[k])) throw new Error(`spec.${k} must be an integer >= 1, got ${JSON.stringify(s[k])}`);
-  }
-  if (s.num_parameters !== undefined && !isCount(s.num_parameters))
-    throw new Error(`spec.num_parameters must be an integer >= 1, got ${JSON.stringify(s.num_parameters)}`);
-  if (s.model !== undefined && typeof s.model !== 'string') throw new Error(`spec.model must be a string, got ${JSON.stringify(s.model)}`);
-  return p as PolicyPointer;
+  if (!(p.version >= 1)) throw new Error(`version must be an integer >= 1, got ${p.version}`);
+  for (const k of ['program', 'params'] as const) if (p[k] === '') throw new Error(`${k} must be an object name, got ""`);
+  if (!p.spec?.observationSpace || !p.spec.actionSpace) throw new Error('spec must name the observation and action spaces');
+  if (!DISTRIBUTIONS.includes(p.distribution))
+    throw new Error(`distribution must be one of ${DISTRIBUTIONS.join(', ')}, got ${JSON.stringify(p.distribution)}`);
+  return p;
 }
 
 export function encodePolicyPointer(p: PolicyPointer): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(p));
+  return PolicyPointer.encode(p).finish();
 }
 
 /** The little-endian bytes of a flat float32 parameter vector (every Node.js platform is little-endian). */
@@ -71,7 +52,8 @@ export interface PublishPolicy {
   params: Float32Array;
   /** The forward program; omit it when this run's program is already stored. */
   program?: Uint8Array;
-  spec: PolicySpecJson;
+  spec: PolicySpec;
+  distribution: string;
 }
 
 /** Stores a policy version under the standard names and then moves the run's pointer to it. */
@@ -81,6 +63,7 @@ export async function publishPolicy(bus: Bus, run: string, v: PublishPolicy): Pr
     program: objects.policyProgram(run),
     params: objects.policyParams(run, v.version),
     spec: v.spec,
+    distribution: v.distribution,
   };
   if (v.program) await bus.objects.put(pointer.program, v.program);
   await bus.objects.put(pointer.params, paramsToBytes(v.params));

@@ -1,25 +1,18 @@
 /**
- * What services announce to each other through the bus's KV store (JSON values), next to the
- * subjects, keys and object names in bus.ts:
- *   run.<run>     RunAnnouncement: the learner's run state; env replicas start and stop actors on it.
- *   progress.<run> ConsumerProgress: the chunks the learner has consumed; actors wait on it (flow control).
- *   policy.<run>  PolicyPointer (policy-pointer.ts): the latest policy version; the policy service hot-swaps on it.
+ * What services announce to each other through the bus's KV store, next to the subjects, keys and
+ * object names in bus.ts:
+ *   run.<run>     RunAnnouncement (proto, learner.proto): the learner's run state; env replicas start
+ *                 and stop actors on it.
+ *   progress.<run> ConsumerProgress (JSON): the chunks the learner has consumed; actors wait on it.
+ *   policy.<run>  PolicyPointer (proto, policy.proto; policy-pointer.ts): the latest policy version;
+ *                 the policy service and local-inference actors hot-swap on it.
  */
-export interface RunAnnouncement {
-  run_id: string;
-  state: 'running' | 'completed' | 'stopped' | 'failed';
-  seed: number;
-  /** What the actors build: an env id and its options, and how many episodes per chunk. */
-  env: { id: string; num_symbols: number; max_episode_steps: number; num_envs: number };
-  /** Curriculum level the actors reset their environments at. */
-  level: number;
-  actors_per_replica: number;
-  max_chunks_in_flight: number;
-  /** The resolved run config (JSON), so that another learner can take the run over. */
-  config?: string;
-  /** The run's latest training checkpoint in the object store, if any. */
-  checkpoint?: string;
-}
+import { RunAnnouncement } from '@rlmesh/proto';
+
+export type RunStateName = 'running' | 'completed' | 'stopped' | 'failed';
+
+export const encodeAnnouncement = (a: RunAnnouncement): Uint8Array => RunAnnouncement.encode(a).finish();
+export const decodeAnnouncement = (b: Uint8Array): RunAnnouncement => RunAnnouncement.decode(b);
 
 /**
  * progress.<run>: the last chunk sequence the learner consumed (trained on or dropped), by actor,

@@ -1,46 +1,63 @@
 /** The learner -> policy contract: pointer parsing names the bad field; publishing writes objects, then the key. */
 
+import { Box, Discrete } from '@rlmesh/core';
+import { PolicyPointer as PolicyPointerMessage } from '@rlmesh/proto';
 import { describe, expect, it } from 'vitest';
-import { keys, MemoryBus } from '../src/index';
+import { keys, MemoryBus, spaceToProto } from '../src/index';
 import { encodePolicyPointer, type PolicyPointer, paramsFromBytes, parsePolicyPointer, publishPolicy } from '../src/policy-pointer';
 
 const good: PolicyPointer = {
   version: 3,
   program: 'R/policy.onnx',
   params: 'R/params/3',
-  spec: { obs_dim: 8, num_actions: 8, model: 'BabyModel', num_parameters: 116625 },
+  spec: {
+    observationSpace: spaceToProto(new Box(0, 1, [8])),
+    actionSpace: spaceToProto(new Discrete(8)),
+    model: 'BabyModel',
+    numParameters: 116625,
+  },
+  distribution: 'categorical',
 };
-const bytes = (x: unknown) => new TextEncoder().encode(typeof x === 'string' ? x : JSON.stringify(x));
+/** A pointer message as any writer could encode it, bypassing encodePolicyPointer's typing. */
+const bytes = (p: Partial<PolicyPointer>) => PolicyPointerMessage.encode(PolicyPointerMessage.fromPartial(p)).finish();
 
 describe('policy pointer', () => {
   it('parses the agreed format and round-trips', () => {
-    expect(parsePolicyPointer(bytes(good))).toEqual(good);
     expect(parsePolicyPointer(encodePolicyPointer(good))).toEqual(good);
+    expect(parsePolicyPointer(bytes(good))).toEqual(good);
+    const gaussian: PolicyPointer = {
+      ...good,
+      spec: { ...good.spec!, actionSpace: spaceToProto(new Box([-2, -1], [2, 1], [2])) },
+      distribution: 'gaussian',
+    };
+    expect(parsePolicyPointer(encodePolicyPointer(gaussian))).toEqual(gaussian);
   });
 
   it.each([
-    ['{', /^not JSON/],
-    ['[]', /^version must be/],
-    [{ ...good, version: 0 }, /^version must be an integer >= 1, got 0/],
-    [{ ...good, version: 1.5 }, /^version must be/],
-    [{ ...good, program: '' }, /^program must be an object name/],
-    [{ ...good, params: 7 }, /^params must be an object name, got 7/],
-    [{ ...good, spec: null }, /^spec must be an object/],
-    [{ ...good, spec: { ...good.spec, obs_dim: -1 } }, /^spec.obs_dim must be an integer >= 1, got -1/],
-    [{ ...good, spec: { ...good.spec, num_actions: '8' } }, /^spec.num_actions must be/],
-    [{ ...good, spec: { ...good.spec, num_parameters: 0 } }, /^spec.num_parameters must be/],
-    [{ ...good, spec: { ...good.spec, model: 1 } }, /^spec.model must be a string/],
-  ])('rejects %j', (raw, message) => {
-    expect(() => parsePolicyPointer(bytes(raw))).toThrow(message);
+    ['a truncated message', Uint8Array.of(0x12, 0x05, 0x01), /^not a PolicyPointer message/],
+    ['no version', bytes({ ...good, version: 0 }), /^version must be an integer >= 1, got 0/],
+    ['no program', bytes({ ...good, program: '' }), /^program must be an object name/],
+    ['no params', bytes({ ...good, params: '' }), /^params must be an object name/],
+    ['no spec', bytes({ ...good, spec: undefined }), /^spec must name the observation and action spaces/],
+    ['no action space', bytes({ ...good, spec: { ...good.spec!, actionSpace: undefined } }), /^spec must name/],
+    ['no observation space', bytes({ ...good, spec: { ...good.spec!, observationSpace: undefined } }), /^spec must name/],
+    [
+      'an unknown distribution',
+      bytes({ ...good, distribution: 'beta' }),
+      /^distribution must be one of categorical, multi_categorical, gaussian, got "beta"/,
+    ],
+    ['no distribution', bytes({ ...good, distribution: '' }), /^distribution must be one of/],
+  ])('rejects %s', (_name, raw, message) => {
+    expect(() => parsePolicyPointer(raw)).toThrow(message);
   });
 
   it('publishPolicy stores params little-endian under the standard names and points the key at them', async () => {
     const bus = new MemoryBus();
     const params = Float32Array.of(1.5, -2, 3.25);
     const program = Uint8Array.of(1, 2, 3);
-    const spec = { obs_dim: 2, num_actions: 2 };
-    const p = await publishPolicy(bus, 'R', { version: 4, params, program, spec });
-    expect(p).toEqual({ version: 4, program: 'R/policy.onnx', params: 'R/params/4', spec });
+    const spec = { ...good.spec!, numParameters: 3 };
+    const p = await publishPolicy(bus, 'R', { version: 4, params, program, spec, distribution: 'categorical' });
+    expect(p).toEqual({ version: 4, program: 'R/policy.onnx', params: 'R/params/4', spec, distribution: 'categorical' });
     expect(parsePolicyPointer((await bus.kv.get(keys.policy('R')))!)).toEqual(p);
     expect(await bus.objects.get('R/policy.onnx')).toEqual(program);
     const stored = (await bus.objects.get('R/params/4'))!;

@@ -22,7 +22,7 @@ describe('startServer', () => {
       ),
     );
   const encode = (req: Partial<ActRequest>) =>
-    Buffer.from(PolicyServiceService.act.requestSerialize({ runId: '', greedy: false, minVersion: 0, ...req }));
+    Buffer.from(PolicyServiceService.act.requestSerialize({ runId: '', greedy: false, minVersion: 0, seed: 0, ...req }));
   const failure = (p: Promise<unknown>) =>
     p.then(
       () => null,

@@ -30,7 +30,7 @@ async function serve(tls: Parameters<typeof serverCredentials>[0]): Promise<Runn
 
 function act(port: number, creds: ChannelCredentials): Promise<number> {
   const client = new Client(`127.0.0.1:${port}`, creds);
-  const req = Buffer.from(PolicyServiceService.act.requestSerialize({ runId: 'r', greedy: false, minVersion: 0 }));
+  const req = Buffer.from(PolicyServiceService.act.requestSerialize({ runId: 'r', greedy: false, minVersion: 0, seed: 0 }));
   return new Promise<number>((resolve, reject) =>
     client.makeUnaryRequest(
       '/rlmesh.v1.PolicyService/Act',

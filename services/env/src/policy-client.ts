@@ -1,11 +1,19 @@
 /**
- * PolicyService.Act over gRPC for the actors: a deadline on every call, and retries on UNAVAILABLE
- * (Act has no side effect on the server, so a retried call is safe).
+ * How actors choose actions in the mesh. Central inference (SEED RL): PolicyService.Act over gRPC,
+ * with a deadline and retries on UNAVAILABLE (Act has no side effect, so a retry is safe). Local
+ * inference (IMPALA): the actor runs each published version itself, fetched from the object store
+ * when the run's policy pointer moves; for small policies this saves a network hop per step.
  */
 import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
-import { channelOptions, unary } from '@rlmesh/mesh';
+import { type ActFn, type ActionDistribution, type ActOutput, actRng, sampleActions } from '@rlmesh/core';
+import { Session } from '@rlmesh/graph';
+import { type Bus, channelOptions, keys, paramsFromBytes, parsePolicyPointer, spaceFromProto, unary } from '@rlmesh/mesh';
 import { decodeTensor, encodeTensor, PolicyServiceClient } from '@rlmesh/proto';
-import type { ActResult, PolicyClient } from './actor';
+
+/** What an actor needs from the policy service (a gRPC client in the mesh, the core in process). */
+export interface PolicyClient {
+  act(runId: string, obs: Float32Array, rows: number, seed: number, minVersion: number): Promise<ActOutput>;
+}
 
 export class GrpcPolicyClient implements PolicyClient {
   private readonly client: PolicyServiceClient;
@@ -18,16 +26,22 @@ export class GrpcPolicyClient implements PolicyClient {
     this.client = new PolicyServiceClient(address, channelCredentials, channelOptions('rlmesh.v1.PolicyService', ['Act', 'GetPolicy']));
   }
 
-  async act(runId: string, obs: Float32Array, rows: number, minVersion = 0): Promise<ActResult> {
+  async act(runId: string, obs: Float32Array, rows: number, seed: number, minVersion: number): Promise<ActOutput> {
     const res = await unary(
       'env',
       'rlmesh.v1.PolicyService/Act',
       this.client.act.bind(this.client),
-      { runId, obs: encodeTensor(obs, [rows, obs.length / rows]), greedy: false, minVersion },
+      { runId, obs: encodeTensor(obs, [rows, obs.length / rows]), greedy: false, minVersion, seed },
       this.deadlineMs,
     );
+    const a = res.actions;
+    const shape = (a?.shape ?? []).map(Number);
+    const actions =
+      a?.dtype === 1 // DTYPE_FLOAT32
+        ? decodeTensor('actions', a, { dtype: 'float32', shape: shape.length === 2 ? [rows, -1] : [rows] }).data
+        : decodeTensor('actions', a, { dtype: 'int32', shape: shape.length === 2 ? [rows, -1] : [rows] }).data;
     return {
-      actions: decodeTensor('actions', res.actions, { dtype: 'int32', shape: [rows] }).data,
+      actions,
       logProbs: decodeTensor('log_probs', res.logProbs, { dtype: 'float32', shape: [rows] }).data,
       values: decodeTensor('values', res.values, { dtype: 'float32', shape: [rows] }).data,
       version: res.policyVersion,
@@ -36,5 +50,72 @@ export class GrpcPolicyClient implements PolicyClient {
 
   close(): void {
     this.client.close();
+  }
+}
+
+/** Central inference as an actor's act function. */
+export function centralAct(client: PolicyClient, runId: string): ActFn {
+  return (obs, rows, seed, minVersion) => client.act(runId, obs, rows, seed, minVersion);
+}
+
+/** Local inference: the run's latest published version, run in this process. */
+export class LocalPolicy {
+  private session: Session | null = null;
+  private params: Float32Array | null = null;
+  private version = 0;
+  private distribution: ActionDistribution | null = null;
+  private loading: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly runId: string,
+  ) {}
+
+  /** Loads the version the run's pointer names now (the replica calls this on every pointer change). */
+  refresh(): Promise<void> {
+    this.loading = this.loading.then(() => this.load()).catch(() => undefined);
+    return this.loading;
+  }
+
+  private async load(): Promise<void> {
+    const bytes = await this.bus.kv.get(keys.policy(this.runId));
+    if (!bytes) return;
+    const p = parsePolicyPointer(bytes);
+    if (p.version <= this.version) return;
+    if (!this.session) {
+      const program = await this.bus.objects.get(p.program);
+      if (!program) throw new Error(`policy program ${p.program} is missing`);
+      this.session = await Session.create(program, { intraOpThreads: 1 });
+      const space = spaceFromProto(p.spec?.actionSpace);
+      this.distribution =
+        p.distribution === 'gaussian'
+          ? { kind: 'gaussian', dim: space.flatSize }
+          : space.kind === 'multi_discrete'
+            ? { kind: 'multi_categorical', nvec: [...space.nvec] }
+            : { kind: 'categorical', n: space.kind === 'discrete' ? space.n : 0 };
+    }
+    const params = await this.bus.objects.get(p.params);
+    if (!params) return;
+    this.params = paramsFromBytes(params);
+    this.version = p.version;
+  }
+
+  readonly act: ActFn = async (obs, rows, seed, minVersion) => {
+    // Wait (bounded) for the version the actor asks for, as the policy service does.
+    const until = Date.now() + 1000;
+    while (this.version < Math.max(1, minVersion) && Date.now() < until) {
+      await this.refresh();
+      if (this.version < Math.max(1, minVersion)) await new Promise((r) => setTimeout(r, 5));
+    }
+    if (!this.session || !this.params || !this.distribution) throw new Error(`no policy published for run "${this.runId}" yet`);
+    const out = await this.session.run({ params: { data: this.params, shape: [this.params.length] }, obs: { data: obs, shape: [rows, obs.length / rows] } });
+    const outputs = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
+    const { actions, logProbs } = sampleActions(this.distribution, outputs, 0, rows, false, actRng(seed));
+    return { actions, logProbs, values: outputs.value, version: this.version };
+  };
+
+  async close(): Promise<void> {
+    await this.loading;
+    await this.session?.release();
   }
 }

@@ -4,21 +4,15 @@
  * forwards policy-version announcements (KV policy.<run>) to them. Replicas need no registration:
  * start another one and it joins every running run; kill one and the others go on.
  */
-import {
-  type Bus,
-  type ConsumerProgress,
-  decodeJson,
-  keys,
-  type Logger,
-  type PolicyPointer,
-  type RunAnnouncement,
-  type Subscription,
-} from '@rlmesh/mesh';
-import { type PolicyClient, RolloutActor } from './actor';
+import { type Bus, type ConsumerProgress, decodeAnnouncement, decodeJson, keys, type Logger, parsePolicyPointer, type Subscription } from '@rlmesh/mesh';
+import type { RunAnnouncement } from '@rlmesh/proto';
+import { RolloutActor } from './actor';
+import { centralAct, LocalPolicy, type PolicyClient } from './policy-client';
 
 export interface ReplicaOptions {
   replicaId: string;
   bus: Bus;
+  /** The policy service, for runs with central inference. */
   policy: PolicyClient;
   logger: Logger;
 }
@@ -26,6 +20,7 @@ export interface ReplicaOptions {
 interface RunActors {
   actors: RolloutActor[];
   watches: Subscription[];
+  local?: LocalPolicy;
 }
 
 export class EnvReplica {
@@ -38,8 +33,14 @@ export class EnvReplica {
   async start(): Promise<void> {
     this.runWatch = await this.opts.bus.kv.watch('run.>', (_key, value) => {
       if (!value) return;
-      const run = decodeJson<RunAnnouncement>(value);
-      this.onAnnouncement(run).catch((e) => this.opts.logger.error('run announcement failed', { run: run.run_id, error: String(e) }));
+      let run: RunAnnouncement;
+      try {
+        run = decodeAnnouncement(value);
+      } catch (e) {
+        this.opts.logger.warn('undecodable run announcement ignored', { error: (e as Error).message });
+        return;
+      }
+      this.onAnnouncement(run).catch((e) => this.opts.logger.error('run announcement failed', { run: run.runId, error: String(e) }));
     });
   }
 
@@ -49,9 +50,9 @@ export class EnvReplica {
   }
 
   private async onAnnouncement(run: RunAnnouncement): Promise<void> {
-    const current = this.runs.get(run.run_id);
+    const current = this.runs.get(run.runId);
     if (run.state !== 'running') {
-      if (current) await this.stopRun(run.run_id);
+      if (current) await this.stopRun(run.runId);
       return;
     }
     if (current) {
@@ -59,19 +60,27 @@ export class EnvReplica {
       return;
     }
     const { replicaId, bus, policy, logger } = this.opts;
+    const local = run.inference === 'local' ? new LocalPolicy(bus, run.runId) : undefined;
+    const act = local ? local.act : centralAct(policy, run.runId);
     const actors = Array.from(
-      { length: run.actors_per_replica },
-      (_, k) => new RolloutActor({ actorId: `${replicaId}-a${k}`, run, policy, bus, logger }),
+      { length: run.actorsPerReplica },
+      (_, k) => new RolloutActor({ actorId: `${replicaId}-a${k}`, run, act, bus, logger }),
     );
-    const entry: RunActors = { actors, watches: [] };
-    this.runs.set(run.run_id, entry);
+    const entry: RunActors = { actors, watches: [], local };
+    this.runs.set(run.runId, entry);
     entry.watches.push(
-      await bus.kv.watch(keys.policy(run.run_id), (_k, v) => {
+      await bus.kv.watch(keys.policy(run.runId), (_k, v) => {
         if (!v) return;
-        const version = decodeJson<PolicyPointer>(v).version;
+        let version: number;
+        try {
+          version = parsePolicyPointer(v).version;
+        } catch {
+          return;
+        }
+        local?.refresh();
         for (const a of actors) a.notifyVersion(version);
       }),
-      await bus.kv.watch(keys.progress(run.run_id), (_k, v) => {
+      await bus.kv.watch(keys.progress(run.runId), (_k, v) => {
         if (!v) return;
         const { version, consumed } = decodeJson<ConsumerProgress>(v);
         for (const a of actors) {
@@ -80,7 +89,7 @@ export class EnvReplica {
         }
       }),
     );
-    logger.info('starting actors', { run: run.run_id, actors: actors.length, env: run.env.id });
+    logger.info('starting actors', { run: run.runId, actors: actors.length, env: run.envId, inference: run.inference || 'central' });
     for (const a of actors) a.start();
   }
 
@@ -91,6 +100,7 @@ export class EnvReplica {
     const stopping = (async () => {
       await Promise.all(r.watches.map((w) => w.stop()));
       await Promise.all(r.actors.map((a) => a.stop()));
+      await r.local?.close();
       this.opts.logger.info('stopped actors', { run: runId });
     })();
     this.stopping.add(stopping);

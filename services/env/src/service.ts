@@ -7,13 +7,11 @@
  * naming the field, never with INTERNAL.
  */
 import { randomBytes } from 'node:crypto';
-import type { Space as CoreSpace } from '@rlmesh/core';
-import { DEFAULT_MAX_MESSAGE_BYTES, failedPrecondition, invalidArgument, notFound, resourceExhausted } from '@rlmesh/mesh';
+import { ConfigError, type Env, envIds, envSpec, envOptions as checkedOptions, makeEnv, VectorEnv } from '@rlmesh/core';
+import '@rlmesh/envs';
+import { DEFAULT_MAX_MESSAGE_BYTES, failedPrecondition, invalidArgument, notFound, resourceExhausted, spaceToProto } from '@rlmesh/mesh';
 import type * as pb from '@rlmesh/proto';
 import { decodeTensor, encodeTensor } from '@rlmesh/proto';
-import type { ArrayEnv } from './env';
-import { ENV_IDS, type EnvOptions, makeEnv } from './registry';
-import { VectorEnv } from './vector';
 
 export interface EnvServiceOptions {
   /** Most environments one VecReset may create. */
@@ -26,8 +24,6 @@ export interface EnvServiceOptions {
   now?: () => number;
 }
 
-export const CONFIG_LIMITS = { numSymbols: 1024, maxEpisodeSteps: 1000, window: 16 } as const;
-
 interface EntryBase {
   info: pb.EnvInfo;
   lastUsed: number;
@@ -37,7 +33,7 @@ interface EntryBase {
 
 interface SingleEntry extends EntryBase {
   kind: 'single';
-  env: ArrayEnv;
+  env: Env;
   obs: Float32Array;
   rewards: Record<string, Float32Array>;
   ended: boolean;
@@ -56,45 +52,31 @@ export interface EnvSession {
   close(): void;
 }
 
-function spaceToProto(s: CoreSpace): pb.Space {
-  switch (s.kind) {
-    case 'discrete':
-      return { kind: { $case: 'discrete', discrete: { n: s.n } } };
-    case 'box':
-      return { kind: { $case: 'box', box: { shape: [...s.shape], low: s.low, high: s.high } } };
-    default:
-      return { kind: { $case: 'multiDiscrete', multiDiscrete: { nvec: [...s.nvec] } } };
-  }
-}
-
-function envInfo(id: string, e: ArrayEnv): pb.EnvInfo {
+function envInfo(id: string, e: Env): pb.EnvInfo {
+  const spec = envSpec(id);
   return {
     id,
     observationSpace: spaceToProto(e.observationSpace),
     actionSpace: spaceToProto(e.actionSpace),
     rewardComponents: [...e.rewardComponents],
     numLevels: e.numLevels,
+    description: spec.description,
+    optionsSchema: JSON.stringify(spec.options),
   };
 }
 
-/** EnvConfig -> registry options; 0 means "the environment's default" for every field. */
-function envOptions(c: pb.EnvConfig | undefined): EnvOptions {
-  const field = (name: string, v: number, min: number, max: number) => {
-    if (!Number.isInteger(v) || (v !== 0 && (v < min || v > max)))
-      throw invalidArgument(`config.${name}`, `must be 0 (default) or an integer in ${min}..${max}, got ${v}`);
-    return v === 0 ? undefined : v;
-  };
-  if (!c) return {};
-  return {
-    numSymbols: field('num_symbols', c.numSymbols, 1, CONFIG_LIMITS.numSymbols),
-    maxEpisodeSteps: field('max_episode_steps', c.maxEpisodeSteps, 1, CONFIG_LIMITS.maxEpisodeSteps),
-    // SequenceNext needs two past symbols to show the step.
-    window: field('window', c.window, 2, CONFIG_LIMITS.window),
-  };
+/** Request options -> the env's validated options; a bad or unknown option is INVALID_ARGUMENT naming it. */
+function envOptions(envId: string, options: Record<string, unknown> | undefined): Record<string, unknown> {
+  try {
+    return checkedOptions(envId, options ?? {}, 'options');
+  } catch (e) {
+    if (e instanceof ConfigError) throw invalidArgument(e.key, e.rule);
+    throw e;
+  }
 }
 
 function checkEnvId(id: string): void {
-  if (!ENV_IDS.includes(id)) throw notFound('env_id', `unknown env ${JSON.stringify(id)}; known envs: ${ENV_IDS.join(', ')}`);
+  if (!envIds().includes(id)) throw notFound('env_id', `unknown env ${JSON.stringify(id)}; known envs: ${envIds().join(', ')}`);
 }
 
 function checkSeed(seed: number | undefined): number | undefined {
@@ -109,8 +91,21 @@ function checkDifficulty(d: number, numLevels: number): number {
   return d;
 }
 
-function checkAction(field: string, a: number, n: number): void {
-  if (!(Number.isInteger(a) && a >= 0 && a < n)) throw invalidArgument(field, `must be in 0..${n - 1}, got ${a}`);
+/** Checks action values against the space: discrete values in range, Box values not NaN (out of bounds is clipped by the env). */
+function checkActions(field: string, values: ArrayLike<number>, space: Env['actionSpace'], rows: number): void {
+  const k = space.flatSize;
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < k; j++) {
+      const v = values[r * k + j];
+      const at = rows > 1 || k > 1 ? `${field}[${rows > 1 ? `${r}${k > 1 ? `, ${j}` : ''}` : j}]` : field;
+      if (space.kind === 'box') {
+        if (Number.isNaN(v)) throw invalidArgument(at, 'must be a number, got NaN');
+        continue;
+      }
+      const n = space.kind === 'discrete' ? space.n : space.kind === 'multi_discrete' ? space.nvec[j] : space.vocabSize;
+      if (!(Number.isInteger(v) && v >= 0 && v < n)) throw invalidArgument(at, `must be an integer in 0..${n - 1}, got ${v}`);
+    }
+  }
 }
 
 export class EnvServiceCore {
@@ -137,9 +132,8 @@ export class EnvServiceCore {
     return [...this.entries.keys()];
   }
 
-  listEnvs(req: pb.ListEnvsRequest): pb.ListEnvsResponse {
-    const opts = envOptions(req.config);
-    return { envs: ENV_IDS.map((id) => envInfo(id, makeEnv(id, opts))) };
+  listEnvs(_req: pb.ListEnvsRequest): pb.ListEnvsResponse {
+    return { envs: envIds().map((id) => envInfo(id, makeEnv(id, {}))) };
   }
 
   reset(req: pb.ResetRequest): pb.ResetResponse {
@@ -149,8 +143,19 @@ export class EnvServiceCore {
   step(req: pb.StepRequest): pb.StepResponse {
     const e = this.entry(req.handle, 'single');
     if (e.ended) throw failedPrecondition('handle', `${req.handle}: episode ended; call Reset`);
-    checkAction('action', req.action, e.env.actionSpace.n);
-    const s = e.env.stepInto(req.action, e.obs, 0, e.rewards, 0);
+    const space = e.env.actionSpace;
+    let action: Int32Array | Float32Array;
+    if (space.kind === 'discrete') {
+      checkActions('action', [req.action], space, 1);
+      action = Int32Array.of(req.action);
+    } else {
+      const field = 'action_values';
+      if (req.actionValues.length !== space.flatSize)
+        throw invalidArgument(field, `must hold ${space.flatSize} values for ${space.kind} actions, got ${req.actionValues.length}`);
+      checkActions(field, req.actionValues, space, 1);
+      action = space.dtype === 'float32' ? Float32Array.from(req.actionValues) : Int32Array.from(req.actionValues);
+    }
+    const s = e.env.stepInto(action, 0, e.obs, 0, e.rewards, 0);
     e.ended = s.terminated || s.truncated;
     const components = Object.fromEntries(Object.entries(e.rewards).map(([c, r]) => [c, r[0]]));
     const obs = encodeTensor(e.obs.slice(), [e.obs.length]);
@@ -171,7 +176,7 @@ export class EnvServiceCore {
       if (!Number.isInteger(n) || n < 1 || n > this.maxEnvsPerCall)
         throw invalidArgument('num_envs', `must be in 1..${this.maxEnvsPerCall}, got ${n}`);
       checkEnvId(req.envId);
-      const opts = envOptions(req.config);
+      const opts = envOptions(req.envId, req.options);
       this.reserve(n);
       const first = makeEnv(req.envId, opts);
       // VecStep answers obs and final_obs, each [N, obs_dim] float32, in one message.
@@ -196,9 +201,13 @@ export class EnvServiceCore {
 
   vecStep(req: pb.VecStepRequest): pb.VecStepResponse {
     const e = this.entry(req.handle, 'vec');
-    const { size: n, obsDim: d, numActions } = e.vec;
-    const actions = decodeTensor('actions', req.actions, { dtype: 'int32', shape: [n] }).data;
-    for (let i = 0; i < n; i++) checkAction(`actions[${i}]`, actions[i], numActions);
+    const { size: n, obsDim: d, actionSpace: space } = e.vec;
+    const shape = space.kind === 'discrete' ? [n] : [n, space.flatSize];
+    const actions =
+      space.dtype === 'float32'
+        ? decodeTensor('actions', req.actions, { dtype: 'float32', shape }).data
+        : decodeTensor('actions', req.actions, { dtype: 'int32', shape }).data;
+    checkActions('actions', actions, space, n);
     // VectorEnv reuses its output arrays on the next step: copy what leaves this call.
     const r = e.vec.step(actions);
     return {
@@ -260,7 +269,7 @@ export class EnvServiceCore {
       this.checkSameEnv(req.envId, e.info.id);
     } else {
       checkEnvId(req.envId);
-      const opts = envOptions(req.config);
+      const opts = envOptions(req.envId, req.options);
       this.reserve(1);
       const env = makeEnv(req.envId, opts);
       checkDifficulty(req.difficulty, env.numLevels);

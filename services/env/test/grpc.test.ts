@@ -55,9 +55,9 @@ afterAll(async () => {
   await server?.shutdown({ graceMs: 2000 });
 });
 
-const listEnvs = () => call(env, env.listEnvs, { config: undefined });
-const vecReset = (numEnvs: number, envId = 'PatternEcho'): Promise<VecResetResponse> =>
-  call(env, env.vecReset, { envId, numEnvs, handle: '', difficulty: 0, seed: 9, config: undefined });
+const listEnvs = () => call(env, env.listEnvs, {});
+const vecReset = (numEnvs: number, envId = 'PatternEcho', options?: Record<string, unknown>): Promise<VecResetResponse> =>
+  call(env, env.vecReset, { envId, numEnvs, handle: '', difficulty: 0, seed: 9, options });
 
 /** Polls `cond` until it holds: the server handles stream events asynchronously to the client. */
 async function until(cond: () => boolean, ms = 2000): Promise<void> {
@@ -76,11 +76,52 @@ async function failure(p: Promise<unknown>): Promise<ServiceError> {
 }
 
 describe('EnvService over gRPC', () => {
-  it('lists PatternEcho, SequenceNext and Conditional', async () => {
+  it('lists the symbolic and classic-control envs, with per-element Box bounds and options schemas', async () => {
     const { envs } = await listEnvs();
-    expect(envs.map((e) => e.id)).toEqual(['PatternEcho', 'SequenceNext', 'Conditional']);
+    expect(envs.map((e) => e.id)).toEqual(['PatternEcho', 'SequenceNext', 'Conditional', 'CartPole-v1', 'Pendulum-v1']);
     expect(envs[0].actionSpace).toEqual({ kind: { $case: 'discrete', discrete: { n: 8 } } });
-    expect(envs[1].observationSpace).toEqual({ kind: { $case: 'box', box: { shape: [24], low: 0, high: 1 } } });
+    expect(envs[1].observationSpace).toEqual({
+      kind: { $case: 'box', box: { shape: [24], low: new Array(24).fill(0), high: new Array(24).fill(1) } },
+    });
+    // +-inf bounds survive the wire (CartPole's cart speed and pole angular speed are unbounded)
+    const cart = envs[3].observationSpace?.kind;
+    if (cart?.$case !== 'box') throw new Error('expected a Box observation space');
+    expect(cart.box.high[1]).toBe(Number.POSITIVE_INFINITY);
+    expect(cart.box.low[3]).toBe(Number.NEGATIVE_INFINITY);
+    expect(envs[4].actionSpace).toEqual({ kind: { $case: 'box', box: { shape: [1], low: [-2], high: [2] } } });
+    for (const e of envs) {
+      expect(e.description).not.toBe('');
+      expect(JSON.parse(e.optionsSchema)).toHaveProperty('max_episode_steps');
+    }
+  });
+
+  it('passes Reset options as a Struct and steps Pendulum-v1 with action_values', async () => {
+    const r = await call(env, env.reset, {
+      envId: 'Pendulum-v1',
+      handle: '',
+      difficulty: 0,
+      seed: 3,
+      options: { max_episode_steps: 2, g: 9.81 },
+    });
+    expect(r.obs?.shape).toEqual([3]);
+    const s1 = await call(env, env.step, { handle: r.handle, action: 0, actionValues: [5] });
+    expect(s1.truncated).toBe(false);
+    const s2 = await call(env, env.step, { handle: r.handle, action: 0, actionValues: [-0.5] });
+    expect(s2.truncated).toBe(true);
+    const r2 = await call(env, env.reset, { envId: '', handle: r.handle, difficulty: 0, seed: 3 });
+    const nan = await failure(call(env, env.step, { handle: r2.handle, action: 0, actionValues: [Number.NaN] }));
+    expect(nan.code).toBe(status.INVALID_ARGUMENT);
+    expect(nan.details).toMatch(/^action_values: /);
+    await call(env, env.closeEnv, { handle: r.handle });
+  });
+
+  it('runs VecStep on CartPole-v1 with int32 actions', async () => {
+    const r = await vecReset(2, 'CartPole-v1');
+    expect(r.obs?.shape).toEqual([2, 4]);
+    const s = await call(env, env.vecStep, { handle: r.handle, actions: encodeTensor(Int32Array.from([0, 1]), [2]) });
+    expect(s.obs?.shape).toEqual([2, 4]);
+    expect(floats(s.rewards.goal)).toEqual([1, 1]);
+    await call(env, env.closeEnv, { handle: r.handle });
   });
 
   it('round-trips VecReset and VecStep, with autoreset and final_obs', async () => {
@@ -100,12 +141,12 @@ describe('EnvService over gRPC', () => {
   });
 
   it('steps a single env with Reset/Step', async () => {
-    const r = await call(env, env.reset, { envId: 'Conditional', handle: '', difficulty: 2, seed: 4, config: undefined });
+    const r = await call(env, env.reset, { envId: 'Conditional', handle: '', difficulty: 2, seed: 4 });
     expect(r.info?.id).toBe('Conditional');
-    const s = await call(env, env.step, { handle: r.handle, action: 0 });
+    const s = await call(env, env.step, { handle: r.handle, action: 0, actionValues: [] });
     expect(s.truncated).toBe(true);
     expect(Object.keys(s.reward?.components ?? {}).sort()).toEqual(['goal', 'pred']);
-    const again = await failure(call(env, env.step, { handle: r.handle, action: 0 }));
+    const again = await failure(call(env, env.step, { handle: r.handle, action: 0, actionValues: [] }));
     expect(again.code).toBe(status.FAILED_PRECONDITION);
     expect(again.details).toMatch(/episode ended; call Reset/);
   });
@@ -134,11 +175,28 @@ describe('EnvService over gRPC', () => {
         'action out of range',
         () => call(env, env.vecStep, { handle, actions: encodeTensor(Int32Array.from([0, 8]), [2]) }),
         status.INVALID_ARGUMENT,
-        /^actions\[1\]: must be in 0\.\.7, got 8$/,
+        /^actions\[1\]: must be an integer in 0\.\.7, got 8$/,
+      ],
+      ['unknown option', () => vecReset(2, 'PatternEcho', { bogus: 1 }), status.INVALID_ARGUMENT, /^options\.bogus: unknown key/],
+      [
+        'bad option',
+        () => vecReset(2, 'PatternEcho', { num_symbols: 1 }),
+        status.INVALID_ARGUMENT,
+        /^options\.num_symbols: must be an integer >= 2/,
       ],
       ['oversize num_envs', () => vecReset(65), status.INVALID_ARGUMENT, /^num_envs: must be in 1\.\.64, got 65$/],
-      ['unknown handle', () => call(env, env.step, { handle: 'env-0000', action: 0 }), status.NOT_FOUND, /^handle: unknown handle/],
-      ['vector handle to Step', () => call(env, env.step, { handle, action: 0 }), status.FAILED_PRECONDITION, /^handle: /],
+      [
+        'unknown handle',
+        () => call(env, env.step, { handle: 'env-0000', action: 0, actionValues: [] }),
+        status.NOT_FOUND,
+        /^handle: unknown handle/,
+      ],
+      [
+        'vector handle to Step',
+        () => call(env, env.step, { handle, action: 0, actionValues: [] }),
+        status.FAILED_PRECONDITION,
+        /^handle: /,
+      ],
     ];
     it.each(cases)('%s', async (_name, f, code, details) => {
       const err = await failure(f());
@@ -147,7 +205,7 @@ describe('EnvService over gRPC', () => {
     });
 
     it('leaves the service up', async () => {
-      expect((await listEnvs()).envs).toHaveLength(3);
+      expect((await listEnvs()).envs).toHaveLength(5);
     });
   });
 
@@ -164,10 +222,10 @@ describe('EnvService over gRPC', () => {
     send({
       request: {
         $case: 'reset',
-        reset: { envId: 'PatternEcho', handle: '', difficulty: 0, seed: 1, config: { numSymbols: 0, maxEpisodeSteps: 3, window: 0 } },
+        reset: { envId: 'PatternEcho', handle: '', difficulty: 0, seed: 1, options: { max_episode_steps: 3 } },
       },
     });
-    for (let t = 0; t < 3; t++) send({ request: { $case: 'step', step: { handle: '', action: t } } });
+    for (let t = 0; t < 3; t++) send({ request: { $case: 'step', step: { handle: '', action: t, actionValues: [] } } });
     stream.end();
     await ended;
     expect(responses.map((r) => r.response?.$case)).toEqual(['reset', 'step', 'step', 'step']);
@@ -181,7 +239,7 @@ describe('EnvService over gRPC', () => {
     const stream = env.session();
     stream.on('error', () => {}); // the CANCELLED status that cancel() produces
     const first = new Promise((resolve) => stream.once('data', resolve));
-    stream.write({ request: { $case: 'reset', reset: { envId: 'SequenceNext', handle: '', difficulty: 1, config: undefined } } });
+    stream.write({ request: { $case: 'reset', reset: { envId: 'SequenceNext', handle: '', difficulty: 1 } } });
     await first;
     expect(server.core.liveEnvs).toBe(before + 1);
     stream.cancel();
@@ -194,7 +252,7 @@ describe('EnvService over gRPC', () => {
       stream.on('error', resolve);
       stream.on('data', () => reject(new Error('expected no response')));
       stream.on('end', () => reject(new Error('expected an error status')));
-      stream.write({ request: { $case: 'step', step: { handle: '', action: 0 } } });
+      stream.write({ request: { $case: 'step', step: { handle: '', action: 0, actionValues: [] } } });
       // Half-close too, so that a server which ignored the bad message ends with OK and fails the test.
       stream.end();
     });

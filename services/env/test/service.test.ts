@@ -6,25 +6,29 @@
  */
 import { status } from '@grpc/grpc-js';
 import { MeshError } from '@rlmesh/mesh';
-import { decodeTensor, type EnvConfig, encodeTensor, type Tensor, TensorError } from '@rlmesh/proto';
+import { decodeTensor, encodeTensor, type Tensor, TensorError } from '@rlmesh/proto';
 import { describe, expect, it } from 'vitest';
 import { EnvServiceCore } from '../src';
 
 const floats = (t: Tensor | undefined) => Array.from(decodeTensor('t', t, { dtype: 'float32', shape: t?.shape ?? [] }).data);
 const bytes = (t: Tensor | undefined) => Array.from(decodeTensor('t', t, { dtype: 'uint8', shape: [-1] }).data);
-const cfg = (c: Partial<EnvConfig>): EnvConfig => ({ numSymbols: 0, maxEpisodeSteps: 0, window: 0, ...c });
+type Options = Record<string, unknown>;
 const reset = (
   core: EnvServiceCore,
   envId: string,
-  extra: { seed?: number; difficulty?: number; handle?: string; config?: EnvConfig } = {},
+  extra: { seed?: number; difficulty?: number; handle?: string; options?: Options } = {},
 ) => core.reset({ envId, handle: '', difficulty: 0, ...extra });
 const vecReset = (
   core: EnvServiceCore,
   envId: string,
   numEnvs: number,
-  extra: { seed?: number; config?: EnvConfig; difficulty?: number } = {},
+  extra: { seed?: number; options?: Options; difficulty?: number } = {},
 ) => core.vecReset({ envId, numEnvs, handle: '', difficulty: 0, ...extra });
 const actions = (a: number[]) => encodeTensor(Int32Array.from(a), [a.length]);
+/** A discrete Step request. */
+const act = (handle: string, action: number) => ({ handle, action, actionValues: [] });
+/** A Box or MultiDiscrete Step request. */
+const actValues = (handle: string, actionValues: number[]) => ({ handle, action: 0, actionValues });
 
 /** Runs `f` and returns the MeshError it must throw. */
 function meshError(f: () => unknown): MeshError {
@@ -38,23 +42,40 @@ function meshError(f: () => unknown): MeshError {
 }
 
 describe('EnvServiceCore: single env', () => {
-  it('lists every env with its spaces as proto oneofs', () => {
-    const { envs } = new EnvServiceCore().listEnvs({ config: cfg({ numSymbols: 5 }) });
-    expect(envs.map((e) => e.id)).toEqual(['PatternEcho', 'SequenceNext', 'Conditional']);
+  it('lists every env with its spaces as proto oneofs, its description and options schema', () => {
+    const { envs } = new EnvServiceCore().listEnvs({});
+    expect(envs.map((e) => e.id)).toEqual(['PatternEcho', 'SequenceNext', 'Conditional', 'CartPole-v1', 'Pendulum-v1']);
     const cond = envs[2];
-    expect(cond.actionSpace).toEqual({ kind: { $case: 'discrete', discrete: { n: 5 } } });
-    expect(cond.observationSpace).toEqual({ kind: { $case: 'box', box: { shape: [8], low: 0, high: 1 } } });
+    expect(cond.actionSpace).toEqual({ kind: { $case: 'discrete', discrete: { n: 8 } } });
+    expect(cond.observationSpace).toEqual({
+      kind: { $case: 'box', box: { shape: [11], low: new Array(11).fill(0), high: new Array(11).fill(1) } },
+    });
     expect(cond.rewardComponents).toEqual(['goal', 'pred']);
     expect(cond.numLevels).toBe(3);
+    expect(cond.description).not.toBe('');
+    expect(Object.keys(JSON.parse(cond.optionsSchema)).sort()).toEqual(['max_episode_steps', 'num_symbols']);
+    expect(JSON.parse(cond.optionsSchema).num_symbols).toMatchObject({ kind: 'int', default: 8, min: 2, max: 1024 });
+    const pend = envs[4];
+    expect(pend.actionSpace).toEqual({ kind: { $case: 'box', box: { shape: [1], low: [-2], high: [2] } } });
+    expect(pend.observationSpace).toEqual({ kind: { $case: 'box', box: { shape: [3], low: [-1, -1, -8], high: [1, 1, 8] } } });
+  });
+
+  it('applies the options of a Reset to the env it creates', () => {
+    const core = new EnvServiceCore();
+    const r = reset(core, 'Conditional', { options: { num_symbols: 4 } });
+    expect(r.obs?.shape).toEqual([7]);
+    expect(r.info?.actionSpace).toEqual({ kind: { $case: 'discrete', discrete: { n: 4 } } });
+    const v = vecReset(core, 'SequenceNext', 2, { options: { num_symbols: 4, window: 2 } });
+    expect(v.obs?.shape).toEqual([2, 8]);
   });
 
   it('is deterministic under a seed, through handles', () => {
     const core = new EnvServiceCore();
     const run = (seed: number) => {
-      const r = reset(core, 'SequenceNext', { seed, difficulty: 2, config: cfg({ maxEpisodeSteps: 4 }) });
+      const r = reset(core, 'SequenceNext', { seed, difficulty: 2, options: { max_episode_steps: 4 } });
       expect(r.obs?.shape).toEqual([24]);
       const obs = [floats(r.obs)];
-      for (let t = 0; t < 4; t++) obs.push(floats(core.step({ handle: r.handle, action: t }).obs));
+      for (let t = 0; t < 4; t++) obs.push(floats(core.step(act(r.handle, t)).obs));
       return obs;
     };
     expect(run(11)).toEqual(run(11));
@@ -64,24 +85,24 @@ describe('EnvServiceCore: single env', () => {
 
   it('answers the episode end, then FAILED_PRECONDITION until Reset', () => {
     const core = new EnvServiceCore();
-    const { handle, obs } = reset(core, 'PatternEcho', { seed: 1, config: cfg({ maxEpisodeSteps: 2 }) });
+    const { handle, obs } = reset(core, 'PatternEcho', { seed: 1, options: { max_episode_steps: 2 } });
     const target = floats(obs).indexOf(1);
-    const s1 = core.step({ handle, action: target });
+    const s1 = core.step(act(handle, target));
     expect(s1).toMatchObject({ terminated: false, truncated: false, success: true, reward: { components: { goal: 1, pred: 0 } } });
-    const s2 = core.step({ handle, action: (floats(s1.obs).indexOf(1) + 1) % 8 });
+    const s2 = core.step(act(handle, (floats(s1.obs).indexOf(1) + 1) % 8));
     expect(s2).toMatchObject({ truncated: true, success: false, reward: { components: { goal: 0, pred: 0 } } });
-    const e = meshError(() => core.step({ handle, action: 0 }));
+    const e = meshError(() => core.step(act(handle, 0)));
     expect(e.code).toBe(status.FAILED_PRECONDITION);
     expect(e.message).toBe(`handle: ${handle}: episode ended; call Reset`);
     expect(reset(core, '', { handle, seed: 1 }).handle).toBe(handle);
-    expect(core.step({ handle, action: 0 }).truncated).toBe(false);
+    expect(core.step(act(handle, 0)).truncated).toBe(false);
   });
 
   it('keeps each response independent of later steps (buffers are reused inside)', () => {
     const core = new EnvServiceCore();
-    const r = reset(core, 'PatternEcho', { seed: 3, config: cfg({ maxEpisodeSteps: 10 }) });
+    const r = reset(core, 'PatternEcho', { seed: 3, options: { max_episode_steps: 10 } });
     const first = floats(r.obs);
-    for (let t = 0; t < 5; t++) core.step({ handle: r.handle, action: 0 });
+    for (let t = 0; t < 5; t++) core.step(act(r.handle, 0));
     expect(floats(r.obs)).toEqual(first);
   });
 });
@@ -117,13 +138,84 @@ describe('EnvServiceCore: vector env', () => {
 
   it('leaves final_obs rows of environments that did not end untouched', () => {
     const core = new EnvServiceCore();
-    const r = vecReset(core, 'Conditional', 2, { seed: 0, config: cfg({ maxEpisodeSteps: 2 }) });
+    const r = vecReset(core, 'Conditional', 2, { seed: 0, options: { max_episode_steps: 2 } });
     const s = core.vecStep({ handle: r.handle, actions: actions([0, 0]) });
     expect(bytes(s.truncated)).toEqual([0, 0]);
     expect(floats(s.finalObs)).toEqual(new Array(22).fill(0));
     const s2 = core.vecStep({ handle: r.handle, actions: actions([0, 0]) });
     expect(bytes(s2.truncated)).toEqual([1, 1]);
     expect(floats(s2.finalObs)).not.toEqual(new Array(22).fill(0));
+  });
+});
+
+describe('EnvServiceCore: classic control', () => {
+  it('steps Pendulum-v1 with action_values, clipping out-of-bound torques as the env does', () => {
+    const core = new EnvServiceCore();
+    const a = reset(core, 'Pendulum-v1', { seed: 4 });
+    const b = reset(core, 'Pendulum-v1', { seed: 4 });
+    expect(floats(a.obs)).toEqual(floats(b.obs));
+    expect(a.obs?.shape).toEqual([3]);
+    const sa = core.step(actValues(a.handle, [5]));
+    const sb = core.step(actValues(b.handle, [2]));
+    expect(sa.terminated).toBe(false);
+    expect(sa.truncated).toBe(false);
+    expect(Object.keys(sa.reward?.components ?? {})).toEqual(['goal']);
+    expect(floats(sa.obs)).toEqual(floats(sb.obs));
+    expect(sa.reward).toEqual(sb.reward);
+  });
+
+  it('rejects a NaN or missing Box action naming action_values, and leaves the episode running', () => {
+    const core = new EnvServiceCore();
+    const { handle } = reset(core, 'Pendulum-v1', { seed: 0 });
+    const nan = meshError(() => core.step(actValues(handle, [Number.NaN])));
+    expect(nan.code).toBe(status.INVALID_ARGUMENT);
+    expect(nan.message).toMatch(/^action_values: must be a number, got NaN$/);
+    const none = meshError(() => core.step(act(handle, 1)));
+    expect(none.code).toBe(status.INVALID_ARGUMENT);
+    expect(none.message).toMatch(/^action_values: must hold 1 values for box actions, got 0$/);
+    expect(meshError(() => core.step(actValues(handle, [0, 0]))).message).toMatch(/^action_values: /);
+    expect(core.step(actValues(handle, [0])).truncated).toBe(false);
+  });
+
+  it('honours Pendulum-v1 options (its time limit)', () => {
+    const core = new EnvServiceCore();
+    const { handle } = reset(core, 'Pendulum-v1', { seed: 0, options: { max_episode_steps: 2 } });
+    expect(core.step(actValues(handle, [0])).truncated).toBe(false);
+    expect(core.step(actValues(handle, [0])).truncated).toBe(true);
+    expect(meshError(() => core.step(actValues(handle, [0]))).code).toBe(status.FAILED_PRECONDITION);
+  });
+
+  it('runs VecStep on CartPole-v1 with int32 actions', () => {
+    const core = new EnvServiceCore();
+    const r = vecReset(core, 'CartPole-v1', 3, { seed: 1 });
+    expect(r.obs?.shape).toEqual([3, 4]);
+    expect(r.info?.actionSpace).toEqual({ kind: { $case: 'discrete', discrete: { n: 2 } } });
+    let ended = 0;
+    for (let t = 0; t < 60; t++) {
+      const s = core.vecStep({ handle: r.handle, actions: actions([0, 1, t % 2]) });
+      expect(s.obs?.shape).toEqual([3, 4]);
+      expect(floats(s.rewards.goal)).toEqual([1, 1, 1]);
+      ended += bytes(s.terminated).reduce((a, b) => a + b, 0);
+    }
+    // always pushing one way topples the pole well within 60 steps
+    expect(ended).toBeGreaterThanOrEqual(2);
+    const bad = meshError(() => core.vecStep({ handle: r.handle, actions: actions([0, 2, 0]) }));
+    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect(bad.message).toMatch(/^actions\[1\]: must be an integer in 0\.\.1, got 2$/);
+    expect(() => core.vecStep({ handle: r.handle, actions: encodeTensor(Float32Array.from([0, 1, 0]), [3]) })).toThrow(
+      'actions: must be int32, got float32',
+    );
+  });
+
+  it('runs VecStep on Pendulum-v1 with [N, 1] float32 actions', () => {
+    const core = new EnvServiceCore();
+    const r = vecReset(core, 'Pendulum-v1', 2, { seed: 1 });
+    const s = core.vecStep({ handle: r.handle, actions: encodeTensor(Float32Array.from([-9, 9]), [2, 1]) });
+    expect(s.obs?.shape).toEqual([2, 3]);
+    expect(floats(s.rewards.goal).every((x) => x <= 0)).toBe(true);
+    const nan = meshError(() => core.vecStep({ handle: r.handle, actions: encodeTensor(Float32Array.from([0, Number.NaN]), [2, 1]) }));
+    expect(nan.code).toBe(status.INVALID_ARGUMENT);
+    expect(nan.message).toMatch(/^actions\[1\]: must be a number, got NaN$/);
   });
 });
 
@@ -136,13 +228,13 @@ describe('EnvServiceCore: validation', () => {
       'unknown env',
       () => reset(core, 'Nope'),
       status.NOT_FOUND,
-      /^env_id: unknown env "Nope"; known envs: PatternEcho, SequenceNext, Conditional$/,
+      /^env_id: unknown env "Nope"; known envs: PatternEcho, SequenceNext, Conditional, CartPole-v1, Pendulum-v1$/,
     ],
-    ['unknown handle', () => core.step({ handle: 'env-x', action: 0 }), status.NOT_FOUND, /^handle: unknown handle "env-x"/],
+    ['unknown handle', () => core.step(act('env-x', 0)), status.NOT_FOUND, /^handle: unknown handle "env-x"/],
     ['unknown handle on close', () => core.closeEnv({ handle: 'gone' }), status.NOT_FOUND, /^handle: /],
     [
       'vec handle to Step',
-      () => core.step({ handle: vec, action: 0 }),
+      () => core.step(act(vec, 0)),
       status.FAILED_PRECONDITION,
       /^handle: .* is a vector handle; use VecReset\/VecStep$/,
     ],
@@ -160,32 +252,50 @@ describe('EnvServiceCore: validation', () => {
       status.RESOURCE_EXHAUSTED,
       /^envs: 19 live envs would exceed the limit of 18; CloseEnv unused handles$/,
     ],
-    ['action out of range', () => core.step({ handle: single, action: 8 }), status.INVALID_ARGUMENT, /^action: must be in 0\.\.7, got 8$/],
+    ['action out of range', () => core.step(act(single, 8)), status.INVALID_ARGUMENT, /^action: must be an integer in 0\.\.7, got 8$/],
     [
       'actions[i] out of range',
       () => core.vecStep({ handle: vec, actions: actions([0, -1]) }),
       status.INVALID_ARGUMENT,
-      /^actions\[1\]: must be in 0\.\.7, got -1$/,
+      /^actions\[1\]: must be an integer in 0\.\.7, got -1$/,
     ],
     [
       'negative num_symbols',
-      () => reset(core, 'PatternEcho', { config: cfg({ numSymbols: -1 }) }),
+      () => reset(core, 'PatternEcho', { options: { num_symbols: -1 } }),
       status.INVALID_ARGUMENT,
-      /^config\.num_symbols: /,
+      /^options\.num_symbols: /,
     ],
     [
       'num_symbols > 1024',
-      () => core.listEnvs({ config: cfg({ numSymbols: 1025 }) }),
+      () => vecReset(core, 'PatternEcho', 2, { options: { num_symbols: 1025 } }),
       status.INVALID_ARGUMENT,
-      /^config\.num_symbols: .*1\.\.1024, got 1025$/,
+      /^options\.num_symbols: .*<= 1024, got 1025$/,
     ],
     [
       'max_episode_steps > 1000',
-      () => reset(core, 'Conditional', { config: cfg({ maxEpisodeSteps: 1001 }) }),
+      () => reset(core, 'Conditional', { options: { max_episode_steps: 1001 } }),
       status.INVALID_ARGUMENT,
-      /^config\.max_episode_steps: /,
+      /^options\.max_episode_steps: /,
     ],
-    ['window 1', () => reset(core, 'SequenceNext', { config: cfg({ window: 1 }) }), status.INVALID_ARGUMENT, /^config\.window: /],
+    ['window 1', () => reset(core, 'SequenceNext', { options: { window: 1 } }), status.INVALID_ARGUMENT, /^options\.window: /],
+    [
+      'num_symbols not an integer',
+      () => reset(core, 'PatternEcho', { options: { num_symbols: 'four' } }),
+      status.INVALID_ARGUMENT,
+      /^options\.num_symbols: must be an integer/,
+    ],
+    [
+      'unknown option',
+      () => reset(core, 'PatternEcho', { options: { bogus: 1 } }),
+      status.INVALID_ARGUMENT,
+      /^options\.bogus: unknown key/,
+    ],
+    [
+      'unknown option to VecReset',
+      () => vecReset(core, 'CartPole-v1', 2, { options: { bogus: 1 } }),
+      status.INVALID_ARGUMENT,
+      /^options\.bogus: unknown key/,
+    ],
     [
       'difficulty out of range',
       () => reset(core, 'PatternEcho', { difficulty: 1 }),
@@ -253,7 +363,7 @@ describe('EnvServiceCore: lifetime', () => {
     const c = reset(core, 'PatternEcho').handle;
     expect(core.liveEnvs).toBe(6);
     now = 1000;
-    core.step({ handle: a, action: 0 });
+    core.step(act(a, 0));
     now = 1500;
     expect(core.sweep(1000).sort()).toEqual([b, c].sort());
     expect(core.liveEnvs).toBe(1);
@@ -267,19 +377,17 @@ describe('EnvServiceCore: lifetime', () => {
     let now = 0;
     const core = new EnvServiceCore({ now: () => now });
     const early = core.session();
-    expect(meshError(() => early.handle({ request: { $case: 'step', step: { handle: '', action: 0 } } })).code).toBe(
-      status.FAILED_PRECONDITION,
-    );
+    expect(meshError(() => early.handle({ request: { $case: 'step', step: act('', 0) } })).code).toBe(status.FAILED_PRECONDITION);
     expect(core.liveEnvs).toBe(0);
 
     const s = core.session();
     const r = s.handle({
-      request: { $case: 'reset', reset: { envId: 'PatternEcho', handle: '', difficulty: 0, seed: 2, config: cfg({ maxEpisodeSteps: 3 }) } },
+      request: { $case: 'reset', reset: { envId: 'PatternEcho', handle: '', difficulty: 0, seed: 2, options: { max_episode_steps: 3 } } },
     });
     if (r.response?.$case !== 'reset') throw new Error('expected a reset response');
     const handle = r.response.reset.handle;
     for (let t = 1; t <= 3; t++) {
-      const st = s.handle({ request: { $case: 'step', step: { handle: '', action: 0 } } });
+      const st = s.handle({ request: { $case: 'step', step: act('', 0) } });
       if (st.response?.$case !== 'step') throw new Error('expected a step response');
       expect(st.response.step.truncated).toBe(t === 3);
     }

@@ -1,8 +1,10 @@
 import { Rng } from '@rlmesh/core';
 import { initParameters, Trainer } from '@rlmesh/graph';
 import { describe, expect, it } from 'vitest';
-import { buildReinforceProgram, REINFORCE_DEFAULTS } from '../src/algorithms/reinforce';
+import { reinforce } from '../src/algorithms/reinforce';
 import { BabyModel } from '../src/models/baby';
+import { parseRunConfig } from '../src/run/config';
+import { buildModel, envShape } from '../src/run/learner-run';
 
 describe('BabyModel', () => {
   it("has the source's 116,625 parameters under PyTorch's names for its module tree", () => {
@@ -39,9 +41,13 @@ describe('BabyModel', () => {
 describe('REINFORCE train step', () => {
   for (const baseline of ['ema', 'value'] as const) {
     it(`lowers the loss on a fixed batch (${baseline} baseline)`, async () => {
-      const model = new BabyModel();
-      const program = buildReinforceProgram(model, { ...REINFORCE_DEFAULTS, baseline }, ['goal']);
-      const trainer = await Trainer.create(program, initParameters(model, new Rng(0)));
+      // PatternEcho with 8 symbols: obs 8, Discrete(8); the baby model at its defaults
+      const cfg = parseRunConfig({ env: { id: 'PatternEcho' }, model: { id: 'baby' }, algo: { name: 'reinforce', baseline } });
+      const model = buildModel(cfg, envShape(cfg));
+      expect(model.module.parameterCount()).toBe(116_625);
+      const { name: _name, ...algoCfg } = cfg.algo;
+      const program = reinforce.program(model, algoCfg as never, ['goal'], { offPolicy: false });
+      const trainer = await Trainer.create(program, initParameters(model.module, new Rng(0)));
       const rng = new Rng(1);
       const B = 64;
       const obs = new Float32Array(B * 8);

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
-import { createLogger, decodeJson, keys, MemoryBus, objects, type PolicyPointer, type RunAnnouncement } from '@rlmesh/mesh';
+import { createLogger, decodeAnnouncement, keys, MemoryBus, objects, parsePolicyPointer } from '@rlmesh/mesh';
 import { LearnerServiceClient, type Run, RunState } from '@rlmesh/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLearnerServer } from '../src/mesh/grpc';
@@ -40,13 +40,21 @@ describe('LearnerService over gRPC', () => {
   });
 
   it('starts a run: announces it, publishes policy version 1, and lists it', async () => {
-    const run = await start('env: { id: PatternEcho }\ntrain: { total_episodes: 640 }', 'echo-1');
+    const config = [
+      'env: { id: PatternEcho, num_envs: 64, num_steps: 1, options: { max_episode_steps: 1 } }',
+      'model: { id: baby }',
+      'algo: { name: reinforce }',
+      'train: { total_env_steps: 640 }',
+    ].join('\n');
+    const run = await start(config, 'echo-1');
     expect(run).toMatchObject({ runId: 'echo-1', state: RunState.RUN_STATE_RUNNING, totalUpdates: 10, policyVersion: 1 });
-    const announced = decodeJson<RunAnnouncement>((await bus.kv.get(keys.run('echo-1')))!);
-    expect(announced).toMatchObject({ run_id: 'echo-1', state: 'running', env: { id: 'PatternEcho', num_envs: 64 } });
-    const pointer = decodeJson<PolicyPointer>((await bus.kv.get(keys.policy('echo-1')))!);
+    const announced = decodeAnnouncement((await bus.kv.get(keys.run('echo-1')))!);
+    expect(announced).toMatchObject({ runId: 'echo-1', state: 'running', envId: 'PatternEcho', numEnvs: 64, numSteps: 1 });
+    const pointer = parsePolicyPointer((await bus.kv.get(keys.policy('echo-1')))!);
     expect(pointer.version).toBe(1);
-    expect((await bus.objects.get(pointer.params))!.byteLength).toBe(4 * pointer.spec.num_parameters!);
+    expect(pointer.distribution).toBe('categorical');
+    expect(pointer.spec?.numParameters).toBe(116_625);
+    expect((await bus.objects.get(pointer.params))!.byteLength).toBe(4 * pointer.spec!.numParameters);
     const list = await call<object, { runs: Run[] }>(client.listRuns, {});
     expect(list.runs.map((r) => r.runId)).toContain('echo-1');
   });
@@ -54,13 +62,15 @@ describe('LearnerService over gRPC', () => {
   it('stops a run and announces the end to the actors', async () => {
     const stopped = await call<{ runId: string }, Run>(client.stopRun, { runId: 'echo-1' });
     expect(stopped.state).toBe(RunState.RUN_STATE_STOPPED);
-    expect(decodeJson<RunAnnouncement>((await bus.kv.get(keys.run('echo-1')))!).state).toBe('stopped');
+    expect(decodeAnnouncement((await bus.kv.get(keys.run('echo-1')))!).state).toBe('stopped');
     const checkpoint = await bus.objects.get(objects.checkpoint('echo-1', stopped.updates));
     expect(checkpoint?.byteLength).toBeGreaterThan(4 * 116_625);
   });
 
   it('answers bad requests with a status naming the field, and stays up', async () => {
     await expectStatus(start('algo: { lr: fast }'), status.INVALID_ARGUMENT, 'algo.lr');
+    await expectStatus(start('algo: { name: sarsa }'), status.INVALID_ARGUMENT, 'algo.name');
+    await expectStatus(start('model: { id: nope }'), status.INVALID_ARGUMENT, 'model.id');
     await expectStatus(start('env: { id: Chess }'), status.INVALID_ARGUMENT, 'env.id');
     await expectStatus(start('env: [unclosed'), status.INVALID_ARGUMENT, 'config');
     await expectStatus(start('{}', 'bad run id!'), status.INVALID_ARGUMENT, 'run_id');

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EnvReplica, type PolicyClient } from '@rlmesh/env';
-import { createLogger, decodeJson, keys, MemoryBus, type PolicyPointer } from '@rlmesh/mesh';
+import { createLogger, keys, MemoryBus, parsePolicyPointer } from '@rlmesh/mesh';
 import { PolicyCore } from '@rlmesh/policy';
 import { type Run, RunState } from '@rlmesh/proto';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,9 @@ describe('run take-over', () => {
   const bus = new MemoryBus();
   const logger = createLogger('test', 'error');
   const policyCore = new PolicyCore({ bus, logger, seed: 1 });
-  const policy: PolicyClient = { act: (runId, obs, rows, minVersion) => policyCore.act(runId, obs, rows, false, minVersion) };
+  const policy: PolicyClient = {
+    act: (runId, obs, rows, seed, minVersion) => policyCore.act(runId, obs, rows, false, minVersion, seed),
+  };
   const replica = new EnvReplica({ replicaId: 'r', bus, policy, logger });
   afterAll(async () => {
     await replica.stop();
@@ -30,7 +32,7 @@ describe('run take-over', () => {
   it('continues a handed-over run from its last checkpoint to completion', async () => {
     await replica.start();
     const shipped = parseYaml(readFileSync(join(__dirname, '..', '..', '..', 'configs', 'wmil-pattern-echo.yaml'), 'utf8'));
-    const config = JSON.stringify({ ...shipped, train: { ...shipped.train, total_episodes: 4096, checkpoint_every: 8 } });
+    const config = JSON.stringify({ ...shipped, train: { ...shipped.train, total_env_steps: 4096, checkpoint_every: 8 } });
     const first = new LearnerCore({ bus, logger, outDir: dir });
     const run = await first.startRun(config, 'takeover');
     let before: Run = run;
@@ -41,22 +43,26 @@ describe('run take-over', () => {
       });
     });
     await first.close({ handOver: true });
-    const versionBefore = decodeJson<PolicyPointer>((await bus.kv.get(keys.policy('takeover')))!).version;
+    const versionBefore = parsePolicyPointer((await bus.kv.get(keys.policy('takeover')))!).version;
 
     const second = new LearnerCore({ bus, logger, outDir: dir });
     expect(await second.recover()).toEqual(['takeover']);
     const resumed = second.getRun('takeover');
     // The last checkpoint before the hand-over (every 8 updates); later updates are redone.
-    expect(resumed.updates % 8).toBe(0);
-    expect(resumed.updates).toBeGreaterThanOrEqual(16);
+    const from = resumed.resumedFromUpdate;
+    expect(from % 8).toBe(0);
+    expect(from).toBeGreaterThanOrEqual(16);
+    expect(from).toBeLessThanOrEqual(before.updates);
+    expect(resumed.updates).toBeGreaterThanOrEqual(from);
     expect(resumed.policyVersion).toBeGreaterThan(versionBefore);
     let last: Run = resumed;
     await second.watchRun('takeover', (r) => (last = r));
     expect(before.updates).toBeGreaterThanOrEqual(20);
-    expect(resumed.updates).toBeLessThanOrEqual(before.updates + 8);
+    expect(before.resumedFromUpdate).toBe(0);
     expect(last.state).toBe(RunState.RUN_STATE_COMPLETED);
     expect(last.updates).toBe(64);
     expect(last.success).toBeGreaterThanOrEqual(0.9);
+    expect(last.resumedFromUpdate).toBe(from);
     await second.close();
   });
 });

@@ -2,17 +2,26 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseWmilConfig, runWmil, type UpdateMetrics } from '../src';
+import { parse as parseYaml } from 'yaml';
+import { parseRunConfig, trainEmbedded, type UpdateRecord } from '../src';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'rlmesh-wmil-'));
-const base = (outDir: string, extra: Record<string, unknown> = {}) =>
-  parseWmilConfig({ run: { name: 'test', seed: 3, out_dir: outDir }, algo: { lr: 2e-3 }, ...extra });
+const shipped = (name: string) => parseYaml(readFileSync(join(__dirname, '..', '..', '..', 'configs', `${name}.yaml`), 'utf8'));
+/** A shipped config with sections merged over (one level deep). */
+const config = (name: string, over: Record<string, Record<string, unknown>>) => {
+  const raw = shipped(name);
+  for (const [k, v] of Object.entries(over)) raw[k] = { ...raw[k], ...v };
+  return parseRunConfig(raw);
+};
+const base = (outDir: string, train: Record<string, unknown> = {}) =>
+  config('wmil-pattern-echo', { run: { name: 'test', seed: 3, out_dir: outDir }, algo: { lr: 2e-3 }, train });
 
 describe('WMIL embedded run', () => {
   it('learns PatternEcho to >= 90% success (mean of 10 batches) within 4,096 episodes', async () => {
-    const summary = await runWmil(base(tmp(), { train: { total_episodes: 4096 } }));
+    const summary = await trainEmbedded(base(tmp(), { total_env_steps: 4096 }));
     expect(summary.final_success).toBeGreaterThanOrEqual(0.9);
-    expect(summary.mvp.pass).toBe(true);
+    expect(summary.criteria.length).toBeGreaterThan(0);
+    expect(summary.pass).toBe(true);
     expect(summary.parameters).toBe(116_625);
     const lines = readFileSync(join(summary.run_dir, 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(lines).toHaveLength(64);
@@ -22,40 +31,44 @@ describe('WMIL embedded run', () => {
   });
 
   it('resuming from a checkpoint gives the same next updates as the uninterrupted run', async () => {
+    const train = { total_env_steps: 6 * 64, checkpoint_every: 3 };
+    // uninterrupted
     const dirA = tmp();
-    const a: UpdateMetrics[] = [];
-    await runWmil(base(dirA, { train: { total_episodes: 6 * 64, checkpoint_every: 3 } }), { onUpdate: (m) => a.push(m) });
-    const b: UpdateMetrics[] = [];
-    await runWmil(base(tmp(), { train: { total_episodes: 6 * 64, checkpoint_every: 3 } }), {
-      resumeFrom: join(dirA, 'test', 'checkpoints', 'update-000003.safetensors'),
-      onUpdate: (m) => b.push(m),
-    });
+    const a: UpdateRecord[] = [];
+    await trainEmbedded(base(dirA, train), { onUpdate: (m) => a.push(m) });
+    expect(a.map((m) => m.update)).toEqual([1, 2, 3, 4, 5, 6]);
+    // cut in two: 3 updates, then resume from the checkpoint they wrote
+    const dirB = tmp();
+    await trainEmbedded(base(dirB, train), { maxUpdates: 3 });
+    const ckpt = join(dirB, 'test', 'checkpoints', 'update-000003.safetensors');
+    const b: UpdateRecord[] = [];
+    await trainEmbedded(base(dirB, train), { resumeFrom: ckpt, onUpdate: (m) => b.push(m) });
     expect(b.map((m) => m.update)).toEqual([4, 5, 6]);
     expect(b.map((m) => m.metrics)).toEqual(a.slice(3).map((m) => m.metrics));
+    // metrics.jsonl of the resumed run holds every update once, as the uninterrupted one
+    const read = (d: string) => readFileSync(join(d, 'test', 'metrics.jsonl'), 'utf8').trim().split('\n');
+    expect(read(dirB)).toEqual(read(dirA));
   });
 
   it('advances the curriculum when success holds at the threshold', async () => {
-    const summary = await runWmil(
-      parseWmilConfig({
+    const summary = await trainEmbedded(
+      config('wmil-conditional', {
         run: { name: 'cond', seed: 1, out_dir: tmp() },
-        env: { id: 'Conditional', advance_at: 0.8, advance_window: 5 },
-        algo: { lr: 2e-3 },
-        train: { total_episodes: 64 * 120 },
+        curriculum: { advance_at: 0.8, advance_window: 5 },
+        train: { total_env_steps: 64 * 120 },
       }),
     );
     expect(summary.level).toBeGreaterThanOrEqual(1);
   });
 });
 
-describe('WMIL config', () => {
+describe('run config', () => {
   it('names the key and the rule', () => {
-    expect(() => parseWmilConfig({ algo: { lr: -1 } })).toThrow('algo.lr: must be a number > 0, got -1');
-    expect(() => parseWmilConfig({ env: { id: 'Pong' } })).toThrow(
-      'env.id: must be one of PatternEcho, SequenceNext, Conditional, got "Pong"',
-    );
-    expect(() => parseWmilConfig({ model: { hidden_dim: 64, num_heads: 5 } })).toThrow(
-      'model.num_heads: must divide model.hidden_dim (64), got 5',
-    );
-    expect(() => parseWmilConfig({ train: { total_episode: 5 } })).toThrow(/^train\.total_episode: unknown key/);
+    expect(() => parseRunConfig({ algo: { name: 'reinforce', lr: -1 } })).toThrow(/^algo\.lr: must be a number > 0, got -1/);
+    expect(() => parseRunConfig({ env: { id: 'Pong' } })).toThrow(/^env\.id: .*"Pong"/);
+    expect(() =>
+      parseRunConfig({ env: { id: 'PatternEcho' }, model: { id: 'baby', hidden_dim: 64, num_heads: 5 }, algo: { name: 'reinforce' } }),
+    ).not.toThrow(); // cross-field model checks run when the model is built
+    expect(() => parseRunConfig({ train: { total_episode: 5 } })).toThrow(/^train\.total_episode: unknown key/);
   });
 });

@@ -14,13 +14,13 @@ import {
   type Logger,
   notFound,
   type PolicyPointer,
-  type PolicySpecJson,
   parsePolicyPointer,
   RUN_ID_PATTERN,
   resourceExhausted,
   unavailable,
 } from '@rlmesh/mesh';
-import { type ActResult, PolicyRun } from './run';
+import type { PolicySpec } from '@rlmesh/proto';
+import { type ActResult, PolicyRun, pointerShape } from './run';
 
 export type { ActResult } from './run';
 
@@ -51,7 +51,7 @@ export interface PolicyCoreOptions {
 
 export interface PolicyInfo {
   version: number;
-  spec: PolicySpecJson;
+  spec: PolicySpec;
 }
 
 export class PolicyCore {
@@ -85,13 +85,13 @@ export class PolicyCore {
   }
 
   /** Chooses an action for each of `rows` observations (`obs` is row-major [rows, obs_dim]). */
-  async act(runId: string, obs: Float32Array, rows: number, greedy: boolean, minVersion = 0): Promise<ActResult> {
+  async act(runId: string, obs: Float32Array, rows: number, greedy: boolean, minVersion = 0, seed = 0): Promise<ActResult> {
     const t0 = performance.now();
     checkRunId(runId);
     if (!Number.isInteger(rows) || rows < 1) throw invalidArgument('obs', `needs at least 1 row, got ${rows}`);
     if (rows > this.maxRowsPerRequest) throw invalidArgument('obs', `at most ${this.maxRowsPerRequest} rows per request, got ${rows}`);
     const run = await this.run(runId);
-    const dim = run.pointer.spec.obs_dim;
+    const dim = pointerShape(run.pointer).obsDim;
     if (obs.length !== rows * dim) {
       const got = obs.length % rows === 0 ? `[${rows}, ${obs.length / rows}]` : `${obs.length} values for ${rows} rows`;
       throw invalidArgument('obs', `shape must be [*, ${dim}], got ${got}`);
@@ -103,7 +103,11 @@ export class PolicyCore {
         'obs',
         `${run.pendingRows} rows already queued for run "${runId}" (limit ${this.maxQueuedRows}); retry later`,
       );
-    const result = await run.act(obs, rows, greedy);
+    // NaN or Inf would poison the whole batch, other callers' rows included: refuse it here.
+    for (let i = 0; i < obs.length; i++) {
+      if (!Number.isFinite(obs[i])) throw invalidArgument('obs', `values must be finite, got ${obs[i]} at row ${Math.floor(i / dim)}`);
+    }
+    const result = await run.act(obs, rows, greedy, seed);
     this.latency.record(performance.now() - t0, { run: runId });
     this.served.add(rows, { run: runId });
     return result;
@@ -114,7 +118,7 @@ export class PolicyCore {
     checkRunId(runId);
     const open = this.runs.get(runId);
     const pointer = open ? (await open).pointer : await this.readPointer(runId);
-    return { version: pointer.version, spec: pointer.spec };
+    return { version: pointer.version, spec: pointer.spec ?? { model: '', numParameters: 0 } };
   }
 
   /** Stops every watch and worker; queued requests fail with UNAVAILABLE. */

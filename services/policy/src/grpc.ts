@@ -5,7 +5,6 @@
  */
 
 import type { ServerCredentials } from '@grpc/grpc-js';
-import type { PolicySpecJson } from '@rlmesh/mesh';
 import { type Bus, createLogger, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
 import {
   type ActRequest,
@@ -21,25 +20,15 @@ import { PolicyCore, type PolicyCoreOptions } from './core';
 
 export const POLICY_SERVICE_NAME = 'rlmesh.v1.PolicyService';
 
-/** The pointer's spec as the proto's spaces: a box of obs_dim unbounded floats, a discrete action. */
-export function toPolicySpec(s: PolicySpecJson): PolicySpec {
-  return {
-    observationSpace: {
-      kind: { $case: 'box', box: { shape: [s.obs_dim], low: Number.NEGATIVE_INFINITY, high: Number.POSITIVE_INFINITY } },
-    },
-    actionSpace: { kind: { $case: 'discrete', discrete: { n: s.num_actions } } },
-    model: s.model ?? '',
-    numParameters: s.num_parameters ?? 0,
-  };
-}
-
 export function policyServiceBinding(core: PolicyCore): ServiceBinding {
   const act = async (req: ActRequest): Promise<ActResponse> => {
     const obs = decodeTensor('obs', req.obs, { dtype: 'float32', shape: [-1, -1] });
     const rows = obs.shape[0];
-    const r = await core.act(req.runId, obs.data, rows, req.greedy, req.minVersion);
+    const r = await core.act(req.runId, obs.data, rows, req.greedy, req.minVersion, req.seed);
+    const width = r.actions.length / Math.max(1, rows);
+    const categorical = r.actions instanceof Int32Array && width === 1;
     return {
-      actions: encodeTensor(r.actions, [rows]),
+      actions: encodeTensor(r.actions, categorical ? [rows] : [rows, width]),
       logProbs: encodeTensor(r.logProbs, [rows]),
       values: encodeTensor(r.values, [rows]),
       policyVersion: r.version,
@@ -47,7 +36,7 @@ export function policyServiceBinding(core: PolicyCore): ServiceBinding {
   };
   const getPolicy = async (req: GetPolicyRequest): Promise<GetPolicyResponse> => {
     const info = await core.getPolicy(req.runId);
-    return { runId: req.runId, version: info.version, spec: toPolicySpec(info.spec) };
+    return { runId: req.runId, version: info.version, spec: info.spec };
   };
   const handlers: Record<keyof typeof PolicyServiceService, (req: never) => Promise<unknown>> = { act, getPolicy };
   return { name: POLICY_SERVICE_NAME, definition: PolicyServiceService, handlers };

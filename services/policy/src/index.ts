@@ -5,5 +5,4 @@
 export * from './batcher';
 export * from './core';
 export * from './grpc';
-export * from './sample';
 export { type InferenceOutput, InferenceWorker, WORKER_PATH } from './worker';

@@ -4,7 +4,7 @@
  * sent to it, so a batch in flight finishes on the old weights and the next one uses the new ones;
  * nothing is dropped and no request waits for a fetch.
  */
-import type { Rng } from '@rlmesh/core';
+import { type ActionDistribution, actRng, type Rng, sampleActions, type SampledActions } from '@rlmesh/core';
 import {
   type Bus,
   failedPrecondition,
@@ -13,15 +13,29 @@ import {
   type PolicyPointer,
   paramsFromBytes,
   parsePolicyPointer,
+  spaceFromProto,
   type Subscription,
 } from '@rlmesh/mesh';
 import { Batcher } from './batcher';
-import { type Chosen, chooseActions } from './sample';
 import { InferenceWorker } from './worker';
 
-export interface ActResult extends Chosen {
+export interface ActResult extends SampledActions {
+  values: Float32Array;
   /** The policy version the batch ran with. */
   version: number;
+}
+
+/** What the pointer's spec says a request and an answer look like. */
+export function pointerShape(p: PolicyPointer): { obsDim: number; distribution: ActionDistribution } {
+  const obs = spaceFromProto(p.spec?.observationSpace);
+  const act = spaceFromProto(p.spec?.actionSpace);
+  const distribution: ActionDistribution =
+    p.distribution === 'gaussian'
+      ? { kind: 'gaussian', dim: act.flatSize }
+      : act.kind === 'multi_discrete'
+        ? { kind: 'multi_categorical', nvec: [...act.nvec] }
+        : { kind: 'categorical', n: act.kind === 'discrete' ? act.n : 0 };
+  return { obsDim: obs.flatSize, distribution };
 }
 
 export interface RunDeps {
@@ -41,6 +55,8 @@ interface Request {
   obs: Float32Array;
   rows: number;
   greedy: boolean;
+  /** Seeds this request's sampling alone; 0: the service's generator. */
+  seed: number;
 }
 
 async function fetchObject(bus: Bus, runId: string, name: string): Promise<Uint8Array> {
@@ -51,7 +67,7 @@ async function fetchObject(bus: Bus, runId: string, name: string): Promise<Uint8
 
 async function fetchParams(bus: Bus, runId: string, p: PolicyPointer): Promise<Float32Array> {
   const params = paramsFromBytes(await fetchObject(bus, runId, p.params));
-  const want = p.spec.num_parameters;
+  const want = p.spec?.numParameters || undefined;
   if (want !== undefined && params.length !== want)
     throw failedPrecondition('run_id', `policy object "${p.params}" holds ${params.length} parameters, spec.num_parameters is ${want}`);
   return params;
@@ -122,8 +138,8 @@ export class PolicyRun {
     return this.batcher.pendingRows;
   }
 
-  act(obs: Float32Array, rows: number, greedy: boolean): Promise<ActResult> {
-    return this.batcher.submit({ obs, rows, greedy }, rows);
+  act(obs: Float32Array, rows: number, greedy: boolean, seed = 0): Promise<ActResult> {
+    return this.batcher.submit({ obs, rows, greedy, seed }, rows);
   }
 
   async close(reason: Error): Promise<void> {
@@ -184,7 +200,7 @@ export class PolicyRun {
   }
 
   private async runBatch(reqs: Request[], rows: number): Promise<ActResult[]> {
-    const { obs_dim: dim, num_actions: numActions } = this.applied.spec;
+    const { obsDim: dim, distribution } = pointerShape(this.applied);
     const obs = new Float32Array(rows * dim);
     let offset = 0;
     for (const r of reqs) {
@@ -195,14 +211,12 @@ export class PolicyRun {
     }
     const out = await this.worker.run(obs, rows);
     this.deps.onBatch(rows);
-    const width = out.logProbs.length / rows;
-    if (width !== numActions)
-      throw failedPrecondition('run_id', `policy program returned ${width} actions, spec.num_actions is ${numActions}`);
     let start = 0;
     return reqs.map((r) => {
-      const chosen = chooseActions(out.logProbs, out.value, numActions, start, r.rows, r.greedy, this.deps.rng);
+      const chosen = sampleActions(distribution, out.outputs, start, r.rows, r.greedy, r.seed ? actRng(r.seed) : this.deps.rng);
+      const values = out.outputs.value.slice(start, start + r.rows);
       start += r.rows;
-      return { ...chosen, version: out.version };
+      return { ...chosen, values, version: out.version };
     });
   }
 }

@@ -13,10 +13,8 @@ export const WORKER_PATH = path.join(__dirname, '..', 'worker', 'inference-worke
 export interface InferenceOutput {
   /** The parameter version this batch ran with. */
   version: number;
-  /** [rows, num_actions] */
-  logProbs: Float32Array;
-  /** [rows] */
-  value: Float32Array;
+  /** Every output of the act program: `value` [rows] and the distribution's heads. */
+  outputs: Record<string, Float32Array>;
 }
 
 /** Transferring a view's buffer would detach the whole buffer; a view gets its own copy first. */
@@ -28,8 +26,7 @@ interface Reply {
   id: number;
   error?: string;
   version: number;
-  logProbs: Float32Array;
-  value: Float32Array;
+  outputs: Record<string, Float32Array>;
 }
 
 export class InferenceWorker {
@@ -81,7 +78,7 @@ export class InferenceWorker {
   async run(obs: Float32Array, rows: number): Promise<InferenceOutput> {
     const o = owned(obs);
     const r = await this.call({ type: 'run', obs: o, rows }, [o.buffer as ArrayBuffer]);
-    return { version: r.version, logProbs: r.logProbs, value: r.value };
+    return { version: r.version, outputs: r.outputs };
   }
 
   async terminate(): Promise<void> {

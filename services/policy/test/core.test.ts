@@ -4,10 +4,10 @@
  */
 import { status } from '@grpc/grpc-js';
 import type { Meter } from '@opentelemetry/api';
-import { keys, MemoryBus, type MeshError } from '@rlmesh/mesh';
+import { encodePolicyPointer, keys, MemoryBus, type MeshError } from '@rlmesh/mesh';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PolicyCore, type PolicyCoreOptions } from '../src/core';
-import { compile, observations, publish, quietLogger, reference } from './fixture';
+import { compile, observations, publish, quietLogger, reference, specOf } from './fixture';
 
 const C = compile();
 const P1 = C.params(1);
@@ -72,6 +72,15 @@ describe('PolicyCore.act', () => {
     const a = await makeCore(bus, { seed: 11 }).act('r1', obs, rows, false);
     const b = await makeCore(bus, { seed: 11 }).act('r1', obs, rows, false);
     expect(Array.from(a.actions)).toEqual(Array.from(b.actions));
+    // a request's own seed gives the same actions whatever core serves it and whatever else is batched
+    const core = makeCore(bus, { seed: 12, maxWaitMs: 20 });
+    const [s1, , s2] = await Promise.all([
+      core.act('r1', obs.subarray(0, 100 * C.obsDim), 100, false, 0, 42),
+      core.act('r1', obs.subarray(0, 7 * C.obsDim), 7, false, 0, 43),
+      makeCore(bus, { seed: 13 }).act('r1', obs.subarray(0, 100 * C.obsDim), 100, false, 0, 42),
+    ]);
+    expect(Array.from(s1.actions)).toEqual(Array.from(s2.actions));
+    expect(Array.from(s1.logProbs)).toEqual(Array.from(s2.logProbs));
     const ref = await reference(C, P1, one, 1);
     const counts = new Array(C.numActions).fill(0);
     for (const x of a.actions) counts[x]++;
@@ -154,6 +163,12 @@ describe('PolicyCore errors', () => {
     const zero = await codeOf(core.act('r1', new Float32Array(0), 0, false));
     expect(zero.code).toBe(status.INVALID_ARGUMENT);
     expect(zero.message).toMatch(/^obs: needs at least 1 row/);
+    const nan = observations(2, C.obsDim);
+    nan[C.obsDim + 1] = Number.NaN;
+    expect(await codeOf(core.act('r1', nan, 2, false))).toEqual({
+      code: status.INVALID_ARGUMENT,
+      message: 'obs: values must be finite, got NaN at row 1',
+    });
     const many = await codeOf(core.act('r1', observations(9, C.obsDim), 9, false));
     expect(many).toEqual({ code: status.INVALID_ARGUMENT, message: 'obs: at most 8 rows per request, got 9' });
     expect((await core.act('r1', observations(8, C.obsDim), 8, false)).actions.length).toBe(8);
@@ -176,10 +191,17 @@ describe('PolicyCore errors', () => {
     const missing = await codeOf(core.act('r1', observations(1, C.obsDim), 1, false));
     expect(missing.code).toBe(status.FAILED_PRECONDITION);
     expect(missing.message).toMatch(/^run_id: .*"r1\/params\/1"/);
-    await bus.kv.put(keys.policy('r2'), new TextEncoder().encode('{"version": 0}'));
+    const bad = { version: 0, program: 'r2/policy.onnx', params: 'r2/params/0', spec: specOf(C), distribution: 'categorical' };
+    await bus.kv.put(keys.policy('r2'), encodePolicyPointer(bad));
     const malformed = await codeOf(core.getPolicy('r2'));
     expect(malformed.code).toBe(status.FAILED_PRECONDITION);
     expect(malformed.message).toMatch(/version must be an integer >= 1/);
+    await bus.kv.put(keys.policy('r3'), encodePolicyPointer({ ...bad, version: 1, distribution: 'beta' }));
+    expect((await codeOf(core.getPolicy('r3'))).message).toMatch(/distribution must be one of categorical, multi_categorical, gaussian, got "beta"/);
+    await bus.kv.put(keys.policy('r4'), new TextEncoder().encode('{"version": 0}')); // not a proto message
+    const garbage = await codeOf(core.getPolicy('r4'));
+    expect(garbage.code).toBe(status.FAILED_PRECONDITION);
+    expect(garbage.message).toMatch(/^run_id: policy pointer of run "r4" is malformed/);
   });
 
   it('after close, requests are UNAVAILABLE', async () => {
@@ -193,10 +215,7 @@ describe('PolicyCore errors', () => {
 describe('PolicyCore.getPolicy', () => {
   it('reports the published version and spec, served or not', async () => {
     const core = makeCore(await published());
-    const want = {
-      version: 1,
-      spec: { obs_dim: C.obsDim, num_actions: C.numActions, model: 'TinyPolicy', num_parameters: C.numParameters },
-    };
+    const want = { version: 1, spec: specOf(C, C.numParameters) };
     expect(await core.getPolicy('r1')).toEqual(want);
     await core.act('r1', observations(1, C.obsDim), 1, false);
     expect(await core.getPolicy('r1')).toEqual(want);

@@ -3,10 +3,11 @@
  * compiled by @rlmesh/graph into the forward program the learner publishes, plus helpers to publish
  * it on a bus and to run it in-process with onnxruntime as the reference.
  */
-import { Rng } from '@rlmesh/core';
+import { Box, Discrete, Rng } from '@rlmesh/core';
 import { buildForwardProgram, initParameters, Linear, logSoftmax, MLP, Module, Session, squeeze, type Value } from '@rlmesh/graph';
 import type { Bus } from '@rlmesh/mesh';
-import { publishPolicy } from '@rlmesh/mesh';
+import { publishPolicy, spaceToProto } from '@rlmesh/mesh';
+import type { PolicySpec } from '@rlmesh/proto';
 
 export class TinyPolicy extends Module {
   private readonly trunk: MLP;
@@ -55,13 +56,24 @@ export function compile(obsDim = 6, numActions = 5, hidden: number[] = [32]): Co
   };
 }
 
+/** The PolicySpec of `c`: a Box observation of obsDim, a Discrete action space of numActions. */
+export function specOf(c: Pick<Compiled, 'obsDim' | 'numActions'>, numParameters = 0): PolicySpec {
+  return {
+    observationSpace: spaceToProto(new Box(-1, 1, [c.obsDim])),
+    actionSpace: spaceToProto(new Discrete(c.numActions)),
+    model: 'TinyPolicy',
+    numParameters,
+  };
+}
+
 /** Publishes version `version` of `c` for `run`, the program only with the first version. */
 export function publish(bus: Bus, run: string, c: Compiled, version: number, params: Float32Array) {
   return publishPolicy(bus, run, {
     version,
     params,
     program: version === 1 ? c.onnx : undefined,
-    spec: { obs_dim: c.obsDim, num_actions: c.numActions, model: 'TinyPolicy', num_parameters: c.numParameters },
+    spec: specOf(c, c.numParameters),
+    distribution: 'categorical',
   });
 }
 

@@ -76,6 +76,15 @@ describe('PolicyService over gRPC', () => {
     });
   });
 
+  it('Act with a seed samples the same actions on every call', async () => {
+    const rows = 64;
+    const obs = encodeTensor(observations(rows, C.obsDim, 9), [rows, C.obsDim]);
+    const a = await act({ obs, seed: 1234 });
+    const b = await act({ obs, seed: 1234 });
+    const decode = (r: ActResponse) => Array.from(decodeTensor('actions', r.actions, { dtype: 'int32', shape: [rows] }).data);
+    expect(decode(a)).toEqual(decode(b));
+  });
+
   it('GetPolicy returns the version and the spec as spaces', async () => {
     const res = await getPolicy('run-a');
     expect(res.runId).toBe('run-a');

@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { encodePolicyPointer, keys, MemoryBus, type MeshError, objects, paramsToBytes } from '@rlmesh/mesh';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PolicyCore } from '../src/core';
-import { compile, observations, publish, quietLogger, reference } from './fixture';
+import { compile, observations, publish, quietLogger, reference, specOf } from './fixture';
 
 const C = compile();
 const P = [C.params(1), C.params(2), C.params(3)];
@@ -139,8 +139,8 @@ describe('hot swap', () => {
   it('skips a version whose parameters cannot be fetched and keeps serving the last good one', async () => {
     const { bus, core } = await setup();
     await core.act('r', observations(1, C.obsDim), 1, true);
-    const spec = { obs_dim: C.obsDim, num_actions: C.numActions, num_parameters: C.numParameters };
-    const broken = { version: 2, program: objects.policyProgram('r'), params: 'r/params/missing', spec };
+    const spec = specOf(C, C.numParameters);
+    const broken = { version: 2, program: objects.policyProgram('r'), params: 'r/params/missing', spec, distribution: 'categorical' };
     await bus.kv.put(keys.policy('r'), encodePolicyPointer(broken));
     await sleep(50);
     expect((await core.act('r', observations(1, C.obsDim), 1, true)).version).toBe(1);
@@ -155,7 +155,13 @@ describe('hot swap', () => {
     const pd = D.params(5);
     await bus.objects.put('r/policy-v2.onnx', D.onnx);
     await bus.objects.put(objects.policyParams('r', 2), paramsToBytes(pd));
-    const pointer = { version: 2, program: 'r/policy-v2.onnx', params: objects.policyParams('r', 2), spec: { obs_dim: 4, num_actions: 3 } };
+    const pointer = {
+      version: 2,
+      program: 'r/policy-v2.onnx',
+      params: objects.policyParams('r', 2),
+      spec: specOf(D),
+      distribution: 'categorical',
+    };
     await bus.kv.put(keys.policy('r'), encodePolicyPointer(pointer));
     const obs = observations(5, 4);
     await untilPointer(core, 2);

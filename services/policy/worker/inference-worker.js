@@ -9,14 +9,14 @@
  * guarantee: a `run` posted before a `swap` uses the old weights, one posted after uses the new ones,
  * and each reply says which version it ran.
  *   { id, type: 'swap', version, params: Float32Array, program?: Uint8Array }  -> { id, version }
- *   { id, type: 'run', obs: Float32Array, rows }  -> { id, version, logProbs, value }
+ *   { id, type: 'run', obs: Float32Array, rows }  -> { id, version, outputs: { value, ...distribution heads } }
  * A failure answers { id, error } and leaves the previous program and parameters in place.
  */
 
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require('onnxruntime-node');
 
-const IO = { params: 'params', obs: 'obs', logProbs: 'log_probs', value: 'value' };
+const IO = { params: 'params', obs: 'obs', value: 'value' };
 const threads = workerData?.threads || 1;
 
 let session = null;
@@ -33,9 +33,7 @@ async function createSession(bytes) {
   for (const name of [IO.params, IO.obs]) {
     if (!s.inputNames.includes(name)) throw new Error(`policy program has no input "${name}" (inputs: ${s.inputNames.join(', ')})`);
   }
-  for (const name of [IO.logProbs, IO.value]) {
-    if (!s.outputNames.includes(name)) throw new Error(`policy program has no output "${name}" (outputs: ${s.outputNames.join(', ')})`);
-  }
+  if (!s.outputNames.includes(IO.value)) throw new Error(`policy program has no output "value" (outputs: ${s.outputNames.join(', ')})`);
   return s;
 }
 
@@ -61,12 +59,12 @@ async function run(msg) {
     [IO.params]: new ort.Tensor('float32', params, [params.length]),
     [IO.obs]: new ort.Tensor('float32', msg.obs, [msg.rows, cols]),
   });
-  const logProbs = owned(out[IO.logProbs].data);
-  const value = owned(out[IO.value].data);
-  if (value.length !== msg.rows || logProbs.length % msg.rows !== 0) {
-    throw new Error(`policy program returned log_probs [${out[IO.logProbs].dims}] and value [${out[IO.value].dims}] for ${msg.rows} rows`);
+  const outputs = {};
+  for (const [name, t] of Object.entries(out)) {
+    if (t.dims[0] !== msg.rows) throw new Error(`policy program returned ${name} [${t.dims}] for ${msg.rows} rows`);
+    outputs[name] = owned(t.data);
   }
-  return { reply: { version, logProbs, value }, transfer: [logProbs.buffer, value.buffer] };
+  return { reply: { version, outputs }, transfer: Object.values(outputs).map((a) => a.buffer) };
 }
 
 const handlers = { swap: async (m) => ({ reply: await swap(m), transfer: [] }), run };

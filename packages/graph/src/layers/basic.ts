@@ -99,7 +99,7 @@ export function activate(x: Value, act: Activation): Value {
  * parameters are named "0.weight", "2.weight", ... as PyTorch names them.
  */
 export class MLP extends Module {
-  private readonly layers: Linear[] = [];
+  readonly layers: Linear[] = [];
 
   constructor(
     readonly sizes: readonly number[],

@@ -5,22 +5,32 @@
  */
 import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
+import { ConfigError } from '@rlmesh/core';
 import {
   type Bus,
-  decodeJson,
+  decodeAnnouncement,
   invalidArgument,
   keys,
   type Logger,
   MeshError,
   notFound,
-  type PolicyPointer,
+  parsePolicyPointer,
   RUN_ID_PATTERN,
-  type RunAnnouncement,
 } from '@rlmesh/mesh';
-import type { Run } from '@rlmesh/proto';
+import { type Run, RunState } from '@rlmesh/proto';
 import { parse as parseYaml } from 'yaml';
-import { parseWmilConfig } from '../wmil/config';
+import { parseRunConfig, type RunConfig } from '../run/config';
 import { MeshRun } from './mesh-run';
+
+/** A config from a client: ConfigError (naming the key) becomes INVALID_ARGUMENT on field `config`. */
+function checkedConfig(raw: unknown): RunConfig {
+  try {
+    return parseRunConfig(raw);
+  } catch (e) {
+    if (e instanceof ConfigError) throw invalidArgument('config', e.message);
+    throw e;
+  }
+}
 
 export interface LearnerCoreOptions {
   bus: Bus;
@@ -44,7 +54,7 @@ export class LearnerCore {
       throw invalidArgument('config', `is not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`);
     }
     if (typeof raw !== 'object' || Array.isArray(raw)) throw invalidArgument('config', 'must be a mapping of sections');
-    const cfg = parseWmilConfig(raw);
+    const cfg = checkedConfig(raw);
     const id = runId || `${cfg.run.name}-${randomBytes(3).toString('hex')}`;
     if (!RUN_ID_PATTERN.test(id)) throw invalidArgument('run_id', `must match ${RUN_ID_PATTERN}, got ${JSON.stringify(id)}`);
     if (this.runs.has(id)) throw new MeshError(status.ALREADY_EXISTS, `run_id: run "${id}" already exists`);
@@ -57,7 +67,7 @@ export class LearnerCore {
       await run.start();
     } catch (e) {
       await run.finish('failed', (e as Error).message);
-      if ((e as Error).message.startsWith('env.')) throw invalidArgument('config', (e as Error).message);
+      if (e instanceof ConfigError) throw invalidArgument('config', e.message);
       throw e;
     }
     return run.toProto();
@@ -87,7 +97,7 @@ export class LearnerCore {
   watchRun(runId: string, fn: (r: Run) => void, signal?: { cancelled: boolean }): Promise<void> {
     const run = this.get(runId);
     return new Promise((resolve) => {
-      const done = (r: Run) => r.state !== 1 || run.handedOver; // 1: RUN_STATE_RUNNING
+      const done = (r: Run) => r.state !== RunState.RUN_STATE_RUNNING || run.handedOver;
       const first = run.toProto();
       fn(first);
       if (done(first)) return resolve();
@@ -115,21 +125,21 @@ export class LearnerCore {
     for (const key of await this.opts.bus.kv.keys(keys.runs)) {
       const value = await this.opts.bus.kv.get(key);
       if (!value) continue;
-      const a = decodeJson<RunAnnouncement>(value);
-      if (a.state !== 'running' || !a.config || this.runs.has(a.run_id)) continue;
-      const pointer = await this.opts.bus.kv.get(keys.policy(a.run_id));
-      const publishedVersion = pointer ? decodeJson<PolicyPointer>(pointer).version : 0;
-      const cfg = parseWmilConfig(JSON.parse(a.config));
-      const run = new MeshRun(a.run_id, cfg, this.opts.bus, this.opts.logger, this.opts.outDir ?? cfg.run.out_dir, {
-        checkpoint: a.checkpoint,
+      const a = decodeAnnouncement(value);
+      if (a.state !== 'running' || !a.config || this.runs.has(a.runId)) continue;
+      const pointer = await this.opts.bus.kv.get(keys.policy(a.runId));
+      const publishedVersion = pointer ? parsePolicyPointer(pointer).version : 0;
+      const cfg = parseRunConfig(JSON.parse(a.config));
+      const run = new MeshRun(a.runId, cfg, this.opts.bus, this.opts.logger, this.opts.outDir ?? cfg.run.out_dir, {
+        checkpoint: a.checkpoint || undefined,
         publishedVersion,
       });
-      this.runs.set(a.run_id, run);
+      this.runs.set(a.runId, run);
       try {
         await run.start();
-        taken.push(a.run_id);
+        taken.push(a.runId);
       } catch (e) {
-        this.opts.logger.error('could not take the run over', { run: a.run_id, error: (e as Error).message });
+        this.opts.logger.error('could not take the run over', { run: a.runId, error: (e as Error).message });
         await run.finish('failed', (e as Error).message);
       }
     }

@@ -1,24 +1,23 @@
 /**
- * One training run in the mesh: the learner side of WMIL REINFORCE, fed by trajectory chunks from
- * any number of env actors instead of an in-process rollout. Reads top to bottom:
- *   start: model + train step (setup.ts, as embedded) -> publish policy v0 -> announce the run ->
- *          pull-consume rlmesh.traj.<run> (durable consumer, explicit ack)
- *   chunk: decode + check -> policy lag (drop beyond max_policy_lag) -> batch + returns -> train
- *          step (truncated importance weights for stale chunks) -> curriculum -> publish version -> ack
- *   every train.checkpoint_every updates and at the end: a training checkpoint in the run directory
- *          and in the object store (<run>/checkpoints/update-N.safetensors), for any process to resume from
- *   end:   policy.onnx, summary; announce completed / stopped / failed.
- * One chunk is one update (N episodes of L steps), as one rollout is in the embedded loop.
+ * One training run in the mesh: the LearnerRun core (the same one the embedded trainer drives) fed
+ * by trajectory chunks from any number of env actors. This file only adapts: it decodes chunks,
+ * drops stale ones, publishes policy versions (object store + KV pointer), announces the run, puts
+ * checkpoints in the object store, and reports progress for the actors' flow control.
+ *   start: LearnerRun -> (take over: resume from the checkpoint object) -> publish policy -> announce
+ *          -> pull-consume rlmesh.traj.<run> (durable consumer, explicit ack)
+ *   chunk: decode + check -> policy lag (drop beyond max_policy_lag) -> LearnerRun.update -> publish
+ *          version -> ack -> progress
+ *   end:   LearnerRun.finish (checkpoint, exports, summary); announce completed / stopped / failed.
  */
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { metrics, SpanKind } from '@opentelemetry/api';
-import { Rng } from '@rlmesh/core';
-import { initParameters, loadTrainingCheckpoint, saveTrainingCheckpoint, Trainer } from '@rlmesh/graph';
 import {
   type Bus,
   type BusMessage,
   type ConsumerProgress,
+  decodeRollout,
+  encodeAnnouncement,
   encodeJson,
   extractContext,
   inSpan,
@@ -26,19 +25,16 @@ import {
   type Logger,
   objects,
   publishPolicy,
-  type RunAnnouncement,
+  type RunStateName,
   type Subscription,
+  spaceToProto,
   subjects,
 } from '@rlmesh/mesh';
-import { decodeTensor, type Run, RunState, TrajectoryChunk } from '@rlmesh/proto';
-import type { WmilConfig } from '../wmil/config';
-import { mvpCriteria } from '../wmil/criteria';
-import { Curriculum } from '../wmil/curriculum';
-import { discountedReturns } from '../wmil/returns';
-import { buildPolicyProgram, buildWmil, envShape, exportPolicy, type WmilSetup } from '../wmil/setup';
+import { type Run, RunState, TrajectoryChunk } from '@rlmesh/proto';
+import type { RunConfig } from '../run/config';
+import { LearnerRun } from '../run/learner-run';
 
-type Feed = Record<string, { data: Float32Array | BigInt64Array; shape: number[] }>;
-const STATE: Record<RunAnnouncement['state'], RunState> = {
+const STATE: Record<RunStateName, RunState> = {
   running: RunState.RUN_STATE_RUNNING,
   completed: RunState.RUN_STATE_COMPLETED,
   stopped: RunState.RUN_STATE_STOPPED,
@@ -60,28 +56,20 @@ const droppedCounter = meter.createCounter('rlmesh.learner.chunks.dropped', {
 const KEEP_VERSIONS = 8;
 
 export class MeshRun {
-  state: RunAnnouncement['state'] = 'running';
+  state: RunStateName = 'running';
   error = '';
-  /** Policy versions count from 1 (the initial parameters). */
-  version = 1;
-  updates = 0;
-  private episodes = 0;
-  private baseline = 0;
-  private metrics: Record<string, number> = {};
+  private run!: LearnerRun;
   private consumed = 0;
   private dropped = 0;
   private lagSum = 0;
   private lagMax = 0;
+  private resumedFrom = 0;
   private readonly byActor: Record<string, number> = {};
   private publishedVersion = 0;
   /** Last chunk sequence consumed per actor, published so that actors know when to play the next. */
   private readonly consumedThrough: ConsumerProgress['consumed'] = {};
-  private readonly totalUpdates: number;
   private readonly listeners = new Set<(r: Run) => void>();
   private subscription: Subscription | undefined;
-  private trainer!: Trainer;
-  private setup!: WmilSetup;
-  private curriculum: Curriculum;
   private lastCheckpoint: string | undefined;
   /** Left running for another learner: this one no longer trains it. */
   handedOver = false;
@@ -91,115 +79,113 @@ export class MeshRun {
 
   constructor(
     readonly id: string,
-    readonly cfg: WmilConfig,
+    readonly cfg: RunConfig,
     private readonly bus: Bus,
     private readonly log: Logger,
     outDir: string,
     /** Take over a run another learner announced: resume from its checkpoint object. */
     private readonly takeOver?: { checkpoint?: string; publishedVersion: number },
+    private readonly inWorker = true,
   ) {
-    this.totalUpdates = Math.ceil(cfg.train.total_episodes / cfg.env.num_envs);
-    this.curriculum = new Curriculum(cfg, envShape(cfg).numLevels);
     this.runDir = join(outDir, id);
   }
 
+  get updates(): number {
+    return this.run?.updates ?? 0;
+  }
+
   async start(): Promise<void> {
-    const cfg = this.cfg;
-    this.setup = buildWmil(cfg, { offPolicyCorrection: cfg.mesh.off_policy_correction });
-    if (cfg.env.start_level >= this.setup.numLevels)
-      throw new Error(`env.start_level: ${cfg.env.id} has levels 0..${this.setup.numLevels - 1}, got ${cfg.env.start_level}`);
-    this.trainer = await Trainer.create(this.setup.program, initParameters(this.setup.model, new Rng(cfg.run.seed)), {
-      intraOpThreads: cfg.train.threads,
-      // The step runs in a worker thread: this process also serves gRPC and consumes NATS.
-      inWorker: true,
-    });
-    mkdirSync(join(this.runDir, 'checkpoints'), { recursive: true });
-    writeFileSync(join(this.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-    if (this.takeOver) await this.resume(this.takeOver);
-    else writeFileSync(join(this.runDir, 'metrics.jsonl'), '');
-    await this.publishPolicy(buildPolicyProgram(this.setup.model).onnx);
+    let resumeFrom: string | undefined;
+    if (this.takeOver?.checkpoint) {
+      const bytes = await this.bus.objects.get(this.takeOver.checkpoint);
+      if (!bytes) throw new Error(`checkpoint: object ${this.takeOver.checkpoint} is missing`);
+      mkdirSync(join(this.runDir, 'checkpoints'), { recursive: true });
+      resumeFrom = join(this.runDir, 'checkpoints', 'taken-over.safetensors');
+      writeFileSync(resumeFrom, bytes);
+      this.lastCheckpoint = this.takeOver.checkpoint;
+    }
+    // The step runs in a worker thread: this process also serves gRPC and consumes NATS.
+    this.run = await LearnerRun.create(this.cfg, { runDir: this.runDir, inWorker: this.inWorker, resumeFrom });
+    if (this.takeOver) {
+      this.resumedFrom = this.run.updates;
+      // Versions keep moving forward past whatever the previous learner published: policy services never go back.
+      this.run.version = Math.max(this.run.version, this.takeOver.publishedVersion + 1);
+      this.log.info('run taken over', { run: this.id, updates: this.run.updates, version: this.run.version });
+    }
+    await this.publishPolicy(this.run.actProgram);
     await this.announce();
     this.t0 = performance.now();
     this.subscription = await this.bus.consume({ subject: subjects.trajectories(this.id), durable: `learner-${this.id}` }, (m) =>
       this.onChunk(m),
     );
-    this.log.info('run started', { run: this.id, env: cfg.env.id, updates: this.totalUpdates });
-  }
-
-  /**
-   * Continues a run from its last checkpoint. Updates after that checkpoint are lost (their chunks
-   * were acked); unacked chunks come again from the durable consumer. Versions keep moving forward
-   * past whatever the previous learner published, because policy services never go back.
-   */
-  private async resume(from: { checkpoint?: string; publishedVersion: number }): Promise<void> {
-    if (from.checkpoint) {
-      const bytes = await this.bus.objects.get(from.checkpoint);
-      if (!bytes) throw new Error(`checkpoint: object ${from.checkpoint} is missing`);
-      const path = join(this.runDir, 'checkpoints', 'taken-over.safetensors');
-      writeFileSync(path, bytes);
-      const meta = await loadTrainingCheckpoint(path, this.trainer);
-      this.updates = this.trainer.stepCount;
-      this.episodes = this.updates * this.cfg.env.num_envs;
-      this.baseline = Number(meta.baseline);
-      this.curriculum = new Curriculum(this.cfg, this.setup.numLevels, { level: Number(meta.level) });
-      this.lastCheckpoint = from.checkpoint;
-    }
-    this.version = Math.max(this.updates + 1, from.publishedVersion + 1);
-    this.log.info('run taken over', { run: this.id, updates: this.updates, version: this.version, checkpoint: from.checkpoint ?? null });
+    this.log.info('run started', { run: this.id, env: this.cfg.env.id, algo: this.cfg.algo.name, updates: this.run.total });
   }
 
   private async announce(): Promise<void> {
-    const a: RunAnnouncement = {
-      run_id: this.id,
-      state: this.state,
-      seed: this.cfg.run.seed,
-      env: {
-        id: this.cfg.env.id,
-        num_symbols: this.cfg.env.num_symbols,
-        max_episode_steps: this.cfg.env.max_episode_steps,
-        num_envs: this.cfg.env.num_envs,
-      },
-      level: this.curriculum.level,
-      actors_per_replica: this.cfg.mesh.actors_per_replica,
-      max_chunks_in_flight: this.cfg.mesh.max_chunks_in_flight,
-      config: JSON.stringify(this.cfg),
-      checkpoint: this.lastCheckpoint,
-    };
-    await this.bus.kv.put(keys.run(this.id), encodeJson(a));
+    const c = this.cfg;
+    await this.bus.kv.put(
+      keys.run(this.id),
+      encodeAnnouncement({
+        runId: this.id,
+        state: this.state,
+        seed: c.run.seed,
+        envId: c.env.id,
+        envOptions: JSON.stringify(c.env.options),
+        numEnvs: c.env.num_envs,
+        numSteps: c.env.num_steps,
+        level: this.run?.curriculum.level ?? c.curriculum.start_level,
+        actorsPerReplica: c.mesh.actors_per_replica,
+        maxChunksInFlight: c.mesh.max_chunks_in_flight,
+        inference: c.mesh.inference,
+        config: JSON.stringify(c),
+        checkpoint: this.lastCheckpoint ?? '',
+      }),
+    );
   }
 
   private async publishPolicy(program?: Uint8Array): Promise<void> {
-    this.publishedVersion = this.version;
+    const run = this.run;
+    this.publishedVersion = run.version;
     await publishPolicy(this.bus, this.id, {
-      version: this.version,
-      params: this.trainer.flatParams as Float32Array,
+      version: run.version,
+      params: run.params.slice(),
       program,
       spec: {
-        obs_dim: this.setup.obsDim,
-        num_actions: this.setup.numActions,
-        model: 'BabyModel',
-        num_parameters: this.setup.model.parameterCount(),
+        observationSpace: spaceToProto(run.shape.observationSpace),
+        actionSpace: spaceToProto(run.shape.actionSpace),
+        model: run.model.name,
+        numParameters: run.model.module.parameterCount(),
       },
+      distribution: run.shape.distribution.kind,
     });
     // Nobody waits on the clean-up, so it does not hold up the next chunk.
-    if (this.version > KEEP_VERSIONS)
+    if (run.version > KEEP_VERSIONS)
       this.bus.objects
-        .delete(objects.policyParams(this.id, this.version - KEEP_VERSIONS))
+        .delete(objects.policyParams(this.id, run.version - KEEP_VERSIONS))
         .catch((e) => this.log.warn('delete failed', { error: String(e) }));
   }
 
   private async onChunk(m: BusMessage): Promise<void> {
     if (this.state !== 'running') return m.ack();
+    const run = this.run;
     let chunk: TrajectoryChunk;
+    let rollout: ReturnType<typeof decodeRollout>;
     try {
       chunk = TrajectoryChunk.decode(m.data);
-      this.checkShape(chunk);
+      rollout = decodeRollout(chunk, {
+        numSteps: this.cfg.env.num_steps,
+        numEnvs: this.cfg.env.num_envs,
+        obsDim: run.model.obsDim,
+        actionSpace: run.shape.actionSpace,
+        components: run.shape.components,
+      });
     } catch (e) {
       this.log.warn('malformed chunk dropped', { run: this.id, error: (e as Error).message });
       this.dropped++;
+      droppedCounter.add(1, { run: this.id, reason: 'malformed' });
       return m.term();
     }
-    const lag = this.version - chunk.policyVersion;
+    const lag = run.version - rollout.policyVersion;
     lagHistogram.record(lag, { run: this.id });
     if (lag > this.cfg.mesh.max_policy_lag || lag < 0) {
       this.dropped++;
@@ -212,21 +198,29 @@ export class MeshRun {
         'learner',
         'learner.train_chunk',
         { kind: SpanKind.CONSUMER, parent: extractContext(m.headers), attributes: { 'rlmesh.run': this.id, 'rlmesh.policy_lag': lag } },
-        () => this.train(chunk, lag),
+        async () => {
+          const levelBefore = run.curriculum.level;
+          await run.update(rollout);
+          updatesCounter.add(1, { run: this.id });
+          if (run.curriculum.level !== levelBefore) await this.announce();
+        },
       );
     } catch (e) {
       m.term();
-      if ((e as Error).name === 'TensorError') {
-        this.log.warn('malformed chunk dropped', { run: this.id, actor: chunk.actorId, error: (e as Error).message });
-        this.dropped++;
-        return this.markConsumed(chunk);
-      }
       // A train step that fails on a well-formed chunk will fail on the next one too.
       return this.finish('failed', (e as Error).message);
     }
+    this.consumed++;
+    this.lagSum += lag;
+    this.lagMax = Math.max(this.lagMax, lag);
+    this.byActor[chunk.actorId] = (this.byActor[chunk.actorId] ?? 0) + 1;
+    if (run.updates % this.cfg.mesh.publish_every === 0 || run.done) await this.publishPolicy();
+    const every = this.cfg.train.checkpoint_every;
+    if (every > 0 && run.updates % every === 0 && !run.done) await this.storeCheckpoint(await run.checkpoint());
     m.ack();
     await this.markConsumed(chunk);
-    if (this.updates >= this.totalUpdates) await this.finish('completed');
+    this.notify();
+    if (run.done) await this.finish('completed');
   }
 
   /** Tells the chunk's actor it may play another (after the policy it should use is published). */
@@ -236,67 +230,9 @@ export class MeshRun {
     await this.bus.kv.put(keys.progress(this.id), encodeJson(progress));
   }
 
-  private checkShape(c: TrajectoryChunk): void {
-    const { num_envs: N, max_episode_steps: T } = this.cfg.env;
-    if (c.numEnvs !== N || c.numSteps !== T) throw new Error(`chunk is [${c.numSteps}, ${c.numEnvs}], run expects [${T}, ${N}]`);
-  }
-
-  private async train(c: TrajectoryChunk, lag: number): Promise<void> {
-    const { num_envs: N, max_episode_steps: T } = this.cfg.env;
-    const S = this.setup.obsDim;
-    const B = T * N;
-    const tn = [T, N];
-    const obs = decodeTensor('obs', c.obs, { dtype: 'float32', shape: [T, N, S] }).data;
-    const next = decodeTensor('next_obs', c.nextObs, { dtype: 'float32', shape: [T, N, S] }).data;
-    const actions = decodeTensor('actions', c.actions, { dtype: 'int32', shape: tn }).data;
-    const behaviour = decodeTensor('log_probs', c.logProbs, { dtype: 'float32', shape: tn }).data;
-    const success = decodeTensor('success', c.success, { dtype: 'uint8', shape: tn }).data;
-    const terminated = decodeTensor('terminated', c.terminated, { dtype: 'uint8', shape: tn }).data;
-    const truncated = decodeTensor('truncated', c.truncated, { dtype: 'uint8', shape: tn }).data;
-    const done = terminated.map((t, i) => t | truncated[i]);
-    const feed: Feed = {
-      obs: { data: obs, shape: [B, S] },
-      actions: { data: BigInt64Array.from(actions, (a) => BigInt(a)), shape: [B] },
-      next_obs: { data: next, shape: [B, S] },
-      baseline: { data: Float32Array.of(this.baseline), shape: [] },
-    };
-    if (this.cfg.mesh.off_policy_correction) feed.behaviour_log_prob = { data: behaviour, shape: [B] };
-    for (const comp of this.setup.components) {
-      const r = decodeTensor(`rewards.${comp}`, c.rewards[comp], { dtype: 'float32', shape: tn }).data;
-      feed[`return.${comp}`] = { data: discountedReturns(r, done, T, N, this.cfg.algo.gamma), shape: [B] };
-    }
-    this.metrics = await this.trainer.step(feed, this.cfg.algo.lr);
-    if (this.cfg.algo.baseline === 'ema') this.baseline = this.metrics.baseline;
-    this.updates++;
-    updatesCounter.add(1, { run: this.id });
-    this.episodes += N;
-    this.consumed++;
-    this.lagSum += lag;
-    this.lagMax = Math.max(this.lagMax, lag);
-    this.byActor[c.actorId] = (this.byActor[c.actorId] ?? 0) + 1;
-    const batchSuccess = success.reduce((a, b) => a + b, 0) / B;
-    // Success counts toward the curriculum only for chunks played at the current level.
-    if (c.level === this.curriculum.level && this.curriculum.record(batchSuccess))
-      this.announce().catch((e) => this.log.warn('announce failed', { error: String(e) }));
-    appendFileSync(
-      join(this.runDir, 'metrics.jsonl'),
-      `${JSON.stringify({ update: this.updates, episodes: this.episodes, level: c.level, success: batchSuccess, success_mean: this.curriculum.success, policy_lag: lag, actor: c.actorId, metrics: this.metrics })}\n`,
-    );
-    this.version++;
-    if (this.updates % this.cfg.mesh.publish_every === 0 || this.updates >= this.totalUpdates) await this.publishPolicy();
-    const every = this.cfg.train.checkpoint_every;
-    if (every > 0 && this.updates % every === 0 && this.updates < this.totalUpdates) await this.checkpoint();
-    this.notify();
-  }
-
-  private async checkpoint(): Promise<void> {
-    const path = join(this.runDir, 'checkpoints', `update-${String(this.updates).padStart(6, '0')}.safetensors`);
-    await saveTrainingCheckpoint(path, this.trainer, {
-      baseline: String(this.baseline),
-      level: String(this.curriculum.level),
-      config: JSON.stringify(this.cfg),
-    });
-    const name = objects.checkpoint(this.id, this.updates);
+  /** Puts a checkpoint file in the object store, for any learner process to resume from. */
+  private async storeCheckpoint(path: string): Promise<void> {
+    const name = objects.checkpoint(this.id, this.run.updates);
     await this.bus.objects.put(name, readFileSync(path));
     this.lastCheckpoint = name;
     if (this.state === 'running') await this.announce();
@@ -307,16 +243,15 @@ export class MeshRun {
     this.finished ??= (async () => {
       this.state = state;
       this.error = error;
-      // The consumer is stopped from outside the handler that may be calling us (see learner-core).
-      if (this.trainer) {
-        await this.checkpoint();
-        await exportPolicy(this.runDir, this.cfg, this.setup.model, this.trainer.parameters());
-        const mvp = mvpCriteria(join(this.runDir, 'metrics.jsonl'), this.setup.numActions);
-        writeFileSync(join(this.runDir, 'summary.json'), `${JSON.stringify({ ...this.toProto(), mvp }, null, 2)}\n`);
+      if (this.run) {
+        const summary = await this.run.finish();
+        await this.storeCheckpoint(join(this.runDir, 'checkpoints', `update-${String(this.run.updates).padStart(6, '0')}.safetensors`));
+        writeFileSync(join(this.runDir, 'summary.json'), `${JSON.stringify({ ...summary, mesh: this.toProto() }, null, 2)}\n`);
       }
       await this.announce();
-      this.log.info('run ended', { run: this.id, state, updates: this.updates, success: this.curriculum.success, error });
+      this.log.info('run ended', { run: this.id, state, updates: this.updates, error });
       this.notify();
+      // The consumer is stopped from outside the handler that may be calling us.
       setImmediate(() => {
         this.subscription?.stop().catch(() => undefined);
         this.bus.deleteConsumer(`learner-${this.id}`).catch(() => undefined);
@@ -329,14 +264,14 @@ export class MeshRun {
   async handOver(): Promise<void> {
     this.handedOver = true;
     await this.subscription?.stop();
-    await this.trainer?.release();
+    await this.run?.release();
     this.notify();
     this.log.info('run handed over', { run: this.id, updates: this.updates, checkpoint: this.lastCheckpoint ?? null });
   }
 
   async release(): Promise<void> {
     await this.subscription?.stop();
-    await this.trainer?.release();
+    await this.run?.release();
   }
 
   onChange(fn: (r: Run) => void): () => void {
@@ -350,26 +285,32 @@ export class MeshRun {
   }
 
   toProto(): Run {
+    const run = this.run;
     const seconds = this.t0 ? (performance.now() - this.t0) / 1000 : 0;
+    const trained = (run?.updates ?? 0) - this.resumedFrom;
+    const stepsPerUpdate = this.cfg.env.num_envs * this.cfg.env.num_steps;
     return {
       runId: this.id,
       state: STATE[this.state],
       envId: this.cfg.env.id,
-      policyVersion: this.version,
-      updates: this.updates,
-      totalUpdates: this.totalUpdates,
-      episodes: this.episodes,
-      success: this.curriculum.success,
-      level: this.curriculum.level,
-      metrics: { ...this.metrics },
+      policyVersion: run?.version ?? 1,
+      updates: run?.updates ?? 0,
+      totalUpdates: run?.total ?? 0,
+      episodes: run?.episodes ?? 0,
+      envSteps: run?.envSteps ?? 0,
+      returnMean: run?.returnMean() ?? 0,
+      success: run?.curriculum.success ?? 0,
+      level: run?.curriculum.level ?? 0,
+      metrics: { ...(run?.metrics ?? {}) },
       chunksConsumed: this.consumed,
       chunksDropped: this.dropped,
       policyLagMean: this.consumed ? this.lagSum / this.consumed : 0,
       policyLagMax: this.lagMax,
       chunksByActor: { ...this.byActor },
       error: this.error,
-      updatesPerS: seconds > 0 ? this.updates / seconds : 0,
-      episodesPerS: seconds > 0 ? this.episodes / seconds : 0,
+      updatesPerS: seconds > 0 ? trained / seconds : 0,
+      episodesPerS: seconds > 0 ? (trained * stepsPerUpdate) / seconds : 0,
+      resumedFromUpdate: this.resumedFrom,
     };
   }
 }

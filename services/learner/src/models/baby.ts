@@ -3,7 +3,9 @@
  * world-model and value heads. 116,625 parameters at the defaults, named as PyTorch names the
  * source's module tree (encoder.encoder.0.weight, transformer.transformer.layers.0.self_attn..., ...).
  */
+import { ConfigError, type Schema } from '@rlmesh/core';
 import { concat, Embedding, Linear, MLP, Module, squeeze, TransformerEncoder, TransformerEncoderLayer, type Value } from '@rlmesh/graph';
+import type { ModelSpec, PolicyModel } from '../registry';
 
 export interface BabyModelConfig {
   stateDim: number;
@@ -69,7 +71,7 @@ class ActionHead extends Module {
   }
 }
 
-/** Fix #2 of the source: predicts the RAW next state from (h, action), not an embedding. */
+/** Predicts the RAW next state from (h, action), not an embedding: WMIL phase 1 found embeddings collapse. */
 class WorldModelHead extends Module {
   readonly actionEmbed: Embedding;
   readonly predictor: MLP;
@@ -127,3 +129,42 @@ export class BabyModel extends Module {
     return this.worldModel.forward(h, actions);
   }
 }
+
+const BABY_OPTIONS = {
+  hidden_dim: { kind: 'int', default: 64, min: 2, max: 4096 },
+  num_layers: { kind: 'int', default: 2, min: 1, max: 64 },
+  num_heads: { kind: 'int', default: 4, min: 1, max: 64 },
+  ff_dim: { kind: 'int', default: 256, min: 1, max: 65536 },
+  dropout: { kind: 'number', default: 0, min: 0, max: 0.99 },
+} as const satisfies Schema;
+
+/** BabyModel as a registered policy: discrete actions, with the world-model head REINFORCE trains. */
+export const babyModel: ModelSpec<typeof BABY_OPTIONS> = {
+  id: 'baby',
+  description: 'WMIL BabyModel: state encoder, transformer core, action / world-model / value heads',
+  options: BABY_OPTIONS,
+  build(o, ctx): PolicyModel {
+    if (ctx.distribution.kind !== 'categorical')
+      throw new ConfigError('model.id', `baby needs a Discrete action space, the env's is ${ctx.actionSpace.kind}`);
+    if (o.hidden_dim % o.num_heads !== 0)
+      throw new ConfigError('model.num_heads', `must divide model.hidden_dim (${o.hidden_dim}), got ${o.num_heads}`);
+    const obsDim = ctx.observationSpace.size;
+    const module = new BabyModel({
+      stateDim: obsDim,
+      numActions: ctx.distribution.n,
+      hiddenDim: o.hidden_dim,
+      numLayers: o.num_layers,
+      numHeads: o.num_heads,
+      ffDim: o.ff_dim,
+      dropout: o.dropout,
+    });
+    return {
+      module,
+      name: 'BabyModel',
+      distribution: ctx.distribution,
+      obsDim,
+      forward: (obs) => module.forward(obs),
+      predictNext: (h, a) => module.predictNext(h, a),
+    };
+  },
+};

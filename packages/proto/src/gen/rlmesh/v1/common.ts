@@ -88,19 +88,44 @@ export interface DiscreteSpace {
 
 export interface BoxSpace {
   shape: number[];
-  low: number;
-  high: number;
+  /** Per element, row-major (one value per element of shape); +-inf for unbounded dimensions. */
+  low: number[];
+  high: number[];
 }
 
 export interface MultiDiscreteSpace {
   nvec: number[];
 }
 
+/** Token ids from a vocabulary, at most max_length long, padded with pad_id (text policies). */
+export interface TokenSequenceSpace {
+  vocabSize: number;
+  maxLength: number;
+  padId: number;
+}
+
 export interface Space {
-  kind?: { $case: "discrete"; discrete: DiscreteSpace } | { $case: "box"; box: BoxSpace } | {
-    $case: "multiDiscrete";
-    multiDiscrete: MultiDiscreteSpace;
-  } | undefined;
+  kind?:
+    | { $case: "discrete"; discrete: DiscreteSpace }
+    | { $case: "box"; box: BoxSpace }
+    | { $case: "multiDiscrete"; multiDiscrete: MultiDiscreteSpace }
+    | { $case: "tokenSequence"; tokenSequence: TokenSequenceSpace }
+    | undefined;
+}
+
+/**
+ * One episode that ended inside a chunk: its length, undiscounted return per reward component, and
+ * the task's success flag on its last step.
+ */
+export interface EpisodeSummary {
+  length: number;
+  returns: { [key: string]: number };
+  success: boolean;
+}
+
+export interface EpisodeSummary_ReturnsEntry {
+  key: string;
+  value: number;
 }
 
 /**
@@ -124,7 +149,7 @@ export interface TrajectoryChunk {
   obs?:
     | Tensor
     | undefined;
-  /** [T, N] int32 */
+  /** [T, N] int32 (Discrete), [T, N, k] int32 (MultiDiscrete) or [T, N, D] float32 (Box) */
   actions?:
     | Tensor
     | undefined;
@@ -155,6 +180,7 @@ export interface TrajectoryChunk {
    * is the final observation (the vector env has already autoreset obs to the next episode's first).
    */
   nextObs?: Tensor | undefined;
+  episodes: EpisodeSummary[];
 }
 
 export interface TrajectoryChunk_RewardsEntry {
@@ -529,7 +555,7 @@ export const DiscreteSpace: MessageFns<DiscreteSpace> = {
 };
 
 function createBaseBoxSpace(): BoxSpace {
-  return { shape: [], low: 0, high: 0 };
+  return { shape: [], low: [], high: [] };
 }
 
 export const BoxSpace: MessageFns<BoxSpace> = {
@@ -541,11 +567,19 @@ export const BoxSpace: MessageFns<BoxSpace> = {
       }
       writer.join();
     }
-    if (message.low !== 0) {
-      writer.uint32(21).float(message.low);
+    if (message.low.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.low) {
+        writer.float(v);
+      }
+      writer.join();
     }
-    if (message.high !== 0) {
-      writer.uint32(29).float(message.high);
+    if (message.high.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.high) {
+        writer.float(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -582,20 +616,40 @@ export const BoxSpace: MessageFns<BoxSpace> = {
             break;
           }
           case 2: {
-            if (tag !== 21) {
-              break;
+            if (tag === 21) {
+              message.low.push(reader.float());
+
+              continue;
             }
 
-            message.low = reader.float();
-            continue;
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.low.push(reader.float());
+              }
+
+              continue;
+            }
+
+            break;
           }
           case 3: {
-            if (tag !== 29) {
-              break;
+            if (tag === 29) {
+              message.high.push(reader.float());
+
+              continue;
             }
 
-            message.high = reader.float();
-            continue;
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.high.push(reader.float());
+              }
+
+              continue;
+            }
+
+            break;
           }
         }
         if ((tag & 7) === 4 || tag === 0) {
@@ -612,8 +666,8 @@ export const BoxSpace: MessageFns<BoxSpace> = {
   fromJSON(object: any): BoxSpace {
     return {
       shape: globalThis.Array.isArray(object?.shape) ? object.shape.map((e: any) => globalThis.Number(e)) : [],
-      low: isSet(object.low) ? globalThis.Number(object.low) : 0,
-      high: isSet(object.high) ? globalThis.Number(object.high) : 0,
+      low: globalThis.Array.isArray(object?.low) ? object.low.map((e: any) => globalThis.Number(e)) : [],
+      high: globalThis.Array.isArray(object?.high) ? object.high.map((e: any) => globalThis.Number(e)) : [],
     };
   },
 
@@ -622,11 +676,11 @@ export const BoxSpace: MessageFns<BoxSpace> = {
     if (message.shape?.length) {
       obj.shape = message.shape.map((e) => Math.round(e));
     }
-    if (message.low !== 0) {
-      obj.low = floatToJson(message.low);
+    if (message.low?.length) {
+      obj.low = message.low.map((e) => floatToJson(e));
     }
-    if (message.high !== 0) {
-      obj.high = floatToJson(message.high);
+    if (message.high?.length) {
+      obj.high = message.high.map((e) => floatToJson(e));
     }
     return obj;
   },
@@ -637,8 +691,8 @@ export const BoxSpace: MessageFns<BoxSpace> = {
   fromPartial(object: DeepPartial<BoxSpace>): BoxSpace {
     const message = createBaseBoxSpace();
     message.shape = object.shape?.map((e) => e) || [];
-    message.low = object.low ?? 0;
-    message.high = object.high ?? 0;
+    message.low = object.low?.map((e) => e) || [];
+    message.high = object.high?.map((e) => e) || [];
     return message;
   },
 };
@@ -724,6 +778,119 @@ export const MultiDiscreteSpace: MessageFns<MultiDiscreteSpace> = {
   },
 };
 
+function createBaseTokenSequenceSpace(): TokenSequenceSpace {
+  return { vocabSize: 0, maxLength: 0, padId: 0 };
+}
+
+export const TokenSequenceSpace: MessageFns<TokenSequenceSpace> = {
+  encode(message: TokenSequenceSpace, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vocabSize !== 0) {
+      writer.uint32(8).int64(message.vocabSize);
+    }
+    if (message.maxLength !== 0) {
+      writer.uint32(16).int64(message.maxLength);
+    }
+    if (message.padId !== 0) {
+      writer.uint32(24).int64(message.padId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenSequenceSpace {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTokenSequenceSpace();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.vocabSize = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxLength = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.padId = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TokenSequenceSpace {
+    return {
+      vocabSize: isSet(object.vocabSize)
+        ? globalThis.Number(object.vocabSize)
+        : isSet(object.vocab_size)
+        ? globalThis.Number(object.vocab_size)
+        : 0,
+      maxLength: isSet(object.maxLength)
+        ? globalThis.Number(object.maxLength)
+        : isSet(object.max_length)
+        ? globalThis.Number(object.max_length)
+        : 0,
+      padId: isSet(object.padId)
+        ? globalThis.Number(object.padId)
+        : isSet(object.pad_id)
+        ? globalThis.Number(object.pad_id)
+        : 0,
+    };
+  },
+
+  toJSON(message: TokenSequenceSpace): unknown {
+    const obj: any = {};
+    if (message.vocabSize !== 0) {
+      obj.vocabSize = Math.round(message.vocabSize);
+    }
+    if (message.maxLength !== 0) {
+      obj.maxLength = Math.round(message.maxLength);
+    }
+    if (message.padId !== 0) {
+      obj.padId = Math.round(message.padId);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TokenSequenceSpace>): TokenSequenceSpace {
+    return TokenSequenceSpace.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TokenSequenceSpace>): TokenSequenceSpace {
+    const message = createBaseTokenSequenceSpace();
+    message.vocabSize = object.vocabSize ?? 0;
+    message.maxLength = object.maxLength ?? 0;
+    message.padId = object.padId ?? 0;
+    return message;
+  },
+};
+
 function createBaseSpace(): Space {
   return { kind: undefined };
 }
@@ -739,6 +906,9 @@ export const Space: MessageFns<Space> = {
         break;
       case "multiDiscrete":
         MultiDiscreteSpace.encode(message.kind.multiDiscrete, writer.uint32(26).fork()).join();
+        break;
+      case "tokenSequence":
+        TokenSequenceSpace.encode(message.kind.tokenSequence, writer.uint32(34).fork()).join();
         break;
     }
     return writer;
@@ -784,6 +954,17 @@ export const Space: MessageFns<Space> = {
             };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = {
+              $case: "tokenSequence",
+              tokenSequence: TokenSequenceSpace.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -806,6 +987,10 @@ export const Space: MessageFns<Space> = {
         ? { $case: "multiDiscrete", multiDiscrete: MultiDiscreteSpace.fromJSON(object.multiDiscrete) }
         : isSet(object.multi_discrete)
         ? { $case: "multiDiscrete", multiDiscrete: MultiDiscreteSpace.fromJSON(object.multi_discrete) }
+        : isSet(object.tokenSequence)
+        ? { $case: "tokenSequence", tokenSequence: TokenSequenceSpace.fromJSON(object.tokenSequence) }
+        : isSet(object.token_sequence)
+        ? { $case: "tokenSequence", tokenSequence: TokenSequenceSpace.fromJSON(object.token_sequence) }
         : undefined,
     };
   },
@@ -818,6 +1003,8 @@ export const Space: MessageFns<Space> = {
       obj.box = BoxSpace.toJSON(message.kind.box);
     } else if (message.kind?.$case === "multiDiscrete") {
       obj.multiDiscrete = MultiDiscreteSpace.toJSON(message.kind.multiDiscrete);
+    } else if (message.kind?.$case === "tokenSequence") {
+      obj.tokenSequence = TokenSequenceSpace.toJSON(message.kind.tokenSequence);
     }
     return obj;
   },
@@ -849,7 +1036,232 @@ export const Space: MessageFns<Space> = {
         }
         break;
       }
+      case "tokenSequence": {
+        if (object.kind?.tokenSequence !== undefined && object.kind?.tokenSequence !== null) {
+          message.kind = {
+            $case: "tokenSequence",
+            tokenSequence: TokenSequenceSpace.fromPartial(object.kind.tokenSequence),
+          };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseEpisodeSummary(): EpisodeSummary {
+  return { length: 0, returns: {}, success: false };
+}
+
+export const EpisodeSummary: MessageFns<EpisodeSummary> = {
+  encode(message: EpisodeSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.length !== 0) {
+      writer.uint32(8).uint32(message.length);
+    }
+    globalThis.Object.entries(message.returns).forEach(([key, value]: [string, number]) => {
+      EpisodeSummary_ReturnsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.success !== false) {
+      writer.uint32(24).bool(message.success);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EpisodeSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEpisodeSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.length = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = EpisodeSummary_ReturnsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.returns[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.success = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EpisodeSummary {
+    return {
+      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
+      returns: isObject(object.returns)
+        ? (globalThis.Object.entries(object.returns) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      success: isSet(object.success) ? globalThis.Boolean(object.success) : false,
+    };
+  },
+
+  toJSON(message: EpisodeSummary): unknown {
+    const obj: any = {};
+    if (message.length !== 0) {
+      obj.length = Math.round(message.length);
+    }
+    if (message.returns) {
+      const entries = globalThis.Object.entries(message.returns) as [string, number][];
+      if (entries.length > 0) {
+        obj.returns = {};
+        entries.forEach(([k, v]) => {
+          obj.returns[k] = floatToJson(v);
+        });
+      }
+    }
+    if (message.success !== false) {
+      obj.success = message.success;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EpisodeSummary>): EpisodeSummary {
+    return EpisodeSummary.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EpisodeSummary>): EpisodeSummary {
+    const message = createBaseEpisodeSummary();
+    message.length = object.length ?? 0;
+    message.returns = (globalThis.Object.entries(object.returns ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.success = object.success ?? false;
+    return message;
+  },
+};
+
+function createBaseEpisodeSummary_ReturnsEntry(): EpisodeSummary_ReturnsEntry {
+  return { key: "", value: 0 };
+}
+
+export const EpisodeSummary_ReturnsEntry: MessageFns<EpisodeSummary_ReturnsEntry> = {
+  encode(message: EpisodeSummary_ReturnsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EpisodeSummary_ReturnsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEpisodeSummary_ReturnsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EpisodeSummary_ReturnsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: EpisodeSummary_ReturnsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EpisodeSummary_ReturnsEntry>): EpisodeSummary_ReturnsEntry {
+    return EpisodeSummary_ReturnsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EpisodeSummary_ReturnsEntry>): EpisodeSummary_ReturnsEntry {
+    const message = createBaseEpisodeSummary_ReturnsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };
@@ -873,6 +1285,7 @@ function createBaseTrajectoryChunk(): TrajectoryChunk {
     truncated: undefined,
     success: undefined,
     nextObs: undefined,
+    episodes: [],
   };
 }
 
@@ -928,6 +1341,9 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
     }
     if (message.nextObs !== undefined) {
       Tensor.encode(message.nextObs, writer.uint32(138).fork()).join();
+    }
+    for (const v of message.episodes) {
+      EpisodeSummary.encode(v!, writer.uint32(146).fork()).join();
     }
     return writer;
   },
@@ -1084,6 +1500,14 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
             message.nextObs = Tensor.decode(reader, reader.uint32());
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.episodes.push(EpisodeSummary.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1160,6 +1584,9 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
         : isSet(object.next_obs)
         ? Tensor.fromJSON(object.next_obs)
         : undefined,
+      episodes: globalThis.Array.isArray(object?.episodes)
+        ? object.episodes.map((e: any) => EpisodeSummary.fromJSON(e))
+        : [],
     };
   },
 
@@ -1222,6 +1649,9 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
     if (message.nextObs !== undefined) {
       obj.nextObs = Tensor.toJSON(message.nextObs);
     }
+    if (message.episodes?.length) {
+      obj.episodes = message.episodes.map((e) => EpisodeSummary.toJSON(e));
+    }
     return obj;
   },
 
@@ -1269,6 +1699,7 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
     message.nextObs = (object.nextObs !== undefined && object.nextObs !== null)
       ? Tensor.fromPartial(object.nextObs)
       : undefined;
+    message.episodes = object.episodes?.map((e) => EpisodeSummary.fromPartial(e)) || [];
     return message;
   },
 };

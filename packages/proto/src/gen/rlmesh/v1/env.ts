@@ -20,20 +20,12 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Struct } from "../../google/protobuf/struct";
 import { RewardVector, Space, Tensor } from "./common";
 
 export const protobufPackage = "rlmesh.v1";
 
 export const protobufFileName = "rlmesh/v1/env.proto";
-
-export interface EnvConfig {
-  /** 0 = the environment's default */
-  numSymbols: number;
-  /** 0 = 1 */
-  maxEpisodeSteps: number;
-  /** SequenceNext only; 0 = default */
-  window: number;
-}
 
 export interface EnvInfo {
   id: string;
@@ -41,10 +33,12 @@ export interface EnvInfo {
   actionSpace?: Space | undefined;
   rewardComponents: string[];
   numLevels: number;
+  description: string;
+  /** The options the environment accepts, as JSON: {"key": {"kind", "default", "min", "max", "doc", ...}}. */
+  optionsSchema: string;
 }
 
 export interface ListEnvsRequest {
-  config?: EnvConfig | undefined;
 }
 
 export interface ListEnvsResponse {
@@ -53,7 +47,8 @@ export interface ListEnvsResponse {
 
 export interface ResetRequest {
   envId: string;
-  config?: EnvConfig | undefined;
+  /** The environment's options (ListEnvs describes them); checked by its schema, errors name the option. */
+  options?: { [key: string]: any } | undefined;
   handle: string;
   /** 32-bit, as the environments' generators */
   seed?: number | undefined;
@@ -69,7 +64,10 @@ export interface ResetResponse {
 
 export interface StepRequest {
   handle: string;
+  /** Discrete action spaces. */
   action: number;
+  /** Box (clipped to the bounds by the environment) and MultiDiscrete action spaces: the flat values. */
+  actionValues: number[];
 }
 
 export interface StepResponse {
@@ -83,7 +81,7 @@ export interface StepResponse {
 
 export interface VecResetRequest {
   envId: string;
-  config?: EnvConfig | undefined;
+  options?: { [key: string]: any } | undefined;
   numEnvs: number;
   handle: string;
   /** environment i gets seed + i */
@@ -100,7 +98,7 @@ export interface VecResetResponse {
 
 export interface VecStepRequest {
   handle: string;
-  /** [N] int32 */
+  /** [N] int32 (Discrete), [N, k] int32 (MultiDiscrete) or [N, D] float32 (Box) */
   actions?: Tensor | undefined;
 }
 
@@ -147,117 +145,16 @@ export interface SessionResponse {
   response?: { $case: "reset"; reset: ResetResponse } | { $case: "step"; step: StepResponse } | undefined;
 }
 
-function createBaseEnvConfig(): EnvConfig {
-  return { numSymbols: 0, maxEpisodeSteps: 0, window: 0 };
-}
-
-export const EnvConfig: MessageFns<EnvConfig> = {
-  encode(message: EnvConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.numSymbols !== 0) {
-      writer.uint32(8).int32(message.numSymbols);
-    }
-    if (message.maxEpisodeSteps !== 0) {
-      writer.uint32(16).int32(message.maxEpisodeSteps);
-    }
-    if (message.window !== 0) {
-      writer.uint32(24).int32(message.window);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): EnvConfig {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseEnvConfig();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 8) {
-              break;
-            }
-
-            message.numSymbols = reader.int32();
-            continue;
-          }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.maxEpisodeSteps = reader.int32();
-            continue;
-          }
-          case 3: {
-            if (tag !== 24) {
-              break;
-            }
-
-            message.window = reader.int32();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): EnvConfig {
-    return {
-      numSymbols: isSet(object.numSymbols)
-        ? globalThis.Number(object.numSymbols)
-        : isSet(object.num_symbols)
-        ? globalThis.Number(object.num_symbols)
-        : 0,
-      maxEpisodeSteps: isSet(object.maxEpisodeSteps)
-        ? globalThis.Number(object.maxEpisodeSteps)
-        : isSet(object.max_episode_steps)
-        ? globalThis.Number(object.max_episode_steps)
-        : 0,
-      window: isSet(object.window) ? globalThis.Number(object.window) : 0,
-    };
-  },
-
-  toJSON(message: EnvConfig): unknown {
-    const obj: any = {};
-    if (message.numSymbols !== 0) {
-      obj.numSymbols = Math.round(message.numSymbols);
-    }
-    if (message.maxEpisodeSteps !== 0) {
-      obj.maxEpisodeSteps = Math.round(message.maxEpisodeSteps);
-    }
-    if (message.window !== 0) {
-      obj.window = Math.round(message.window);
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<EnvConfig>): EnvConfig {
-    return EnvConfig.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<EnvConfig>): EnvConfig {
-    const message = createBaseEnvConfig();
-    message.numSymbols = object.numSymbols ?? 0;
-    message.maxEpisodeSteps = object.maxEpisodeSteps ?? 0;
-    message.window = object.window ?? 0;
-    return message;
-  },
-};
-
 function createBaseEnvInfo(): EnvInfo {
-  return { id: "", observationSpace: undefined, actionSpace: undefined, rewardComponents: [], numLevels: 0 };
+  return {
+    id: "",
+    observationSpace: undefined,
+    actionSpace: undefined,
+    rewardComponents: [],
+    numLevels: 0,
+    description: "",
+    optionsSchema: "",
+  };
 }
 
 export const EnvInfo: MessageFns<EnvInfo> = {
@@ -276,6 +173,12 @@ export const EnvInfo: MessageFns<EnvInfo> = {
     }
     if (message.numLevels !== 0) {
       writer.uint32(40).int32(message.numLevels);
+    }
+    if (message.description !== "") {
+      writer.uint32(50).string(message.description);
+    }
+    if (message.optionsSchema !== "") {
+      writer.uint32(58).string(message.optionsSchema);
     }
     return writer;
   },
@@ -333,6 +236,22 @@ export const EnvInfo: MessageFns<EnvInfo> = {
             message.numLevels = reader.int32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.optionsSchema = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -368,6 +287,12 @@ export const EnvInfo: MessageFns<EnvInfo> = {
         : isSet(object.num_levels)
         ? globalThis.Number(object.num_levels)
         : 0,
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      optionsSchema: isSet(object.optionsSchema)
+        ? globalThis.String(object.optionsSchema)
+        : isSet(object.options_schema)
+        ? globalThis.String(object.options_schema)
+        : "",
     };
   },
 
@@ -388,6 +313,12 @@ export const EnvInfo: MessageFns<EnvInfo> = {
     if (message.numLevels !== 0) {
       obj.numLevels = Math.round(message.numLevels);
     }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.optionsSchema !== "") {
+      obj.optionsSchema = message.optionsSchema;
+    }
     return obj;
   },
 
@@ -405,19 +336,18 @@ export const EnvInfo: MessageFns<EnvInfo> = {
       : undefined;
     message.rewardComponents = object.rewardComponents?.map((e) => e) || [];
     message.numLevels = object.numLevels ?? 0;
+    message.description = object.description ?? "";
+    message.optionsSchema = object.optionsSchema ?? "";
     return message;
   },
 };
 
 function createBaseListEnvsRequest(): ListEnvsRequest {
-  return { config: undefined };
+  return {};
 }
 
 export const ListEnvsRequest: MessageFns<ListEnvsRequest> = {
-  encode(message: ListEnvsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.config !== undefined) {
-      EnvConfig.encode(message.config, writer.uint32(10).fork()).join();
-    }
+  encode(_: ListEnvsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     return writer;
   },
 
@@ -434,14 +364,6 @@ export const ListEnvsRequest: MessageFns<ListEnvsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.config = EnvConfig.decode(reader, reader.uint32());
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -454,26 +376,20 @@ export const ListEnvsRequest: MessageFns<ListEnvsRequest> = {
     }
   },
 
-  fromJSON(object: any): ListEnvsRequest {
-    return { config: isSet(object.config) ? EnvConfig.fromJSON(object.config) : undefined };
+  fromJSON(_: any): ListEnvsRequest {
+    return {};
   },
 
-  toJSON(message: ListEnvsRequest): unknown {
+  toJSON(_: ListEnvsRequest): unknown {
     const obj: any = {};
-    if (message.config !== undefined) {
-      obj.config = EnvConfig.toJSON(message.config);
-    }
     return obj;
   },
 
   create(base?: DeepPartial<ListEnvsRequest>): ListEnvsRequest {
     return ListEnvsRequest.fromPartial(base ?? {});
   },
-  fromPartial(object: DeepPartial<ListEnvsRequest>): ListEnvsRequest {
+  fromPartial(_: DeepPartial<ListEnvsRequest>): ListEnvsRequest {
     const message = createBaseListEnvsRequest();
-    message.config = (object.config !== undefined && object.config !== null)
-      ? EnvConfig.fromPartial(object.config)
-      : undefined;
     return message;
   },
 };
@@ -546,7 +462,7 @@ export const ListEnvsResponse: MessageFns<ListEnvsResponse> = {
 };
 
 function createBaseResetRequest(): ResetRequest {
-  return { envId: "", config: undefined, handle: "", seed: undefined, difficulty: 0 };
+  return { envId: "", options: undefined, handle: "", seed: undefined, difficulty: 0 };
 }
 
 export const ResetRequest: MessageFns<ResetRequest> = {
@@ -554,8 +470,8 @@ export const ResetRequest: MessageFns<ResetRequest> = {
     if (message.envId !== "") {
       writer.uint32(10).string(message.envId);
     }
-    if (message.config !== undefined) {
-      EnvConfig.encode(message.config, writer.uint32(18).fork()).join();
+    if (message.options !== undefined) {
+      Struct.encode(Struct.wrap(message.options), writer.uint32(18).fork()).join();
     }
     if (message.handle !== "") {
       writer.uint32(26).string(message.handle);
@@ -595,7 +511,7 @@ export const ResetRequest: MessageFns<ResetRequest> = {
               break;
             }
 
-            message.config = EnvConfig.decode(reader, reader.uint32());
+            message.options = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
           case 3: {
@@ -641,7 +557,7 @@ export const ResetRequest: MessageFns<ResetRequest> = {
         : isSet(object.env_id)
         ? globalThis.String(object.env_id)
         : "",
-      config: isSet(object.config) ? EnvConfig.fromJSON(object.config) : undefined,
+      options: isObject(object.options) ? object.options : undefined,
       handle: isSet(object.handle) ? globalThis.String(object.handle) : "",
       seed: isSet(object.seed) ? globalThis.Number(object.seed) : undefined,
       difficulty: isSet(object.difficulty) ? globalThis.Number(object.difficulty) : 0,
@@ -653,8 +569,8 @@ export const ResetRequest: MessageFns<ResetRequest> = {
     if (message.envId !== "") {
       obj.envId = message.envId;
     }
-    if (message.config !== undefined) {
-      obj.config = EnvConfig.toJSON(message.config);
+    if (message.options !== undefined) {
+      obj.options = message.options;
     }
     if (message.handle !== "") {
       obj.handle = message.handle;
@@ -674,9 +590,7 @@ export const ResetRequest: MessageFns<ResetRequest> = {
   fromPartial(object: DeepPartial<ResetRequest>): ResetRequest {
     const message = createBaseResetRequest();
     message.envId = object.envId ?? "";
-    message.config = (object.config !== undefined && object.config !== null)
-      ? EnvConfig.fromPartial(object.config)
-      : undefined;
+    message.options = object.options ?? undefined;
     message.handle = object.handle ?? "";
     message.seed = object.seed ?? undefined;
     message.difficulty = object.difficulty ?? 0;
@@ -786,7 +700,7 @@ export const ResetResponse: MessageFns<ResetResponse> = {
 };
 
 function createBaseStepRequest(): StepRequest {
-  return { handle: "", action: 0 };
+  return { handle: "", action: 0, actionValues: [] };
 }
 
 export const StepRequest: MessageFns<StepRequest> = {
@@ -796,6 +710,13 @@ export const StepRequest: MessageFns<StepRequest> = {
     }
     if (message.action !== 0) {
       writer.uint32(16).int32(message.action);
+    }
+    if (message.actionValues.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.actionValues) {
+        writer.double(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -829,6 +750,24 @@ export const StepRequest: MessageFns<StepRequest> = {
             message.action = reader.int32();
             continue;
           }
+          case 3: {
+            if (tag === 25) {
+              message.actionValues.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.actionValues.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -845,6 +784,11 @@ export const StepRequest: MessageFns<StepRequest> = {
     return {
       handle: isSet(object.handle) ? globalThis.String(object.handle) : "",
       action: isSet(object.action) ? globalThis.Number(object.action) : 0,
+      actionValues: globalThis.Array.isArray(object?.actionValues)
+        ? object.actionValues.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.action_values)
+        ? object.action_values.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -856,6 +800,9 @@ export const StepRequest: MessageFns<StepRequest> = {
     if (message.action !== 0) {
       obj.action = Math.round(message.action);
     }
+    if (message.actionValues?.length) {
+      obj.actionValues = message.actionValues.map((e) => floatToJson(e));
+    }
     return obj;
   },
 
@@ -866,6 +813,7 @@ export const StepRequest: MessageFns<StepRequest> = {
     const message = createBaseStepRequest();
     message.handle = object.handle ?? "";
     message.action = object.action ?? 0;
+    message.actionValues = object.actionValues?.map((e) => e) || [];
     return message;
   },
 };
@@ -1006,7 +954,7 @@ export const StepResponse: MessageFns<StepResponse> = {
 };
 
 function createBaseVecResetRequest(): VecResetRequest {
-  return { envId: "", config: undefined, numEnvs: 0, handle: "", seed: undefined, difficulty: 0 };
+  return { envId: "", options: undefined, numEnvs: 0, handle: "", seed: undefined, difficulty: 0 };
 }
 
 export const VecResetRequest: MessageFns<VecResetRequest> = {
@@ -1014,8 +962,8 @@ export const VecResetRequest: MessageFns<VecResetRequest> = {
     if (message.envId !== "") {
       writer.uint32(10).string(message.envId);
     }
-    if (message.config !== undefined) {
-      EnvConfig.encode(message.config, writer.uint32(18).fork()).join();
+    if (message.options !== undefined) {
+      Struct.encode(Struct.wrap(message.options), writer.uint32(18).fork()).join();
     }
     if (message.numEnvs !== 0) {
       writer.uint32(24).uint32(message.numEnvs);
@@ -1058,7 +1006,7 @@ export const VecResetRequest: MessageFns<VecResetRequest> = {
               break;
             }
 
-            message.config = EnvConfig.decode(reader, reader.uint32());
+            message.options = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
           case 3: {
@@ -1112,7 +1060,7 @@ export const VecResetRequest: MessageFns<VecResetRequest> = {
         : isSet(object.env_id)
         ? globalThis.String(object.env_id)
         : "",
-      config: isSet(object.config) ? EnvConfig.fromJSON(object.config) : undefined,
+      options: isObject(object.options) ? object.options : undefined,
       numEnvs: isSet(object.numEnvs)
         ? globalThis.Number(object.numEnvs)
         : isSet(object.num_envs)
@@ -1129,8 +1077,8 @@ export const VecResetRequest: MessageFns<VecResetRequest> = {
     if (message.envId !== "") {
       obj.envId = message.envId;
     }
-    if (message.config !== undefined) {
-      obj.config = EnvConfig.toJSON(message.config);
+    if (message.options !== undefined) {
+      obj.options = message.options;
     }
     if (message.numEnvs !== 0) {
       obj.numEnvs = Math.round(message.numEnvs);
@@ -1153,9 +1101,7 @@ export const VecResetRequest: MessageFns<VecResetRequest> = {
   fromPartial(object: DeepPartial<VecResetRequest>): VecResetRequest {
     const message = createBaseVecResetRequest();
     message.envId = object.envId ?? "";
-    message.config = (object.config !== undefined && object.config !== null)
-      ? EnvConfig.fromPartial(object.config)
-      : undefined;
+    message.options = object.options ?? undefined;
     message.numEnvs = object.numEnvs ?? 0;
     message.handle = object.handle ?? "";
     message.seed = object.seed ?? undefined;
@@ -2151,6 +2097,10 @@ export const EnvServiceClient = makeGenericClientConstructor(EnvServiceService, 
   service: typeof EnvServiceService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

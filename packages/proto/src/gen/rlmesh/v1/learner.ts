@@ -98,6 +98,28 @@ export interface ListRunsResponse {
   runs: Run[];
 }
 
+/** A run as the learner announces it to env replicas (KV key run.<run>). */
+export interface RunAnnouncement {
+  runId: string;
+  /** running | completed | stopped | failed */
+  state: string;
+  seed: number;
+  envId: string;
+  /** The environment's validated options, as JSON. */
+  envOptions: string;
+  numEnvs: number;
+  numSteps: number;
+  level: number;
+  actorsPerReplica: number;
+  maxChunksInFlight: number;
+  /** central | local */
+  inference: string;
+  /** The resolved run config (JSON), for a learner taking the run over. */
+  config: string;
+  /** Object name of the last training checkpoint, if any. */
+  checkpoint: string;
+}
+
 export interface Run {
   runId: string;
   state: RunState;
@@ -120,6 +142,11 @@ export interface Run {
   error: string;
   updatesPerS: number;
   episodesPerS: number;
+  envSteps: number;
+  /** Mean undiscounted return of the last 20 episodes that ended. */
+  returnMean: number;
+  /** The update a taking-over learner resumed from (0: this learner started the run). */
+  resumedFromUpdate: number;
 }
 
 export interface Run_MetricsEntry {
@@ -486,6 +513,309 @@ export const ListRunsResponse: MessageFns<ListRunsResponse> = {
   },
 };
 
+function createBaseRunAnnouncement(): RunAnnouncement {
+  return {
+    runId: "",
+    state: "",
+    seed: 0,
+    envId: "",
+    envOptions: "",
+    numEnvs: 0,
+    numSteps: 0,
+    level: 0,
+    actorsPerReplica: 0,
+    maxChunksInFlight: 0,
+    inference: "",
+    config: "",
+    checkpoint: "",
+  };
+}
+
+export const RunAnnouncement: MessageFns<RunAnnouncement> = {
+  encode(message: RunAnnouncement, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runId !== "") {
+      writer.uint32(10).string(message.runId);
+    }
+    if (message.state !== "") {
+      writer.uint32(18).string(message.state);
+    }
+    if (message.seed !== 0) {
+      writer.uint32(24).uint32(message.seed);
+    }
+    if (message.envId !== "") {
+      writer.uint32(34).string(message.envId);
+    }
+    if (message.envOptions !== "") {
+      writer.uint32(42).string(message.envOptions);
+    }
+    if (message.numEnvs !== 0) {
+      writer.uint32(48).uint32(message.numEnvs);
+    }
+    if (message.numSteps !== 0) {
+      writer.uint32(56).uint32(message.numSteps);
+    }
+    if (message.level !== 0) {
+      writer.uint32(64).int32(message.level);
+    }
+    if (message.actorsPerReplica !== 0) {
+      writer.uint32(72).uint32(message.actorsPerReplica);
+    }
+    if (message.maxChunksInFlight !== 0) {
+      writer.uint32(80).uint32(message.maxChunksInFlight);
+    }
+    if (message.inference !== "") {
+      writer.uint32(90).string(message.inference);
+    }
+    if (message.config !== "") {
+      writer.uint32(98).string(message.config);
+    }
+    if (message.checkpoint !== "") {
+      writer.uint32(106).string(message.checkpoint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunAnnouncement {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunAnnouncement();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seed = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.envId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.envOptions = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.numEnvs = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.numSteps = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.level = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.actorsPerReplica = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.maxChunksInFlight = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.inference = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.config = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.checkpoint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunAnnouncement {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      seed: isSet(object.seed) ? globalThis.Number(object.seed) : 0,
+      envId: isSet(object.envId)
+        ? globalThis.String(object.envId)
+        : isSet(object.env_id)
+        ? globalThis.String(object.env_id)
+        : "",
+      envOptions: isSet(object.envOptions)
+        ? globalThis.String(object.envOptions)
+        : isSet(object.env_options)
+        ? globalThis.String(object.env_options)
+        : "",
+      numEnvs: isSet(object.numEnvs)
+        ? globalThis.Number(object.numEnvs)
+        : isSet(object.num_envs)
+        ? globalThis.Number(object.num_envs)
+        : 0,
+      numSteps: isSet(object.numSteps)
+        ? globalThis.Number(object.numSteps)
+        : isSet(object.num_steps)
+        ? globalThis.Number(object.num_steps)
+        : 0,
+      level: isSet(object.level) ? globalThis.Number(object.level) : 0,
+      actorsPerReplica: isSet(object.actorsPerReplica)
+        ? globalThis.Number(object.actorsPerReplica)
+        : isSet(object.actors_per_replica)
+        ? globalThis.Number(object.actors_per_replica)
+        : 0,
+      maxChunksInFlight: isSet(object.maxChunksInFlight)
+        ? globalThis.Number(object.maxChunksInFlight)
+        : isSet(object.max_chunks_in_flight)
+        ? globalThis.Number(object.max_chunks_in_flight)
+        : 0,
+      inference: isSet(object.inference) ? globalThis.String(object.inference) : "",
+      config: isSet(object.config) ? globalThis.String(object.config) : "",
+      checkpoint: isSet(object.checkpoint) ? globalThis.String(object.checkpoint) : "",
+    };
+  },
+
+  toJSON(message: RunAnnouncement): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.seed !== 0) {
+      obj.seed = Math.round(message.seed);
+    }
+    if (message.envId !== "") {
+      obj.envId = message.envId;
+    }
+    if (message.envOptions !== "") {
+      obj.envOptions = message.envOptions;
+    }
+    if (message.numEnvs !== 0) {
+      obj.numEnvs = Math.round(message.numEnvs);
+    }
+    if (message.numSteps !== 0) {
+      obj.numSteps = Math.round(message.numSteps);
+    }
+    if (message.level !== 0) {
+      obj.level = Math.round(message.level);
+    }
+    if (message.actorsPerReplica !== 0) {
+      obj.actorsPerReplica = Math.round(message.actorsPerReplica);
+    }
+    if (message.maxChunksInFlight !== 0) {
+      obj.maxChunksInFlight = Math.round(message.maxChunksInFlight);
+    }
+    if (message.inference !== "") {
+      obj.inference = message.inference;
+    }
+    if (message.config !== "") {
+      obj.config = message.config;
+    }
+    if (message.checkpoint !== "") {
+      obj.checkpoint = message.checkpoint;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RunAnnouncement>): RunAnnouncement {
+    return RunAnnouncement.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RunAnnouncement>): RunAnnouncement {
+    const message = createBaseRunAnnouncement();
+    message.runId = object.runId ?? "";
+    message.state = object.state ?? "";
+    message.seed = object.seed ?? 0;
+    message.envId = object.envId ?? "";
+    message.envOptions = object.envOptions ?? "";
+    message.numEnvs = object.numEnvs ?? 0;
+    message.numSteps = object.numSteps ?? 0;
+    message.level = object.level ?? 0;
+    message.actorsPerReplica = object.actorsPerReplica ?? 0;
+    message.maxChunksInFlight = object.maxChunksInFlight ?? 0;
+    message.inference = object.inference ?? "";
+    message.config = object.config ?? "";
+    message.checkpoint = object.checkpoint ?? "";
+    return message;
+  },
+};
+
 function createBaseRun(): Run {
   return {
     runId: "",
@@ -506,6 +836,9 @@ function createBaseRun(): Run {
     error: "",
     updatesPerS: 0,
     episodesPerS: 0,
+    envSteps: 0,
+    returnMean: 0,
+    resumedFromUpdate: 0,
   };
 }
 
@@ -564,6 +897,15 @@ export const Run: MessageFns<Run> = {
     }
     if (message.episodesPerS !== 0) {
       writer.uint32(145).double(message.episodesPerS);
+    }
+    if (message.envSteps !== 0) {
+      writer.uint32(152).uint64(message.envSteps);
+    }
+    if (message.returnMean !== 0) {
+      writer.uint32(161).double(message.returnMean);
+    }
+    if (message.resumedFromUpdate !== 0) {
+      writer.uint32(168).uint64(message.resumedFromUpdate);
     }
     return writer;
   },
@@ -731,6 +1073,30 @@ export const Run: MessageFns<Run> = {
             message.episodesPerS = reader.double();
             continue;
           }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.envSteps = longToNumber(reader.uint64());
+            continue;
+          }
+          case 20: {
+            if (tag !== 161) {
+              break;
+            }
+
+            message.returnMean = reader.double();
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.resumedFromUpdate = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -842,6 +1208,21 @@ export const Run: MessageFns<Run> = {
         : isSet(object.episodes_per_s)
         ? globalThis.Number(object.episodes_per_s)
         : 0,
+      envSteps: isSet(object.envSteps)
+        ? globalThis.Number(object.envSteps)
+        : isSet(object.env_steps)
+        ? globalThis.Number(object.env_steps)
+        : 0,
+      returnMean: isSet(object.returnMean)
+        ? globalThis.Number(object.returnMean)
+        : isSet(object.return_mean)
+        ? globalThis.Number(object.return_mean)
+        : 0,
+      resumedFromUpdate: isSet(object.resumedFromUpdate)
+        ? globalThis.Number(object.resumedFromUpdate)
+        : isSet(object.resumed_from_update)
+        ? globalThis.Number(object.resumed_from_update)
+        : 0,
     };
   },
 
@@ -913,6 +1294,15 @@ export const Run: MessageFns<Run> = {
     if (message.episodesPerS !== 0) {
       obj.episodesPerS = floatToJson(message.episodesPerS);
     }
+    if (message.envSteps !== 0) {
+      obj.envSteps = Math.round(message.envSteps);
+    }
+    if (message.returnMean !== 0) {
+      obj.returnMean = floatToJson(message.returnMean);
+    }
+    if (message.resumedFromUpdate !== 0) {
+      obj.resumedFromUpdate = Math.round(message.resumedFromUpdate);
+    }
     return obj;
   },
 
@@ -955,6 +1345,9 @@ export const Run: MessageFns<Run> = {
     message.error = object.error ?? "";
     message.updatesPerS = object.updatesPerS ?? 0;
     message.episodesPerS = object.episodesPerS ?? 0;
+    message.envSteps = object.envSteps ?? 0;
+    message.returnMean = object.returnMean ?? 0;
+    message.resumedFromUpdate = object.resumedFromUpdate ?? 0;
     return message;
   },
 };

@@ -38,10 +38,15 @@ export interface ActRequest {
    * loaded. Actors use it to bound their policy lag. 0: no wait.
    */
   minVersion: number;
+  /**
+   * Seeds the sampling of this request's rows alone, so that batching with other requests cannot
+   * change its actions. 0: the service's own generator.
+   */
+  seed: number;
 }
 
 export interface ActResponse {
-  /** [B] int32 */
+  /** [B] int32 (categorical), [B, k] int32 (multi-categorical) or [B, D] float32 (gaussian) */
   actions?:
     | Tensor
     | undefined;
@@ -65,6 +70,22 @@ export interface PolicySpec {
   numParameters: number;
 }
 
+/** How a policy version is stored: written by the learner to KV key policy.<run> after its objects. */
+export interface PolicyPointer {
+  version: number;
+  /**
+   * Object names: the act program (inputs params [P], obs [B, obs_dim]; outputs value [B] and the
+   * distribution's heads) and the flat float32 parameters.
+   */
+  program: string;
+  params: string;
+  spec?:
+    | PolicySpec
+    | undefined;
+  /** categorical | multi_categorical | gaussian */
+  distribution: string;
+}
+
 export interface GetPolicyResponse {
   runId: string;
   version: number;
@@ -72,7 +93,7 @@ export interface GetPolicyResponse {
 }
 
 function createBaseActRequest(): ActRequest {
-  return { runId: "", obs: undefined, greedy: false, minVersion: 0 };
+  return { runId: "", obs: undefined, greedy: false, minVersion: 0, seed: 0 };
 }
 
 export const ActRequest: MessageFns<ActRequest> = {
@@ -88,6 +109,9 @@ export const ActRequest: MessageFns<ActRequest> = {
     }
     if (message.minVersion !== 0) {
       writer.uint32(32).uint64(message.minVersion);
+    }
+    if (message.seed !== 0) {
+      writer.uint32(40).uint32(message.seed);
     }
     return writer;
   },
@@ -137,6 +161,14 @@ export const ActRequest: MessageFns<ActRequest> = {
             message.minVersion = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.seed = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -163,6 +195,7 @@ export const ActRequest: MessageFns<ActRequest> = {
         : isSet(object.min_version)
         ? globalThis.Number(object.min_version)
         : 0,
+      seed: isSet(object.seed) ? globalThis.Number(object.seed) : 0,
     };
   },
 
@@ -180,6 +213,9 @@ export const ActRequest: MessageFns<ActRequest> = {
     if (message.minVersion !== 0) {
       obj.minVersion = Math.round(message.minVersion);
     }
+    if (message.seed !== 0) {
+      obj.seed = Math.round(message.seed);
+    }
     return obj;
   },
 
@@ -192,6 +228,7 @@ export const ActRequest: MessageFns<ActRequest> = {
     message.obs = (object.obs !== undefined && object.obs !== null) ? Tensor.fromPartial(object.obs) : undefined;
     message.greedy = object.greedy ?? false;
     message.minVersion = object.minVersion ?? 0;
+    message.seed = object.seed ?? 0;
     return message;
   },
 };
@@ -529,6 +566,141 @@ export const PolicySpec: MessageFns<PolicySpec> = {
       : undefined;
     message.model = object.model ?? "";
     message.numParameters = object.numParameters ?? 0;
+    return message;
+  },
+};
+
+function createBasePolicyPointer(): PolicyPointer {
+  return { version: 0, program: "", params: "", spec: undefined, distribution: "" };
+}
+
+export const PolicyPointer: MessageFns<PolicyPointer> = {
+  encode(message: PolicyPointer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    if (message.program !== "") {
+      writer.uint32(18).string(message.program);
+    }
+    if (message.params !== "") {
+      writer.uint32(26).string(message.params);
+    }
+    if (message.spec !== undefined) {
+      PolicySpec.encode(message.spec, writer.uint32(34).fork()).join();
+    }
+    if (message.distribution !== "") {
+      writer.uint32(42).string(message.distribution);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicyPointer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicyPointer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.program = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.params = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.spec = PolicySpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.distribution = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PolicyPointer {
+    return {
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      program: isSet(object.program) ? globalThis.String(object.program) : "",
+      params: isSet(object.params) ? globalThis.String(object.params) : "",
+      spec: isSet(object.spec) ? PolicySpec.fromJSON(object.spec) : undefined,
+      distribution: isSet(object.distribution) ? globalThis.String(object.distribution) : "",
+    };
+  },
+
+  toJSON(message: PolicyPointer): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.program !== "") {
+      obj.program = message.program;
+    }
+    if (message.params !== "") {
+      obj.params = message.params;
+    }
+    if (message.spec !== undefined) {
+      obj.spec = PolicySpec.toJSON(message.spec);
+    }
+    if (message.distribution !== "") {
+      obj.distribution = message.distribution;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PolicyPointer>): PolicyPointer {
+    return PolicyPointer.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PolicyPointer>): PolicyPointer {
+    const message = createBasePolicyPointer();
+    message.version = object.version ?? 0;
+    message.program = object.program ?? "";
+    message.params = object.params ?? "";
+    message.spec = (object.spec !== undefined && object.spec !== null)
+      ? PolicySpec.fromPartial(object.spec)
+      : undefined;
+    message.distribution = object.distribution ?? "";
     return message;
   },
 };

@@ -1,13 +1,24 @@
 /**
  * SymbolicEnv: a task behind a rule-based parent (seed 001's DeterministicParent; an LLM parent would
- * implement the same interface later, fix #5). Rewards are a vector {goal, pred}: goal is 1 for the
+ * implement the same interface). Rewards are a vector {goal, pred}: goal is 1 for the
  * correct action; pred, the world-model intrinsic reward, is 0 here because the learner computes it
- * from its own world-model head. Episodes end on the time limit only (fix #1): `terminated` is always
- * false and `truncated` is true at `maxEpisodeSteps`. Success (goal > 0.9) is reported apart, in info.
+ * from its own world-model head. Episodes end on the time limit only, as in WMIL phase 1: `terminated`
+ * is always false and `truncated` is true at `maxEpisodeSteps`. Success (goal > 0.9) is reported apart.
  */
-import { Box, Discrete, Rng } from '@rlmesh/core';
-import type { ArrayEnv, ArrayStep, ResetOptions, StepResult } from './env';
-import type { SymbolicTask } from './tasks';
+import {
+  type ActionBuffer,
+  Box,
+  checkDiscreteAction,
+  Discrete,
+  type Env,
+  type EnvSpec,
+  type ResetOptions,
+  Rng,
+  type RngState,
+  type Schema,
+  type StepFlags,
+} from '@rlmesh/core';
+import { Conditional, PatternEcho, SequenceNext, type SymbolicTask } from './tasks';
 
 export interface Parent<S> {
   reward(state: S, action: number): number;
@@ -26,7 +37,7 @@ export class DeterministicParent<S> implements Parent<S> {
 
 export const SYMBOLIC_COMPONENTS = ['goal', 'pred'] as const;
 
-export class SymbolicEnv<S> implements ArrayEnv {
+export class SymbolicEnv<S> implements Env {
   readonly observationSpace: Box;
   readonly actionSpace: Discrete;
   readonly rewardComponents = SYMBOLIC_COMPONENTS;
@@ -52,6 +63,18 @@ export class SymbolicEnv<S> implements ArrayEnv {
     this.actionSpace = new Discrete(task.numActions);
   }
 
+  snapshot(): unknown {
+    return { rng: this.rng.state(), state: structuredClone(this.state), steps: this.steps, level: this.level };
+  }
+
+  restore(saved: unknown): void {
+    const s = saved as { rng: RngState; state: S | null; steps: number; level: number };
+    this.rng = Rng.fromState(s.rng);
+    this.state = structuredClone(s.state);
+    this.steps = s.steps;
+    this.level = s.level;
+  }
+
   resetInto(out: Float32Array, offset: number, seed?: number, options: ResetOptions = {}): void {
     if (seed !== undefined) this.rng = new Rng(seed);
     const level = options.difficulty ?? this.level;
@@ -64,10 +87,17 @@ export class SymbolicEnv<S> implements ArrayEnv {
     this.task.observe(this.state, out, offset);
   }
 
-  stepInto(action: number, out: Float32Array, offset: number, rewards: Record<string, Float32Array>, index: number): ArrayStep {
+  stepInto(
+    actions: ActionBuffer,
+    at: number,
+    out: Float32Array,
+    offset: number,
+    rewards: Record<string, Float32Array>,
+    index: number,
+  ): StepFlags {
     if (this.state === null) throw new Error('step: the episode has ended or was never started; call reset first');
-    if (!this.actionSpace.contains(action))
-      throw new Error(`step: action ${action} is outside Discrete(${this.actionSpace.n}), valid actions are 0..${this.actionSpace.n - 1}`);
+    const action = actions[at];
+    checkDiscreteAction(action, this.actionSpace.n);
     const goal = this.parent.reward(this.state, action);
     this.state = this.parent.transition(this.state, action, this.rng, this.level);
     this.steps++;
@@ -78,23 +108,35 @@ export class SymbolicEnv<S> implements ArrayEnv {
     if (truncated) this.state = null;
     return { terminated: false, truncated, success: goal > 0.9 };
   }
-
-  reset(seed?: number, options?: ResetOptions) {
-    const obs = new Float32Array(this.obsDim);
-    this.resetInto(obs, 0, seed, options);
-    return { obs, info: { difficulty: this.level } };
-  }
-
-  step(action: number): StepResult {
-    const obs = new Float32Array(this.obsDim);
-    const r = { goal: new Float32Array(1), pred: new Float32Array(1) };
-    const s = this.stepInto(action, obs, 0, r, 0);
-    return {
-      obs,
-      reward: { goal: r.goal[0], pred: r.pred[0] },
-      terminated: s.terminated,
-      truncated: s.truncated,
-      info: { success: s.success, difficulty: this.level },
-    };
-  }
 }
+
+const SYMBOLS = { kind: 'int', default: 8, min: 2, max: 1024, doc: 'distinct symbols (and actions)' } as const;
+const STEPS = { kind: 'int', default: 1, min: 1, max: 1000, doc: 'time limit: the episode is truncated after this many steps' } as const;
+
+const ECHO_OPTIONS = { num_symbols: SYMBOLS, max_episode_steps: STEPS } as const satisfies Schema;
+const SEQUENCE_OPTIONS = {
+  num_symbols: SYMBOLS,
+  max_episode_steps: STEPS,
+  window: { kind: 'int', default: 3, min: 2, max: 16, doc: 'past symbols shown; two are needed to show the step' },
+} as const satisfies Schema;
+
+export const patternEcho: EnvSpec<typeof ECHO_OPTIONS> = {
+  id: 'PatternEcho',
+  description: 'echo the one-hot symbol shown (WMIL phase 1)',
+  options: ECHO_OPTIONS,
+  make: (o) => new SymbolicEnv(new PatternEcho(o.num_symbols), o.max_episode_steps),
+};
+
+export const sequenceNext: EnvSpec<typeof SEQUENCE_OPTIONS> = {
+  id: 'SequenceNext',
+  description: 'the next element of an arithmetic sequence mod N, three levels of step size',
+  options: SEQUENCE_OPTIONS,
+  make: (o) => new SymbolicEnv(new SequenceNext(o.num_symbols, o.window), o.max_episode_steps),
+};
+
+export const conditional: EnvSpec<typeof ECHO_OPTIONS> = {
+  id: 'Conditional',
+  description: 'echo, mirror or successor of a symbol by a shown rule, three levels',
+  options: ECHO_OPTIONS,
+  make: (o) => new SymbolicEnv(new Conditional(o.num_symbols), o.max_episode_steps),
+};

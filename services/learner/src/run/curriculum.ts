@@ -4,7 +4,7 @@
  * mean of the last `advance_window` batches at the current level reaches `advance_at`, and the
  * history restarts at the new level.
  */
-import type { WmilConfig } from './config';
+import type { RunConfig } from './config';
 
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
@@ -15,19 +15,26 @@ export class Curriculum {
   readonly history: number[] = [];
 
   constructor(
-    private readonly cfg: WmilConfig,
+    private readonly cfg: Pick<RunConfig, 'curriculum' | 'train'>,
     private readonly numLevels: number,
     state: { level?: number; history?: readonly number[] } = {},
   ) {
-    this.level = state.level ?? cfg.env.start_level;
+    this.level = state.level ?? cfg.curriculum.start_level;
     this.history.push(...(state.history ?? []));
     this.success = mean(this.history.slice(-cfg.train.success_window));
+  }
+
+  /** Continues at `level` with the success history a checkpoint saved. */
+  restore(level: number, history: readonly number[]): void {
+    this.level = level;
+    this.history.splice(0, this.history.length, ...history);
+    this.success = mean(this.history.slice(-this.cfg.train.success_window));
   }
 
   /** Records a batch's success at the current level; true when that moved the level up. */
   record(batchSuccess: number): boolean {
     const { success_window } = this.cfg.train;
-    const { advance_window, advance_at } = this.cfg.env;
+    const { advance_window, advance_at } = this.cfg.curriculum;
     this.history.push(batchSuccess);
     if (this.history.length > Math.max(success_window, advance_window)) this.history.shift();
     this.success = mean(this.history.slice(-success_window));

@@ -1,0 +1,18 @@
+/**
+ * Every environment rlmesh ships, registered with @rlmesh/core's registry on import. Adding one is
+ * a new file exporting its EnvSpec and one registerEnv line here.
+ */
+import { registerEnv } from '@rlmesh/core';
+import { cartPole } from './cartpole';
+import { pendulum } from './pendulum';
+import { conditional, patternEcho, sequenceNext } from './symbolic';
+
+registerEnv(patternEcho);
+registerEnv(sequenceNext);
+registerEnv(conditional);
+registerEnv(cartPole);
+registerEnv(pendulum);
+
+export { cartPole, conditional, patternEcho, pendulum, sequenceNext };
+export * from './symbolic';
+export * from './tasks';

@@ -1,0 +1,93 @@
+/**
+ * What every algorithm needs of a policy, whatever its action distribution: the `actions` input of a
+ * train step, log pi(a|s) and the entropy traced from a model's forward, the act program the policy
+ * service and actors run, and the feed of a rollout's actions.
+ */
+import { type ActionDistribution, actionWidth, distributionOutputs } from '@rlmesh/core';
+import {
+  buildForwardProgram,
+  categoricalEntropy,
+  categoricalLogProb,
+  concat,
+  gaussianEntropy,
+  gaussianLogProb,
+  type InputSpec,
+  logSoftmax,
+  multiCategoricalEntropy,
+  multiCategoricalLogProb,
+  type ParamLayout,
+  slice,
+  type Value,
+} from '@rlmesh/graph';
+import type { Feed, PolicyForward, PolicyModel } from '../registry';
+
+/** The train step's `actions` input: int64 [B] (categorical), int64 [B, k], or float32 [B, D]. */
+export function actionInput(d: ActionDistribution): InputSpec {
+  if (d.kind === 'categorical') return { name: 'actions', dtype: 'int64', shape: ['batch'] };
+  if (d.kind === 'multi_categorical') return { name: 'actions', dtype: 'int64', shape: ['batch', d.nvec.length] };
+  return { name: 'actions', dtype: 'float32', shape: ['batch', d.dim] };
+}
+
+function need(v: Value | undefined, what: string): Value {
+  if (!v) throw new Error(`policy forward has no ${what}`);
+  return v;
+}
+
+/** log pi(a|s) [B] and entropy [B] of a traced forward. */
+export function policyTerms(d: ActionDistribution, f: PolicyForward, actions: Value): { logProb: Value; entropy: Value } {
+  switch (d.kind) {
+    case 'categorical': {
+      const logits = need(f.logits, 'logits');
+      return { logProb: categoricalLogProb(logits, actions), entropy: categoricalEntropy(logits) };
+    }
+    case 'multi_categorical': {
+      const logits = need(f.logits, 'logits');
+      return { logProb: multiCategoricalLogProb(logits, actions, d.nvec), entropy: multiCategoricalEntropy(logits, d.nvec) };
+    }
+    case 'gaussian': {
+      const mean = need(f.mean, 'mean');
+      const logStd = need(f.logStd, 'logStd');
+      return { logProb: gaussianLogProb(mean, logStd, actions), entropy: gaussianEntropy(logStd, mean) };
+    }
+  }
+}
+
+/** The act program's outputs traced on obs: the distribution's (see @rlmesh/core's distributions.ts) and `value`. */
+export function actOutputs(model: PolicyModel, obs: Value): Record<string, Value> {
+  const f = model.forward(obs);
+  return { ...distributionHeads(model.distribution, f), value: f.value };
+}
+
+function distributionHeads(d: ActionDistribution, f: PolicyForward): Record<string, Value> {
+  if (d.kind === 'gaussian') return { mean: need(f.mean, 'mean'), log_std: need(f.logStd, 'logStd') };
+  const logits = need(f.logits, 'logits');
+  if (d.kind === 'categorical') return { log_probs: logSoftmax(logits, -1) };
+  let at = 0;
+  const segments = d.nvec.map((n) => {
+    const seg = logSoftmax(slice(logits, [at], [at + n], [-1]), -1);
+    at += n;
+    return seg;
+  });
+  return { log_probs: concat(segments, -1) };
+}
+
+/**
+ * The act program served to actors: inputs `params` [P] and `obs` [batch, S]; outputs `value`
+ * [batch] and the distribution's outputs (distributionOutputs in @rlmesh/core).
+ */
+export function buildActProgram(model: PolicyModel): { onnx: Uint8Array; layout: ParamLayout; outputs: string[] } {
+  const { onnx, layout } = buildForwardProgram({
+    module: model.module,
+    inputs: [{ name: 'obs', dtype: 'float32', shape: ['batch', model.obsDim] }],
+    forward: (i) => actOutputs(model, i.obs),
+  });
+  return { onnx, layout, outputs: [...distributionOutputs(model.distribution), 'value'] };
+}
+
+/** A rollout's actions [rows, width] as the train step's `actions` feed. */
+export function actionsFeed(d: ActionDistribution, actions: Int32Array | Float32Array, rows: number): Feed[string] {
+  const w = actionWidth(d);
+  const shape = d.kind === 'categorical' ? [rows] : [rows, w];
+  if (d.kind === 'gaussian') return { data: actions as Float32Array, shape };
+  return { data: BigInt64Array.from(actions as Int32Array, (a) => BigInt(a)), shape };
+}
