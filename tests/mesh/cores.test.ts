@@ -82,7 +82,7 @@ describe('mesh cores on the in-memory bus', () => {
     // Its own short run, so that the spans checked here do not depend on the tests above.
     exporter.reset();
     const config = readFileSync(join(__dirname, '..', '..', 'configs', 'wmil-pattern-echo.yaml'), 'utf8');
-    const run = await learner.startRun(`${config}\ntrain: { total_env_steps: 256 }`.replace(/^train:\n(  .*\n)+/m, ''), 'cores-trace');
+    const run = await learner.startRun(`${config}\ntrain: { total_env_steps: 256 }`.replace(/^train:\n( {2}.*\n)+/m, ''), 'cores-trace');
     await learner.watchRun(run.runId, () => undefined);
     const scopes = new Map<string, Set<string>>();
     for (const s of exporter.getFinishedSpans()) {

@@ -27,7 +27,10 @@ const lines = (runDir: string) =>
   readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l) as { update: number; env_steps: number; return_mean: number; policy_lag: number; metrics: Record<string, number> });
+    .map(
+      (l) =>
+        JSON.parse(l) as { update: number; env_steps: number; return_mean: number; policy_lag: number; metrics: Record<string, number> },
+    );
 
 const CASES = [
   { algo: 'REINFORCE', file: 'wmil-pattern-echo.yaml', train: { total_env_steps: 64 * 12, checkpoint_every: 4 } },

@@ -42,7 +42,14 @@ export async function policyAct(argv: readonly string[]): Promise<number> {
   const out = await session.run({ obs: { data: Float32Array.from(rows.flat()), shape: [rows.length, S] } });
   await session.release();
   const outputs = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
-  const { actions, logProbs } = sampleActions(shape.distribution, outputs, 0, rows.length, options.greedy === 'true', actRng(Date.now() % 2 ** 31));
+  const { actions, logProbs } = sampleActions(
+    shape.distribution,
+    outputs,
+    0,
+    rows.length,
+    options.greedy === 'true',
+    actRng(Date.now() % 2 ** 31),
+  );
   const width = actions.length / rows.length;
   rows.forEach((_, r) => {
     const row: Record<string, unknown> = { action: width === 1 ? actions[r] : Array.from(actions.subarray(r * width, (r + 1) * width)) };
@@ -64,7 +71,11 @@ function parseObs(text: string): number[][] {
     throw new UsageError('--obs must be JSON: a list of rows, e.g. [[0,1,0]]');
   }
   const rows = Array.isArray(v) && !Array.isArray(v[0]) ? [v] : v;
-  if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.every((x) => typeof x === 'number' && Number.isFinite(x))))
+  if (
+    !Array.isArray(rows) ||
+    rows.length === 0 ||
+    !rows.every((r) => Array.isArray(r) && r.every((x) => typeof x === 'number' && Number.isFinite(x)))
+  )
     throw new UsageError('--obs must be a non-empty list of rows of finite numbers');
   return rows as number[][];
 }

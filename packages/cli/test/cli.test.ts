@@ -58,7 +58,10 @@ describe('rlmesh train', () => {
     const io = capture();
     const echo = join(__dirname, '..', '..', '..', 'configs', 'wmil-pattern-echo.yaml');
     expect(await main(['train', echo, '--run.name', 'cli', '--run.out_dir', dir, '--run.seed', '3'])).toBe(0);
-    expect(io.out.some((l) => l.startsWith('criteria PASSED')), io.out.join('\n')).toBe(true);
+    expect(
+      io.out.some((l) => l.startsWith('criteria PASSED')),
+      io.out.join('\n'),
+    ).toBe(true);
     io.out.length = 0;
     const obs = JSON.stringify([
       [0, 0, 0, 1, 0, 0, 0, 0],

@@ -115,7 +115,12 @@ export function actRng(seed: number): Rng {
 }
 
 /** log pi(a|s) of action row `row` of `actions` under the outputs' row `row` (for off-policy ratios). */
-export function logProbOf(d: ActionDistribution, outputs: Readonly<Record<string, Float32Array>>, actions: ArrayLike<number>, row: number): number {
+export function logProbOf(
+  d: ActionDistribution,
+  outputs: Readonly<Record<string, Float32Array>>,
+  actions: ArrayLike<number>,
+  row: number,
+): number {
   if (d.kind === 'gaussian') {
     let lp = 0;
     for (let j = 0; j < d.dim; j++) {

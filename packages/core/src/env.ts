@@ -40,7 +40,14 @@ export interface Env {
   readonly numLevels: number;
   readonly obsDim: number;
   resetInto(out: Float32Array, offset: number, seed?: number, options?: ResetOptions): void;
-  stepInto(actions: ActionBuffer, at: number, out: Float32Array, offset: number, rewards: Record<string, Float32Array>, index: number): StepFlags;
+  stepInto(
+    actions: ActionBuffer,
+    at: number,
+    out: Float32Array,
+    offset: number,
+    rewards: Record<string, Float32Array>,
+    index: number,
+  ): StepFlags;
   /**
    * Optional: the environment's whole state (generator included) as JSON-able data, and its inverse.
    * With them a run's checkpoint holds its episodes under way, so a resumed run replays the
@@ -76,7 +83,8 @@ export function stepEnv(env: Env, action: number | ArrayLike<number>): EnvStep {
 
 /** Checks a discrete action; throws an Error naming it and the valid range. */
 export function checkDiscreteAction(a: number, n: number): void {
-  if (!(Number.isInteger(a) && a >= 0 && a < n)) throw new Error(`step: action ${a} is outside Discrete(${n}), valid actions are 0..${n - 1}`);
+  if (!(Number.isInteger(a) && a >= 0 && a < n))
+    throw new Error(`step: action ${a} is outside Discrete(${n}), valid actions are 0..${n - 1}`);
 }
 
 /** Copies a Box action into `into`, clipped to the bounds (Gymnasium's np.clip); NaN throws. */

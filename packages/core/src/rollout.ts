@@ -9,7 +9,7 @@
  * and where the episode ended on that step it is the final observation, so learners can bootstrap
  * truncated episodes from it.
  */
-import { actionWidth, type ActionDistribution, distributionFor } from './distributions';
+import { type ActionDistribution, actionWidth, distributionFor } from './distributions';
 import { Rng, type RngState } from './rng';
 import type { VectorEnv } from './vector';
 
@@ -99,7 +99,8 @@ export class RolloutCollector {
     private readonly seed: number,
     level = 0,
   ) {
-    if (!Number.isInteger(numSteps) || numSteps < 1) throw new Error(`RolloutCollector: numSteps must be a positive integer, got ${numSteps}`);
+    if (!Number.isInteger(numSteps) || numSteps < 1)
+      throw new Error(`RolloutCollector: numSteps must be a positive integer, got ${numSteps}`);
     this.distribution = distributionFor(vec.actionSpace);
     this.level = level;
     this.rng = new Rng(seed ^ 0x5bd1e995);
@@ -207,7 +208,7 @@ export class RolloutCollector {
   restore(s: CollectorState): void {
     if (s.started) {
       if (!s.vec || s.vec.length !== this.vec.size) throw new Error('restore: the snapshot holds a different number of environments');
-      this.vec.envs.forEach((e, i) => e.restore?.(s.vec?.[i]));
+      for (const [i, e] of this.vec.envs.entries()) e.restore?.(s.vec?.[i]);
       this.vec.resume(Float32Array.from(s.obs), s.level);
     }
     this.runningLength.splice(0, this.runningLength.length, ...s.running.length);

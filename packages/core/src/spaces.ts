@@ -42,8 +42,13 @@ export class Box {
   readonly dtype = 'float32';
   readonly low: readonly number[];
   readonly high: readonly number[];
-  constructor(low: number | readonly number[], high: number | readonly number[], readonly shape: readonly number[]) {
-    if (!shape.every((d) => Number.isInteger(d) && d >= 1)) throw new Error(`Box: shape must hold positive integers, got [${shape.join(',')}]`);
+  constructor(
+    low: number | readonly number[],
+    high: number | readonly number[],
+    readonly shape: readonly number[],
+  ) {
+    if (!shape.every((d) => Number.isInteger(d) && d >= 1))
+      throw new Error(`Box: shape must hold positive integers, got [${shape.join(',')}]`);
     this.size = shape.reduce((a, b) => a * b, 1);
     this.flatSize = this.size;
     this.low = expand(low, this.size, 'low');
@@ -111,9 +116,12 @@ export class TokenSequence {
     readonly maxLength: number,
     readonly padId = 0,
   ) {
-    if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new Error(`TokenSequence: vocabSize must be a positive integer, got ${vocabSize}`);
-    if (!Number.isInteger(maxLength) || maxLength < 1) throw new Error(`TokenSequence: maxLength must be a positive integer, got ${maxLength}`);
-    if (!Number.isInteger(padId) || padId < 0 || padId >= vocabSize) throw new Error(`TokenSequence: padId must be a token id, got ${padId}`);
+    if (!Number.isInteger(vocabSize) || vocabSize < 1)
+      throw new Error(`TokenSequence: vocabSize must be a positive integer, got ${vocabSize}`);
+    if (!Number.isInteger(maxLength) || maxLength < 1)
+      throw new Error(`TokenSequence: maxLength must be a positive integer, got ${maxLength}`);
+    if (!Number.isInteger(padId) || padId < 0 || padId >= vocabSize)
+      throw new Error(`TokenSequence: padId must be a token id, got ${padId}`);
     this.shape = [maxLength];
     this.flatSize = maxLength;
   }

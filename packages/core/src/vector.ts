@@ -66,7 +66,8 @@ export class VectorEnv {
 
   /** Continues from restored environments: `obs` are their current observations. */
   resume(obs: Float32Array, difficulty: number): void {
-    if (obs.length !== this.size * this.obsDim) throw new Error(`VectorEnv.resume: expected ${this.size * this.obsDim} observation values, got ${obs.length}`);
+    if (obs.length !== this.size * this.obsDim)
+      throw new Error(`VectorEnv.resume: expected ${this.size * this.obsDim} observation values, got ${obs.length}`);
     this.out.obs.set(obs);
     this.difficulty = difficulty;
     this.started = true;

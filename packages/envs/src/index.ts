@@ -13,6 +13,6 @@ registerEnv(conditional);
 registerEnv(cartPole);
 registerEnv(pendulum);
 
-export { cartPole, conditional, patternEcho, pendulum, sequenceNext };
 export * from './symbolic';
 export * from './tasks';
+export { cartPole, conditional, patternEcho, pendulum, sequenceNext };

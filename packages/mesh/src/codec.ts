@@ -82,7 +82,8 @@ export function decodeRollout(c: TrajectoryChunk, want: RolloutShape): Rollout {
       ? decodeTensor('actions', c.actions, { dtype: 'float32', shape: actionShape }).data
       : decodeTensor('actions', c.actions, { dtype: 'int32', shape: actionShape }).data;
   const rewards: Record<string, Float32Array> = {};
-  for (const comp of want.components) rewards[comp] = decodeTensor(`rewards.${comp}`, c.rewards[comp], { dtype: 'float32', shape: tn }).data;
+  for (const comp of want.components)
+    rewards[comp] = decodeTensor(`rewards.${comp}`, c.rewards[comp], { dtype: 'float32', shape: tn }).data;
   return {
     actorId: c.actorId,
     sequence: c.sequence,

@@ -1,5 +1,6 @@
 export * from './bus';
 export * from './client';
+export * from './codec';
 export * from './errors';
 export * from './log';
 export * from './nats-bus';
@@ -9,4 +10,3 @@ export * from './protocol';
 export * from './server';
 export * from './telemetry';
 export * from './tls';
-export * from './codec';

@@ -108,7 +108,10 @@ export class LocalPolicy {
       if (this.version < Math.max(1, minVersion)) await new Promise((r) => setTimeout(r, 5));
     }
     if (!this.session || !this.params || !this.distribution) throw new Error(`no policy published for run "${this.runId}" yet`);
-    const out = await this.session.run({ params: { data: this.params, shape: [this.params.length] }, obs: { data: obs, shape: [rows, obs.length / rows] } });
+    const out = await this.session.run({
+      params: { data: this.params, shape: [this.params.length] },
+      obs: { data: obs, shape: [rows, obs.length / rows] },
+    });
     const outputs = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
     const { actions, logProbs } = sampleActions(this.distribution, outputs, 0, rows, false, actRng(seed));
     return { actions, logProbs, values: outputs.value, version: this.version };

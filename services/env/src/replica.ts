@@ -4,7 +4,16 @@
  * forwards policy-version announcements (KV policy.<run>) to them. Replicas need no registration:
  * start another one and it joins every running run; kill one and the others go on.
  */
-import { type Bus, type ConsumerProgress, decodeAnnouncement, decodeJson, keys, type Logger, parsePolicyPointer, type Subscription } from '@rlmesh/mesh';
+import {
+  type Bus,
+  type ConsumerProgress,
+  decodeAnnouncement,
+  decodeJson,
+  keys,
+  type Logger,
+  parsePolicyPointer,
+  type Subscription,
+} from '@rlmesh/mesh';
 import type { RunAnnouncement } from '@rlmesh/proto';
 import { RolloutActor } from './actor';
 import { centralAct, LocalPolicy, type PolicyClient } from './policy-client';

@@ -7,7 +7,7 @@
  * naming the field, never with INTERNAL.
  */
 import { randomBytes } from 'node:crypto';
-import { ConfigError, type Env, envIds, envSpec, envOptions as checkedOptions, makeEnv, VectorEnv } from '@rlmesh/core';
+import { ConfigError, envOptions as checkedOptions, type Env, envIds, envSpec, makeEnv, VectorEnv } from '@rlmesh/core';
 import '@rlmesh/envs';
 import { DEFAULT_MAX_MESSAGE_BYTES, failedPrecondition, invalidArgument, notFound, resourceExhausted, spaceToProto } from '@rlmesh/mesh';
 import type * as pb from '@rlmesh/proto';

@@ -140,7 +140,8 @@ export function modelSpec(id: string): ModelSpec {
 
 export function algorithmSpec(name: string): AlgorithmSpec {
   const a = ALGORITHMS.get(name);
-  if (!a) throw new ConfigError('algo.name', `unknown algorithm ${JSON.stringify(name)}; known algorithms: ${[...ALGORITHMS.keys()].join(', ')}`);
+  if (!a)
+    throw new ConfigError('algo.name', `unknown algorithm ${JSON.stringify(name)}; known algorithms: ${[...ALGORITHMS.keys()].join(', ')}`);
   return a;
 }
 

@@ -39,8 +39,7 @@ describe('PPO on CartPole-v1 (embedded)', () => {
     expect(summary.updates).toBe(118);
     expect(rows).toHaveLength(118);
     expect(summary.env_steps).toBe(118 * 512);
-    for (const k of ['loss/policy', 'loss/value', 'entropy', 'approx_kl', 'clipfrac'])
-      expect(rows[0].metrics).toHaveProperty([k]);
+    for (const k of ['loss/policy', 'loss/value', 'entropy', 'approx_kl', 'clipfrac']) expect(rows[0].metrics).toHaveProperty([k]);
     expect(summary.return_mean).toBeGreaterThan(100);
   });
 });

@@ -13,12 +13,19 @@ const config = (name: string, over: Record<string, Record<string, unknown>>) => 
   for (const [k, v] of Object.entries(over)) raw[k] = { ...raw[k], ...v };
   return parseRunConfig(raw);
 };
+/** trainEmbedded, keeping the records it logs. */
+async function train(cfg: Parameters<typeof trainEmbedded>[0], hooks: Parameters<typeof trainEmbedded>[1] = {}) {
+  const rows: UpdateRecord[] = [];
+  const summary = await trainEmbedded(cfg, { ...hooks, onUpdate: (r, run) => (rows.push(r), hooks.onUpdate?.(r, run)) });
+  return { summary, rows };
+}
 const base = (outDir: string, train: Record<string, unknown> = {}) =>
   config('wmil-pattern-echo', { run: { name: 'test', seed: 3, out_dir: outDir }, algo: { lr: 2e-3 }, train });
 
 describe('WMIL embedded run', () => {
   it('learns PatternEcho to >= 90% success (mean of 10 batches) within 4,096 episodes', async () => {
-    const summary = await trainEmbedded(base(tmp(), { total_env_steps: 4096 }));
+    const { summary, rows } = await train(base(tmp(), { total_env_steps: 4096 }));
+    expect(rows).toHaveLength(64);
     expect(summary.final_success).toBeGreaterThanOrEqual(0.9);
     expect(summary.criteria.length).toBeGreaterThan(0);
     expect(summary.pass).toBe(true);
@@ -31,27 +38,29 @@ describe('WMIL embedded run', () => {
   });
 
   it('resuming from a checkpoint gives the same next updates as the uninterrupted run', async () => {
-    const train = { total_env_steps: 6 * 64, checkpoint_every: 3 };
+    const cut = { total_env_steps: 6 * 64, checkpoint_every: 3 };
     // uninterrupted
     const dirA = tmp();
-    const a: UpdateRecord[] = [];
-    await trainEmbedded(base(dirA, train), { onUpdate: (m) => a.push(m) });
+    const { rows: a } = await train(base(dirA, cut));
     expect(a.map((m) => m.update)).toEqual([1, 2, 3, 4, 5, 6]);
     // cut in two: 3 updates, then resume from the checkpoint they wrote
     const dirB = tmp();
-    await trainEmbedded(base(dirB, train), { maxUpdates: 3 });
+    const first = await train(base(dirB, cut), { maxUpdates: 3 });
+    expect(first.summary.updates).toBe(3);
     const ckpt = join(dirB, 'test', 'checkpoints', 'update-000003.safetensors');
-    const b: UpdateRecord[] = [];
-    await trainEmbedded(base(dirB, train), { resumeFrom: ckpt, onUpdate: (m) => b.push(m) });
+    const { rows: b } = await train(base(dirB, cut), { resumeFrom: ckpt });
     expect(b.map((m) => m.update)).toEqual([4, 5, 6]);
     expect(b.map((m) => m.metrics)).toEqual(a.slice(3).map((m) => m.metrics));
     // metrics.jsonl of the resumed run holds every update once, as the uninterrupted one
-    const read = (d: string) => readFileSync(join(d, 'test', 'metrics.jsonl'), 'utf8').trim().split('\n');
+    const read = (d: string) =>
+      readFileSync(join(d, 'test', 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n');
     expect(read(dirB)).toEqual(read(dirA));
   });
 
   it('advances the curriculum when success holds at the threshold', async () => {
-    const summary = await trainEmbedded(
+    const { summary } = await train(
       config('wmil-conditional', {
         run: { name: 'cond', seed: 1, out_dir: tmp() },
         curriculum: { advance_at: 0.8, advance_window: 5 },
@@ -70,5 +79,13 @@ describe('run config', () => {
       parseRunConfig({ env: { id: 'PatternEcho' }, model: { id: 'baby', hidden_dim: 64, num_heads: 5 }, algo: { name: 'reinforce' } }),
     ).not.toThrow(); // cross-field model checks run when the model is built
     expect(() => parseRunConfig({ train: { total_episode: 5 } })).toThrow(/^train\.total_episode: unknown key/);
+  });
+});
+
+describe('trainEmbedded without hooks', () => {
+  // Last in the file: a hang here must not hold up the others. Every other test passes onUpdate; this one guards the plain call (`rlmesh train` always passes one).
+  it('trains and returns', { timeout: 15_000 }, async () => {
+    const summary = await trainEmbedded(base(tmp(), { total_env_steps: 2 * 64 }));
+    expect(summary.updates).toBe(2);
   });
 });

@@ -14,7 +14,6 @@ import {
   type GetPolicyRequest,
   type GetPolicyResponse,
   PolicyServiceService,
-  type PolicySpec,
 } from '@rlmesh/proto';
 import { PolicyCore, type PolicyCoreOptions } from './core';
 

@@ -4,7 +4,7 @@
  * sent to it, so a batch in flight finishes on the old weights and the next one uses the new ones;
  * nothing is dropped and no request waits for a fetch.
  */
-import { type ActionDistribution, actRng, type Rng, sampleActions, type SampledActions } from '@rlmesh/core';
+import { type ActionDistribution, actRng, type Rng, type SampledActions, sampleActions } from '@rlmesh/core';
 import {
   type Bus,
   failedPrecondition,
@@ -13,8 +13,8 @@ import {
   type PolicyPointer,
   paramsFromBytes,
   parsePolicyPointer,
-  spaceFromProto,
   type Subscription,
+  spaceFromProto,
 } from '@rlmesh/mesh';
 import { Batcher } from './batcher';
 import { InferenceWorker } from './worker';

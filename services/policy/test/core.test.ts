@@ -197,7 +197,9 @@ describe('PolicyCore errors', () => {
     expect(malformed.code).toBe(status.FAILED_PRECONDITION);
     expect(malformed.message).toMatch(/version must be an integer >= 1/);
     await bus.kv.put(keys.policy('r3'), encodePolicyPointer({ ...bad, version: 1, distribution: 'beta' }));
-    expect((await codeOf(core.getPolicy('r3'))).message).toMatch(/distribution must be one of categorical, multi_categorical, gaussian, got "beta"/);
+    expect((await codeOf(core.getPolicy('r3'))).message).toMatch(
+      /distribution must be one of categorical, multi_categorical, gaussian, got "beta"/,
+    );
     await bus.kv.put(keys.policy('r4'), new TextEncoder().encode('{"version": 0}')); // not a proto message
     const garbage = await codeOf(core.getPolicy('r4'));
     expect(garbage.code).toBe(status.FAILED_PRECONDITION);

@@ -22,7 +22,13 @@ export const LOCAL_ACTOR = 'local-a0';
 
 export async function trainEmbedded(cfg: RunConfig, hooks: EmbeddedHooks = {}): Promise<RunSummary> {
   const vec = makeVectorEnv(cfg.env.id, cfg.env.options, cfg.env.num_envs);
-  const collector = new RolloutCollector(vec, LOCAL_ACTOR, cfg.env.num_steps, actorSeed(cfg.run.seed, LOCAL_ACTOR), cfg.curriculum.start_level);
+  const collector = new RolloutCollector(
+    vec,
+    LOCAL_ACTOR,
+    cfg.env.num_steps,
+    actorSeed(cfg.run.seed, LOCAL_ACTOR),
+    cfg.curriculum.start_level,
+  );
   const run = await LearnerRun.create(cfg, {
     runDir: join(cfg.run.out_dir, cfg.run.name),
     collectorState: () => collector.snapshot(),

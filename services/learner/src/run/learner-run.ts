@@ -12,8 +12,8 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  type ActOutput,
   type ActionDistribution,
+  type ActOutput,
   actRng,
   type Box,
   type CollectorState,
@@ -21,8 +21,8 @@ import {
   envSpec,
   Rng,
   type Rollout,
-  sampleActions,
   type Space,
+  sampleActions,
 } from '@rlmesh/core';
 import {
   buildInferenceProgram,
@@ -31,8 +31,8 @@ import {
   Session,
   saveTrainingCheckpoint,
   saveWeights,
-  type TrainProgram,
   Trainer,
+  type TrainProgram,
 } from '@rlmesh/graph';
 import { actOutputs, buildActProgram } from '../algorithms/policy-terms';
 import { type AlgorithmSpec, algorithmSpec, type Check, episodeReturn, modelSpec, type PolicyModel, type UpdateRecord } from '../registry';
@@ -241,7 +241,13 @@ export class LearnerRun {
       config: JSON.stringify(this.cfg),
       algo_state: JSON.stringify(this.algoState),
       curriculum: JSON.stringify({ level: this.curriculum.level, history: this.curriculum.history }),
-      counters: JSON.stringify({ updates: this.updates, env_steps: this.envSteps, episodes: this.episodes, recent_returns: this.recentReturns, best: this.best }),
+      counters: JSON.stringify({
+        updates: this.updates,
+        env_steps: this.envSteps,
+        episodes: this.episodes,
+        recent_returns: this.recentReturns,
+        best: this.best,
+      }),
       ...(collector ? { collector: JSON.stringify(collector) } : {}),
     });
     return path;
@@ -302,7 +308,9 @@ export class LearnerRun {
     const seconds = (performance.now() - this.t0) / 1000;
     const trained = this.updates - this.stepsAtStart;
     const criteria =
-      this.algorithm.criteria?.(this.rows, { numActions: this.shape.distribution.kind === 'categorical' ? this.shape.distribution.n : 0 }) ?? [];
+      this.algorithm.criteria?.(this.rows, {
+        numActions: this.shape.distribution.kind === 'categorical' ? this.shape.distribution.n : 0,
+      }) ?? [];
     const summary: RunSummary = {
       run_dir: this.opts.runDir,
       updates: this.updates,
