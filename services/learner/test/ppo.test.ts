@@ -25,6 +25,7 @@ const configError = (f: () => unknown): ConfigError => {
 };
 
 describe('PPO on CartPole-v1 (embedded)', () => {
+  // seed 1 reaches ~210 (seeds 2, 3: ~220, ~270); random play returns ~22
   it('reaches a mean return > 100 within 60,000 env steps', { timeout: 300_000 }, async () => {
     const raw = shipped();
     const cfg = parseRunConfig({

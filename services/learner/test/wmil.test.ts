@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { parseRunConfig, trainEmbedded, type UpdateRecord } from '../src';
+import { buildModel, type EmbeddedHooks, envShape, parseRunConfig, type RunConfig, trainEmbedded, type UpdateRecord } from '../src';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'rlmesh-wmil-'));
 const shipped = (name: string) => parseYaml(readFileSync(join(__dirname, '..', '..', '..', 'configs', `${name}.yaml`), 'utf8'));
@@ -14,9 +14,13 @@ const config = (name: string, over: Record<string, Record<string, unknown>>) => 
   return parseRunConfig(raw);
 };
 /** trainEmbedded, keeping the records it logs. */
-async function train(cfg: Parameters<typeof trainEmbedded>[0], hooks: Parameters<typeof trainEmbedded>[1] = {}) {
+async function train(cfg: RunConfig, hooks: EmbeddedHooks = {}) {
   const rows: UpdateRecord[] = [];
-  const summary = await trainEmbedded(cfg, { ...hooks, onUpdate: (r, run) => (rows.push(r), hooks.onUpdate?.(r, run)) });
+  const onUpdate: EmbeddedHooks['onUpdate'] = (r, run) => {
+    rows.push(r);
+    hooks.onUpdate?.(r, run);
+  };
+  const summary = await trainEmbedded(cfg, { ...hooks, onUpdate });
   return { summary, rows };
 }
 const base = (outDir: string, train: Record<string, unknown> = {}) =>
@@ -75,9 +79,13 @@ describe('run config', () => {
   it('names the key and the rule', () => {
     expect(() => parseRunConfig({ algo: { name: 'reinforce', lr: -1 } })).toThrow(/^algo\.lr: must be a number > 0, got -1/);
     expect(() => parseRunConfig({ env: { id: 'Pong' } })).toThrow(/^env\.id: .*"Pong"/);
-    expect(() =>
-      parseRunConfig({ env: { id: 'PatternEcho' }, model: { id: 'baby', hidden_dim: 64, num_heads: 5 }, algo: { name: 'reinforce' } }),
-    ).not.toThrow(); // cross-field model checks run when the model is built
+    // cross-field model checks run when the model is built for the env
+    const heads = parseRunConfig({
+      env: { id: 'PatternEcho' },
+      model: { id: 'baby', hidden_dim: 64, num_heads: 5 },
+      algo: { name: 'reinforce' },
+    });
+    expect(() => buildModel(heads, envShape(heads))).toThrow('model.num_heads: must divide model.hidden_dim (64), got 5');
     expect(() => parseRunConfig({ train: { total_episode: 5 } })).toThrow(/^train\.total_episode: unknown key/);
   });
 });
