@@ -9,6 +9,8 @@ import type { Run } from '@rlmesh/proto';
 
 export interface InProcessOptions {
   outDir?: string;
+  /** Empty: the config's run.name plus a unique suffix, as StartRun does. */
+  runId?: string;
   onProgress?: (r: Run) => void;
 }
 
@@ -27,7 +29,7 @@ export async function trainInProcessMesh(config: string, opts: InProcessOptions 
   const learner = new LearnerCore({ bus, logger, outDir: opts.outDir });
   try {
     await replica.start();
-    const run = await learner.startRun(config);
+    const run = await learner.startRun(config, opts.runId ?? '');
     let last = run;
     await learner.watchRun(run.runId, (r) => {
       last = r;

@@ -55,6 +55,10 @@ export async function policyAct(argv: readonly string[]): Promise<number> {
     const row: Record<string, unknown> = { action: width === 1 ? actions[r] : Array.from(actions.subarray(r * width, (r + 1) * width)) };
     row.log_prob = logProbs[r];
     for (const [k, v] of Object.entries(outputs)) {
+      if (k === 'value') {
+        row.value = v[r];
+        continue;
+      }
       const w = v.length / rows.length;
       row[k === 'log_probs' ? 'probs' : k] = Array.from(v.subarray(r * w, (r + 1) * w), (x) => (k === 'log_probs' ? Math.exp(x) : x));
     }

@@ -76,7 +76,9 @@ describe('rlmesh train', () => {
     expect(rows[0].probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
     expect(rows[0].probs[3]).toBeGreaterThan(0.5);
     expect(rows[0].log_prob).toBeCloseTo(Math.log(rows[0].probs[3]), 4);
-    expect(rows[0]).toHaveProperty('value');
+    // value: V(s) of the row (printed today as a one-element list, see policy-act.ts)
+    const value = [rows[0].value].flat()[0];
+    expect(Number.isFinite(value)).toBe(true);
     expect(await main(['policy', 'act', '--checkpoint', model, '--obs', '[[1,2]]'])).toBe(2);
     expect(io.err.at(-1)).toBe('rlmesh: --obs: every row needs 8 values for PatternEcho');
     expect(await main(['policy', 'act', '--checkpoint', join(dir, 'nope.safetensors'), '--obs', obs])).toBe(2);

@@ -40,7 +40,8 @@ export async function trainEmbedded(cfg: RunConfig, hooks: EmbeddedHooks = {}): 
     while (run.updates < stopAt) {
       collector.setLevel(run.curriculum.level);
       const rollout = await collector.collect((obs, rows, seed) => run.act(obs, rows, seed));
-      hooks.onUpdate?.(await run.update(rollout), run);
+      const record = await run.update(rollout);
+      hooks.onUpdate?.(record, run);
     }
     return await run.finish();
   } finally {
