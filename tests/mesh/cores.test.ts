@@ -15,6 +15,7 @@ import { createLogger, MemoryBus, startTelemetry, type Telemetry } from '@rlmesh
 import { startPolicyServer } from '@rlmesh/policy';
 import { type Run, RunState } from '@rlmesh/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 
 describe('mesh cores on the in-memory bus', () => {
   const exporter = new InMemorySpanExporter();
@@ -81,8 +82,9 @@ describe('mesh cores on the in-memory bus', () => {
   it('collects one trace that crosses env, policy and learner', async () => {
     // Its own short run, so that the spans checked here do not depend on the tests above.
     exporter.reset();
-    const config = readFileSync(join(__dirname, '..', '..', 'configs', 'wmil-pattern-echo.yaml'), 'utf8');
-    const run = await learner.startRun(`${config}\ntrain: { total_env_steps: 256 }`.replace(/^train:\n( {2}.*\n)+/m, ''), 'cores-trace');
+    const shipped = parseYaml(readFileSync(join(__dirname, '..', '..', 'configs', 'wmil-pattern-echo.yaml'), 'utf8'));
+    const config = JSON.stringify({ ...shipped, train: { ...shipped.train, total_env_steps: 256 } });
+    const run = await learner.startRun(config, 'cores-trace');
     await learner.watchRun(run.runId, () => undefined);
     const scopes = new Map<string, Set<string>>();
     for (const s of exporter.getFinishedSpans()) {

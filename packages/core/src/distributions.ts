@@ -72,71 +72,64 @@ export function sampleActions(
   rng: Rng,
 ): SampledActions {
   const logProbs = new Float32Array(rows);
+  let actions: Int32Array | Float32Array;
   if (d.kind === 'gaussian') {
     const { mean, log_std: logStd } = outputs;
-    const actions = new Float32Array(rows * d.dim);
+    actions = new Float32Array(rows * d.dim);
     for (let r = 0; r < rows; r++) {
-      let lp = 0;
       for (let j = 0; j < d.dim; j++) {
         const k = (start + r) * d.dim + j;
-        const z = greedy ? 0 : rng.normal();
-        const a = Math.fround(mean[k] + Math.exp(logStd[k]) * z);
-        actions[r * d.dim + j] = a;
-        // The log-density of the float32 action actually stored, so the learner's recomputation agrees.
-        const u = (a - mean[k]) / Math.exp(logStd[k]);
-        lp += -0.5 * u * u - logStd[k] - HALF_LOG_2PI;
+        actions[r * d.dim + j] = mean[k] + Math.exp(logStd[k]) * (greedy ? 0 : rng.normal());
       }
-      logProbs[r] = lp;
     }
-    return { actions, logProbs };
-  }
-  const lp = outputs.log_probs;
-  const nvec = d.kind === 'categorical' ? [d.n] : d.nvec;
-  const width = nvec.reduce((a, b) => a + b, 0);
-  const probs = new Float64Array(Math.max(...nvec));
-  const actions = new Int32Array(rows * nvec.length);
-  for (let r = 0; r < rows; r++) {
-    let base = (start + r) * width;
-    let total = 0;
-    for (let c = 0; c < nvec.length; c++) {
-      const a = pickCategorical(lp, base, nvec[c], greedy, rng, probs);
-      actions[r * nvec.length + c] = a;
-      total += lp[base + a];
-      base += nvec[c];
+  } else {
+    const lp = outputs.log_probs;
+    const nvec = d.kind === 'categorical' ? [d.n] : d.nvec;
+    const width = nvec.reduce((a, b) => a + b, 0);
+    const probs = new Float64Array(Math.max(...nvec));
+    actions = new Int32Array(rows * nvec.length);
+    for (let r = 0; r < rows; r++) {
+      let base = (start + r) * width;
+      for (let c = 0; c < nvec.length; c++) {
+        actions[r * nvec.length + c] = pickCategorical(lp, base, nvec[c], greedy, rng, probs);
+        base += nvec[c];
+      }
     }
-    logProbs[r] = total;
   }
+  // The log-probability of the stored (float32) action, so the learner's recomputation agrees.
+  for (let r = 0; r < rows; r++) logProbs[r] = logProbOf(d, outputs, start + r, actions, r);
   return { actions, logProbs };
 }
 
-/** A fresh generator for one act call's seed: batching cannot change which numbers a request draws. */
-export function actRng(seed: number): Rng {
-  return new Rng(seed);
-}
-
-/** log pi(a|s) of action row `row` of `actions` under the outputs' row `row` (for off-policy ratios). */
+/** log pi(a|s): the action in row `actionRow` of `actions` under row `outputRow` of the distribution's outputs. */
 export function logProbOf(
   d: ActionDistribution,
   outputs: Readonly<Record<string, Float32Array>>,
+  outputRow: number,
   actions: ArrayLike<number>,
-  row: number,
+  actionRow: number,
 ): number {
   if (d.kind === 'gaussian') {
     let lp = 0;
     for (let j = 0; j < d.dim; j++) {
-      const k = row * d.dim + j;
-      const u = (actions[k] - outputs.mean[k]) / Math.exp(outputs.log_std[k]);
+      const k = outputRow * d.dim + j;
+      const u = (actions[actionRow * d.dim + j] - outputs.mean[k]) / Math.exp(outputs.log_std[k]);
       lp += -0.5 * u * u - outputs.log_std[k] - HALF_LOG_2PI;
     }
     return lp;
   }
   const nvec = d.kind === 'categorical' ? [d.n] : d.nvec;
   const width = nvec.reduce((a, b) => a + b, 0);
-  let base = row * width;
+  let base = outputRow * width;
   let lp = 0;
   for (let c = 0; c < nvec.length; c++) {
-    lp += outputs.log_probs[base + actions[row * nvec.length + c]];
+    lp += outputs.log_probs[base + actions[actionRow * nvec.length + c]];
     base += nvec[c];
   }
   return lp;
+}
+
+/** A fresh generator for one act call's seed: batching cannot change which numbers a request draws. */
+export function actRng(seed: number): Rng {
+  return new Rng(seed);
 }

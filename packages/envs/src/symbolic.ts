@@ -1,5 +1,5 @@
 /**
- * SymbolicEnv: a task behind a rule-based parent (seed 001's DeterministicParent; an LLM parent would
+ * SymbolicEnv: a task behind a rule-based parent (a DeterministicParent; an LLM parent would
  * implement the same interface). Rewards are a vector {goal, pred}: goal is 1 for the
  * correct action; pred, the world-model intrinsic reward, is 0 here because the learner computes it
  * from its own world-model head. Episodes end on the time limit only, as in WMIL phase 1: `terminated`

@@ -1,5 +1,5 @@
 /**
- * Symbolic WMIL tasks (seed 001 and its phase 2). Symbols are arbitrary discrete ids shown one-hot
+ * Symbolic WMIL tasks (phase 1's PatternEcho and the phase 2 tasks). Symbols are arbitrary discrete ids shown one-hot
  * (design decision 3: symbols, not tokens). Each task defines its hidden state, the observation, the
  * one correct action, and the transition; the DeterministicParent turns these into rewards.
  */
@@ -21,7 +21,7 @@ export interface SymbolicTask<S = unknown> {
 }
 
 /**
- * PatternEcho (seed 001): the observation is the one-hot target t in [0, N); the correct action is t;
+ * PatternEcho: the observation is the one-hot target t in [0, N); the correct action is t;
  * the next target is uniform at random. One level.
  */
 export class PatternEcho implements SymbolicTask<number> {

@@ -7,8 +7,10 @@
  * and then points KV key `policy.R` at them with a PolicyPointer message. Writing the objects
  * before the pointer means a reader that sees a pointer can always fetch what it names.
  */
+import { type ActionDistribution, distributionFor } from '@rlmesh/core';
 import { PolicyPointer, type PolicySpec } from '@rlmesh/proto';
 import { type Bus, keys, objects } from './bus';
+import { spaceFromProto } from './codec';
 
 export type { PolicyPointer } from '@rlmesh/proto';
 
@@ -27,7 +29,16 @@ export function parsePolicyPointer(bytes: Uint8Array): PolicyPointer {
   if (!p.spec?.observationSpace || !p.spec.actionSpace) throw new Error('spec must name the observation and action spaces');
   if (!DISTRIBUTIONS.includes(p.distribution))
     throw new Error(`distribution must be one of ${DISTRIBUTIONS.join(', ')}, got ${JSON.stringify(p.distribution)}`);
+  pointerShape(p);
   return p;
+}
+
+/** What a pointer's spec says a request and an answer look like: obs width and the action distribution. */
+export function pointerShape(p: PolicyPointer): { obsDim: number; distribution: ActionDistribution } {
+  const distribution = distributionFor(spaceFromProto(p.spec?.actionSpace));
+  if (distribution.kind !== p.distribution)
+    throw new Error(`distribution is ${JSON.stringify(p.distribution)}, but the action space calls for ${distribution.kind}`);
+  return { obsDim: spaceFromProto(p.spec?.observationSpace).flatSize, distribution };
 }
 
 export function encodePolicyPointer(p: PolicyPointer): Uint8Array {

@@ -7,8 +7,8 @@
 import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
 import { type ActFn, type ActionDistribution, type ActOutput, actRng, sampleActions } from '@rlmesh/core';
 import { Session } from '@rlmesh/graph';
-import { type Bus, channelOptions, keys, paramsFromBytes, parsePolicyPointer, spaceFromProto, unary } from '@rlmesh/mesh';
-import { decodeTensor, encodeTensor, PolicyServiceClient } from '@rlmesh/proto';
+import { type Bus, channelOptions, keys, paramsFromBytes, parsePolicyPointer, pointerShape, unary } from '@rlmesh/mesh';
+import { DType, decodeTensor, encodeTensor, PolicyServiceClient } from '@rlmesh/proto';
 
 /** What an actor needs from the policy service (a gRPC client in the mesh, the core in process). */
 export interface PolicyClient {
@@ -37,7 +37,7 @@ export class GrpcPolicyClient implements PolicyClient {
     const a = res.actions;
     const shape = (a?.shape ?? []).map(Number);
     const actions =
-      a?.dtype === 1 // DTYPE_FLOAT32
+      a?.dtype === DType.DTYPE_FLOAT32
         ? decodeTensor('actions', a, { dtype: 'float32', shape: shape.length === 2 ? [rows, -1] : [rows] }).data
         : decodeTensor('actions', a, { dtype: 'int32', shape: shape.length === 2 ? [rows, -1] : [rows] }).data;
     return {
@@ -86,13 +86,7 @@ export class LocalPolicy {
       const program = await this.bus.objects.get(p.program);
       if (!program) throw new Error(`policy program ${p.program} is missing`);
       this.session = await Session.create(program, { intraOpThreads: 1 });
-      const space = spaceFromProto(p.spec?.actionSpace);
-      this.distribution =
-        p.distribution === 'gaussian'
-          ? { kind: 'gaussian', dim: space.flatSize }
-          : space.kind === 'multi_discrete'
-            ? { kind: 'multi_categorical', nvec: [...space.nvec] }
-            : { kind: 'categorical', n: space.kind === 'discrete' ? space.n : 0 };
+      this.distribution = pointerShape(p).distribution;
     }
     const params = await this.bus.objects.get(p.params);
     if (!params) return;

@@ -71,8 +71,6 @@ export interface UpdateContext<C, St> {
   rng: Rng;
   components: readonly string[];
   distribution: ActionDistribution;
-  /** The program was built to accept stale rollouts (the mesh): behaviour log-probs are fed. */
-  offPolicy: boolean;
 }
 
 export interface Check {
@@ -104,8 +102,11 @@ export interface AlgorithmSpec<S extends Schema = Schema, St = unknown> {
   config: S;
   /** Cross-field checks that a schema cannot state (throw ConfigError naming the key). */
   check?(cfg: Infer<S>): void;
-  /** The train-step program for `model`; `offPolicy`: the mesh may feed it stale rollouts. */
-  program(model: PolicyModel, cfg: Infer<S>, components: readonly string[], opts: { offPolicy: boolean }): TrainProgram;
+  /**
+   * The train-step program for `model`. Every mode builds the same one, so every mode trains alike;
+   * a rollout may be stale (the mesh), so behaviour log-probs are there to correct with.
+   */
+  program(model: PolicyModel, cfg: Infer<S>, components: readonly string[]): TrainProgram;
   initialState(cfg: Infer<S>): St;
   /** Turns one rollout into train steps (epochs, minibatches) and returns the metrics to log. */
   update(rollout: Rollout, ctx: UpdateContext<Infer<S>, St>): Promise<Record<string, number>>;
@@ -148,7 +149,7 @@ export function algorithmSpec(name: string): AlgorithmSpec {
 export const modelIds = () => [...MODELS.keys()];
 export const algorithmNames = () => [...ALGORITHMS.keys()];
 
-/** Mean of the last `n` finished episodes' weighted returns. */
+/** One finished episode's return: its reward components weighted as the algorithm weights them. */
 export function episodeReturn(e: EpisodeSummary, weights: Record<string, number>): number {
   let r = 0;
   for (const [c, w] of Object.entries(weights)) r += w * (e.returns[c] ?? 0);

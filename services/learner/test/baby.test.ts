@@ -42,11 +42,15 @@ describe('REINFORCE train step', () => {
   for (const baseline of ['ema', 'value'] as const) {
     it(`lowers the loss on a fixed batch (${baseline} baseline)`, async () => {
       // PatternEcho with 8 symbols: obs 8, Discrete(8); the baby model at its defaults
-      const cfg = parseRunConfig({ env: { id: 'PatternEcho' }, model: { id: 'baby' }, algo: { name: 'reinforce', baseline } });
+      const cfg = parseRunConfig({
+        env: { id: 'PatternEcho' },
+        model: { id: 'baby' },
+        algo: { name: 'reinforce', baseline, off_policy_correction: false },
+      });
       const model = buildModel(cfg, envShape(cfg));
       expect(model.module.parameterCount()).toBe(116_625);
       const { name: _name, ...algoCfg } = cfg.algo;
-      const program = reinforce.program(model, algoCfg as never, ['goal'], { offPolicy: false });
+      const program = reinforce.program(model, algoCfg as never, ['goal']);
       const trainer = await Trainer.create(program, initParameters(model.module, new Rng(0)));
       const rng = new Rng(1);
       const B = 64;

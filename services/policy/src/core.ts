@@ -20,7 +20,7 @@ import {
   unavailable,
 } from '@rlmesh/mesh';
 import type { PolicySpec } from '@rlmesh/proto';
-import { type ActResult, PolicyRun, pointerShape } from './run';
+import { type ActResult, PolicyRun } from './run';
 
 export type { ActResult } from './run';
 
@@ -91,7 +91,7 @@ export class PolicyCore {
     if (!Number.isInteger(rows) || rows < 1) throw invalidArgument('obs', `needs at least 1 row, got ${rows}`);
     if (rows > this.maxRowsPerRequest) throw invalidArgument('obs', `at most ${this.maxRowsPerRequest} rows per request, got ${rows}`);
     const run = await this.run(runId);
-    const dim = pointerShape(run.pointer).obsDim;
+    const dim = run.shape.obsDim;
     if (obs.length !== rows * dim) {
       const got = obs.length % rows === 0 ? `[${rows}, ${obs.length / rows}]` : `${obs.length} values for ${rows} rows`;
       throw invalidArgument('obs', `shape must be [*, ${dim}], got ${got}`);

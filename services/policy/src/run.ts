@@ -4,7 +4,7 @@
  * sent to it, so a batch in flight finishes on the old weights and the next one uses the new ones;
  * nothing is dropped and no request waits for a fetch.
  */
-import { type ActionDistribution, actRng, type Rng, type SampledActions, sampleActions } from '@rlmesh/core';
+import { actRng, type Rng, type SampledActions, sampleActions } from '@rlmesh/core';
 import {
   type Bus,
   failedPrecondition,
@@ -13,8 +13,8 @@ import {
   type PolicyPointer,
   paramsFromBytes,
   parsePolicyPointer,
+  pointerShape,
   type Subscription,
-  spaceFromProto,
 } from '@rlmesh/mesh';
 import { Batcher } from './batcher';
 import { InferenceWorker } from './worker';
@@ -23,19 +23,6 @@ export interface ActResult extends SampledActions {
   values: Float32Array;
   /** The policy version the batch ran with. */
   version: number;
-}
-
-/** What the pointer's spec says a request and an answer look like. */
-export function pointerShape(p: PolicyPointer): { obsDim: number; distribution: ActionDistribution } {
-  const obs = spaceFromProto(p.spec?.observationSpace);
-  const act = spaceFromProto(p.spec?.actionSpace);
-  const distribution: ActionDistribution =
-    p.distribution === 'gaussian'
-      ? { kind: 'gaussian', dim: act.flatSize }
-      : act.kind === 'multi_discrete'
-        ? { kind: 'multi_categorical', nvec: [...act.nvec] }
-        : { kind: 'categorical', n: act.kind === 'discrete' ? act.n : 0 };
-  return { obsDim: obs.flatSize, distribution };
 }
 
 export interface RunDeps {
@@ -114,6 +101,14 @@ export class PolicyRun {
 
   get pointer(): PolicyPointer {
     return this.applied;
+  }
+
+  private shapeOf: { pointer: PolicyPointer; shape: ReturnType<typeof pointerShape> } | null = null;
+
+  /** The applied pointer's obs width and action distribution, computed once per version. */
+  get shape(): ReturnType<typeof pointerShape> {
+    if (this.shapeOf?.pointer !== this.applied) this.shapeOf = { pointer: this.applied, shape: pointerShape(this.applied) };
+    return this.shapeOf.shape;
   }
 
   /** Resolves once `version` (or a newer one) is being served, or after `timeoutMs`, whichever is first. */
@@ -200,7 +195,7 @@ export class PolicyRun {
   }
 
   private async runBatch(reqs: Request[], rows: number): Promise<ActResult[]> {
-    const { obsDim: dim, distribution } = pointerShape(this.applied);
+    const { obsDim: dim, distribution } = this.shape;
     const obs = new Float32Array(rows * dim);
     let offset = 0;
     for (const r of reqs) {

@@ -148,7 +148,7 @@ export const ppo: AlgorithmSpec<typeof CONFIG, Record<string, never>> = {
       const now = await ctx.evaluate(r.obs, B);
       values = now.value;
       ratios = new Float32Array(B);
-      for (let k = 0; k < B; k++) ratios[k] = Math.exp(logProbOf(ctx.distribution, now, r.actions, k) - r.logProbs[k]);
+      for (let k = 0; k < B; k++) ratios[k] = Math.exp(logProbOf(ctx.distribution, now, k, r.actions, k) - r.logProbs[k]);
     }
     const { advantages, returns } = vtrace({
       steps: T,

@@ -1,5 +1,5 @@
 /**
- * REINFORCE with a baseline, WMIL phase 1 (seed 001: REINFORCE before PPO, vector rewards).
+ * REINFORCE with a baseline, as WMIL phase 1 trains its first policy (simpler to debug than PPO; vector rewards).
  *
  *   reward_i  = sum_c w_c * R_c,i  +  w_pred * pred_i          (vector reward scalarised here)
  *   R_c,i     = discounted return of component c to the episode's end (no bootstrap)
@@ -51,12 +51,12 @@ export const reinforce: AlgorithmSpec<typeof CONFIG, State> = {
   rewardWeights: (cfg) => cfg.reward_weights,
   initialState: () => ({ baseline: 0 }),
 
-  program(model, cfg, components, { offPolicy }) {
+  program(model, cfg, components) {
     const S = model.obsDim;
     const worldModel = model.predictNext && cfg.world_model_coef > 0 ? model.predictNext.bind(model) : null;
     if (!worldModel && (cfg.reward_weights.pred ?? 0) !== 0)
       throw new ConfigError('algo.reward_weights.pred', `needs a model with a world-model head; ${model.name} has none`);
-    const correct = offPolicy && cfg.off_policy_correction;
+    const correct = cfg.off_policy_correction;
     return buildTrainProgram({
       module: model.module,
       name: 'reinforce_step',
@@ -134,7 +134,7 @@ export const reinforce: AlgorithmSpec<typeof CONFIG, State> = {
       next_obs: { data: r.nextObs, shape: [B, r.obsDim] },
       baseline: { data: Float32Array.of(state.baseline), shape: [] },
     };
-    if (ctx.offPolicy && cfg.off_policy_correction) feed.behaviour_log_prob = { data: r.logProbs, shape: [B] };
+    if (cfg.off_policy_correction) feed.behaviour_log_prob = { data: r.logProbs, shape: [B] };
     for (const c of ctx.components) {
       feed[`return.${c}`] = { data: discountedReturns(r.rewards[c], done, r.numSteps, r.numEnvs, cfg.gamma), shape: [B] };
     }
@@ -143,7 +143,7 @@ export const reinforce: AlgorithmSpec<typeof CONFIG, State> = {
     return metrics;
   },
 
-  /** The WMIL MVP criteria (seed 001): success above random and 50%, entropy and world-model loss down. */
+  /** WMIL phase 1's MVP criteria: success above random and above 50%, entropy and world-model loss going down. */
   criteria(rows, { numActions }): Check[] {
     const k = Math.max(1, Math.floor(rows.length / 10));
     const ends = (f: (r: (typeof rows)[number]) => number | undefined) => {

@@ -85,7 +85,6 @@ export class MeshRun {
     outDir: string,
     /** Take over a run another learner announced: resume from its checkpoint object. */
     private readonly takeOver?: { checkpoint?: string; publishedVersion: number },
-    private readonly inWorker = true,
   ) {
     this.runDir = join(outDir, id);
   }
@@ -105,7 +104,7 @@ export class MeshRun {
       this.lastCheckpoint = this.takeOver.checkpoint;
     }
     // The step runs in a worker thread: this process also serves gRPC and consumes NATS.
-    this.run = await LearnerRun.create(this.cfg, { runDir: this.runDir, inWorker: this.inWorker, resumeFrom });
+    this.run = await LearnerRun.create(this.cfg, { runDir: this.runDir, inWorker: true, resumeFrom });
     if (this.takeOver) {
       this.resumedFrom = this.run.updates;
       // Versions keep moving forward past whatever the previous learner published: policy services never go back.
@@ -244,9 +243,8 @@ export class MeshRun {
       this.state = state;
       this.error = error;
       if (this.run) {
-        const summary = await this.run.finish();
-        await this.storeCheckpoint(join(this.runDir, 'checkpoints', `update-${String(this.run.updates).padStart(6, '0')}.safetensors`));
-        writeFileSync(join(this.runDir, 'summary.json'), `${JSON.stringify({ ...summary, mesh: this.toProto() }, null, 2)}\n`);
+        await this.run.finish({ mesh: this.toProto() });
+        await this.storeCheckpoint(this.run.checkpointPath());
       }
       await this.announce();
       this.log.info('run ended', { run: this.id, state, updates: this.updates, error });

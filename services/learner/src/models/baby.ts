@@ -1,5 +1,5 @@
 /**
- * BabyModel, WMIL phase 1 (seed 001): state encoder, 2-layer transformer core, and action,
+ * BabyModel, the WMIL phase 1 policy: state encoder, 2-layer transformer core, and action,
  * world-model and value heads. 116,625 parameters at the defaults, named as PyTorch names the
  * source's module tree (encoder.encoder.0.weight, transformer.transformer.layers.0.self_attn..., ...).
  */

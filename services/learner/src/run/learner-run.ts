@@ -136,8 +136,7 @@ export class LearnerRun {
     const shape = envShape(cfg);
     const model = buildModel(cfg, shape);
     const algorithm = algorithmSpec(cfg.algo.name);
-    // Every mode builds the program that accepts behaviour log-probs, so every mode trains alike.
-    const program = algorithm.program(model, algoCfg(cfg), shape.components, { offPolicy: true });
+    const program = algorithm.program(model, algoCfg(cfg), shape.components);
     const act = buildActProgram(model);
     const trainer = await Trainer.create(program, initParameters(model.module, new Rng(cfg.run.seed)), {
       intraOpThreads: cfg.train.threads,
@@ -195,7 +194,6 @@ export class LearnerRun {
       rng: new Rng(derivedSeed(this.cfg.run.seed, this.updates, 2)),
       components: this.shape.components,
       distribution: this.shape.distribution,
-      offPolicy: true,
     });
     this.updates++;
     this.version++;
@@ -233,9 +231,14 @@ export class LearnerRun {
     return this.recentReturns.length ? this.recentReturns.reduce((a, b) => a + b, 0) / this.recentReturns.length : 0;
   }
 
+  /** Where the checkpoint after `updates` updates goes. */
+  checkpointPath(updates = this.updates): string {
+    return join(this.opts.runDir, 'checkpoints', `update-${String(updates).padStart(6, '0')}.safetensors`);
+  }
+
   /** Writes checkpoints/update-N.safetensors; returns its path. */
   async checkpoint(): Promise<string> {
-    const path = join(this.opts.runDir, 'checkpoints', `update-${String(this.updates).padStart(6, '0')}.safetensors`);
+    const path = this.checkpointPath();
     const collector = this.opts.collectorState?.() ?? null;
     await saveTrainingCheckpoint(path, this.trainer, {
       config: JSON.stringify(this.cfg),
@@ -289,8 +292,8 @@ export class LearnerRun {
     writeFileSync(metricsPath, kept.map((l) => `${l}\n`).join(''));
   }
 
-  /** Final checkpoint, weights with PyTorch names, the policy as ONNX, and summary.json. */
-  async finish(): Promise<RunSummary> {
+  /** Final checkpoint, weights with PyTorch names, the policy as ONNX, and summary.json (with `extra` fields). */
+  async finish(extra: Record<string, unknown> = {}): Promise<RunSummary> {
     await this.checkpoint();
     const params = this.trainer.parameters();
     await saveWeights(join(this.opts.runDir, 'model.safetensors'), this.model.module, params, {
@@ -327,7 +330,7 @@ export class LearnerRun {
       criteria,
       pass: criteria.every((c) => c.pass),
     };
-    writeFileSync(join(this.opts.runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    writeFileSync(join(this.opts.runDir, 'summary.json'), `${JSON.stringify({ ...summary, ...extra }, null, 2)}\n`);
     return summary;
   }
 
