@@ -70,6 +70,8 @@ describe('LearnerService over gRPC', () => {
   it('answers bad requests with a status naming the field, and stays up', async () => {
     await expectStatus(start('algo: { lr: fast }'), status.INVALID_ARGUMENT, 'algo.lr');
     await expectStatus(start('algo: { name: sarsa }'), status.INVALID_ARGUMENT, 'algo.name');
+    await expectStatus(start('algo: { name: ppo, bogus: 1 }'), status.INVALID_ARGUMENT, 'algo.bogus');
+    await expectStatus(start('env: { id: CartPole-v1, options: { gravity: 3 } }'), status.INVALID_ARGUMENT, 'env.options.gravity');
     await expectStatus(start('model: { id: nope }'), status.INVALID_ARGUMENT, 'model.id');
     await expectStatus(start('env: { id: Chess }'), status.INVALID_ARGUMENT, 'env.id');
     await expectStatus(start('env: [unclosed'), status.INVALID_ARGUMENT, 'config');
