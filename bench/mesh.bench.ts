@@ -1,9 +1,8 @@
 /**
- * The mesh (issue: the mesh): episodes/s of PatternEcho trained through the full mesh (nats-server,
- * learner, policy and env as processes, gRPC on loopback) and through the same cores in one process
- * on the in-memory bus, each against the embedded loop on the same config in the same run; and the
- * trajectory-chunk latency from publish to the consumer's handler on JetStream against the
- * in-memory bus.
+ * The mesh against the embedded trainer, in the same run: PatternEcho episodes/s and PPO CartPole env
+ * steps/s trained through the full mesh (nats-server, learner, policy and env as processes, gRPC on
+ * loopback) and through the same cores in one process on the in-memory bus; and the trajectory-chunk
+ * latency from publish to the consumer's handler on JetStream against the in-memory bus.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -42,7 +41,7 @@ function waitRun(client: LearnerServiceClient, runId: string): Promise<Run> {
   });
 }
 
-async function meshProcesses(dir: string, actors = 1): Promise<Run> {
+async function meshProcesses(dir: string, actors = 1, config: Record<string, unknown> = CONFIG): Promise<Run> {
   const nats = await startNatsServer();
   const children: ChildProcess[] = [];
   try {
@@ -57,8 +56,9 @@ async function meshProcesses(dir: string, actors = 1): Promise<Run> {
     );
     const client = new LearnerServiceClient(`127.0.0.1:${l.ready.port}`, credentials.createInsecure());
     const run = await new Promise<Run>((resolve, reject) =>
-      client.startRun({ config: JSON.stringify({ ...CONFIG, mesh: { actors_per_replica: actors } }), runId: 'bench-mesh' }, (e, r) =>
-        e ? reject(e) : resolve(r),
+      client.startRun(
+        { config: JSON.stringify({ ...config, mesh: { ...(config.mesh as object), actors_per_replica: actors } }), runId: 'bench-mesh' },
+        (e, r) => (e ? reject(e) : resolve(r)),
       ),
     );
     const final = await waitRun(client, run.runId);
@@ -138,6 +138,86 @@ async function chunkLatency(bus: Bus, chunk: Uint8Array, n: number): Promise<num
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
+/** PPO CartPole with the shipped config: the full mesh against the embedded trainer, same seed and length. */
+const PPO = parseYaml(readFileSync(join(__dirname, '..', 'configs', 'ppo-cartpole.yaml'), 'utf8')) as Record<string, object>;
+const SOLVED = 475;
+
+/** First env_steps at which a run's logged return_mean reached SOLVED, or null. */
+function solvedAt(runDir: string): number | null {
+  for (const line of readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n')) {
+    const r = JSON.parse(line) as { env_steps: number; return_mean: number };
+    if (r.return_mean >= SOLVED) return r.env_steps;
+  }
+  return null;
+}
+
+interface PpoVariant {
+  name: string;
+  mesh: object;
+  what: string;
+  /** Runs of this variant, each interleaved with an embedded run (median reported). */
+  reps: number;
+  steps?: number;
+}
+
+const PPO_VARIANTS: PpoVariant[] = [
+  { name: 'local', mesh: { inference: 'local' }, what: 'local inference, one rollout in flight (lag 0)', reps: 3 },
+  {
+    name: 'local_2_in_flight',
+    mesh: { inference: 'local', max_chunks_in_flight: 2 },
+    what: 'local inference, two rollouts in flight (lag 1, V-trace)',
+    reps: 3,
+  },
+  // Latency-bound (an Act round trip per step of 4 rows): one run of 100k steps keeps it to about two minutes.
+  {
+    name: 'central',
+    mesh: { inference: 'central' },
+    what: 'central inference (one Act call per step), lag 0, 100k steps',
+    reps: 1,
+    steps: 102400,
+  },
+];
+
+/**
+ * PPO CartPole through the full mesh, each variant against embedded runs interleaved with it in the
+ * same invocation. Both run the shipped config as it is, train.threads (1) included: a multi-threaded
+ * train step in the learner process competes with the actor and nats-server for the same cores.
+ */
+async function ppoMesh(dir: string, maxReps: number): Promise<BenchResult[]> {
+  const cfg = { ...PPO, train: { ...PPO.train, checkpoint_every: 0 } };
+  const results: BenchResult[] = [];
+  let k = 0;
+  for (const v of PPO_VARIANTS) {
+    const emb: { rate: number; solved: number | null }[] = [];
+    const mesh: { run: Run; solved: number | null }[] = [];
+    for (let r = 0; r < Math.min(v.reps, maxReps); r++, k++) {
+      const e = await trainEmbedded(parseRunConfig({ ...cfg, run: { ...PPO.run, name: `embedded-${k}`, out_dir: dir } }));
+      emb.push({ rate: e.env_steps_per_s, solved: solvedAt(join(dir, `embedded-${k}`)) });
+      const runDir = join(dir, `mesh-${k}`);
+      const train = { ...cfg.train, ...(v.steps ? { total_env_steps: v.steps } : {}) };
+      const run = await meshProcesses(runDir, 1, { ...cfg, train, mesh: v.mesh });
+      if (run.state !== RunState.RUN_STATE_COMPLETED) throw new Error(`PPO mesh run ended ${RunState[run.state]}: ${run.error}`);
+      mesh.push({ run, solved: solvedAt(join(runDir, 'bench-mesh')) });
+    }
+    const value = median(mesh.map((m) => m.run.episodesPerS));
+    const base = median(emb.map((e) => e.rate));
+    results.push({
+      name: `mesh.ppo_cartpole_${v.name}.env_steps_per_s`,
+      metric: `PPO CartPole-v1 (shipped config, ${mesh[0].run.envSteps} env steps) through the full mesh: nats-server + learner, policy, 1 env replica as processes; ${v.what}`,
+      value,
+      unit: 'env steps/s',
+      baseline: { name: 'embedded trainer (rlmesh train), same config and seed, 500k env steps', value: base },
+      ratio: value / base,
+      notes:
+        `median of ${mesh.length} run(s) interleaved with the baseline; mesh runs ${mesh.map((m) => m.run.episodesPerS.toFixed(0)).join('/')} env steps/s, ` +
+        `final return_mean ${mesh.map((m) => m.run.returnMean.toFixed(1)).join('/')}, first >= ${SOLVED} at ${mesh.map((m) => m.solved ?? 'never').join('/')} env steps, ` +
+        `policy lag mean ${mesh.map((m) => m.run.policyLagMean.toFixed(2)).join('/')}, chunks dropped ${mesh.map((m) => m.run.chunksDropped).join('/')}; ` +
+        `embedded runs ${emb.map((e) => e.rate.toFixed(0)).join('/')} env steps/s, first >= ${SOLVED} at ${emb.map((e) => e.solved ?? 'never').join('/')}. ratio = mesh / embedded.`,
+    });
+  }
+  return results;
+}
+
 export async function runMeshBenchmarks(s: BenchSettings): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'rlmesh-bench-mesh-'));
   const results: BenchResult[] = [];
@@ -182,6 +262,7 @@ export async function runMeshBenchmarks(s: BenchSettings): Promise<BenchResult[]
         notes: `median of ${reps} runs interleaved with the baseline (embedded runs ${emb.map((e) => e.toFixed(0)).join('/')}); ${describe(runs)}. ratio = mesh / embedded.`,
       });
     }
+    results.push(...(await ppoMesh(join(dir, 'ppo'), reps)));
     const chunk = latencyChunk();
     const memory = await chunkLatency(new MemoryBus(), chunk, 1000);
     const nats = await startNatsServer();

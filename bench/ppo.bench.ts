@@ -137,6 +137,14 @@ async function cartpole(): Promise<BenchResult[]> {
   return results;
 }
 
+/**
+ * A published PPO figure for Pendulum-v1, for scale (not a same-run baseline): the RL Zoo's pre-trained
+ * Stable-Baselines3 agent, evaluated with its deterministic policy, where ours is the training return
+ * of the stochastic policy.
+ */
+const PUBLISHED_PENDULUM =
+  'Published for scale: Stable-Baselines3 RL Zoo PPO agent (model card sb3/ppo-Pendulum-v1) mean reward -230.42 +/- 142.54, deterministic evaluation; this row is the stochastic training return.';
+
 async function pendulum(): Promise<BenchResult[]> {
   const { pendulumSeeds, pendulumSteps } = SIZES;
   const runs: SeedRun[] = [];
@@ -148,7 +156,7 @@ async function pendulum(): Promise<BenchResult[]> {
       metric: `PPO Pendulum-v1 final return_mean (last 20 episodes) after ${k(pendulumSteps)} env steps, median of seeds 1-${pendulumSeeds}`,
       value: median(finals),
       unit: 'return',
-      notes: `configs/ppo-pendulum.yaml (no observation or reward normalisation); per seed ${runs.map((r) => `${r.seed}:${r.summary.return_mean.toFixed(0)}`).join(', ')}; ${median(runs.map((r) => r.summary.env_steps_per_s)).toFixed(0)} env steps/s median, ${runs.map((r) => r.summary.seconds.toFixed(0)).join('/')} s per seed.`,
+      notes: `${PUBLISHED_PENDULUM} configs/ppo-pendulum.yaml (no observation or reward normalisation); per seed ${runs.map((r) => `${r.seed}:${r.summary.return_mean.toFixed(0)}`).join(', ')}; ${median(runs.map((r) => r.summary.env_steps_per_s)).toFixed(0)} env steps/s median, ${runs.map((r) => r.summary.seconds.toFixed(0)).join('/')} s per seed.`,
     },
     ...runs.map(
       (r): BenchResult => ({
