@@ -1,6 +1,7 @@
 export * from './config';
 export * from './distributions';
 export * from './env';
+export * from './evaluation';
 export * from './registry';
 export * from './reward';
 export * from './rng';
