@@ -9,6 +9,7 @@ export * from './gen/rlmesh/v1/common';
 // Every generated file defines these helpers; name one copy so that the star exports do not clash.
 export { type DeepPartial, type MessageFns, protobufFileName, protobufPackage } from './gen/rlmesh/v1/common';
 export * from './gen/rlmesh/v1/env';
+export * from './gen/rlmesh/v1/evaluator';
 export * from './gen/rlmesh/v1/learner';
 export * from './gen/rlmesh/v1/policy';
 export * from './tensor';

@@ -24,6 +24,48 @@ export const protobufPackage = "rlmesh.v1";
 
 export const protobufFileName = "rlmesh/v1/policy.proto";
 
+export enum PolicyChannel {
+  /** POLICY_CHANNEL_UNSPECIFIED - The same as LATEST. */
+  POLICY_CHANNEL_UNSPECIFIED = 0,
+  /** POLICY_CHANNEL_LATEST - The version the learner published last (KV policy.<run>). */
+  POLICY_CHANNEL_LATEST = 1,
+  /** POLICY_CHANNEL_PROMOTED - The version the run's promotion gate promoted last (KV promoted.<run>). */
+  POLICY_CHANNEL_PROMOTED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function policyChannelFromJSON(object: any): PolicyChannel {
+  switch (object) {
+    case 0:
+    case "POLICY_CHANNEL_UNSPECIFIED":
+      return PolicyChannel.POLICY_CHANNEL_UNSPECIFIED;
+    case 1:
+    case "POLICY_CHANNEL_LATEST":
+      return PolicyChannel.POLICY_CHANNEL_LATEST;
+    case 2:
+    case "POLICY_CHANNEL_PROMOTED":
+      return PolicyChannel.POLICY_CHANNEL_PROMOTED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return PolicyChannel.UNRECOGNIZED;
+  }
+}
+
+export function policyChannelToJSON(object: PolicyChannel): string {
+  switch (object) {
+    case PolicyChannel.POLICY_CHANNEL_UNSPECIFIED:
+      return "POLICY_CHANNEL_UNSPECIFIED";
+    case PolicyChannel.POLICY_CHANNEL_LATEST:
+      return "POLICY_CHANNEL_LATEST";
+    case PolicyChannel.POLICY_CHANNEL_PROMOTED:
+      return "POLICY_CHANNEL_PROMOTED";
+    case PolicyChannel.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface ActRequest {
   runId: string;
   /** [B, obs_dim] float32 */
@@ -43,6 +85,11 @@ export interface ActRequest {
    * change its actions. 0: the service's own generator.
    */
   seed: number;
+  /**
+   * Which of the run's versions to serve: the latest published one (default) or the one its
+   * promotion gate promoted last. min_version applies to either.
+   */
+  channel?: PolicyChannel | undefined;
 }
 
 export interface ActResponse {
@@ -61,6 +108,7 @@ export interface ActResponse {
 
 export interface GetPolicyRequest {
   runId: string;
+  channel?: PolicyChannel | undefined;
 }
 
 export interface PolicySpec {
@@ -93,7 +141,7 @@ export interface GetPolicyResponse {
 }
 
 function createBaseActRequest(): ActRequest {
-  return { runId: "", obs: undefined, greedy: false, minVersion: 0, seed: 0 };
+  return { runId: "", obs: undefined, greedy: false, minVersion: 0, seed: 0, channel: undefined };
 }
 
 export const ActRequest: MessageFns<ActRequest> = {
@@ -112,6 +160,9 @@ export const ActRequest: MessageFns<ActRequest> = {
     }
     if (message.seed !== 0) {
       writer.uint32(40).uint32(message.seed);
+    }
+    if (message.channel !== undefined) {
+      writer.uint32(48).int32(message.channel);
     }
     return writer;
   },
@@ -169,6 +220,14 @@ export const ActRequest: MessageFns<ActRequest> = {
             message.seed = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.channel = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -196,6 +255,7 @@ export const ActRequest: MessageFns<ActRequest> = {
         ? globalThis.Number(object.min_version)
         : 0,
       seed: isSet(object.seed) ? globalThis.Number(object.seed) : 0,
+      channel: isSet(object.channel) ? policyChannelFromJSON(object.channel) : undefined,
     };
   },
 
@@ -216,6 +276,9 @@ export const ActRequest: MessageFns<ActRequest> = {
     if (message.seed !== 0) {
       obj.seed = Math.round(message.seed);
     }
+    if (message.channel !== undefined) {
+      obj.channel = policyChannelToJSON(message.channel);
+    }
     return obj;
   },
 
@@ -229,6 +292,7 @@ export const ActRequest: MessageFns<ActRequest> = {
     message.greedy = object.greedy ?? false;
     message.minVersion = object.minVersion ?? 0;
     message.seed = object.seed ?? 0;
+    message.channel = object.channel ?? undefined;
     return message;
   },
 };
@@ -365,13 +429,16 @@ export const ActResponse: MessageFns<ActResponse> = {
 };
 
 function createBaseGetPolicyRequest(): GetPolicyRequest {
-  return { runId: "" };
+  return { runId: "", channel: undefined };
 }
 
 export const GetPolicyRequest: MessageFns<GetPolicyRequest> = {
   encode(message: GetPolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.runId !== "") {
       writer.uint32(10).string(message.runId);
+    }
+    if (message.channel !== undefined) {
+      writer.uint32(16).int32(message.channel);
     }
     return writer;
   },
@@ -397,6 +464,14 @@ export const GetPolicyRequest: MessageFns<GetPolicyRequest> = {
             message.runId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.channel = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -416,6 +491,7 @@ export const GetPolicyRequest: MessageFns<GetPolicyRequest> = {
         : isSet(object.run_id)
         ? globalThis.String(object.run_id)
         : "",
+      channel: isSet(object.channel) ? policyChannelFromJSON(object.channel) : undefined,
     };
   },
 
@@ -423,6 +499,9 @@ export const GetPolicyRequest: MessageFns<GetPolicyRequest> = {
     const obj: any = {};
     if (message.runId !== "") {
       obj.runId = message.runId;
+    }
+    if (message.channel !== undefined) {
+      obj.channel = policyChannelToJSON(message.channel);
     }
     return obj;
   },
@@ -433,6 +512,7 @@ export const GetPolicyRequest: MessageFns<GetPolicyRequest> = {
   fromPartial(object: DeepPartial<GetPolicyRequest>): GetPolicyRequest {
     const message = createBaseGetPolicyRequest();
     message.runId = object.runId ?? "";
+    message.channel = object.channel ?? undefined;
     return message;
   },
 };
