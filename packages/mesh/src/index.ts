@@ -1,3 +1,4 @@
+export * from './act-program';
 export * from './bus';
 export * from './client';
 export * from './codec';
