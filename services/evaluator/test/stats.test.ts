@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { jeffreysInterval, summarize } from '../src/stats';
+
+/**
+ * Reference bounds computed independently with SciPy 1.17.1 (the pip wheel, Python 3.11), whose
+ * beta.ppf inverts the regularised incomplete beta with Boost's ibeta_inv:
+ *   lo = 0 if s == 0 else beta.ppf((1 - level) / 2, s + 0.5, n - s + 0.5)
+ *   hi = 1 if s == n else beta.ppf((1 + level) / 2, s + 0.5, n - s + 0.5)
+ * The boundary rule (lo = 0 at s = 0, hi = 1 at s = n) is Brown, Cai & DasGupta (2001), Statistical
+ * Science 16(2), section 4.1.2.
+ */
+const REFERENCE: [s: number, n: number, level: number, low: number, high: number][] = [
+  [0, 10, 0.8, 0, 0.12357420632868017],
+  [10, 10, 0.8, 0.8764257936713198, 1],
+  [3, 10, 0.8, 0.1505912258762015, 0.5017811181000884],
+  [7, 20, 0.8, 0.22767407074661503, 0.49283956504119864],
+  [2.5, 10, 0.8, 0.115825278029763, 0.449603888673586],
+  [50, 100, 0.95, 0.4031739508964181, 0.596826049103582],
+  [1, 1, 0.8, 0.35135719802562754, 1],
+  [0, 1, 0.8, 0, 0.6486428019743724],
+  [17, 40, 0.9, 0.30318990087592457, 0.5545788114016429],
+  [99.5, 100, 0.8, 0.9772372209558107, 0.9989469496904544],
+];
+
+describe('jeffreysInterval', () => {
+  it.each(REFERENCE)('s=%s n=%s level=%s matches the SciPy reference to 1e-6', (s, n, level, low, high) => {
+    const iv = jeffreysInterval(s, n, level);
+    expect(Math.abs(iv.low - low)).toBeLessThan(1e-6);
+    expect(Math.abs(iv.high - high)).toBeLessThan(1e-6);
+    expect(iv.level).toBe(level);
+    expect(iv.method).toBe('jeffreys');
+  });
+
+  it('defaults to 80% and takes exactly 0 and 1 at the boundaries', () => {
+    expect(jeffreysInterval(3, 10)).toEqual(jeffreysInterval(3, 10, 0.8));
+    expect(jeffreysInterval(0, 25).low).toBe(0);
+    expect(jeffreysInterval(25, 25).high).toBe(1);
+    // Away from the boundary the bounds are strictly inside (0, 1).
+    const iv = jeffreysInterval(0.5, 25);
+    expect(iv.low).toBeGreaterThan(0);
+    expect(iv.high).toBeLessThan(1);
+  });
+
+  it('narrows as n grows and widens with the level', () => {
+    const w = (s: number, n: number, l = 0.8) => {
+      const iv = jeffreysInterval(s, n, l);
+      return iv.high - iv.low;
+    };
+    expect(w(50, 100)).toBeLessThan(w(5, 10));
+    expect(w(5, 10, 0.95)).toBeGreaterThan(w(5, 10, 0.8));
+  });
+
+  it('rejects counts and levels outside their ranges, naming them', () => {
+    expect(() => jeffreysInterval(1, 0)).toThrow(/n must be an integer >= 1/);
+    expect(() => jeffreysInterval(1, 2.5)).toThrow(/n must be an integer/);
+    expect(() => jeffreysInterval(11, 10)).toThrow(/successes must be a number in \[0, 10\]/);
+    expect(() => jeffreysInterval(-0.1, 10)).toThrow(/successes/);
+    expect(() => jeffreysInterval(1, 10, 1)).toThrow(/level must be in \(0, 1\)/);
+  });
+});
+
+describe('summarize', () => {
+  it('gives mean, median, population std and range', () => {
+    expect(summarize([2, 4, 4, 4, 5, 5, 7, 9])).toEqual({ mean: 5, median: 4.5, std: 2, min: 2, max: 9 });
+    expect(summarize([3, 1, 2])).toEqual({ mean: 2, median: 2, std: Math.sqrt(2 / 3), min: 1, max: 3 });
+  });
+  it('rejects an empty sample', () => {
+    expect(() => summarize([])).toThrow(/empty/);
+  });
+});
