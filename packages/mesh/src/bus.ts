@@ -71,11 +71,15 @@ export const keys = {
   run: (run: string) => `run.${run}`,
   runs: 'run.',
   policy: (run: string) => `policy.${run}`,
+  /** The version a run's promotion gate promoted last (a PolicyPointer); the policy service serves it on request. */
+  promoted: (run: string) => `promoted.${run}`,
   progress: (run: string) => `progress.${run}`,
 };
 export const objects = {
   policyProgram: (run: string) => `${run}/policy.onnx`,
   policyParams: (run: string, version: number) => `${run}/params/${version}`,
+  /** A promoted version's parameters, copied out of params/ (the learner keeps only its last few versions there). */
+  promotedParams: (run: string, version: number) => `${run}/promoted/${version}`,
   checkpoint: (run: string, update: number) => `${run}/checkpoints/update-${String(update).padStart(6, '0')}.safetensors`,
 };
 export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
