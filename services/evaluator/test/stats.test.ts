@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { jeffreysInterval, summarize } from '../src/stats';
+import { aggregates, jeffreysInterval, summarize } from '../src/stats';
+import { envResult } from './helpers';
 
 /**
  * Reference bounds computed independently with SciPy 1.17.1 (the pip wheel, Python 3.11), whose
@@ -66,5 +67,22 @@ describe('summarize', () => {
   });
   it('rejects an empty sample', () => {
     expect(() => summarize([])).toThrow(/empty/);
+  });
+});
+
+describe('aggregates', () => {
+  it('weights environments by their normalised weights, per split and overall', () => {
+    const id = envResult('a', 8, 10, { weight: 3, returns: summarize([4]) });
+    const ood = envResult('b', 2, 10, { weight: 1, split: 'OOD', returns: summarize([0]) });
+    const agg = aggregates([id, ood]);
+    expect(agg.all.success_rate).toBeCloseTo(0.75 * 0.8 + 0.25 * 0.2, 12);
+    expect(agg.all.return_mean).toBeCloseTo(3, 12);
+    expect(agg.all.weight).toBe(4);
+    expect(agg.by_split.ID).toEqual({ success_rate: 0.8, return_mean: 4, weight: 3 });
+    expect(agg.by_split.OOD).toEqual({ success_rate: 0.2, return_mean: 0, weight: 1 });
+  });
+  it('a group whose weights are all zero is averaged equally', () => {
+    const agg = aggregates([envResult('a', 10, 10, { weight: 0 }), envResult('b', 0, 10, { weight: 0 })]);
+    expect(agg.all.success_rate).toBe(0.5);
   });
 });
