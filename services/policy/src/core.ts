@@ -49,6 +49,9 @@ export interface PolicyCoreOptions {
   meter?: Meter;
 }
 
+/** Which of a run's versions a request wants: the latest published, or the one its promotion gate promoted. */
+export type PolicyChannelName = 'latest' | 'promoted';
+
 export interface PolicyInfo {
   version: number;
   spec: PolicySpec;
@@ -57,6 +60,7 @@ export interface PolicyInfo {
 export class PolicyCore {
   /** Inferences run and rows they held, since construction: what batching achieved. */
   readonly stats = { batches: 0, rows: 0 };
+  /** Open runs by runKey: a run's latest and promoted versions are two policies. */
   private readonly runs = new Map<string, Promise<PolicyRun>>();
   private readonly rng: Rng;
   private readonly maxBatch: number;
@@ -85,12 +89,20 @@ export class PolicyCore {
   }
 
   /** Chooses an action for each of `rows` observations (`obs` is row-major [rows, obs_dim]). */
-  async act(runId: string, obs: Float32Array, rows: number, greedy: boolean, minVersion = 0, seed = 0): Promise<ActResult> {
+  async act(
+    runId: string,
+    obs: Float32Array,
+    rows: number,
+    greedy: boolean,
+    minVersion = 0,
+    seed = 0,
+    channel: PolicyChannelName = 'latest',
+  ): Promise<ActResult> {
     const t0 = performance.now();
     checkRunId(runId);
     if (!Number.isInteger(rows) || rows < 1) throw invalidArgument('obs', `needs at least 1 row, got ${rows}`);
     if (rows > this.maxRowsPerRequest) throw invalidArgument('obs', `at most ${this.maxRowsPerRequest} rows per request, got ${rows}`);
-    const run = await this.run(runId);
+    const run = await this.run(runId, channel);
     const dim = run.shape.obsDim;
     if (obs.length !== rows * dim) {
       const got = obs.length % rows === 0 ? `[${rows}, ${obs.length / rows}]` : `${obs.length} values for ${rows} rows`;
@@ -114,10 +126,10 @@ export class PolicyCore {
   }
 
   /** The version and spec being served (or, for a run not served yet, the published ones). */
-  async getPolicy(runId: string): Promise<PolicyInfo> {
+  async getPolicy(runId: string, channel: PolicyChannelName = 'latest'): Promise<PolicyInfo> {
     checkRunId(runId);
-    const open = this.runs.get(runId);
-    const pointer = open ? (await open).pointer : await this.readPointer(runId);
+    const open = this.runs.get(runKey(runId, channel));
+    const pointer = open ? (await open).pointer : await this.readPointer(runId, channel);
     return { version: pointer.version, spec: pointer.spec ?? { model: '', numParameters: 0 } };
   }
 
@@ -130,22 +142,24 @@ export class PolicyCore {
     await Promise.all(runs.map((p) => p.then((r) => r.close(reason)).catch(() => undefined)));
   }
 
-  private run(runId: string): Promise<PolicyRun> {
+  private run(runId: string, channel: PolicyChannelName): Promise<PolicyRun> {
     if (this.closed) return Promise.reject(unavailable('policy service is closing'));
-    let opening = this.runs.get(runId);
+    const key = runKey(runId, channel);
+    let opening = this.runs.get(key);
     if (!opening) {
-      const p = this.open(runId);
+      const p = this.open(runId, channel, key);
       opening = p;
-      this.runs.set(runId, p);
+      this.runs.set(key, p);
       // A failed open is not cached: the next request tries again (the learner may publish meanwhile).
-      p.catch(() => this.runs.get(runId) === p && this.runs.delete(runId));
+      p.catch(() => this.runs.get(key) === p && this.runs.delete(key));
     }
     return opening;
   }
 
-  private async open(runId: string): Promise<PolicyRun> {
-    const pointer = await this.readPointer(runId);
+  private async open(runId: string, channel: PolicyChannelName, key: string): Promise<PolicyRun> {
+    const pointer = await this.readPointer(runId, channel);
     return PolicyRun.open(runId, pointer, {
+      pointerKey: pointerKey(runId, channel),
       bus: this.opts.bus,
       logger: this.opts.logger,
       rng: this.rng,
@@ -159,14 +173,16 @@ export class PolicyCore {
       },
       onFailure: (run, e) => {
         this.opts.logger.error('policy worker failed; the run reopens on its next request', { run: runId, error: e.message });
-        this.runs.delete(runId);
+        this.runs.delete(key);
         void run.close(e);
       },
     });
   }
 
-  private async readPointer(runId: string): Promise<PolicyPointer> {
-    const bytes = await this.opts.bus.kv.get(keys.policy(runId));
+  private async readPointer(runId: string, channel: PolicyChannelName): Promise<PolicyPointer> {
+    const bytes = await this.opts.bus.kv.get(pointerKey(runId, channel));
+    if (!bytes && channel === 'promoted' && (await this.opts.bus.kv.get(keys.policy(runId))))
+      throw notFound('channel', `run "${runId}" has no promoted version yet (its promotion gate has not promoted one)`);
     if (!bytes) throw notFound('run_id', `no policy published for run "${runId}"`);
     try {
       return parsePolicyPointer(bytes);
@@ -175,6 +191,10 @@ export class PolicyCore {
     }
   }
 }
+
+/** The latest version under the run id, the promoted one beside it ('|' is not allowed in run ids). */
+const runKey = (runId: string, channel: PolicyChannelName) => (channel === 'latest' ? runId : `${runId}|${channel}`);
+const pointerKey = (runId: string, channel: PolicyChannelName) => (channel === 'promoted' ? keys.promoted(runId) : keys.policy(runId));
 
 function checkRunId(runId: string): void {
   if (!RUN_ID_PATTERN.test(runId)) throw invalidArgument('run_id', `must match ${RUN_ID_PATTERN}, got ${JSON.stringify(runId)}`);

@@ -5,7 +5,7 @@
  */
 
 import type { ServerCredentials } from '@grpc/grpc-js';
-import { type Bus, createLogger, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
+import { type Bus, createLogger, invalidArgument, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
 import {
   type ActRequest,
   type ActResponse,
@@ -13,17 +13,25 @@ import {
   encodeTensor,
   type GetPolicyRequest,
   type GetPolicyResponse,
+  PolicyChannel,
   PolicyServiceService,
 } from '@rlmesh/proto';
-import { PolicyCore, type PolicyCoreOptions } from './core';
+import { type PolicyChannelName, PolicyCore, type PolicyCoreOptions } from './core';
 
 export const POLICY_SERVICE_NAME = 'rlmesh.v1.PolicyService';
+
+/** Unset means latest, so that callers from before channels existed keep their behaviour. */
+function channelOf(c: PolicyChannel | undefined): PolicyChannelName {
+  if (c === undefined || c === PolicyChannel.POLICY_CHANNEL_UNSPECIFIED || c === PolicyChannel.POLICY_CHANNEL_LATEST) return 'latest';
+  if (c === PolicyChannel.POLICY_CHANNEL_PROMOTED) return 'promoted';
+  throw invalidArgument('channel', `must be LATEST or PROMOTED, got ${c}`);
+}
 
 export function policyServiceBinding(core: PolicyCore): ServiceBinding {
   const act = async (req: ActRequest): Promise<ActResponse> => {
     const obs = decodeTensor('obs', req.obs, { dtype: 'float32', shape: [-1, -1] });
     const rows = obs.shape[0];
-    const r = await core.act(req.runId, obs.data, rows, req.greedy, req.minVersion, req.seed);
+    const r = await core.act(req.runId, obs.data, rows, req.greedy, req.minVersion, req.seed, channelOf(req.channel));
     const width = r.actions.length / Math.max(1, rows);
     const categorical = r.actions instanceof Int32Array && width === 1;
     return {
@@ -34,7 +42,7 @@ export function policyServiceBinding(core: PolicyCore): ServiceBinding {
     };
   };
   const getPolicy = async (req: GetPolicyRequest): Promise<GetPolicyResponse> => {
-    const info = await core.getPolicy(req.runId);
+    const info = await core.getPolicy(req.runId, channelOf(req.channel));
     return { runId: req.runId, version: info.version, spec: info.spec };
   };
   const handlers: Record<keyof typeof PolicyServiceService, (req: never) => Promise<unknown>> = { act, getPolicy };

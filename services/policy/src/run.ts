@@ -8,7 +8,6 @@ import { actRng, type Rng, type SampledActions, sampleActions } from '@rlmesh/co
 import {
   type Bus,
   failedPrecondition,
-  keys,
   type Logger,
   type PolicyPointer,
   paramsFromBytes,
@@ -27,6 +26,8 @@ export interface ActResult extends SampledActions {
 
 export interface RunDeps {
   bus: Bus;
+  /** The KV key whose PolicyPointer this run serves and follows (policy.<run> or promoted.<run>). */
+  pointerKey: string;
   logger: Logger;
   rng: Rng;
   threads: number;
@@ -94,7 +95,7 @@ export class PolicyRun {
     }
     const run = new PolicyRun(runId, pointer, worker, deps);
     self = run;
-    run.watch = await deps.bus.kv.watch(keys.policy(runId), (_k, v) => run.announce(v));
+    run.watch = await deps.bus.kv.watch(deps.pointerKey, (_k, v) => run.announce(v));
     deps.logger.info('policy loaded', { run: runId, version: pointer.version, program: pointer.program });
     return run;
   }
