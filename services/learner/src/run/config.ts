@@ -69,6 +69,22 @@ export const RUN_SCHEMA = {
       publish_every: { kind: 'int', default: 1, min: 1, doc: 'updates between published policy versions' },
     },
   },
+  eval: {
+    kind: 'section',
+    doc: "evaluation of published versions and the promotion gate, run by the mesh's evaluator service",
+    fields: {
+      every: { kind: 'int', default: 0, min: 0, doc: 'evaluate versions 1, 1 + every, 1 + 2 * every, ...; 0 = none' },
+      suite: { kind: 'string', default: '', doc: "a suite file (YAML), read from the evaluator's working directory" },
+      suite_inline: { kind: 'open', doc: 'the suite itself, instead of a file' },
+      gate: {
+        kind: 'string',
+        default: 'none',
+        oneOf: ['none', 'not_dominated', 'beats_baseline'],
+        doc: 'none: promote every evaluated version; not_dominated: unless the promoted one dominates it; beats_baseline: only when it dominates the baseline',
+      },
+      baseline: { kind: 'string', default: '', doc: 'an evaluation id, or the label of a stored evaluation of the same suite' },
+    },
+  },
 } as const satisfies Schema;
 
 type Base = Infer<typeof RUN_SCHEMA>;
@@ -101,7 +117,18 @@ export function parseRunConfig(raw: unknown): RunConfig {
     if (base.curriculum.start_level >= levels)
       throw new ConfigError('curriculum.start_level', `${spec.id} has levels 0..${levels - 1}, got ${base.curriculum.start_level}`);
   }
+  checkEval(base.eval);
   return { ...base, model, algo };
+}
+
+/** The eval section's fields that only make sense together. */
+function checkEval(e: Base['eval']): void {
+  const inline = Object.keys(e.suite_inline).length > 0;
+  if (e.suite && inline) throw new ConfigError('eval.suite', 'set either eval.suite (a file) or eval.suite_inline, not both');
+  if (e.every > 0 && !e.suite && !inline)
+    throw new ConfigError('eval.suite', 'is required when eval.every > 0 (a file, or eval.suite_inline)');
+  if (e.gate !== 'none' && e.every === 0) throw new ConfigError('eval.every', `must be >= 1 when eval.gate is ${e.gate}`);
+  if (e.gate === 'beats_baseline' && !e.baseline) throw new ConfigError('eval.baseline', 'is required when eval.gate is beats_baseline');
 }
 
 /** Updates in a run: every update consumes one rollout of num_envs x num_steps steps. */
