@@ -9,8 +9,10 @@ import { applyOverrides, ConfigError } from '@rlmesh/core';
 import { RunState } from '@rlmesh/proto';
 import { parse as parseYaml } from 'yaml';
 import { parseArgs, UsageError } from './args';
+import { DASHBOARD_USAGE, dashboard } from './dashboard';
 import { policyAct } from './policy-act';
 import { Progress } from './progress';
+import { REPORT_USAGE, report } from './report';
 import { SERVE_USAGE, serve } from './serve';
 import { UP_USAGE, up } from './up';
 
@@ -26,10 +28,19 @@ const USAGE = `usage:
   ${TRAIN_USAGE}
   ${UP_USAGE}
   ${SERVE_USAGE}
-  ${POLICY_USAGE}`;
+  ${POLICY_USAGE}
+  ${REPORT_USAGE}
+  ${DASHBOARD_USAGE}`;
 
 /** `rlmesh <command> --help` prints that command's usage. */
-const HELP: Record<string, string> = { train: TRAIN_USAGE, up: UP_USAGE, serve: SERVE_USAGE, policy: POLICY_USAGE };
+const HELP: Record<string, string> = {
+  train: TRAIN_USAGE,
+  up: UP_USAGE,
+  serve: SERVE_USAGE,
+  policy: POLICY_USAGE,
+  report: REPORT_USAGE,
+  dashboard: DASHBOARD_USAGE,
+};
 
 export async function main(argv: readonly string[]): Promise<number> {
   try {
@@ -42,6 +53,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === 'serve') return await serve(rest);
     if (command === 'up') return await up(rest);
     if (command === 'policy' && rest[0] === 'act') return await policyAct(rest.slice(1));
+    if (command === 'report') return await report(rest);
+    if (command === 'dashboard') return await dashboard(rest);
     if (command === undefined || command === 'help' || command === '--help') {
       console.log(USAGE);
       return command === undefined ? 2 : 0;
