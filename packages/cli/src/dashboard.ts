@@ -1,0 +1,122 @@
+/**
+ * `rlmesh dashboard [--runs DIR] [--port N] [--learner HOST:PORT]`: a live page on 127.0.0.1 with
+ * the runs of a runs directory (their metrics.jsonl tailed) and, with --learner, the mesh's runs
+ * (LearnerService.WatchRun), their curves growing as they train, evaluations and the frontier.
+ * Runs until Ctrl-C.
+ */
+import { existsSync, statSync } from 'node:fs';
+import type { Run } from '@rlmesh/proto';
+import type { DashboardHub, MetricRow } from '@rlmesh/report';
+import { parseArgs, UsageError } from './args';
+
+export const DASHBOARD_USAGE = `rlmesh dashboard [--runs DIR] [--port N] [--learner HOST:PORT]
+    Serves a live page on 127.0.0.1 (default port 8780): runs and their curves as they train (from
+    DIR/*/metrics.jsonl, default runs/, and with --learner from the mesh's WatchRun), evaluations and
+    the Pareto frontier. Ctrl-C stops it.`;
+
+export async function dashboard(argv: readonly string[]): Promise<number> {
+  const { positionals, options } = parseArgs(argv);
+  const { runs: runsDir = 'runs', port: portText = '8780', learner, ...rest } = options;
+  const unknown = Object.keys(rest);
+  if (unknown.length) throw new UsageError(`dashboard: unknown option --${unknown[0]}`);
+  if (positionals.length) throw new UsageError(`dashboard: takes no arguments, got ${JSON.stringify(positionals[0])}`);
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UsageError(`--port: must be an integer in [0, 65535], got ${JSON.stringify(portText)}`);
+  if (existsSync(runsDir) && !statSync(runsDir).isDirectory()) throw new UsageError(`--runs: ${runsDir} is not a directory`);
+  if (learner !== undefined && !/^[^:\s]+:\d+$/.test(learner))
+    throw new UsageError(`--learner: must be HOST:PORT, got ${JSON.stringify(learner)}`);
+
+  const { DashboardHub, RunsWatcher, serveDashboard } = await import('@rlmesh/report');
+  const hub = new DashboardHub();
+  const watcher = new RunsWatcher(runsDir, hub);
+  watcher.start();
+  const mesh = learner ? await watchLearner(learner, hub) : undefined;
+  let server: Awaited<ReturnType<typeof serveDashboard>>;
+  try {
+    server = await serveDashboard(hub, { port });
+  } catch (e) {
+    watcher.stop();
+    mesh?.stop();
+    throw new UsageError(`dashboard: cannot listen on 127.0.0.1:${port}: ${(e as Error).message}`);
+  }
+  console.log(`rlmesh dashboard: ${server.url}  (runs from ${runsDir}${learner ? `, mesh runs from ${learner}` : ''}; Ctrl-C stops it)`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  watcher.stop();
+  mesh?.stop();
+  await server.close();
+  return 0;
+}
+
+/** A mesh Run update as a metrics row (the learner reports the means metrics.jsonl logs). */
+export function rowOfRun(r: Run): MetricRow {
+  return {
+    update: r.updates,
+    env_steps: r.envSteps,
+    episodes: r.episodes,
+    level: r.level,
+    success_mean: r.success,
+    return_mean: r.returnMean,
+    policy_lag: r.policyLagMean,
+    metrics: { ...r.metrics },
+  };
+}
+
+/**
+ * Lists the learner's runs every 2 s and follows each with WatchRun; a run's stream that ends or
+ * fails is picked up again by the next listing while the run is still running.
+ */
+export async function watchLearner(learner: string, hub: DashboardHub, listEveryMs = 2000): Promise<{ stop(): void }> {
+  const { credentials } = await import('@grpc/grpc-js');
+  const { LearnerServiceClient, RunState } = await import('@rlmesh/proto');
+  const client = new LearnerServiceClient(learner, credentials.createInsecure());
+  const watching = new Map<string, { cancel(): void }>();
+  /** The last update shown per run, across re-opened streams. */
+  const lastUpdate = new Map<string, number>();
+  const known = new Set<string>();
+  let warned = false;
+  const follow = (r: Run) => {
+    const name = `mesh:${r.runId}`;
+    if (!known.has(name)) {
+      known.add(name);
+      hub.setRun({ name, source: 'mesh', rows: [], state: RunState[r.state] });
+    }
+    if (watching.has(r.runId) || r.state !== RunState.RUN_STATE_RUNNING) {
+      if (!watching.has(r.runId)) hub.appendRows(name, [], RunState[r.state]);
+      return;
+    }
+    const stream = client.watchRun({ runId: r.runId });
+    watching.set(r.runId, stream);
+    stream.on('data', (u: Run) => {
+      // WatchRun starts with the current state, so a stream opened again repeats an update: only new ones are rows.
+      const last = lastUpdate.get(r.runId) ?? 0;
+      lastUpdate.set(r.runId, Math.max(last, u.updates));
+      hub.appendRows(name, u.updates > last ? [rowOfRun(u)] : [], RunState[u.state]);
+    });
+    const done = () => watching.delete(r.runId);
+    stream.on('end', done);
+    stream.on('error', done);
+  };
+  const list = () =>
+    client.listRuns({}, (err, res) => {
+      if (err) {
+        if (!warned) console.error(`rlmesh dashboard: ListRuns on ${learner} failed: ${err.details || err.message}; retrying`);
+        warned = true;
+        return;
+      }
+      warned = false;
+      for (const r of res.runs) follow(r);
+    });
+  list();
+  const timer = setInterval(list, listEveryMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      for (const w of watching.values()) w.cancel();
+      client.close();
+    },
+  };
+}
