@@ -27,6 +27,8 @@ export interface EnvironmentResult {
   name: string;
   env_id: string;
   options: Record<string, unknown>;
+  /** The curriculum level (reset difficulty) every episode started at, when the suite set one. */
+  level?: number;
   /** ID, OOD or any label the suite gives. */
   split: string;
   weight: number;

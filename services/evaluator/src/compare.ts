@@ -61,9 +61,9 @@ export function beatsBeyond(
 }
 
 const sameEnvironment = (a: EnvironmentResult, b: EnvironmentResult) =>
-  a.env_id === b.env_id && JSON.stringify(a.options) === JSON.stringify(b.options);
+  a.env_id === b.env_id && (a.level ?? 0) === (b.level ?? 0) && JSON.stringify(a.options) === JSON.stringify(b.options);
 
-/** Pairs of results for the same environment (same entry name, env id and options) in both evaluations. */
+/** Pairs of results for the same environment (same entry name, env id, level and options) in both evaluations. */
 export function sharedEnvironments(a: EvaluationResult, b: EvaluationResult): [EnvironmentResult, EnvironmentResult][] {
   const byName = new Map(b.environments.map((e) => [e.name, e]));
   const pairs: [EnvironmentResult, EnvironmentResult][] = [];

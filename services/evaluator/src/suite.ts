@@ -1,0 +1,113 @@
+/**
+ * An evaluation suite: environments with their options, how many episodes each, from which seed,
+ * under which split label (ID, OOD or any name) and with what weight in the aggregates. Suites are
+ * YAML files (configs/suites/) or the same object sent to the EvaluatorService. Every error is a
+ * ConfigError naming the key, e.g. `entries[1].episodes: must be an integer >= 1, got 0`.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError, envOptions, envSpec, type Infer, makeEnv, type Schema, validate } from '@rlmesh/core';
+import '@rlmesh/envs';
+import { parse as parseYaml } from 'yaml';
+
+export interface SuiteEntry {
+  name: string;
+  env: { id: string; options: Record<string, unknown> };
+  episodes: number;
+  seed: number;
+  split: string;
+  weight: number;
+  /** Steps after which an episode still running is cut and counted as a failure. */
+  max_steps?: number;
+  /** Curriculum level (the env's reset difficulty) every episode starts at; 0 when absent. */
+  level?: number;
+}
+
+export interface Suite {
+  name: string;
+  mode: 'greedy' | 'sampled';
+  entries: SuiteEntry[];
+}
+
+/** Highest seed + episodes: seeds stay within the 31 bits every generator takes. */
+const MAX_SEED = 2 ** 31 - 1;
+
+const SUITE_SCHEMA = {
+  name: { kind: 'string', doc: 'names the suite in results and reports' },
+  mode: {
+    kind: 'string',
+    default: 'greedy',
+    oneOf: ['greedy', 'sampled'],
+    doc: 'greedy: the mode of the action distribution; sampled: a seeded draw',
+  },
+} as const satisfies Schema;
+
+const ENTRY_SCHEMA = {
+  name: { kind: 'string', doc: 'unique within the suite' },
+  env: {
+    kind: 'section',
+    fields: {
+      id: { kind: 'string' },
+      options: { kind: 'open', doc: "the environment's options, checked by its schema" },
+    },
+  },
+  episodes: { kind: 'int', min: 1, max: 1_000_000 },
+  seed: { kind: 'int', default: 0, min: 0, max: MAX_SEED, doc: 'episode i starts from seed + i' },
+  split: { kind: 'string', default: 'ID', doc: 'a label for aggregates: ID, OOD or any name' },
+  weight: { kind: 'number', default: 1, min: 0 },
+  max_steps: { kind: 'int', default: 0, min: 0, max: 10_000_000, doc: 'cut episodes after this many steps; 0: the default cap' },
+  level: { kind: 'int', default: 0, min: 0, doc: "curriculum level every episode starts at (the env's reset difficulty)" },
+} as const satisfies Schema;
+
+type RawEntry = Infer<typeof ENTRY_SCHEMA>;
+
+/** Validates a parsed suite (from YAML, JSON or code); env ids, options and levels are checked against the registry. */
+export function parseSuite(raw: unknown): Suite {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError('(root)', 'a suite must be a mapping');
+  const { entries, ...top } = raw as Record<string, unknown>;
+  const head = validate(SUITE_SCHEMA, top);
+  if (head.name.trim() === '') throw new ConfigError('name', 'must not be empty');
+  if (!Array.isArray(entries) || entries.length === 0)
+    throw new ConfigError('entries', `must be a non-empty list of environments, got ${JSON.stringify(entries ?? null)}`);
+  const names = new Set<string>();
+  const out = entries.map((e, i): SuiteEntry => {
+    const at = `entries[${i}]`;
+    const v: RawEntry = validate(ENTRY_SCHEMA, e, at);
+    if (v.name.trim() === '') throw new ConfigError(`${at}.name`, 'must not be empty');
+    if (names.has(v.name)) throw new ConfigError(`${at}.name`, `${JSON.stringify(v.name)} is used by an earlier entry`);
+    names.add(v.name);
+    if (v.seed + v.episodes > MAX_SEED) throw new ConfigError(`${at}.seed`, `seed + episodes must be <= ${MAX_SEED}`);
+    envSpec(v.env.id, `${at}.env.id`);
+    const options = envOptions(v.env.id, v.env.options, `${at}.env.options`);
+    const levels = makeEnv(v.env.id, options, `${at}.env.options`).numLevels;
+    if (v.level >= levels) throw new ConfigError(`${at}.level`, `must be an integer in [0, ${levels - 1}] for ${v.env.id}, got ${v.level}`);
+    const entry: SuiteEntry = {
+      name: v.name,
+      env: { id: v.env.id, options },
+      episodes: v.episodes,
+      seed: v.seed,
+      split: v.split,
+      weight: v.weight,
+    };
+    if (v.max_steps > 0) entry.max_steps = v.max_steps;
+    if (v.level > 0) entry.level = v.level;
+    return entry;
+  });
+  return { name: head.name, mode: head.mode, entries: out };
+}
+
+/** Reads and validates a suite YAML file. */
+export function loadSuite(path: string): Suite {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError('(file)', `cannot read suite ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError('(file)', `${path} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  return parseSuite(raw);
+}
