@@ -5,9 +5,8 @@
  * when the run's policy pointer moves; for small policies this saves a network hop per step.
  */
 import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
-import { type ActFn, type ActionDistribution, type ActOutput, actRng, sampleActions } from '@rlmesh/core';
-import { Session } from '@rlmesh/graph';
-import { type Bus, channelOptions, keys, paramsFromBytes, parsePolicyPointer, pointerShape, unary } from '@rlmesh/mesh';
+import type { ActFn, ActOutput } from '@rlmesh/core';
+import { ActProgram, type Bus, channelOptions, keys, paramsFromBytes, parsePolicyPointer, pointerShape, unary } from '@rlmesh/mesh';
 import { DType, decodeTensor, encodeTensor, PolicyServiceClient } from '@rlmesh/proto';
 
 /** What an actor needs from the policy service (a gRPC client in the mesh, the core in process). */
@@ -60,10 +59,9 @@ export function centralAct(client: PolicyClient, runId: string): ActFn {
 
 /** Local inference: the run's latest published version, run in this process. */
 export class LocalPolicy {
-  private session: Session | null = null;
+  private program: ActProgram | null = null;
   private params: Float32Array | null = null;
   private version = 0;
-  private distribution: ActionDistribution | null = null;
   private loading: Promise<void> = Promise.resolve();
 
   constructor(
@@ -82,11 +80,10 @@ export class LocalPolicy {
     if (!bytes) return;
     const p = parsePolicyPointer(bytes);
     if (p.version <= this.version) return;
-    if (!this.session) {
+    if (!this.program) {
       const program = await this.bus.objects.get(p.program);
       if (!program) throw new Error(`policy program ${p.program} is missing`);
-      this.session = await Session.create(program, { intraOpThreads: 1 });
-      this.distribution = pointerShape(p).distribution;
+      this.program = await ActProgram.create(program, pointerShape(p).distribution, { threads: 1 });
     }
     const params = await this.bus.objects.get(p.params);
     if (!params) return;
@@ -101,18 +98,13 @@ export class LocalPolicy {
       await this.refresh();
       if (this.version < Math.max(1, minVersion)) await new Promise((r) => setTimeout(r, 5));
     }
-    if (!this.session || !this.params || !this.distribution) throw new Error(`no policy published for run "${this.runId}" yet`);
-    const out = await this.session.run({
-      params: { data: this.params, shape: [this.params.length] },
-      obs: { data: obs, shape: [rows, obs.length / rows] },
-    });
-    const outputs = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
-    const { actions, logProbs } = sampleActions(this.distribution, outputs, 0, rows, false, actRng(seed));
-    return { actions, logProbs, values: outputs.value, version: this.version };
+    if (!this.program || !this.params) throw new Error(`no policy published for run "${this.runId}" yet`);
+    const out = await this.program.act(this.params, obs, rows, { greedy: false, seed });
+    return { ...out, version: this.version };
   };
 
   async close(): Promise<void> {
     await this.loading;
-    await this.session?.release();
+    await this.program?.release();
   }
 }

@@ -47,8 +47,7 @@ export async function checkpointPolicy(path: string, label?: string): Promise<Po
   const model = buildModel(cfg, shape);
   const { params } = await loadWeights(path, model.module);
   const act = buildActProgram(model);
-  const flat = new Float32Array(act.layout.total);
-  for (const e of act.layout.entries) flat.set(params.get(e.name) as Float32Array, e.offset);
+  const flat = act.layout.pack(params);
   const program = await ActProgram.create(act.onnx, shape.distribution);
   const ref: PolicyRef = { checkpoint: path };
   const updates = metadata.counters ? (JSON.parse(metadata.counters) as { updates?: number }).updates : undefined;
