@@ -88,7 +88,11 @@
             maintainAspectRatio: false,
             interaction: { mode: 'nearest', intersect: false },
             scales: { x: { type: 'linear', title: { display: true, text: 'env steps' } } },
-            plugins: { legend: { display: group.series.length > 1, labels: { boxWidth: 12 } } },
+            plugins: {
+              legend: { display: group.series.length > 1, labels: { boxWidth: 12 } },
+              // Long runs draw a few hundred representative points per line instead of every update.
+              decimation: { enabled: true, algorithm: 'lttb', samples: 400 },
+            },
           },
         }),
       );
