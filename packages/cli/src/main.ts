@@ -10,6 +10,7 @@ import { RunState } from '@rlmesh/proto';
 import { parse as parseYaml } from 'yaml';
 import { parseArgs, UsageError } from './args';
 import { DASHBOARD_USAGE, dashboard } from './dashboard';
+import { EVAL_USAGE, evalCommand } from './eval';
 import { policyAct } from './policy-act';
 import { Progress } from './progress';
 import { REPORT_USAGE, report } from './report';
@@ -29,6 +30,7 @@ const USAGE = `usage:
   ${UP_USAGE}
   ${SERVE_USAGE}
   ${POLICY_USAGE}
+  ${EVAL_USAGE}
   ${REPORT_USAGE}
   ${DASHBOARD_USAGE}`;
 
@@ -38,6 +40,7 @@ const HELP: Record<string, string> = {
   up: UP_USAGE,
   serve: SERVE_USAGE,
   policy: POLICY_USAGE,
+  eval: EVAL_USAGE,
   report: REPORT_USAGE,
   dashboard: DASHBOARD_USAGE,
 };
@@ -53,6 +56,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === 'serve') return await serve(rest);
     if (command === 'up') return await up(rest);
     if (command === 'policy' && rest[0] === 'act') return await policyAct(rest.slice(1));
+    if (command === 'eval') return await evalCommand(rest);
     if (command === 'report') return await report(rest);
     if (command === 'dashboard') return await dashboard(rest);
     if (command === undefined || command === 'help' || command === '--help') {

@@ -41,6 +41,17 @@ export function newEvaluationId(now = new Date()): string {
   return `ev-${stamp}-${randomBytes(4).toString('hex')}`;
 }
 
+/** The policy failed to act in an entry's environment (another model, observation width or action space). */
+export class PolicyFitError extends Error {
+  constructor(
+    readonly entry: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PolicyFitError';
+  }
+}
+
 interface Episode {
   score: number;
   return: number;
@@ -68,7 +79,7 @@ async function playWave(
     try {
       actions = await policy.act(obs, rows, greedy, seed);
     } catch (e) {
-      throw new Error(`entry "${entry.name}" (${entry.env.id}): the policy cannot act: ${(e as Error).message}`);
+      throw new PolicyFitError(entry.name, `entry "${entry.name}" (${entry.env.id}): the policy cannot act: ${(e as Error).message}`);
     }
     return { actions, logProbs: zeros, values: zeros, version: 0 };
   };
