@@ -1,3 +1,6 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+// The functions given to page.evaluate run in the browser, on its DOM.
 /**
  * Real headless Chromium (Debian's package) driven by playwright-core, for the report and dashboard
  * tests. Outside CI a machine without /usr/bin/chromium skips the tests with a message; under

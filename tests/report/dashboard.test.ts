@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// The functions given to page.evaluate run in the browser, on its DOM.
 /**
  * The live dashboard in real headless Chromium: a run trains in this process into the served runs
  * directory, and the page's curves grow while it trains (points counted on the Chart.js instances

@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// The functions given to page.evaluate run in the browser, on its DOM.
 /**
  * `rlmesh report` in real headless Chromium: the page made from a real short training run and
  * evaluation results draws every chart with its data (points counted on Chart.js's own instances,

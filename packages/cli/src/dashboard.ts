@@ -5,18 +5,28 @@
  * Runs until Ctrl-C.
  */
 import { existsSync, statSync } from 'node:fs';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import type { Run } from '@rlmesh/proto';
 import type { DashboardHub, MetricRow } from '@rlmesh/report';
 import { parseArgs, UsageError } from './args';
+import { tlsOrUsage } from './serve';
 
-export const DASHBOARD_USAGE = `rlmesh dashboard [--runs DIR] [--port N] [--learner HOST:PORT]
+export const DASHBOARD_USAGE = `rlmesh dashboard [--runs DIR] [--port N] [--learner HOST:PORT [--tls-ca F [--tls-cert F --tls-key F]]]
     Serves a live page on 127.0.0.1 (default port 8780): runs and their curves as they train (from
     DIR/*/metrics.jsonl, default runs/, and with --learner from the mesh's WatchRun), evaluations and
     the Pareto frontier. Ctrl-C stops it.`;
 
 export async function dashboard(argv: readonly string[]): Promise<number> {
   const { positionals, options } = parseArgs(argv);
-  const { runs: runsDir = 'runs', port: portText = '8780', learner, ...rest } = options;
+  const {
+    runs: runsDir = 'runs',
+    port: portText = '8780',
+    learner,
+    'tls-cert': tlsCert,
+    'tls-key': tlsKey,
+    'tls-ca': tlsCa,
+    ...rest
+  } = options;
   const unknown = Object.keys(rest);
   if (unknown.length) throw new UsageError(`dashboard: unknown option --${unknown[0]}`);
   if (positionals.length) throw new UsageError(`dashboard: takes no arguments, got ${JSON.stringify(positionals[0])}`);
@@ -26,12 +36,22 @@ export async function dashboard(argv: readonly string[]): Promise<number> {
   if (existsSync(runsDir) && !statSync(runsDir).isDirectory()) throw new UsageError(`--runs: ${runsDir} is not a directory`);
   if (learner !== undefined && !/^[^:\s]+:\d+$/.test(learner))
     throw new UsageError(`--learner: must be HOST:PORT, got ${JSON.stringify(learner)}`);
+  if (learner === undefined && (tlsCert || tlsKey || tlsCa)) throw new UsageError('--tls-*: only with --learner');
 
   const { DashboardHub, RunsWatcher, serveDashboard } = await import('@rlmesh/report');
   const hub = new DashboardHub();
   const watcher = new RunsWatcher(runsDir, hub);
   watcher.start();
-  const mesh = learner ? await watchLearner(learner, hub) : undefined;
+  let mesh: { stop(): void } | undefined;
+  if (learner) {
+    const { channelCredentials, tlsFilesFrom } = await import('@rlmesh/mesh');
+    const tls = tlsFilesFrom({ 'tls-cert': tlsCert, 'tls-key': tlsKey, 'tls-ca': tlsCa });
+    mesh = await watchLearner(
+      learner,
+      hub,
+      tlsOrUsage(() => channelCredentials(tls)),
+    );
+  }
   let server: Awaited<ReturnType<typeof serveDashboard>>;
   try {
     server = await serveDashboard(hub, { port });
@@ -69,23 +89,35 @@ export function rowOfRun(r: Run): MetricRow {
  * Lists the learner's runs every 2 s and follows each with WatchRun; a run's stream that ends or
  * fails is picked up again by the next listing while the run is still running.
  */
-export async function watchLearner(learner: string, hub: DashboardHub, listEveryMs = 2000): Promise<{ stop(): void }> {
+export async function watchLearner(
+  learner: string,
+  hub: DashboardHub,
+  channel?: ChannelCredentials,
+  listEveryMs = 2000,
+): Promise<{ stop(): void }> {
   const { credentials } = await import('@grpc/grpc-js');
   const { LearnerServiceClient, RunState } = await import('@rlmesh/proto');
-  const client = new LearnerServiceClient(learner, credentials.createInsecure());
+  const client = new LearnerServiceClient(learner, channel ?? credentials.createInsecure());
   const watching = new Map<string, { cancel(): void }>();
   /** The last update shown per run, across re-opened streams. */
   const lastUpdate = new Map<string, number>();
-  const known = new Set<string>();
+  /** The state last shown per run, so that a listing repeats nothing. */
+  const shownState = new Map<string, string>();
   let warned = false;
   const follow = (r: Run) => {
     const name = `mesh:${r.runId}`;
-    if (!known.has(name)) {
-      known.add(name);
-      hub.setRun({ name, source: 'mesh', rows: [], state: RunState[r.state] });
+    const state = RunState[r.state];
+    if (!shownState.has(r.runId)) {
+      // A run that ended before the dashboard started shows its final state as its one point.
+      const rows = r.state !== RunState.RUN_STATE_RUNNING && r.updates > 0 ? [rowOfRun(r)] : [];
+      hub.setRun({ name, source: 'mesh', rows, state });
+      shownState.set(r.runId, state);
+      lastUpdate.set(r.runId, rows.length ? r.updates : 0);
     }
-    if (watching.has(r.runId) || r.state !== RunState.RUN_STATE_RUNNING) {
-      if (!watching.has(r.runId)) hub.appendRows(name, [], RunState[r.state]);
+    if (watching.has(r.runId)) return;
+    if (r.state !== RunState.RUN_STATE_RUNNING) {
+      if (shownState.get(r.runId) !== state) hub.appendRows(name, [], state);
+      shownState.set(r.runId, state);
       return;
     }
     const stream = client.watchRun({ runId: r.runId });
@@ -94,6 +126,7 @@ export async function watchLearner(learner: string, hub: DashboardHub, listEvery
       // WatchRun starts with the current state, so a stream opened again repeats an update: only new ones are rows.
       const last = lastUpdate.get(r.runId) ?? 0;
       lastUpdate.set(r.runId, Math.max(last, u.updates));
+      shownState.set(r.runId, RunState[u.state]);
       hub.appendRows(name, u.updates > last ? [rowOfRun(u)] : [], RunState[u.state]);
     });
     const done = () => watching.delete(r.runId);
