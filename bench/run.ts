@@ -12,6 +12,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { runEvalBenchmarks } from './eval.bench';
 import { runGraphBenchmarks } from './graph.bench';
 import { type BenchResult, type BenchSettings, type BenchSuite, settingsFromEnv } from './harness';
 import { runMeshBenchmarks } from './mesh.bench';
@@ -49,6 +50,12 @@ const SUITES: BenchSuite[] = [
     description:
       'The mesh: PatternEcho episodes/s through nats-server + learner, policy and env processes, and through the same cores in one process, vs the embedded loop; chunk publish -> consume latency on JetStream vs the in-memory bus.',
     run: runMeshBenchmarks,
+  },
+  {
+    name: 'eval',
+    description:
+      'services/evaluator: each shipped config (PatternEcho, SequenceNext, Conditional, CartPole) trained (seed 1; WMIL for its shipped length, CartPole 200k env steps), its final weights and first checkpoint evaluated greedy on its suite (configs/suites/): success with 80% Jeffreys intervals per entry and split, dominance of the final weights over the first checkpoint; evaluation episodes/s through the EvaluatorService (gRPC on loopback) vs in process, on the PatternEcho and CartPole suites. RLMESH_BENCH_QUICK=1: short runs (a smoke test).',
+    run: runEvalBenchmarks,
   },
 ];
 
