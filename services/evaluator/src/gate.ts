@@ -56,6 +56,8 @@ interface RunGate {
   watch: Subscription;
   /** The newest eligible version seen and not yet taken up. */
   pending: number;
+  /** The policy watch is in place. */
+  ready: boolean;
   busy: Promise<void>;
 }
 
@@ -78,6 +80,11 @@ export class PromotionGate {
       if (value) gate.onAnnouncement(key.slice(keys.runs.length), value).catch((e) => gate.warn(key, 'run not gated', e));
     });
     return gate;
+  }
+
+  /** Whether the gate follows `run` (its announcement had an eval section and its suite parsed). */
+  isGating(run: string): boolean {
+    return this.runs.get(run)?.ready === true;
   }
 
   /** Resolves once every evaluation the gate has started has ended (tests and shutdown wait on it). */
@@ -104,7 +111,7 @@ export class PromotionGate {
     if (!cfg || cfg.every < 1) return;
     const suiteRaw = Object.keys(cfg.suite_inline).length > 0 ? cfg.suite_inline : parseYaml(readFileSync(cfg.suite, 'utf8'));
     const suite = this.opts.core.parseSuite(suiteRaw);
-    const entry: RunGate = { cfg, suite, watch: { stop: async () => undefined }, pending: 0, busy: Promise.resolve() };
+    const entry: RunGate = { cfg, suite, watch: { stop: async () => undefined }, pending: 0, ready: false, busy: Promise.resolve() };
     this.runs.set(run, entry);
     entry.watch = await this.opts.bus.kv.watch(keys.policy(run), (_k, v) => {
       if (!v || this.stopped) return;
@@ -119,6 +126,7 @@ export class PromotionGate {
       // One evaluation at a time per run; versions that arrive meanwhile collapse into the newest.
       entry.busy = entry.busy.then(() => this.take(run, entry));
     });
+    entry.ready = true;
     this.opts.logger.info('gating run', { run, every: cfg.every, rule: cfg.gate, suite: suite.name });
   }
 
