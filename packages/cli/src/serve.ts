@@ -1,5 +1,5 @@
 /**
- * `rlmesh serve <env|policy|learner>`: one service as its own process. OpenTelemetry starts first,
+ * `rlmesh serve <env|policy|learner|evaluator>`: one service as its own process. OpenTelemetry starts first,
  * before anything loads @grpc/grpc-js (hence the subpath import and the lazy imports below). The
  * process prints one `READY {json}` line on stdout once it listens (what `rlmesh up` and the tests
  * wait for), logs JSON lines on stderr, and shuts down gracefully on SIGTERM / SIGINT.
@@ -7,13 +7,13 @@
 import { startTelemetry } from '@rlmesh/mesh/telemetry';
 import { parseArgs, UsageError } from './args';
 
-export const SERVE_USAGE = `rlmesh serve <env|policy|learner> [--port N] [--host H] [--nats URL] [--metrics-port N]
+export const SERVE_USAGE = `rlmesh serve <env|policy|learner|evaluator> [--port N] [--host H] [--nats URL] [--metrics-port N]
     [--tls-cert F --tls-key F [--tls-ca F]]   TLS; with a CA, mTLS both ways (or RLMESH_TLS_CERT / _KEY / _CA)
     env:     [--policy HOST:PORT] [--replica-id ID]
     policy:  [--max-batch ROWS] [--max-wait-ms MS] [--seed N]
     learner: [--out-dir DIR]`;
 
-const SERVICES = ['env', 'policy', 'learner'] as const;
+const SERVICES = ['env', 'policy', 'learner', 'evaluator'] as const;
 type ServiceName = (typeof SERVICES)[number];
 
 function intOption(options: Record<string, string>, key: string, fallback: number | undefined): number | undefined {
@@ -90,6 +90,12 @@ export async function serve(argv: readonly string[]): Promise<number> {
       maxWaitMs: intOption(options, 'max-wait-ms', undefined),
       seed: intOption(options, 'seed', undefined),
     });
+    boundPort = server.port;
+    shutdown = () => server.shutdown({ drainMs: 200 });
+  } else if (name === 'evaluator') {
+    // Results go to the bus (KV summary + object per evaluation); the promotion gate runs here too.
+    const { startEvaluatorServer } = await import('@rlmesh/evaluator');
+    const server = await startEvaluatorServer({ bus, port, host, logger, credentials });
     boundPort = server.port;
     shutdown = () => server.shutdown({ drainMs: 200 });
   } else {

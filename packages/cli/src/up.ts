@@ -1,7 +1,7 @@
 /**
  * `rlmesh up`: the mesh on one machine. Uses NATS_URL, or starts a private nats-server (JetStream,
  * temp store) when one is on the PATH, and otherwise fails with a clear message. Then starts the
- * learner, the policy service and the env replicas as child processes (`rlmesh serve ...`), waits
+ * learner, the policy service, the env replicas and the evaluator as child processes (`rlmesh serve ...`), waits
  * for each to listen, prints their addresses, and stops them all on Ctrl-C.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -81,6 +81,8 @@ export async function up(argv: readonly string[]): Promise<number> {
       port: base + 2 + i,
       extra: ['--policy', `127.0.0.1:${base + 1}`, '--replica-id', `env-${i}`],
     })),
+    // After the replicas, so that adding replicas moves it rather than the ports users already know.
+    { name: 'evaluator', port: base + 2 + replicas, extra: [] as string[] },
   ];
   const running: ServiceProcess[] = [];
   const stopAll = async () => {
@@ -115,7 +117,7 @@ export async function up(argv: readonly string[]): Promise<number> {
   } catch (e) {
     await stopAll();
     throw new UsageError(
-      `up: ${(e as Error).message} (is port ${base}..${base + 1 + replicas} or its +100 metrics port taken? try --base-port)`,
+      `up: ${(e as Error).message} (is port ${base}..${base + 2 + replicas} or its +100 metrics port taken? try --base-port)`,
     );
   }
   console.log(`rlmesh up: NATS ${natsUrl}${nats ? ' (started here)' : ''}`);
