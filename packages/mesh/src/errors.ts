@@ -23,10 +23,24 @@ export const failedPrecondition = (field: string, rule: string) => new MeshError
 export const resourceExhausted = (field: string, rule: string) => new MeshError(status.RESOURCE_EXHAUSTED, `${field}: ${rule}`);
 export const unavailable = (what: string) => new MeshError(status.UNAVAILABLE, what);
 
+/**
+ * Status details travel in an HTTP/2 trailer. Messages that quote a client's input could grow to its
+ * size, and past the peer's header-list limit (16 KB in grpc-js, 10 KB in grpcio) no status arrives at
+ * all, so a status carries at most this many characters of message.
+ */
+export const MAX_STATUS_DETAILS = 1024;
+
+export function capDetails(message: string): string {
+  if (message.length <= MAX_STATUS_DETAILS) return message;
+  const cut = message.length - (MAX_STATUS_DETAILS - 40);
+  return `${message.slice(0, MAX_STATUS_DETAILS - 40)}... (${cut} more characters)`;
+}
+
 export function toStatus(e: unknown): { code: status; details: string } {
-  if (e instanceof MeshError) return { code: e.code, details: e.message };
   const err = e as Error;
+  let code = status.INTERNAL;
+  if (e instanceof MeshError) code = e.code;
   // TensorError (proto) and ConfigError (core) are request faults by construction.
-  if (err?.name === 'TensorError' || err?.name === 'ConfigError') return { code: status.INVALID_ARGUMENT, details: err.message };
-  return { code: status.INTERNAL, details: err instanceof Error ? err.message : String(e) };
+  else if (err?.name === 'TensorError' || err?.name === 'ConfigError') code = status.INVALID_ARGUMENT;
+  return { code, details: capDetails(err instanceof Error ? err.message : String(e)) };
 }
