@@ -5,9 +5,8 @@
  * Nothing here imports @grpc/grpc-js at load time: `serve` must start OpenTelemetry before it loads.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { applyOverrides, ConfigError } from '@rlmesh/core';
+import { applyOverrides, ConfigError, parseConfigText } from '@rlmesh/core';
 import { RunState } from '@rlmesh/proto';
-import { parse as parseYaml } from 'yaml';
 import { parseArgs, UsageError } from './args';
 import { DASHBOARD_USAGE, dashboard } from './dashboard';
 import { EVAL_USAGE, evalCommand } from './eval';
@@ -85,12 +84,7 @@ export function loadConfig(path: string, overrides: Record<string, string>): Rec
   } catch {
     throw new UsageError(`cannot read config file ${path}`);
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text) ?? {};
-  } catch (e) {
-    throw new UsageError(`${path} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-  }
+  const raw = parseConfigText(text, path) ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('(root)', `${path} must hold a mapping`);
   return applyOverrides(raw as Record<string, unknown>, overrides);
 }

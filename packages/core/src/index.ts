@@ -1,4 +1,5 @@
 export * from './config';
+export * from './config-text';
 export * from './distributions';
 export * from './env';
 export * from './evaluation';
