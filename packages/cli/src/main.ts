@@ -1,7 +1,7 @@
 /**
  * The `rlmesh` command. `train` runs a config in one process (embedded mode) or, with --mesh, on a
  * running mesh; `serve` runs one service; `up` starts the mesh locally; `policy act` queries a
- * trained checkpoint. A bad config or argument prints one line and exits 2.
+ * trained checkpoint and `eval` evaluates one on a suite. A bad config or argument prints one line and exits 2.
  * Nothing here imports @grpc/grpc-js at load time: `serve` must start OpenTelemetry before it loads.
  */
 import { existsSync, readFileSync } from 'node:fs';
