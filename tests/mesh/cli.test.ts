@@ -57,5 +57,24 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
     expect(done, out).toBeDefined();
     const success = Number(/success ([\d.]+)%/.exec(done!)![1]);
     expect(success).toBeGreaterThanOrEqual(90);
+
+    // Every service exports its own series, and none publishes the command line it was started with.
+    const metricsOf = (name: string) => {
+      const line = printed.find((l) => l.trim().startsWith(`${name} `));
+      const url = /metrics (http:\/\/\S+)/.exec(line ?? '')?.[1];
+      expect(url, `${name} metrics URL in ${printed.join('\n')}`).toBeDefined();
+      return fetch(url!).then((r) => r.text());
+    };
+    const wanted: Record<string, string[]> = {
+      learner: ['rlmesh_learner_updates_total', 'rlmesh_learner_policy_lag_count'],
+      policy: ['rlmesh_policy_rows_served_total', 'rlmesh_policy_act_latency_count'],
+      'env-0': ['rlmesh_env_steps_total', 'rlmesh_env_chunks_published_total'],
+    };
+    for (const [name, series] of Object.entries(wanted)) {
+      const text = await metricsOf(name);
+      for (const s of series) expect(text, `${name} /metrics`).toMatch(new RegExp(`^${s}\\{[^}]*run="[^"]+"`, 'm'));
+      expect(text).not.toContain('command_args');
+      expect(text).not.toContain('--nats');
+    }
   });
 });

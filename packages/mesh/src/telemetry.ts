@@ -17,7 +17,7 @@ import { appendFileSync } from 'node:fs';
 import { type Context, context, propagation, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { envDetector, hostDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { type ReadableSpan, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
@@ -39,7 +39,10 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
   if (process.env.RLMESH_TRACE_FILE) processors.push(new SimpleSpanProcessor(new JsonlSpanExporter(process.env.RLMESH_TRACE_FILE)));
   const sdkExporters = process.env.OTEL_TRACES_EXPORTER || process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const sdk = new NodeSDK({
-    resource: resourceFromAttributes({ 'service.name': opts.serviceName }),
+    resource: resourceFromAttributes({ 'service.name': opts.serviceName, 'process.pid': process.pid }),
+    // Not the SDK's process detector: it publishes the full command line on /metrics, where secrets
+    // passed as arguments (a NATS URL with a password) would be read by anyone who can scrape.
+    resourceDetectors: [envDetector, hostDetector],
     // undefined lets the SDK build processors from OTEL_* variables.
     spanProcessors: sdkExporters && processors.length === 0 ? undefined : processors,
     metricReaders:

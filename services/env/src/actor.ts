@@ -9,7 +9,7 @@
  * consumed), and plays each chunk with the newest policy version announced, asking for it by
  * min_version so that a policy that has not swapped it in yet waits instead of acting stale.
  */
-import { metrics, SpanKind } from '@opentelemetry/api';
+import { type Counter, metrics, SpanKind } from '@opentelemetry/api';
 import { type ActFn, actorSeed, makeVectorEnv, type Rollout, RolloutCollector } from '@rlmesh/core';
 import '@rlmesh/envs';
 import { type Bus, chunkBytes, encodeRollout, injectContext, inSpan, type Logger, subjects } from '@rlmesh/mesh';
@@ -24,10 +24,20 @@ export interface ActorOptions {
   logger: Logger;
 }
 
-// No-ops until the process sets a MeterProvider (rlmesh serve does, with a Prometheus endpoint).
-const meter = metrics.getMeter('rlmesh.env');
-const envSteps = meter.createCounter('rlmesh.env.steps', { unit: '{step}', description: 'Environment steps taken by rollout actors' });
-const chunksPublished = meter.createCounter('rlmesh.env.chunks.published', { unit: '{chunk}', description: 'Trajectory chunks published' });
+/**
+ * The actors' instruments, made on first use: the OpenTelemetry API hands out no-op meters until a
+ * MeterProvider is registered (rlmesh serve registers one), and this module may load before that.
+ */
+let instruments: { steps: Counter; chunks: Counter } | undefined;
+function actorInstruments() {
+  if (instruments) return instruments;
+  const meter = metrics.getMeter('rlmesh.env');
+  instruments = {
+    steps: meter.createCounter('rlmesh.env.steps', { unit: '{step}', description: 'Environment steps taken by rollout actors' }),
+    chunks: meter.createCounter('rlmesh.env.chunks.published', { unit: '{chunk}', description: 'Trajectory chunks published' }),
+  };
+  return instruments;
+}
 
 /** How long an actor waits for the learner to report its in-flight chunks before it gives up on them. */
 const STALL_MS = 10_000;
@@ -87,10 +97,10 @@ export class RolloutActor {
       { kind: SpanKind.PRODUCER, attributes: { 'rlmesh.run': run.runId, 'rlmesh.actor': actorId } },
       async (span) => {
         const rollout = await this.rollout();
-        envSteps.add(rollout.numSteps * rollout.numEnvs, { run: run.runId });
+        actorInstruments().steps.add(rollout.numSteps * rollout.numEnvs, { run: run.runId });
         span.setAttribute('rlmesh.policy_version', rollout.policyVersion);
         await bus.publish(subjects.trajectories(run.runId), chunkBytes(encodeRollout(run.runId, rollout)), injectContext());
-        chunksPublished.add(1, { run: run.runId });
+        actorInstruments().chunks.add(1, { run: run.runId });
         this.inFlight.push(rollout.sequence);
         return rollout;
       },

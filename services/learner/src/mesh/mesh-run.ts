@@ -40,17 +40,27 @@ const STATE: Record<RunStateName, RunState> = {
   stopped: RunState.RUN_STATE_STOPPED,
   failed: RunState.RUN_STATE_FAILED,
 };
-const meter = metrics.getMeter('rlmesh.learner');
-const updatesCounter = meter.createCounter('rlmesh.learner.updates', { unit: '{update}', description: 'Train steps taken' });
-const lagHistogram = meter.createHistogram('rlmesh.learner.policy_lag', {
-  unit: '{version}',
-  description: 'Learner version minus the version that acted in a chunk',
-  advice: { explicitBucketBoundaries: [0, 1, 2, 4, 8, 16, 32] },
-});
-const droppedCounter = meter.createCounter('rlmesh.learner.chunks.dropped', {
-  unit: '{chunk}',
-  description: 'Chunks not trained on (stale or malformed)',
-});
+/**
+ * The learner's instruments, made on first use: the OpenTelemetry API hands out no-op meters until a
+ * MeterProvider is registered, and this module can be loaded before `rlmesh serve` registers one.
+ */
+let instruments: ReturnType<typeof makeInstruments> | undefined;
+function makeInstruments() {
+  const meter = metrics.getMeter('rlmesh.learner');
+  return {
+    updates: meter.createCounter('rlmesh.learner.updates', { unit: '{update}', description: 'Train steps taken' }),
+    lag: meter.createHistogram('rlmesh.learner.policy_lag', {
+      unit: '{version}',
+      description: 'Learner version minus the version that acted in a chunk',
+      advice: { explicitBucketBoundaries: [0, 1, 2, 4, 8, 16, 32] },
+    }),
+    dropped: meter.createCounter('rlmesh.learner.chunks.dropped', {
+      unit: '{chunk}',
+      description: 'Chunks not trained on (stale or malformed)',
+    }),
+  };
+}
+const learnerInstruments = () => (instruments ??= makeInstruments());
 
 /** Old parameter objects kept in the store, for policy replicas that are a few versions behind. */
 const KEEP_VERSIONS = 8;
@@ -181,14 +191,14 @@ export class MeshRun {
     } catch (e) {
       this.log.warn('malformed chunk dropped', { run: this.id, error: (e as Error).message });
       this.dropped++;
-      droppedCounter.add(1, { run: this.id, reason: 'malformed' });
+      learnerInstruments().dropped.add(1, { run: this.id, reason: 'malformed' });
       return m.term();
     }
     const lag = run.version - rollout.policyVersion;
-    lagHistogram.record(lag, { run: this.id });
+    learnerInstruments().lag.record(lag, { run: this.id });
     if (lag > this.cfg.mesh.max_policy_lag || lag < 0) {
       this.dropped++;
-      droppedCounter.add(1, { run: this.id, reason: 'stale' });
+      learnerInstruments().dropped.add(1, { run: this.id, reason: 'stale' });
       m.ack();
       return this.markConsumed(chunk);
     }
@@ -200,7 +210,7 @@ export class MeshRun {
         async () => {
           const levelBefore = run.curriculum.level;
           await run.update(rollout);
-          updatesCounter.add(1, { run: this.id });
+          learnerInstruments().updates.add(1, { run: this.id });
           if (run.curriculum.level !== levelBefore) await this.announce();
         },
       );
