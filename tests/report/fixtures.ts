@@ -1,10 +1,10 @@
 /**
  * Inputs of the report tests: a real short training run (the shipped WMIL PatternEcho config, fewer
- * env steps, written under a temporary out_dir) and evaluation results. The evaluations are built by
- * hand (the evaluator's `evaluate` was not there when these tests were written) from chosen success
- * counts, with the evaluator's own Jeffreys intervals and aggregates, so that the frontier is known:
- * `good` and `ood-specialist` each beat the other on one environment (both on the frontier), and
- * `initial` is beaten everywhere (dominated).
+ * env steps, written under a temporary out_dir) and hand-built evaluation results whose frontier is
+ * known. Real evaluations come from `rlmesh eval` in the tests; these are built from chosen success
+ * counts, with the evaluator's own Jeffreys intervals and aggregates, over an ID/OOD suite that no
+ * shipped policy can play: `good` and `ood-specialist` each beat the other on one environment (both
+ * on the frontier), and `initial` is beaten everywhere (dominated).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -215,6 +215,9 @@
       data: { labels: cats, datasets },
       options: {
         animation: false,
+        // A rate of exactly 0 or 1 sits on the frame: draw its mark whole.
+        layout: { padding: { top: 6 } },
+        datasets: { bar: { clip: false } },
         responsive: true,
         maintainAspectRatio: false,
         scales: { y: { min: 0, max: 1, stacked: false, title: { display: true, text: 'success rate' } } },
@@ -292,6 +295,8 @@
       },
       options: {
         animation: false,
+        layout: { padding: 10 },
+        datasets: { scatter: { clip: false } },
         responsive: true,
         maintainAspectRatio: false,
         scales: {
