@@ -97,6 +97,21 @@ describe('evaluate', () => {
     expect(r.aggregate.all.weight).toBe(1);
   });
 
+  it('plays continuous actions (Pendulum): no success flag, negative returns over the time limit', async () => {
+    const still: PolicySource = { ref: { label: 'still' }, act: async (_obs, rows) => new Float32Array(rows), close: async () => {} };
+    const suite = parseSuite({
+      name: 'pend',
+      entries: [{ name: 'p', env: { id: 'Pendulum-v1', options: { max_episode_steps: 50 } }, episodes: 4, seed: 3 }],
+    });
+    const e = (await evaluate(suite, still)).environments[0];
+    expect(e.lengths).toEqual({ mean: 50, median: 50, std: 0, min: 50, max: 50 });
+    expect(e.successes).toBe(0);
+    expect(e.interval.low).toBe(0);
+    expect(e.returns.max).toBeLessThan(0);
+    // Different start states from different seeds: the returns differ.
+    expect(e.returns.std).toBeGreaterThan(0);
+  });
+
   it('reports progress per episode and stops when aborted', async () => {
     const seen: number[] = [];
     await evaluate(echoSuite({ episodes: 70 }), handPolicy('oracle', argmax), { onProgress: (p) => seen.push(p.episodes_done) });
