@@ -6,7 +6,7 @@
  * In process (MemoryBus): beats_baseline against a labelled stored evaluation.
  */
 import type { ChildProcess } from 'node:child_process';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import type { RunConfig } from '@rlmesh/learner';
 import {
   type Bus,
@@ -20,6 +20,7 @@ import {
   parsePolicyPointer,
   startNatsServer,
 } from '@rlmesh/mesh';
+import { PolicyCore } from '@rlmesh/policy';
 import { type ActResponse, decodeTensor, encodeTensor, PolicyChannel, PolicyServiceClient } from '@rlmesh/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -172,8 +173,39 @@ describe('promotion gate: beats_baseline (in process)', () => {
       const evaluated = (await core.list({ run_id: 'bb' })).map((e) => e.policy.version);
       expect(evaluated).toEqual([1, 3, 5]);
       expect(await promotedVersion(bus, 'bb')).toBe(5);
+
+      // The policy service core serves the promoted version by request, and says when there is none.
+      const policy = new PolicyCore({ bus, logger, seed: 0 });
+      try {
+        const obs = new Float32Array(SYMBOLS * SYMBOLS);
+        for (let t = 0; t < SYMBOLS; t++) obs[t * SYMBOLS + t] = 1;
+        const promoted = await policy.act('bb', obs, SYMBOLS, true, 0, 1, 'promoted');
+        expect({ version: promoted.version, actions: [...promoted.actions] }).toEqual({ version: 5, actions: identity() });
+        expect((await policy.getPolicy('bb', 'promoted')).version).toBe(5);
+        await expect(policy.act('reference', obs, SYMBOLS, true, 0, 1, 'promoted')).rejects.toMatchObject({
+          code: status.NOT_FOUND,
+          message: expect.stringMatching(/^channel: run "reference" has no promoted version yet/),
+        });
+      } finally {
+        await policy.close();
+      }
     } finally {
       await gate.stop();
     }
+  });
+});
+
+describe('run config eval section', () => {
+  const suite_inline = { name: 's', entries: [{ name: 'e', env: { id: 'PatternEcho' }, episodes: 10 }] };
+  it('defaults to no evaluation, and refuses combinations that cannot work, naming the key', () => {
+    expect(echoConfig().eval).toEqual({ every: 0, suite: '', suite_inline: {}, gate: 'none', baseline: '' });
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ every: 1 }, /^eval\.suite: is required when eval\.every > 0/],
+      [{ every: 1, suite: 'a.yaml', suite_inline }, /^eval\.suite: set either/],
+      [{ gate: 'not_dominated', suite_inline }, /^eval\.every: must be >= 1 when eval\.gate is not_dominated/],
+      [{ every: 1, gate: 'beats_baseline', suite_inline }, /^eval\.baseline: is required/],
+      [{ every: 1, gate: 'better', suite_inline }, /^eval\.gate: must be one of none, not_dominated, beats_baseline/],
+    ];
+    for (const [section, message] of cases) expect(() => echoConfig(SYMBOLS, { eval: section })).toThrow(message);
   });
 });
