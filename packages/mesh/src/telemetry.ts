@@ -32,12 +32,16 @@ export interface TelemetryOptions {
 
 export interface Telemetry {
   shutdown(): Promise<void>;
+  /** Settles once /metrics listens; rejects (EADDRINUSE, EACCES) when it cannot. */
+  metricsReady: Promise<void>;
 }
 
 export function startTelemetry(opts: TelemetryOptions): Telemetry {
   const processors: SpanProcessor[] = (opts.spanExporters ?? []).map((e) => new SimpleSpanProcessor(e));
   if (process.env.RLMESH_TRACE_FILE) processors.push(new SimpleSpanProcessor(new JsonlSpanExporter(process.env.RLMESH_TRACE_FILE)));
   const sdkExporters = process.env.OTEL_TRACES_EXPORTER || process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const prometheus =
+    opts.metricsPort === undefined ? undefined : new PrometheusExporter({ port: opts.metricsPort, host: opts.metricsHost ?? '127.0.0.1' });
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ 'service.name': opts.serviceName, 'process.pid': process.pid }),
     // Not the SDK's process detector: it publishes the full command line on /metrics, where secrets
@@ -45,12 +49,14 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     resourceDetectors: [envDetector, hostDetector],
     // undefined lets the SDK build processors from OTEL_* variables.
     spanProcessors: sdkExporters && processors.length === 0 ? undefined : processors,
-    metricReaders:
-      opts.metricsPort === undefined ? [] : [new PrometheusExporter({ port: opts.metricsPort, host: opts.metricsHost ?? '127.0.0.1' })],
+    metricReaders: prometheus ? [prometheus] : [],
     instrumentations: [],
   });
   sdk.start();
-  return { shutdown: () => sdk.shutdown() };
+  // startServer() hands back the exporter's own listen promise, so a taken port surfaces here.
+  const metricsReady = prometheus ? prometheus.startServer() : Promise.resolve();
+  metricsReady.catch(() => undefined);
+  return { shutdown: () => sdk.shutdown(), metricsReady };
 }
 
 /** Finished spans as JSON lines: enough to rebuild traces across processes. */
