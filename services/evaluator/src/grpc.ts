@@ -25,6 +25,7 @@ import { EvaluatorCore, type PolicySelector } from './service';
 import { BusEvaluationStore, type EvaluationStore, type EvaluationSummary } from './store';
 
 export const EVALUATOR_SERVICE_NAME = 'rlmesh.v1.EvaluatorService';
+const PROGRESS_EVERY_MS = 100;
 
 const stat = (s: Summary): StatSummary => ({ mean: s.mean, median: s.median, std: s.std, min: s.min, max: s.max });
 
@@ -93,11 +94,17 @@ export function evaluatorServiceBinding(core: EvaluatorCore): ServiceBinding {
       evaluate: async (call: ServerWritableStream<EvaluateRequest, EvaluateResponse>): Promise<void> => {
         const abort = new AbortController();
         call.on('cancelled', () => abort.abort());
+        let last = 0;
         const result = await core.evaluate({
           suite: call.request.suite,
           policy: selectorFromProto(call.request),
           signal: abort.signal,
-          onProgress: (p) =>
+          onProgress: (p) => {
+            // Single-step episodes finish by the thousand per second: report an entry's end and at
+            // most one message per PROGRESS_EVERY_MS in between, so the stream costs little.
+            const now = performance.now();
+            if (p.entry_episodes_done < p.entry_episodes_total && now - last < PROGRESS_EVERY_MS) return;
+            last = now;
             call.write({
               event: {
                 $case: 'progress',
@@ -109,7 +116,8 @@ export function evaluatorServiceBinding(core: EvaluatorCore): ServiceBinding {
                   episodesTotal: p.episodes_total,
                 },
               },
-            }),
+            });
+          },
         });
         call.write({ event: { $case: 'result', result: evaluationToProto(result) } });
         call.end();
