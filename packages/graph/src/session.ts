@@ -1,4 +1,7 @@
 /** A thin wrapper over onnxruntime-node's InferenceSession with typed feeds and plain-array results. */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { DType } from './onnx';
 
@@ -14,13 +17,41 @@ export interface SessionOptions {
   intraOpThreads?: number;
   interOpThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  executionProviders?: Array<'cpu' | 'cuda'>;
+  executionProviders?: Device[];
   /**
    * Whether idle intra-op threads spin waiting for work (ORT's default). Two sessions that take turns
    * on the same cores, as policy and learner do in the embedded loop, starve each other when they
    * spin, so set it false there.
    */
   spinning?: boolean;
+}
+
+/** Where a session runs: onnxruntime's CPU or CUDA execution provider. */
+export type Device = 'cpu' | 'cuda';
+export const DEVICES: readonly Device[] = ['cpu', 'cuda'];
+
+/** Where the NVIDIA container runtime and the usual driver packages put libcuda. */
+const DRIVER_DIRS = ['/usr/local/nvidia/lib64', '/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu'];
+
+/**
+ * Why `device` cannot run here, or null when it can. onnxruntime given a CUDA provider it cannot
+ * load may fail late or deep in a worker, so services check at start and refuse with this reason
+ * rather than ever running on the CPU when CUDA was asked for.
+ */
+export function deviceUnavailable(device: Device): string | null {
+  if (device === 'cpu') return null;
+  const where = `${process.platform}-${process.arch}`;
+  if (!ort.listSupportedBackends().some((b) => b.name === 'cuda'))
+    return `onnxruntime-node ${ort.env.versions.node} has no CUDA execution provider on ${where}`;
+  const pkg = dirname(createRequire(__filename).resolve('onnxruntime-node/package.json'));
+  const provider = join(pkg, 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so');
+  if (!existsSync(provider))
+    return `onnxruntime-node's CUDA provider is not installed (no ${provider}; reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12, or use the GPU image)`;
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...DRIVER_DIRS];
+  const inCache = existsSync('/etc/ld.so.cache') && readFileSync('/etc/ld.so.cache').includes('libcuda.so.1');
+  if (!inCache && !dirs.some((d) => existsSync(join(d, 'libcuda.so.1'))))
+    return 'no NVIDIA driver: libcuda.so.1 is not installed (no GPU here, or the container runs without the NVIDIA runtime)';
+  return null;
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {

@@ -6,6 +6,7 @@
 import { randomInt } from 'node:crypto';
 import { type Histogram, type Meter, metrics } from '@opentelemetry/api';
 import { Rng } from '@rlmesh/core';
+import type { Device } from '@rlmesh/graph';
 import {
   type Bus,
   failedPrecondition,
@@ -41,6 +42,8 @@ export interface PolicyCoreOptions {
   seed?: number;
   /** ORT intra-op threads of each run's worker (default 1). */
   threads?: number;
+  /** onnxruntime's execution provider for inference (default cpu); the caller checks it is available. */
+  device?: Device;
   /** Rows that may wait for a batch per run before Act answers RESOURCE_EXHAUSTED (default 16 x maxBatch). */
   maxQueuedRows?: number;
   /** Longest an Act with min_version waits for that version to be swapped in (default 1000 ms). */
@@ -164,6 +167,7 @@ export class PolicyCore {
       logger: this.opts.logger,
       rng: this.rng,
       threads: this.threads,
+      device: this.opts.device ?? 'cpu',
       maxBatch: this.maxBatch,
       maxWaitMs: this.maxWaitMs,
       onBatch: (rows) => {

@@ -5,6 +5,7 @@
  * nothing is dropped and no request waits for a fetch.
  */
 import { actRng, type Rng, type SampledActions, sampleActions } from '@rlmesh/core';
+import type { Device } from '@rlmesh/graph';
 import {
   type Bus,
   failedPrecondition,
@@ -31,6 +32,8 @@ export interface RunDeps {
   logger: Logger;
   rng: Rng;
   threads: number;
+  /** onnxruntime's execution provider for the run's inference worker. */
+  device: Device;
   maxBatch: number;
   maxWaitMs: number;
   /** Called after every inference with its row count (metrics). */
@@ -86,7 +89,7 @@ export class PolicyRun {
     const program = await fetchObject(deps.bus, runId, pointer.program);
     const params = await fetchParams(deps.bus, runId, pointer);
     let self: PolicyRun | null = null;
-    const worker = new InferenceWorker(deps.threads, (e) => self && deps.onFailure(self, e));
+    const worker = new InferenceWorker({ threads: deps.threads, device: deps.device }, (e) => self && deps.onFailure(self, e));
     try {
       await worker.swap(pointer.version, params, program);
     } catch (e) {

@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { Device } from '@rlmesh/graph';
 import { unavailable } from '@rlmesh/mesh';
 
 /** Resolved from the file's directory, which is src/ under vitest and dist/ when built: both sit beside worker/. */
@@ -35,9 +36,9 @@ export class InferenceWorker {
   private nextId = 1;
   private dead: Error | null = null;
 
-  /** `onExit` hears of a worker that stopped without being asked to. */
-  constructor(threads: number, onExit?: (e: Error) => void) {
-    this.worker = new Worker(WORKER_PATH, { workerData: { threads } });
+  /** ORT runs on `device` with `threads` intra-op threads; `onExit` hears of a worker that stopped without being asked to. */
+  constructor(opts: { threads: number; device: Device }, onExit?: (e: Error) => void) {
+    this.worker = new Worker(WORKER_PATH, { workerData: { threads: opts.threads, device: opts.device } });
     this.worker.on('message', (r: Reply) => {
       const p = this.pending.get(r.id);
       if (!p) return;

@@ -18,6 +18,8 @@ const ort = require('onnxruntime-node');
 
 const IO = { params: 'params', obs: 'obs', value: 'value' };
 const threads = workerData?.threads || 1;
+// 'cpu' or 'cuda'; the service checked at start that the provider can load, so there is no fallback here.
+const device = workerData?.device || 'cpu';
 
 let session = null;
 let params = null;
@@ -26,7 +28,7 @@ let version = 0;
 async function createSession(bytes) {
   const s = await ort.InferenceSession.create(bytes, {
     graphOptimizationLevel: 'all',
-    executionProviders: ['cpu'],
+    executionProviders: [device],
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
   });

@@ -1,5 +1,6 @@
 /** LearnerService over gRPC: a thin adapter over LearnerCore, and the `rlmesh serve learner` entry. */
 import type { ServerCredentials, ServerWritableStream } from '@grpc/grpc-js';
+import type { Device } from '@rlmesh/graph';
 import { type Bus, createLogger, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
 import {
   type GetRunRequest,
@@ -43,11 +44,13 @@ export interface LearnerServerOptions {
    * the bus at start, and hand runs over (leave them running) at shutdown instead of stopping them.
    */
   takeOverRuns?: boolean;
+  /** Train steps on this device for every run (LearnerCoreOptions.device). */
+  device?: Device;
 }
 
 export async function startLearnerServer(opts: LearnerServerOptions): Promise<RunningServer & { core: LearnerCore }> {
   const logger = opts.logger ?? createLogger('learner');
-  const core = new LearnerCore({ bus: opts.bus, logger, outDir: opts.outDir });
+  const core = new LearnerCore({ bus: opts.bus, logger, outDir: opts.outDir, device: opts.device });
   const server = await startServer({
     service: 'learner',
     services: [learnerServiceBinding(core)],

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { ConfigError } from '@rlmesh/core';
+import type { Device } from '@rlmesh/graph';
 import {
   type Bus,
   decodeAnnouncement,
@@ -39,6 +40,8 @@ export interface LearnerCoreOptions {
   outDir?: string;
   /** Concurrent running runs this learner accepts. */
   maxRuns?: number;
+  /** The device of every run's train step, whatever its train.device says: where this process was placed. */
+  device?: Device;
 }
 
 export class LearnerCore {
@@ -54,7 +57,7 @@ export class LearnerCore {
       throw invalidArgument('config', `is not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`);
     }
     if (typeof raw !== 'object' || Array.isArray(raw)) throw invalidArgument('config', 'must be a mapping of sections');
-    const cfg = checkedConfig(raw);
+    const cfg = this.placed(checkedConfig(raw));
     const id = runId || `${cfg.run.name}-${randomBytes(3).toString('hex')}`;
     if (!RUN_ID_PATTERN.test(id)) throw invalidArgument('run_id', `must match ${RUN_ID_PATTERN}, got ${JSON.stringify(id)}`);
     if (this.runs.has(id)) throw new MeshError(status.ALREADY_EXISTS, `run_id: run "${id}" already exists`);
@@ -71,6 +74,12 @@ export class LearnerCore {
       throw e;
     }
     return run.toProto();
+  }
+
+  /** A run trains on this learner's device; its resolved config (config.json) records which. */
+  private placed(cfg: RunConfig): RunConfig {
+    if (this.opts.device) cfg.train.device = this.opts.device;
+    return cfg;
   }
 
   private get(runId: string): MeshRun {
@@ -129,7 +138,7 @@ export class LearnerCore {
       if (a.state !== 'running' || !a.config || this.runs.has(a.runId)) continue;
       const pointer = await this.opts.bus.kv.get(keys.policy(a.runId));
       const publishedVersion = pointer ? parsePolicyPointer(pointer).version : 0;
-      const cfg = parseRunConfig(JSON.parse(a.config));
+      const cfg = this.placed(parseRunConfig(JSON.parse(a.config)));
       const run = new MeshRun(a.runId, cfg, this.opts.bus, this.opts.logger, this.opts.outDir ?? cfg.run.out_dir, {
         checkpoint: a.checkpoint || undefined,
         publishedVersion,

@@ -44,6 +44,12 @@ export const RUN_SCHEMA = {
       total_env_steps: { kind: 'int', default: 500000, min: 1, doc: 'environment steps over the whole run (all actors)' },
       checkpoint_every: { kind: 'int', default: 0, min: 0, doc: 'updates between checkpoints; 0 = only at the end' },
       threads: { kind: 'int', default: 2, min: 1, max: 64 },
+      device: {
+        kind: 'string',
+        oneOf: ['cpu', 'cuda'],
+        default: 'cpu',
+        doc: "onnxruntime's execution provider for the train step; a learner service's --device overrides it",
+      },
       success_window: { kind: 'int', default: 10, min: 1, doc: 'updates averaged for the reported success rate' },
     },
   },

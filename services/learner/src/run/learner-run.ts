@@ -17,6 +17,7 @@ import {
   actRng,
   type Box,
   type CollectorState,
+  ConfigError,
   distributionFor,
   envSpec,
   Rng,
@@ -26,6 +27,7 @@ import {
 } from '@rlmesh/core';
 import {
   buildInferenceProgram,
+  deviceUnavailable,
   initParameters,
   loadTrainingCheckpoint,
   Session,
@@ -138,8 +140,11 @@ export class LearnerRun {
     const algorithm = algorithmSpec(cfg.algo.name);
     const program = algorithm.program(model, algoCfg(cfg), shape.components);
     const act = buildActProgram(model);
+    const unavailable = deviceUnavailable(cfg.train.device);
+    if (unavailable) throw new ConfigError('train.device', unavailable);
     const trainer = await Trainer.create(program, initParameters(model.module, new Rng(cfg.run.seed)), {
       intraOpThreads: cfg.train.threads,
+      executionProviders: [cfg.train.device],
       inWorker: opts.inWorker,
     });
     // One thread: a small batch gains nothing from a pool, and a second spinning pool starves the trainer's.
