@@ -203,7 +203,7 @@ export class MeshRun {
       return this.markConsumed(chunk);
     }
     try {
-      await inSpan(
+      const step = inSpan(
         'learner',
         'learner.train_chunk',
         { kind: SpanKind.CONSUMER, parent: extractContext(m.headers), attributes: { 'rlmesh.run': this.id, 'rlmesh.policy_lag': lag } },
@@ -214,6 +214,8 @@ export class MeshRun {
           if (run.curriculum.level !== levelBefore) await this.announce();
         },
       );
+      this.training = step.catch(() => undefined);
+      await step;
     } catch (e) {
       m.term();
       // A train step that fails on a well-formed chunk will fail on the next one too.
@@ -253,8 +255,12 @@ export class MeshRun {
       this.state = state;
       this.error = error;
       if (this.run) {
+        // A StopRun can arrive while a train step runs: the final outputs and release wait for it.
+        await this.training;
         await this.run.finish({ mesh: this.toProto() });
         await this.storeCheckpoint(this.run.checkpointPath());
+        // An ended run keeps its counters but not its train-step worker and act session.
+        await this.releaseRun();
       }
       await this.announce();
       this.log.info('run ended', { run: this.id, state, updates: this.updates, error });
@@ -272,14 +278,23 @@ export class MeshRun {
   async handOver(): Promise<void> {
     this.handedOver = true;
     await this.subscription?.stop();
-    await this.run?.release();
+    await this.releaseRun();
     this.notify();
     this.log.info('run handed over', { run: this.id, updates: this.updates, checkpoint: this.lastCheckpoint ?? null });
   }
 
   async release(): Promise<void> {
     await this.subscription?.stop();
-    await this.run?.release();
+    await this.releaseRun();
+  }
+
+  private released?: Promise<void>;
+  /** The train step in progress, if any (settled, never rejecting). */
+  private training: Promise<unknown> = Promise.resolve();
+  /** Frees the learner run's worker thread and sessions, once whoever asks first. */
+  private releaseRun(): Promise<void> {
+    this.released ??= this.run ? this.run.release() : Promise.resolve();
+    return this.released;
   }
 
   onChange(fn: (r: Run) => void): () => void {
