@@ -11,10 +11,11 @@ import type { DashboardHub, MetricRow } from '@rlmesh/report';
 import { parseArgs, UsageError } from './args';
 import { tlsOrUsage } from './serve';
 
-export const DASHBOARD_USAGE = `rlmesh dashboard [--runs DIR] [--port N] [--learner HOST:PORT [--tls-ca F [--tls-cert F --tls-key F]]]
+export const DASHBOARD_USAGE = `rlmesh dashboard [--runs DIR] [--port N] [--learner HOST:PORT [--tls-ca F [--tls-cert F --tls-key F]]] [--nats URL]
     Serves a live page on 127.0.0.1 (default port 8780): runs and their curves as they train (from
-    DIR/*/metrics.jsonl, default runs/, and with --learner from the mesh's WatchRun), evaluations and
-    the Pareto frontier. Ctrl-C stops it.`;
+    DIR/*/metrics.jsonl, default runs/, and with --learner from the mesh's WatchRun), evaluations (in
+    the run directories, and with --nats those the mesh's evaluator stored) and the Pareto frontier.
+    Ctrl-C stops it.`;
 
 export async function dashboard(argv: readonly string[]): Promise<number> {
   const { positionals, options } = parseArgs(argv);
@@ -22,6 +23,7 @@ export async function dashboard(argv: readonly string[]): Promise<number> {
     runs: runsDir = 'runs',
     port: portText = '8780',
     learner,
+    nats,
     'tls-cert': tlsCert,
     'tls-key': tlsKey,
     'tls-ca': tlsCa,
@@ -38,35 +40,55 @@ export async function dashboard(argv: readonly string[]): Promise<number> {
     throw new UsageError(`--learner: must be HOST:PORT, got ${JSON.stringify(learner)}`);
   if (learner === undefined && (tlsCert || tlsKey || tlsCa)) throw new UsageError('--tls-*: only with --learner');
 
-  const { DashboardHub, RunsWatcher, serveDashboard } = await import('@rlmesh/report');
+  const { DashboardHub, RunsWatcher, StoreWatcher, serveDashboard } = await import('@rlmesh/report');
   const hub = new DashboardHub();
   const watcher = new RunsWatcher(runsDir, hub);
   watcher.start();
-  let mesh: { stop(): void } | undefined;
+  const stops: (() => unknown)[] = [() => watcher.stop()];
+  if (nats) {
+    const { NatsBus } = await import('@rlmesh/mesh');
+    const { BusEvaluationStore } = await import('@rlmesh/evaluator');
+    let bus: Awaited<ReturnType<typeof NatsBus.connect>>;
+    try {
+      bus = await NatsBus.connect({ servers: nats, name: 'rlmesh-dashboard' });
+    } catch (e) {
+      watcher.stop();
+      throw new UsageError(`--nats: cannot connect to ${nats}: ${(e as Error).message}`);
+    }
+    const store = new StoreWatcher(new BusEvaluationStore(bus), hub, 'mesh');
+    store.start();
+    stops.push(
+      () => store.stop(),
+      () => bus.close(),
+    );
+  }
   if (learner) {
     const { channelCredentials, tlsFilesFrom } = await import('@rlmesh/mesh');
     const tls = tlsFilesFrom({ 'tls-cert': tlsCert, 'tls-key': tlsKey, 'tls-ca': tlsCa });
-    mesh = await watchLearner(
+    const mesh = await watchLearner(
       learner,
       hub,
       tlsOrUsage(() => channelCredentials(tls)),
     );
+    stops.push(() => mesh.stop());
   }
+  const stopAll = async () => {
+    for (const stop of stops) await stop();
+  };
   let server: Awaited<ReturnType<typeof serveDashboard>>;
   try {
     server = await serveDashboard(hub, { port });
   } catch (e) {
-    watcher.stop();
-    mesh?.stop();
+    await stopAll();
     throw new UsageError(`dashboard: cannot listen on 127.0.0.1:${port}: ${(e as Error).message}`);
   }
-  console.log(`rlmesh dashboard: ${server.url}  (runs from ${runsDir}${learner ? `, mesh runs from ${learner}` : ''}; Ctrl-C stops it)`);
+  const from = [`runs from ${runsDir}`, learner && `mesh runs from ${learner}`, nats && `mesh evaluations from ${nats}`].filter(Boolean);
+  console.log(`rlmesh dashboard: ${server.url}  (${from.join(', ')}; Ctrl-C stops it)`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  watcher.stop();
-  mesh?.stop();
+  await stopAll();
   await server.close();
   return 0;
 }

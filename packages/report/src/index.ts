@@ -5,5 +5,6 @@ export * from './hub';
 export * from './layout';
 export * from './page';
 export * from './report';
+export * from './store-watch';
 export * from './view';
 export * from './watch';
