@@ -57,6 +57,7 @@ export function evaluationToProto(r: EvaluationResult): Evaluation {
       returns: stat(e.returns),
       lengths: stat(e.lengths),
       seeds: e.seeds,
+      level: e.level,
     })),
     all: agg(r.aggregate.all),
     bySplit: Object.fromEntries(Object.entries(r.aggregate.by_split).map(([k, a]) => [k, agg(a)])),

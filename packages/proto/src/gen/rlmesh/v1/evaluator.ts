@@ -163,6 +163,8 @@ export interface EnvironmentEvaluation {
     | undefined;
   /** The seed of each episode, in order. */
   seeds: number[];
+  /** The curriculum level (reset difficulty) every episode started at; unset when the suite set none. */
+  level?: number | undefined;
 }
 
 /** Weighted means over a group of environments. */
@@ -1784,6 +1786,7 @@ function createBaseEnvironmentEvaluation(): EnvironmentEvaluation {
     returns: undefined,
     lengths: undefined,
     seeds: [],
+    level: undefined,
   };
 }
 
@@ -1828,6 +1831,9 @@ export const EnvironmentEvaluation: MessageFns<EnvironmentEvaluation> = {
         writer.uint64(v);
       }
       writer.join();
+    }
+    if (message.level !== undefined) {
+      writer.uint32(104).int32(message.level);
     }
     return writer;
   },
@@ -1951,6 +1957,14 @@ export const EnvironmentEvaluation: MessageFns<EnvironmentEvaluation> = {
 
             break;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.level = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1991,6 +2005,7 @@ export const EnvironmentEvaluation: MessageFns<EnvironmentEvaluation> = {
       seeds: globalThis.Array.isArray(object?.seeds)
         ? object.seeds.map((e: any) => globalThis.Number(e))
         : [],
+      level: isSet(object.level) ? globalThis.Number(object.level) : undefined,
     };
   },
 
@@ -2032,6 +2047,9 @@ export const EnvironmentEvaluation: MessageFns<EnvironmentEvaluation> = {
     if (message.seeds?.length) {
       obj.seeds = message.seeds.map((e) => Math.round(e));
     }
+    if (message.level !== undefined) {
+      obj.level = Math.round(message.level);
+    }
     return obj;
   },
 
@@ -2058,6 +2076,7 @@ export const EnvironmentEvaluation: MessageFns<EnvironmentEvaluation> = {
       ? StatSummary.fromPartial(object.lengths)
       : undefined;
     message.seeds = object.seeds?.map((e) => e) || [];
+    message.level = object.level ?? undefined;
     return message;
   },
 };
@@ -2524,7 +2543,10 @@ export const Evaluation_BySplitEntry: MessageFns<Evaluation_BySplitEntry> = {
 
 export type EvaluatorServiceService = typeof EvaluatorServiceService;
 export const EvaluatorServiceService = {
-  /** Progress messages while the episodes run, then one message with the stored result. */
+  /**
+   * Progress messages while the episodes run (at each entry's end, and at most every 100 ms in
+   * between), then one message with the stored result.
+   */
   evaluate: {
     path: "/rlmesh.v1.EvaluatorService/Evaluate" as const,
     requestStream: false as const,
@@ -2567,7 +2589,10 @@ export const EvaluatorServiceService = {
 } as const;
 
 export interface EvaluatorServiceServer extends UntypedServiceImplementation {
-  /** Progress messages while the episodes run, then one message with the stored result. */
+  /**
+   * Progress messages while the episodes run (at each entry's end, and at most every 100 ms in
+   * between), then one message with the stored result.
+   */
   evaluate: handleServerStreamingCall<EvaluateRequest, EvaluateResponse>;
   getEvaluation: handleUnaryCall<GetEvaluationRequest, Evaluation>;
   /** Dominance between every pair of the named evaluations, and their Pareto frontier. */
@@ -2576,7 +2601,10 @@ export interface EvaluatorServiceServer extends UntypedServiceImplementation {
 }
 
 export interface EvaluatorServiceClient extends Client {
-  /** Progress messages while the episodes run, then one message with the stored result. */
+  /**
+   * Progress messages while the episodes run (at each entry's end, and at most every 100 ms in
+   * between), then one message with the stored result.
+   */
   evaluate(request: EvaluateRequest, options?: Partial<CallOptions>): ClientReadableStream<EvaluateResponse>;
   evaluate(
     request: EvaluateRequest,
