@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { createLogger, MemoryBus, MeshError } from '@rlmesh/mesh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evaluationToProto } from '../../services/evaluator/src/grpc';
 import { type EvaluationProgress, EvaluatorCore } from '../../services/evaluator/src/service';
 import { BusEvaluationStore } from '../../services/evaluator/src/store';
 import { echoModel, echoSuite, half, identity, SYMBOLS, shift } from './fixture';
@@ -126,5 +127,28 @@ describe('EvaluatorCore', () => {
     const f = await failure(core.evaluate({ suite: echoSuite(), policy: { checkpoint: path } }));
     expect(f.code).toBe(status.INVALID_ARGUMENT);
     expect(f.message).toMatch(/^policy\.checkpoint: the policy cannot act in suite entry "echo" \(PatternEcho\)/);
+  });
+});
+
+describe('evaluationToProto', () => {
+  it('carries every field of the result (snake_case keys as camelCase, options as JSON, aggregate as all + by_split)', async () => {
+    const bus = new MemoryBus();
+    const core = new EvaluatorCore({ store: new BusEvaluationStore(bus), bus, logger: createLogger('evaluator', 'error') });
+    await echoModel().publish(bus, 'echo-run', 1, half());
+    const r = await core.evaluate({ suite: echoSuite(), policy: { run_id: 'echo-run', label: 'half' } });
+    const pb = evaluationToProto(r) as unknown as Record<string, unknown>;
+    const camel = (k: string) => k.replace(/_(.)/g, (_, c: string) => c.toUpperCase());
+    const renamed: Record<string, string> = { options: 'optionsJson' };
+    for (const k of Object.keys(r)) if (k !== 'aggregate') expect(pb, k).toHaveProperty(camel(k));
+    const env = (pb.environments as Record<string, unknown>[])[0];
+    for (const k of Object.keys(r.environments[0])) expect(env, k).toHaveProperty(renamed[k] ?? camel(k));
+    expect(JSON.parse(env.optionsJson as string)).toEqual(r.environments[0].options);
+    expect(pb.all).toEqual({
+      successRate: r.aggregate.all.success_rate,
+      returnMean: r.aggregate.all.return_mean,
+      weight: r.aggregate.all.weight,
+    });
+    expect(Object.keys(pb.bySplit as object)).toEqual(Object.keys(r.aggregate.by_split));
+    expect(pb.policy).toEqual({ runId: 'echo-run', version: 1, checkpoint: '', label: 'half' });
   });
 });
