@@ -9,7 +9,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Client, credentials, makeGenericClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
+import { type Client, credentials, loadPackageDefinition, makeGenericClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import { type Bus, NatsBus, type NatsServer, startNatsServer } from '@rlmesh/mesh';
 import {
   type CompareRequest,
@@ -109,6 +110,40 @@ describe.skipIf(missing !== null)('EvaluatorService over gRPC (rlmesh serve eval
       expect(await check('rlmesh.v1.EvaluatorService')).toBe('SERVING');
     } finally {
       health.close();
+    }
+  });
+
+  it('answers reflection for the service (what grpcurl and clients in other languages use)', async () => {
+    const protoPath = join(require.resolve('@grpc/reflection/package.json'), '..', 'build/proto/grpc/reflection/v1/reflection.proto');
+    const pkg = loadPackageDefinition(loadSync(protoPath, { keepCase: true, oneofs: true })) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: new (a: string, c: ReturnType<typeof credentials.createInsecure>) => Client } } };
+    };
+    const reflection = new pkg.grpc.reflection.v1.ServerReflection(addr, credentials.createInsecure()) as Client & {
+      ServerReflectionInfo(): NodeJS.ReadWriteStream;
+    };
+    type Answer = {
+      list_services_response?: { service: { name: string }[] };
+      file_descriptor_response?: { file_descriptor_proto: Buffer[] };
+    };
+    const ask = (request: object) =>
+      new Promise<Answer>((resolve, reject) => {
+        const stream = reflection.ServerReflectionInfo();
+        stream.on('data', (m: Answer) => {
+          resolve(m);
+          stream.end();
+        });
+        stream.on('error', reject);
+        stream.write(request as never);
+      });
+    try {
+      const listed = await ask({ list_services: '' });
+      expect((listed.list_services_response?.service ?? []).map((s) => s.name)).toContain('rlmesh.v1.EvaluatorService');
+      const files = await ask({ file_containing_symbol: 'rlmesh.v1.EvaluatorService' });
+      const text = (files.file_descriptor_response?.file_descriptor_proto ?? []).map((b) => b.toString('latin1')).join('');
+      expect(text).toContain('EvaluateRequest');
+      expect(text).toContain('PolicyChannel');
+    } finally {
+      reflection.close();
     }
   });
 
