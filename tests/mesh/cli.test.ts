@@ -5,6 +5,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -75,6 +77,24 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
       for (const s of series) expect(text, `${name} /metrics`).toMatch(new RegExp(`^${s}\\{[^}]*run="[^"]+"`, 'm'));
       expect(text).not.toContain('command_args');
       expect(text).not.toContain('--nats');
+    }
+  });
+
+  it('refuses to start when its metrics port is taken: one line, exit 2', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const child = spawn(process.execPath, [BIN, 'serve', 'env', '--nats', 'nats://127.0.0.1:1', '--metrics-port', String(port)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let err = '';
+      child.stderr!.on('data', (d) => (err += d));
+      const code = await new Promise((r) => child.once('exit', r));
+      expect(code).toBe(2);
+      expect(err.trim().split('\n')).toEqual([`rlmesh: --metrics-port ${port}: cannot serve /metrics on 127.0.0.1 (EADDRINUSE)`]);
+    } finally {
+      taken.close();
     }
   });
 });

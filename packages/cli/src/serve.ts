@@ -56,6 +56,10 @@ export async function serve(argv: readonly string[]): Promise<number> {
   if (!natsUrl) throw new UsageError('serve: needs --nats URL or NATS_URL (rlmesh up starts a nats-server for you)');
   // Metrics listen where the service does: in a pod, Prometheus scrapes the pod's address.
   const telemetry = startTelemetry({ serviceName: `rlmesh-${name}`, metricsPort, metricsHost: host });
+  await telemetry.metricsReady.catch(async (e: NodeJS.ErrnoException) => {
+    await telemetry.shutdown().catch(() => undefined);
+    throw new UsageError(`--metrics-port ${metricsPort}: cannot serve /metrics on ${host} (${e.code ?? e.message})`);
+  });
   const { channelCredentials, serverCredentials, tlsFilesFrom } = await import('@rlmesh/mesh');
   const tls = tlsFilesFrom(options);
   const credentials = tlsOrUsage(() => serverCredentials(tls));

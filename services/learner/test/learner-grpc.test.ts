@@ -2,7 +2,7 @@
  * LearnerService over real gRPC on loopback (bus in memory): runs start, report and stop; bad
  * requests get INVALID_ARGUMENT / NOT_FOUND / ALREADY_EXISTS naming the field, and the service stays up.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
@@ -67,6 +67,20 @@ describe('LearnerService over gRPC', () => {
     expect(checkpoint?.byteLength).toBeGreaterThan(4 * 116_625);
   });
 
+  it("writes only under its own run root, whatever a config's run.out_dir says", async () => {
+    const escape = mkdtempSync(join(tmpdir(), 'rlmesh-escape-'));
+    try {
+      const config = `run: { out_dir: ${JSON.stringify(join(escape, '..', '..'))} }\nenv: { id: PatternEcho, num_envs: 4, num_steps: 1 }\ntrain: { total_env_steps: 8 }`;
+      await start(config, 'contained');
+      await call<{ runId: string }, Run>(client.stopRun, { runId: 'contained' }).catch(() => undefined);
+      expect(existsSync(join(dir, 'contained', 'config.json'))).toBe(true);
+      expect(JSON.parse(readFileSync(join(dir, 'contained', 'config.json'), 'utf8')).run.out_dir).toBe(dir);
+      expect(existsSync(join(escape, '..', '..', 'contained'))).toBe(false);
+    } finally {
+      rmSync(escape, { recursive: true, force: true });
+    }
+  });
+
   it('answers bad requests with a status naming the field, and stays up', async () => {
     await expectStatus(start('algo: { lr: fast }'), status.INVALID_ARGUMENT, 'algo.lr');
     await expectStatus(start('algo: { name: sarsa }'), status.INVALID_ARGUMENT, 'algo.name');
@@ -75,11 +89,14 @@ describe('LearnerService over gRPC', () => {
     await expectStatus(start('model: { id: nope }'), status.INVALID_ARGUMENT, 'model.id');
     await expectStatus(start('env: { id: Chess }'), status.INVALID_ARGUMENT, 'env.id');
     await expectStatus(start('env: [unclosed'), status.INVALID_ARGUMENT, 'config');
+    await expectStatus(start(''), status.INVALID_ARGUMENT, 'config');
+    await expectStatus(start(`# ${'x'.repeat(300_000)}\nenv: { id: PatternEcho }`), status.INVALID_ARGUMENT, 'config');
     await expectStatus(start('{}', 'bad run id!'), status.INVALID_ARGUMENT, 'run_id');
+    await expectStatus(start('{}', '../escape'), status.INVALID_ARGUMENT, 'run_id');
     await expectStatus(start('{}', 'echo-1'), status.ALREADY_EXISTS, 'run_id');
     await expectStatus(call(client.getRun, { runId: 'nope' }), status.NOT_FOUND, 'run_id');
     await expectStatus(call(client.stopRun, { runId: 'nope' }), status.NOT_FOUND, 'run_id');
     const list = await call<object, { runs: Run[] }>(client.listRuns, {});
-    expect(list.runs.length).toBe(1);
+    expect(list.runs.map((r) => r.runId).sort()).toEqual(['contained', 'echo-1']);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { ConfigError } from '@rlmesh/core';
+import { ConfigError, parseConfigText } from '@rlmesh/core';
 import type { Device } from '@rlmesh/graph';
 import {
   type Bus,
@@ -19,16 +19,18 @@ import {
   RUN_ID_PATTERN,
 } from '@rlmesh/mesh';
 import { type Run, RunState } from '@rlmesh/proto';
-import { parse as parseYaml } from 'yaml';
 import { parseRunConfig, type RunConfig } from '../run/config';
 import { MeshRun } from './mesh-run';
 
+/** Where runs go when the service is given no --out-dir. */
+export const DEFAULT_RUN_ROOT = 'runs';
+
 /** A config from a client: ConfigError (naming the key) becomes INVALID_ARGUMENT on field `config`. */
-function checkedConfig(raw: unknown): RunConfig {
+function checked<T>(parse: () => T): T {
   try {
-    return parseRunConfig(raw);
+    return parse();
   } catch (e) {
-    if (e instanceof ConfigError) throw invalidArgument('config', e.message);
+    if (e instanceof ConfigError) throw invalidArgument('config', e.key === 'config' ? e.rule : e.message);
     throw e;
   }
 }
@@ -36,7 +38,7 @@ function checkedConfig(raw: unknown): RunConfig {
 export interface LearnerCoreOptions {
   bus: Bus;
   logger: Logger;
-  /** Where run directories go (default: the config's run.out_dir). */
+  /** The root every run directory goes under (default `runs`); a StartRun config's run.out_dir is ignored. */
   outDir?: string;
   /** Concurrent running runs this learner accepts. */
   maxRuns?: number;
@@ -50,21 +52,19 @@ export class LearnerCore {
   constructor(private readonly opts: LearnerCoreOptions) {}
 
   async startRun(config: string, runId = ''): Promise<Run> {
-    let raw: unknown;
-    try {
-      raw = parseYaml(config) ?? {};
-    } catch (e) {
-      throw invalidArgument('config', `is not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`);
-    }
-    if (typeof raw !== 'object' || Array.isArray(raw)) throw invalidArgument('config', 'must be a mapping of sections');
-    const cfg = this.placed(checkedConfig(raw));
+    const raw = checked(() => parseConfigText(config, 'config'));
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+      throw invalidArgument('config', 'must be a mapping of sections (env, model, algo, train, ...); an empty config starts nothing');
+    const cfg = this.placed(checked(() => parseRunConfig(raw)));
+    // A client must not choose where the service writes: every run lives under the service's own root.
+    cfg.run.out_dir = this.opts.outDir ?? DEFAULT_RUN_ROOT;
     const id = runId || `${cfg.run.name}-${randomBytes(3).toString('hex')}`;
     if (!RUN_ID_PATTERN.test(id)) throw invalidArgument('run_id', `must match ${RUN_ID_PATTERN}, got ${JSON.stringify(id)}`);
     if (this.runs.has(id)) throw new MeshError(status.ALREADY_EXISTS, `run_id: run "${id}" already exists`);
     const running = [...this.runs.values()].filter((r) => r.state === 'running').length;
     if (running >= (this.opts.maxRuns ?? 4))
       throw new MeshError(status.RESOURCE_EXHAUSTED, `run_id: this learner already trains ${running} runs (max ${this.opts.maxRuns ?? 4})`);
-    const run = new MeshRun(id, cfg, this.opts.bus, this.opts.logger, this.opts.outDir ?? cfg.run.out_dir);
+    const run = new MeshRun(id, cfg, this.opts.bus, this.opts.logger, cfg.run.out_dir);
     this.runs.set(id, run);
     try {
       await run.start();
