@@ -21,6 +21,46 @@ export interface AttentionOptions {
 // A large finite negative rather than -inf, so a fully masked row gives a uniform softmax, not NaN.
 const MASKED = -1e9;
 
+export interface SdpaOptions extends AttentionOptions {
+  /** Applied to the attention probabilities (attention dropout). */
+  dropout?: (probs: Value) => Value;
+}
+
+/**
+ * softmax(q k^T / sqrt(D)) v over heads: q [B, H, Tq, D], k and v [B, H, Tk, D] -> [B, H, Tq, D].
+ * Causal: query i (the last Tq of Tk positions) sees keys j <= i + (Tk - Tq), which is ordinary causal
+ * attention when Tq = Tk and the right thing for queries that follow cached keys. Lengths may be
+ * symbolic; the mask is then built at run time.
+ */
+export function scaledDotProductAttention(q: Value, k: Value, v: Value, opts: SdpaOptions = {}): Value {
+  let scores = div(matmul(q, transposeLast2(k)), Math.sqrt(q.dim(-1)));
+  if (opts.causal) scores = where(causalMask(q, k), scores, MASKED);
+  if (opts.keyPaddingMask) scores = where(unsqueeze(opts.keyPaddingMask, [1, 2]), MASKED, scores);
+  const probs = softmax(scores, -1);
+  return matmul(opts.dropout ? opts.dropout(probs) : probs, v);
+}
+
+/** bool [Tq, Tk], true where query i may attend to key j (j <= i + Tk - Tq). */
+function causalMask(q: Value, k: Value): Value {
+  const g = q.graph;
+  const [tq, tk] = [q.shape[q.rank - 2], k.shape[k.rank - 2]];
+  if (typeof tq === 'number' && typeof tk === 'number') {
+    const allowed = new Uint8Array(tq * tk);
+    for (let i = 0; i < tq; i++) for (let j = 0; j <= i + tk - tq && j < tk; j++) allowed[i * tk + j] = 1;
+    return g.constant({ dtype: 'bool', shape: [tq, tk], data: allowed });
+  }
+  const scalar = { dtype: 'int64' as const, shape: [] };
+  const len = (x: Value) => g.node('Gather', [g.shapeOf(x), g.scalar(x.rank - 2, 'int64')], { axis: 0 }, [scalar])[0];
+  const [nq, nk] = [len(q), len(k)];
+  const [first] = g.node('Sub', [nk, nq], {}, [scalar]);
+  const one = g.scalar(1, 'int64');
+  const [rows] = g.node('Range', [first, nk, one], {}, [{ dtype: 'int64', shape: [tq] }]);
+  const [cols] = g.node('Range', [g.scalar(0, 'int64'), nk, one], {}, [{ dtype: 'int64', shape: [tk] }]);
+  const [r2] = g.node('Unsqueeze', [rows, g.ints([1])], {}, [{ dtype: 'int64', shape: [tq, 1] }]);
+  const [c2] = g.node('Unsqueeze', [cols, g.ints([0])], {}, [{ dtype: 'int64', shape: [1, tk] }]);
+  return g.node('LessOrEqual', [c2, r2], {}, [{ dtype: 'bool', shape: [tq, tk] }])[0];
+}
+
 export class MultiheadAttention extends Module {
   readonly headDim: number;
   readonly outProj: Linear;
@@ -59,19 +99,8 @@ export class MultiheadAttention extends Module {
     const qkv = add(matmulT(x, this.param('in_proj_weight')), this.param('in_proj_bias'));
     const heads = split(qkv, [E, E, E], -1).map((t) => transpose(reshape(t, [B, T, H, D]), [0, 2, 1, 3]));
     const [q, k, v] = heads;
-    let scores = div(matmul(q, transposeLast2(k)), Math.sqrt(D));
-    if (opts.causal) {
-      const n = x.dim(1);
-      const allowed = new Uint8Array(n * n);
-      for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) allowed[i * n + j] = 1;
-      const mask = x.graph.constant({ dtype: 'bool', shape: [n, n], data: allowed });
-      scores = where(mask, scores, MASKED);
-    }
-    if (opts.keyPaddingMask) {
-      scores = where(unsqueeze(opts.keyPaddingMask, [1, 2]), MASKED, scores);
-    }
-    const attn = this.dropout.forward(softmax(scores, -1));
-    const merged = reshape(transpose(matmul(attn, v), [0, 2, 1, 3]), [B, T, E]);
+    const heads2 = scaledDotProductAttention(q, k, v, { ...opts, dropout: (p) => this.dropout.forward(p) });
+    const merged = reshape(transpose(heads2, [0, 2, 1, 3]), [B, T, E]);
     return this.outProj.forward(merged);
   }
 

@@ -3,7 +3,7 @@ import type { Value } from '../graph';
 import * as init from '../init';
 import { Module } from '../module';
 import { cast, div, gelu, greater, mul, relu, sigmoid, tanh } from '../ops/elementwise';
-import { layerNorm, linear, matmul } from '../ops/nn';
+import { affine, layerNorm, linear, matmul } from '../ops/nn';
 import { gather, transpose } from '../ops/shape';
 
 /** y = x W^T + b, W: [out, in] (nn.Linear). */
@@ -20,6 +20,26 @@ export class Linear extends Module {
 
   forward(x: Value): Value {
     return linear(x, this.param('weight'), this.bias ? this.param('bias') : null);
+  }
+}
+
+/**
+ * Hugging Face's Conv1D (GPT-2's projections): y = x W + b with W stored [in, out], the transpose of
+ * nn.Linear. Initialised as GPT-2 initialises it: W ~ N(0, std), b = 0.
+ */
+export class Conv1D extends Module {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    std = 0.02,
+  ) {
+    super();
+    this.register('weight', [inFeatures, outFeatures], (r) => init.normal([inFeatures, outFeatures], 0, std, r));
+    this.register('bias', [outFeatures], () => init.zeros([outFeatures]));
+  }
+
+  forward(x: Value): Value {
+    return affine(x, this.param('weight'), this.param('bias'));
   }
 }
 

@@ -176,6 +176,29 @@ export function gelu(x: Value): Value {
   return out;
 }
 
+/**
+ * GELU in its tanh form, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): GPT-2's activation
+ * (Hugging Face's "gelu_new", torch's gelu(approximate='tanh')). With u the tanh's argument and t = tanh(u):
+ *   d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+ */
+export function geluTanh(x: Value): Value {
+  const g = x.graph;
+  const c = Math.sqrt(2 / Math.PI);
+  const k = 0.044715;
+  const raw = (op: string, a: Value, b: Value | number) => g.node(op, [a, typeof b === 'number' ? g.scalar(b, x.dtype) : b], {}, [x])[0];
+  const x3 = raw('Mul', raw('Mul', x, x), x);
+  const u = raw('Mul', raw('Add', x, raw('Mul', x3, k)), c);
+  const [t] = g.node('Tanh', [u], {}, [x]);
+  const half = raw('Mul', raw('Add', t, 1), 0.5);
+  const out = raw('Mul', x, half);
+  g.record('GeluTanh', [x], [out], ([dOut]) => {
+    if (!dOut) return [null];
+    const dt = mul(mul(sub(1, mul(t, t)), add(mul(mul(x, x), 3 * k * c), c)), mul(x, 0.5));
+    return [mul(dOut, add(half, dt))];
+  });
+  return out;
+}
+
 /** The identity in the forward pass; blocks the gradient (torch's .detach()). */
 export function stopGradient(x: Value): Value {
   const [out] = x.graph.node('Identity', [x], {}, [x]);

@@ -52,6 +52,29 @@ export function linear(x: Value, w: Value, b: Value | null): Value {
   return x.rank === 2 ? y2 : reshape(y2, [...x.shape.slice(0, -1), outF]);
 }
 
+/**
+ * y = x W + b for W stored [in, out]: the layout of Hugging Face's Conv1D (GPT-2's projections), the
+ * transpose of nn.Linear's. One Gemm; inputs of rank > 2 are folded to rows first.
+ * Backward: dx = g W^T, dW = x^T g, db = sum_rows g.
+ */
+export function affine(x: Value, w: Value, b: Value | null): Value {
+  const [inF, outF] = [w.dim(0), w.dim(1)];
+  if (x.shape[x.rank - 1] !== inF) throw new Error(`affine: ${x} does not match weight ${w} ([in, out])`);
+  const g = x.graph;
+  const rows = x.rank === 2 ? x : reshape(x, [-1, inF]);
+  const inputs = b ? [rows, w, b] : [rows, w];
+  const [y2] = g.node('Gemm', inputs, {}, [{ dtype: x.dtype, shape: [rows.shape[0], outF] }]);
+  g.record('Gemm', inputs, [y2], ([dOut]) => {
+    if (!dOut) return inputs.map(() => null);
+    const [dx] = g.node('Gemm', [dOut, w], { transB: 1 }, [rows]);
+    const [dw] = g.node('Gemm', [rows, dOut], { transA: 1 }, [w]);
+    const grads: (Value | null)[] = [dx, dw];
+    if (b) grads.push(reduceSum(dOut, [0]));
+    return grads;
+  });
+  return x.rank === 2 ? y2 : reshape(y2, [...x.shape.slice(0, -1), outF]);
+}
+
 // d softmax = y * (g - sum(g*y))
 export function softmax(x: Value, axis = -1): Value {
   const ax = normAxis(axis, x.rank, 'Softmax');

@@ -70,3 +70,17 @@ export function reduceMax(x: Value, axes?: readonly number[], keepdims = false):
   });
   return out;
 }
+
+/**
+ * Running sum along `axis` (ONNX CumSum); `reverse` sums from the end. Its adjoint is the running sum
+ * taken the other way: d cumsum(x) = cumsum(g, reverse = !reverse). Integer inputs (positions from an
+ * attention mask) are data and get no gradient.
+ */
+export function cumsum(x: Value, axis: number, reverse = false): Value {
+  const ax = normAxis(axis, x.rank, 'CumSum');
+  const g = x.graph;
+  const [out] = g.node('CumSum', [x, g.scalar(ax, 'int64')], { reverse: reverse ? 1 : 0 }, [x]);
+  const differentiable = x.dtype === 'float32' || x.dtype === 'float64';
+  g.record('CumSum', [x], [out], differentiable ? ([dOut]) => [dOut ? cumsum(dOut, ax, !reverse) : null] : null);
+  return out;
+}
