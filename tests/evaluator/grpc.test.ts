@@ -45,7 +45,7 @@ describe.skipIf(missing !== null)('EvaluatorService over gRPC (rlmesh serve eval
     await echo.publish(bus, 'echo-run', 1, shift());
     await echo.publish(bus, 'echo-run', 2, half());
     await echo.publish(bus, 'echo-run', 3, identity());
-    const s = await spawnService('evaluator', ['evaluator', '--port', '0', '--nats', nats.url], {
+    const s = await spawnService('evaluator', ['evaluator', '--port', '0', '--nats', nats.url, '--checkpoint-root', dir], {
       ...process.env,
       RLMESH_LOG_LEVEL: 'warn',
     });
@@ -230,6 +230,17 @@ describe.skipIf(missing !== null)('EvaluatorService over gRPC (rlmesh serve eval
       ],
       [{ suite: echoSuite({ symbols: 8 }), policy: run(3) }, status.INVALID_ARGUMENT, /^policy\.run_id: the policy observes 4 values/],
       [{ suite: echoSuite(), policy: checkpoint(join(dir, 'absent.safetensors')) }, status.NOT_FOUND, /^policy\.checkpoint: no file/],
+      // The service reads checkpoints only from under its checkpoint root, whatever the path says.
+      [
+        { suite: echoSuite(), policy: checkpoint(join(dir, '..', '..', '..', 'etc', 'hostname')) },
+        status.INVALID_ARGUMENT,
+        /^policy\.checkpoint: must name a file under the evaluator's checkpoint root/,
+      ],
+      [
+        { suite: echoSuite(), policy: checkpoint('model-8.safetensors') },
+        status.INVALID_ARGUMENT,
+        /^policy\.checkpoint: the policy cannot act/,
+      ],
       [
         { suite: echoSuite(), policy: { ...run(0), runId: 'nobody' } },
         status.NOT_FOUND,

@@ -4,6 +4,8 @@
  * process prints one `READY {json}` line on stdout once it listens (what `rlmesh up` and the tests
  * wait for), logs JSON lines on stderr, and shuts down gracefully on SIGTERM / SIGINT.
  */
+
+import { mkdirSync } from 'node:fs';
 import type { Device } from '@rlmesh/graph';
 import { startTelemetry } from '@rlmesh/mesh/telemetry';
 import { parseArgs, UsageError } from './args';
@@ -12,7 +14,8 @@ export const SERVE_USAGE = `rlmesh serve <env|policy|learner|evaluator> [--port 
     [--tls-cert F --tls-key F [--tls-ca F]]   TLS; with a CA, mTLS both ways (or RLMESH_TLS_CERT / _KEY / _CA)
     env:     [--policy HOST:PORT] [--replica-id ID]
     policy:  [--max-batch ROWS] [--max-wait-ms MS] [--seed N] [--device cpu|cuda]
-    learner: [--out-dir DIR] [--device cpu|cuda]   --device: onnxruntime's execution provider (default cpu)`;
+    learner: [--out-dir DIR] [--device cpu|cuda]   --device: onnxruntime's execution provider (default cpu)
+    evaluator: [--checkpoint-root DIR]   checkpoints named in requests are read only from under DIR (default runs)`;
 
 const SERVICES = ['env', 'policy', 'learner', 'evaluator'] as const;
 type ServiceName = (typeof SERVICES)[number];
@@ -46,6 +49,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     'tls-key',
     'tls-ca',
     'device',
+    'checkpoint-root',
   ]);
   for (const k of Object.keys(options)) if (!known.has(k)) throw new UsageError(`serve: unknown option --${k}`);
   const port = intOption(options, 'port', 0);
@@ -104,7 +108,9 @@ export async function serve(argv: readonly string[]): Promise<number> {
   } else if (name === 'evaluator') {
     // Results go to the bus (KV summary + object per evaluation); the promotion gate runs here too.
     const { startEvaluatorServer } = await import('@rlmesh/evaluator');
-    const server = await startEvaluatorServer({ bus, port, host, logger, credentials });
+    const checkpointRoot = options['checkpoint-root'] ?? 'runs';
+    mkdirSync(checkpointRoot, { recursive: true });
+    const server = await startEvaluatorServer({ bus, port, host, logger, credentials, checkpointRoot });
     boundPort = server.port;
     shutdown = () => server.shutdown({ drainMs: 200 });
   } else {

@@ -82,7 +82,8 @@ export async function up(argv: readonly string[]): Promise<number> {
       extra: ['--policy', `127.0.0.1:${base + 1}`, '--replica-id', `env-${i}`],
     })),
     // After the replicas, so that adding replicas moves it rather than the ports users already know.
-    { name: 'evaluator', port: base + 2 + replicas, extra: [] as string[] },
+    // The evaluator reads checkpoints where the learner writes runs.
+    { name: 'evaluator', port: base + 2 + replicas, extra: ['--checkpoint-root', options['out-dir'] ?? 'runs'] },
   ];
   const running: ServiceProcess[] = [];
   const stopAll = async () => {

@@ -13,7 +13,7 @@
  */
 
 import { readFileSync } from 'node:fs';
-import type { EvaluationResult } from '@rlmesh/core';
+import { type EvaluationResult, parseConfigText } from '@rlmesh/core';
 import type { RunConfig } from '@rlmesh/learner';
 import {
   type Bus,
@@ -27,7 +27,6 @@ import {
   parsePolicyPointer,
   type Subscription,
 } from '@rlmesh/mesh';
-import { parse as parseYaml } from 'yaml';
 import { dominates } from './compare';
 import { resolvePointer } from './remote-policy';
 import type { EvaluatorCore } from './service';
@@ -109,7 +108,8 @@ export class PromotionGate {
     if (!a.config) return;
     const cfg = (JSON.parse(a.config) as Partial<RunConfig>).eval;
     if (!cfg || cfg.every < 1) return;
-    const suiteRaw = Object.keys(cfg.suite_inline).length > 0 ? cfg.suite_inline : parseYaml(readFileSync(cfg.suite, 'utf8'));
+    const suiteRaw =
+      Object.keys(cfg.suite_inline).length > 0 ? cfg.suite_inline : parseConfigText(readFileSync(cfg.suite, 'utf8'), 'eval.suite');
     const suite = this.opts.core.parseSuite(suiteRaw);
     const entry: RunGate = { cfg, suite, watch: { stop: async () => undefined }, pending: 0, ready: false, busy: Promise.resolve() };
     this.runs.set(run, entry);

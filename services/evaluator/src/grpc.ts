@@ -147,6 +147,8 @@ export interface EvaluatorServerOptions {
   credentials?: ServerCredentials;
   /** Run the promotion gate of runs whose config has an eval section (default true). */
   gate?: boolean;
+  /** Checkpoints named in requests are read only from under this directory (EvaluatorCoreOptions). */
+  checkpointRoot?: string;
 }
 
 /** An EvaluatorCore served over gRPC, with the promotion gate watching the bus. */
@@ -154,7 +156,12 @@ export async function startEvaluatorServer(
   opts: EvaluatorServerOptions,
 ): Promise<RunningServer & { core: EvaluatorCore; gate: PromotionGate | null }> {
   const logger = opts.logger ?? createLogger('evaluator');
-  const core = new EvaluatorCore({ store: opts.store ?? new BusEvaluationStore(opts.bus), bus: opts.bus, logger });
+  const core = new EvaluatorCore({
+    store: opts.store ?? new BusEvaluationStore(opts.bus),
+    bus: opts.bus,
+    logger,
+    checkpointRoot: opts.checkpointRoot,
+  });
   const server = await startServer({
     service: 'evaluator',
     services: [evaluatorServiceBinding(core)],

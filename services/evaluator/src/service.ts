@@ -4,10 +4,10 @@
  * ListEvaluations over the store. Every bad request becomes a MeshError naming the request field
  * (`suite.entries[0].env.id`, `policy.version`, `ids[1]`), which the gRPC adapter turns into a status.
  */
-import { existsSync } from 'node:fs';
-import { ConfigError, type Env, type EvaluationResult, envSpec, makeEnv, resetEnv } from '@rlmesh/core';
+import { existsSync, realpathSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { ConfigError, type Env, type EvaluationResult, envSpec, makeEnv, parseConfigText, resetEnv } from '@rlmesh/core';
 import { type Bus, failedPrecondition, invalidArgument, type Logger, MeshError, notFound } from '@rlmesh/mesh';
-import { parse as parseYaml } from 'yaml';
 import { dominates, paretoFrontier } from './compare';
 import { evaluate } from './evaluator';
 import { checkpointPolicy, type PolicySource } from './policy-source';
@@ -59,6 +59,11 @@ export interface EvaluatorCoreOptions {
   /** Needed for policies named by run; without it only checkpoints can be evaluated. */
   bus?: Bus;
   logger: Logger;
+  /**
+   * Where checkpoints named in requests may be read from: relative paths resolve under it and nothing
+   * outside it is opened (symlinks included). Unset: any path (in-process use, not a service).
+   */
+  checkpointRoot?: string;
 }
 
 /** A ConfigError from suite parsing names a key inside the suite; the request field is suite.<key>. */
@@ -81,9 +86,9 @@ export class EvaluatorCore {
     if (typeof raw === 'string') {
       if (raw.trim() === '') throw invalidArgument('suite', 'is required (YAML or JSON text)');
       try {
-        value = parseYaml(raw);
+        value = parseConfigText(raw, 'suite');
       } catch (e) {
-        throw invalidArgument('suite', `is not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`);
+        throw e instanceof ConfigError ? invalidArgument('suite', e.rule) : e;
       }
     }
     try {
@@ -93,15 +98,32 @@ export class EvaluatorCore {
     }
   }
 
+  /** The file a request's checkpoint names, confined to checkpointRoot when there is one. */
+  private checkpointPath(requested: string): string {
+    const root = this.opts.checkpointRoot;
+    const path = root ? resolve(root, requested) : requested;
+    if (!existsSync(path)) throw notFound('policy.checkpoint', `no file ${JSON.stringify(requested)} on the evaluator`);
+    if (root) {
+      const real = realpathSync(path);
+      const inside = relative(realpathSync(root), real);
+      if (inside === '' || inside.startsWith('..') || isAbsolute(inside))
+        throw invalidArgument(
+          'policy.checkpoint',
+          `must name a file under the evaluator's checkpoint root, got ${JSON.stringify(requested)}`,
+        );
+    }
+    return path;
+  }
+
   /** Opens the policy a selector names; the caller closes it. */
   async openPolicy(sel: PolicySelector): Promise<PolicySource> {
     const run = sel.run_id ?? '';
     const checkpoint = sel.checkpoint ?? '';
     if (run && checkpoint) throw invalidArgument('policy', 'set either run_id or checkpoint, not both');
     if (checkpoint) {
-      if (!existsSync(checkpoint)) throw notFound('policy.checkpoint', `no file ${JSON.stringify(checkpoint)} on the evaluator`);
+      const path = this.checkpointPath(checkpoint);
       try {
-        return await checkpointPolicy(checkpoint, sel.label || undefined);
+        return await checkpointPolicy(path, sel.label || undefined);
       } catch (e) {
         if (e instanceof MeshError) throw e;
         throw invalidArgument('policy.checkpoint', `cannot be loaded as a policy: ${(e as Error).message}`);

@@ -5,9 +5,8 @@
  * ConfigError naming the key, e.g. `entries[1].episodes: must be an integer >= 1, got 0`.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, envOptions, envSpec, type Infer, makeEnv, type Schema, validate } from '@rlmesh/core';
+import { ConfigError, envOptions, envSpec, type Infer, makeEnv, parseConfigText, type Schema, validate } from '@rlmesh/core';
 import '@rlmesh/envs';
-import { parse as parseYaml } from 'yaml';
 
 export interface SuiteEntry {
   name: string;
@@ -103,11 +102,5 @@ export function loadSuite(path: string): Suite {
   } catch (e) {
     throw new ConfigError('(file)', `cannot read suite ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (e) {
-    throw new ConfigError('(file)', `${path} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-  }
-  return parseSuite(raw);
+  return parseSuite(parseConfigText(text, path));
 }

@@ -77,6 +77,6 @@ describe('loadSuite', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rlmesh-suite-'));
     expect(() => loadSuite(join(dir, 'none.yaml'))).toThrow(/cannot read suite .*none.yaml: ENOENT/);
     writeFileSync(join(dir, 'bad.yaml'), 'name: [unclosed');
-    expect(() => loadSuite(join(dir, 'bad.yaml'))).toThrow(/bad.yaml is not valid YAML/);
+    expect(() => loadSuite(join(dir, 'bad.yaml'))).toThrow(/bad.yaml: is not valid YAML or JSON/);
   });
 });
