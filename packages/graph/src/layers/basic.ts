@@ -61,6 +61,11 @@ export class Embedding extends Module {
   forward(indices: Value): Value {
     return gather(this.param('weight'), indices);
   }
+
+  /** The bound weight [num, dim], for a layer that shares it (a language model's tied output head). */
+  table(): Value {
+    return this.param('weight');
+  }
 }
 
 /** nn.LayerNorm over the last axis: weight ones, bias zeros. */

@@ -2,7 +2,7 @@
 import { broadcastShapes, type Dim, normAxis, type Value } from '../graph';
 import { div, exp, mul, sub, unbroadcast, zerosLike } from './elementwise';
 import { reduceMean, reduceSum } from './reduce';
-import { reshape, transposeLast2 } from './shape';
+import { reshape, reshapeLike, transposeLast2 } from './shape';
 
 /** Batched matrix product with broadcasting batch dims; both operands have rank >= 2. */
 export function matmul(x: Value, y: Value): Value {
@@ -49,7 +49,7 @@ export function linear(x: Value, w: Value, b: Value | null): Value {
     if (b) grads.push(reduceSum(dOut, [0]));
     return grads;
   });
-  return x.rank === 2 ? y2 : reshape(y2, [...x.shape.slice(0, -1), outF]);
+  return x.rank === 2 ? y2 : unfoldRows(y2, x);
 }
 
 /**
@@ -72,7 +72,22 @@ export function affine(x: Value, w: Value, b: Value | null): Value {
     if (b) grads.push(reduceSum(dOut, [0]));
     return grads;
   });
-  return x.rank === 2 ? y2 : reshape(y2, [...x.shape.slice(0, -1), outF]);
+  return x.rank === 2 ? y2 : unfoldRows(y2, x);
+}
+
+/**
+ * Rows [N, out] back to x's leading axes [..., out]. With two or more symbolic leading axes (batch and
+ * sequence) the target shape is taken from x at run time, as a static reshape can infer only one.
+ */
+function unfoldRows(y: Value, x: Value): Value {
+  const shape = [...x.shape.slice(0, -1), y.shape[1]];
+  if (shape.filter((d) => typeof d !== 'number').length <= 1) return reshape(y, shape);
+  const g = x.graph;
+  const [lead] = g.node('Slice', [g.shapeOf(x), g.ints([0]), g.ints([x.rank - 1])], {}, [{ dtype: 'int64', shape: [x.rank - 1] }]);
+  const [target] = g.node('Concat', [lead, g.ints([y.dim(1)])], { axis: 0 }, [{ dtype: 'int64', shape: [x.rank] }]);
+  const [out] = g.node('Reshape', [y, target], {}, [{ dtype: y.dtype, shape }]);
+  g.record('Reshape', [y], [out], ([dOut]) => [dOut ? reshapeLike(dOut, y) : null]);
+  return out;
 }
 
 // d softmax = y * (g - sum(g*y))

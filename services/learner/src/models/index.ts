@@ -1,9 +1,13 @@
 /** Every policy model the learner knows: one file each, one registration line here. */
 import { registerModel } from '../registry';
 import { babyModel } from './baby';
+import { gpt2Model } from './gpt2';
 import { mlpActorCritic } from './mlp-actor-critic';
 
 registerModel(babyModel);
 registerModel(mlpActorCritic);
+registerModel(gpt2Model);
 
 export { BabyModel } from './baby';
+export * from './gpt2';
+export * from './hf-gpt2';
