@@ -3,7 +3,7 @@
  * with and without padding on either side; the registered `gpt2` policy's act program against the
  * logits program; the 124M configuration's size and train graph.
  */
-import { Discrete, type ModelContext, Rng, TokenSequence } from '@rlmesh/core';
+import { Discrete, Rng, TokenSequence } from '@rlmesh/core';
 import { buildTrainProgram, crossEntropy, ParamLayout, Session } from '@rlmesh/graph';
 import { describe, expect, it } from 'vitest';
 import { buildActProgram } from '../src/algorithms/policy-terms';
@@ -16,7 +16,7 @@ import {
   gpt2Model,
   isCausalLmPolicy,
 } from '../src/models/gpt2';
-import { modelIds, modelSpec } from '../src/registry';
+import { type ModelContext, modelIds, modelSpec } from '../src/registry';
 import '../src/models';
 
 const TINY: Gpt2Config = {
