@@ -5,5 +5,6 @@ export * from './format';
 export * from './gpt2';
 export * from './hf';
 export * from './pretokenize';
+export * from './tiktoken';
 export * from './tokenizer';
 export * from './train';
