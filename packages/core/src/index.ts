@@ -8,4 +8,5 @@ export * from './reward';
 export * from './rng';
 export * from './rollout';
 export * from './spaces';
+export * from './text-env';
 export * from './vector';

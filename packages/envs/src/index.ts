@@ -2,7 +2,8 @@
  * Every environment rlmesh ships, registered with @rlmesh/core's registry on import. Adding one is
  * a new file exporting its EnvSpec and one registerEnv line here.
  */
-import { registerEnv } from '@rlmesh/core';
+import { registerEnv, registerTextEnv } from '@rlmesh/core';
+import { cardRules } from './cards';
 import { cartPole } from './cartpole';
 import { pendulum } from './pendulum';
 import { conditional, patternEcho, sequenceNext } from './symbolic';
@@ -12,7 +13,9 @@ registerEnv(sequenceNext);
 registerEnv(conditional);
 registerEnv(cartPole);
 registerEnv(pendulum);
+registerTextEnv(cardRules);
 
+export * from './cards';
 export * from './symbolic';
 export * from './tasks';
 export { cartPole, conditional, patternEcho, pendulum, sequenceNext };

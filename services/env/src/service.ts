@@ -7,7 +7,23 @@
  * naming the field, never with INTERNAL.
  */
 import { randomBytes } from 'node:crypto';
-import { ConfigError, envOptions as checkedOptions, type Env, envIds, envSpec, makeEnv, VectorEnv } from '@rlmesh/core';
+import {
+  ConfigError,
+  checkCompletion,
+  envOptions as checkedOptions,
+  type Env,
+  envIds,
+  envSpec,
+  isTextEnv,
+  makeEnv,
+  makeTextEnv,
+  type TextEnv,
+  TextInputError,
+  textEnvIds,
+  textEnvSpec,
+  VectorEnv,
+  validate,
+} from '@rlmesh/core';
 import '@rlmesh/envs';
 import { DEFAULT_MAX_MESSAGE_BYTES, failedPrecondition, invalidArgument, notFound, resourceExhausted, spaceToProto } from '@rlmesh/mesh';
 import type * as pb from '@rlmesh/proto';
@@ -44,7 +60,14 @@ interface VecEntry extends EntryBase {
   vec: VectorEnv;
 }
 
-type Entry = SingleEntry | VecEntry;
+/** A text env: prompts in, completions out, through Reset/Step and Session only. */
+interface TextEntry extends EntryBase {
+  kind: 'text';
+  env: TextEnv;
+  ended: boolean;
+}
+
+type Entry = SingleEntry | VecEntry | TextEntry;
 
 /** One Session stream's state machine: feed it each message, close it when the stream goes away. */
 export interface EnvSession {
@@ -65,9 +88,23 @@ function envInfo(id: string, e: Env): pb.EnvInfo {
   };
 }
 
+function textEnvInfo(id: string, e: TextEnv): pb.EnvInfo {
+  const spec = textEnvSpec(id);
+  return {
+    id,
+    rewardComponents: [...e.rewardComponents],
+    numLevels: e.numLevels,
+    description: spec.description,
+    optionsSchema: JSON.stringify(spec.options),
+    text: true,
+    maxCompletionBytes: e.maxCompletionBytes,
+  };
+}
+
 /** Request options -> the env's validated options; a bad or unknown option is INVALID_ARGUMENT naming it. */
 function envOptions(envId: string, options: Record<string, unknown> | undefined): Record<string, unknown> {
   try {
+    if (isTextEnv(envId)) return validate(textEnvSpec(envId).options, options ?? {}, 'options');
     return checkedOptions(envId, options ?? {}, 'options');
   } catch (e) {
     if (e instanceof ConfigError) throw invalidArgument(e.key, e.rule);
@@ -76,7 +113,8 @@ function envOptions(envId: string, options: Record<string, unknown> | undefined)
 }
 
 function checkEnvId(id: string): void {
-  if (!envIds().includes(id)) throw notFound('env_id', `unknown env ${JSON.stringify(id)}; known envs: ${envIds().join(', ')}`);
+  const known = [...envIds(), ...textEnvIds()];
+  if (!known.includes(id)) throw notFound('env_id', `unknown env ${JSON.stringify(id)}; known envs: ${known.join(', ')}`);
 }
 
 function checkSeed(seed: number | undefined): number | undefined {
@@ -133,7 +171,8 @@ export class EnvServiceCore {
   }
 
   listEnvs(_req: pb.ListEnvsRequest): pb.ListEnvsResponse {
-    return { envs: envIds().map((id) => envInfo(id, makeEnv(id, {}))) };
+    const text = textEnvIds().map((id) => textEnvInfo(id, makeTextEnv(id, {})));
+    return { envs: [...envIds().map((id) => envInfo(id, makeEnv(id, {}))), ...text] };
   }
 
   reset(req: pb.ResetRequest): pb.ResetResponse {
@@ -141,8 +180,11 @@ export class EnvServiceCore {
   }
 
   step(req: pb.StepRequest): pb.StepResponse {
+    const found = this.entries.get(req.handle);
+    if (found?.kind === 'text') return this.stepText(found, req);
     const e = this.entry(req.handle, 'single');
     if (e.ended) throw failedPrecondition('handle', `${req.handle}: episode ended; call Reset`);
+    if (req.completion) throw invalidArgument('completion', `must be empty: ${e.info.id} takes numeric actions`);
     const space = e.env.actionSpace;
     let action: Int32Array | Float32Array;
     if (space.kind === 'discrete') {
@@ -162,6 +204,29 @@ export class EnvServiceCore {
     return { obs, reward: { components }, terminated: s.terminated, truncated: s.truncated, success: s.success };
   }
 
+  private stepText(e: TextEntry, req: pb.StepRequest): pb.StepResponse {
+    e.lastUsed = this.now();
+    if (e.ended) throw failedPrecondition('handle', `${req.handle}: episode ended; call Reset`);
+    if (req.actionValues?.length) throw invalidArgument('action_values', `must be empty: ${e.info.id} is a text env; send completion`);
+    let completion: string;
+    try {
+      completion = checkCompletion(req.completion ?? '', e.env.maxCompletionBytes);
+    } catch (err) {
+      if (err instanceof TextInputError) throw invalidArgument(err.field, err.rule);
+      throw err;
+    }
+    const s = e.env.step(completion);
+    e.ended = s.terminated || s.truncated;
+    return {
+      reward: { components: s.reward },
+      terminated: s.terminated,
+      truncated: s.truncated,
+      success: s.success,
+      prompt: s.prompt,
+      parsedAnswer: s.parsed ?? '',
+    };
+  }
+
   vecReset(req: pb.VecResetRequest): pb.VecResetResponse {
     const seed = checkSeed(req.seed);
     let handle = req.handle;
@@ -176,6 +241,7 @@ export class EnvServiceCore {
       if (!Number.isInteger(n) || n < 1 || n > this.maxEnvsPerCall)
         throw invalidArgument('num_envs', `must be in 1..${this.maxEnvsPerCall}, got ${n}`);
       checkEnvId(req.envId);
+      if (isTextEnv(req.envId)) throw failedPrecondition('env_id', `${req.envId} is a text env; use Reset/Step or Session`);
       const opts = envOptions(req.envId, req.options);
       this.reserve(n);
       const first = makeEnv(req.envId, opts);
@@ -262,6 +328,8 @@ export class EnvServiceCore {
 
   private resetSingle(req: pb.ResetRequest, pinned: boolean): pb.ResetResponse {
     const seed = checkSeed(req.seed);
+    const found = req.handle ? this.entries.get(req.handle) : undefined;
+    if (found?.kind === 'text' || (!req.handle && isTextEnv(req.envId))) return this.resetText(req, seed, pinned);
     let handle = req.handle;
     let e: SingleEntry;
     if (handle) {
@@ -286,13 +354,36 @@ export class EnvServiceCore {
     return { handle, obs: encodeTensor(e.obs.slice(), [e.obs.length]), info: e.info };
   }
 
+  private resetText(req: pb.ResetRequest, seed: number | undefined, pinned: boolean): pb.ResetResponse {
+    let handle = req.handle;
+    let e: TextEntry;
+    if (handle) {
+      e = this.entry(handle, 'text');
+      this.checkSameEnv(req.envId, e.info.id);
+    } else {
+      const opts = envOptions(req.envId, req.options);
+      this.reserve(1);
+      const env = makeTextEnv(req.envId, opts);
+      checkDifficulty(req.difficulty, env.numLevels);
+      handle = `env-${randomBytes(8).toString('hex')}`;
+      e = { kind: 'text', env, info: textEnvInfo(req.envId, env), ended: true, lastUsed: 0, pinned };
+      this.entries.set(handle, e);
+      this.live += 1;
+    }
+    e.lastUsed = this.now();
+    const prompt = e.env.reset(seed, { difficulty: checkDifficulty(req.difficulty, e.env.numLevels) });
+    e.ended = false;
+    return { handle, info: e.info, prompt };
+  }
+
   private entry(handle: string, kind: 'single'): SingleEntry;
   private entry(handle: string, kind: 'vec'): VecEntry;
+  private entry(handle: string, kind: 'text'): TextEntry;
   private entry(handle: string, kind: Entry['kind']): Entry {
     if (!handle) throw invalidArgument('handle', 'is required');
     const e = this.entries.get(handle);
     if (!e) throw notFound('handle', `unknown handle ${JSON.stringify(handle)} (closed, idle too long, or never created)`);
-    const [what, use] = e.kind === 'vec' ? ['vector', 'VecReset/VecStep'] : ['single-env', 'Reset/Step'];
+    const [what, use] = e.kind === 'vec' ? ['vector', 'VecReset/VecStep'] : [e.kind === 'text' ? 'text-env' : 'single-env', 'Reset/Step'];
     if (e.kind !== kind) throw failedPrecondition('handle', `${handle} is a ${what} handle; use ${use}`);
     e.lastUsed = this.now();
     return e;

@@ -78,7 +78,7 @@ async function failure(p: Promise<unknown>): Promise<ServiceError> {
 describe('EnvService over gRPC', () => {
   it('lists the symbolic and classic-control envs, with per-element Box bounds and options schemas', async () => {
     const { envs } = await listEnvs();
-    expect(envs.map((e) => e.id)).toEqual(['PatternEcho', 'SequenceNext', 'Conditional', 'CartPole-v1', 'Pendulum-v1']);
+    expect(envs.map((e) => e.id)).toEqual(['PatternEcho', 'SequenceNext', 'Conditional', 'CartPole-v1', 'Pendulum-v1', 'CardRules']);
     expect(envs[0].actionSpace).toEqual({ kind: { $case: 'discrete', discrete: { n: 8 } } });
     expect(envs[1].observationSpace).toEqual({
       kind: { $case: 'box', box: { shape: [24], low: new Array(24).fill(0), high: new Array(24).fill(1) } },
@@ -205,7 +205,7 @@ describe('EnvService over gRPC', () => {
     });
 
     it('leaves the service up', async () => {
-      expect((await listEnvs()).envs).toHaveLength(5);
+      expect((await listEnvs()).envs).toHaveLength(6);
     });
   });
 

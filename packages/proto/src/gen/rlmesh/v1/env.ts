@@ -36,6 +36,17 @@ export interface EnvInfo {
   description: string;
   /** The options the environment accepts, as JSON: {"key": {"kind", "default", "min", "max", "doc", ...}}. */
   optionsSchema: string;
+  /**
+   * A text environment: observations are prompts (ResetResponse.prompt), actions completions
+   * (StepRequest.completion); observation_space and action_space are unset. Text envs take
+   * Reset/Step and Session, not VecReset/VecStep. The text fields are optional so that callers and
+   * servers written before them stay valid; numeric envs leave them unset.
+   */
+  text?:
+    | boolean
+    | undefined;
+  /** Text envs: the longest completion Step accepts, in UTF-8 bytes. */
+  maxCompletionBytes?: number | undefined;
 }
 
 export interface ListEnvsRequest {
@@ -57,9 +68,13 @@ export interface ResetRequest {
 
 export interface ResetResponse {
   handle: string;
-  /** [obs_dim] float32 */
+  /** [obs_dim] float32; unset for text envs */
   obs?: Tensor | undefined;
-  info?: EnvInfo | undefined;
+  info?:
+    | EnvInfo
+    | undefined;
+  /** text envs: the observation */
+  prompt?: string | undefined;
 }
 
 export interface StepRequest {
@@ -68,6 +83,8 @@ export interface StepRequest {
   action: number;
   /** Box (clipped to the bounds by the environment) and MultiDiscrete action spaces: the flat values. */
   actionValues: number[];
+  /** Text envs: the completion, not empty, at most EnvInfo.max_completion_bytes UTF-8 bytes. */
+  completion?: string | undefined;
 }
 
 export interface StepResponse {
@@ -77,6 +94,12 @@ export interface StepResponse {
   terminated: boolean;
   truncated: boolean;
   success: boolean;
+  /** Text envs: the next prompt of a multi-turn episode, '' once it has ended. */
+  prompt?:
+    | string
+    | undefined;
+  /** Text envs: the answer the verifier parsed out of the completion ('' when none could be parsed). */
+  parsedAnswer?: string | undefined;
 }
 
 export interface VecResetRequest {
@@ -154,6 +177,8 @@ function createBaseEnvInfo(): EnvInfo {
     numLevels: 0,
     description: "",
     optionsSchema: "",
+    text: undefined,
+    maxCompletionBytes: undefined,
   };
 }
 
@@ -179,6 +204,12 @@ export const EnvInfo: MessageFns<EnvInfo> = {
     }
     if (message.optionsSchema !== "") {
       writer.uint32(58).string(message.optionsSchema);
+    }
+    if (message.text !== undefined) {
+      writer.uint32(64).bool(message.text);
+    }
+    if (message.maxCompletionBytes !== undefined) {
+      writer.uint32(72).uint32(message.maxCompletionBytes);
     }
     return writer;
   },
@@ -252,6 +283,22 @@ export const EnvInfo: MessageFns<EnvInfo> = {
             message.optionsSchema = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.text = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.maxCompletionBytes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -293,6 +340,12 @@ export const EnvInfo: MessageFns<EnvInfo> = {
         : isSet(object.options_schema)
         ? globalThis.String(object.options_schema)
         : "",
+      text: isSet(object.text) ? globalThis.Boolean(object.text) : undefined,
+      maxCompletionBytes: isSet(object.maxCompletionBytes)
+        ? globalThis.Number(object.maxCompletionBytes)
+        : isSet(object.max_completion_bytes)
+        ? globalThis.Number(object.max_completion_bytes)
+        : undefined,
     };
   },
 
@@ -319,6 +372,12 @@ export const EnvInfo: MessageFns<EnvInfo> = {
     if (message.optionsSchema !== "") {
       obj.optionsSchema = message.optionsSchema;
     }
+    if (message.text !== undefined) {
+      obj.text = message.text;
+    }
+    if (message.maxCompletionBytes !== undefined) {
+      obj.maxCompletionBytes = Math.round(message.maxCompletionBytes);
+    }
     return obj;
   },
 
@@ -338,6 +397,8 @@ export const EnvInfo: MessageFns<EnvInfo> = {
     message.numLevels = object.numLevels ?? 0;
     message.description = object.description ?? "";
     message.optionsSchema = object.optionsSchema ?? "";
+    message.text = object.text ?? undefined;
+    message.maxCompletionBytes = object.maxCompletionBytes ?? undefined;
     return message;
   },
 };
@@ -599,7 +660,7 @@ export const ResetRequest: MessageFns<ResetRequest> = {
 };
 
 function createBaseResetResponse(): ResetResponse {
-  return { handle: "", obs: undefined, info: undefined };
+  return { handle: "", obs: undefined, info: undefined, prompt: undefined };
 }
 
 export const ResetResponse: MessageFns<ResetResponse> = {
@@ -612,6 +673,9 @@ export const ResetResponse: MessageFns<ResetResponse> = {
     }
     if (message.info !== undefined) {
       EnvInfo.encode(message.info, writer.uint32(26).fork()).join();
+    }
+    if (message.prompt !== undefined) {
+      writer.uint32(34).string(message.prompt);
     }
     return writer;
   },
@@ -653,6 +717,14 @@ export const ResetResponse: MessageFns<ResetResponse> = {
             message.info = EnvInfo.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.prompt = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -670,6 +742,7 @@ export const ResetResponse: MessageFns<ResetResponse> = {
       handle: isSet(object.handle) ? globalThis.String(object.handle) : "",
       obs: isSet(object.obs) ? Tensor.fromJSON(object.obs) : undefined,
       info: isSet(object.info) ? EnvInfo.fromJSON(object.info) : undefined,
+      prompt: isSet(object.prompt) ? globalThis.String(object.prompt) : undefined,
     };
   },
 
@@ -684,6 +757,9 @@ export const ResetResponse: MessageFns<ResetResponse> = {
     if (message.info !== undefined) {
       obj.info = EnvInfo.toJSON(message.info);
     }
+    if (message.prompt !== undefined) {
+      obj.prompt = message.prompt;
+    }
     return obj;
   },
 
@@ -695,12 +771,13 @@ export const ResetResponse: MessageFns<ResetResponse> = {
     message.handle = object.handle ?? "";
     message.obs = (object.obs !== undefined && object.obs !== null) ? Tensor.fromPartial(object.obs) : undefined;
     message.info = (object.info !== undefined && object.info !== null) ? EnvInfo.fromPartial(object.info) : undefined;
+    message.prompt = object.prompt ?? undefined;
     return message;
   },
 };
 
 function createBaseStepRequest(): StepRequest {
-  return { handle: "", action: 0, actionValues: [] };
+  return { handle: "", action: 0, actionValues: [], completion: undefined };
 }
 
 export const StepRequest: MessageFns<StepRequest> = {
@@ -717,6 +794,9 @@ export const StepRequest: MessageFns<StepRequest> = {
         writer.double(v);
       }
       writer.join();
+    }
+    if (message.completion !== undefined) {
+      writer.uint32(34).string(message.completion);
     }
     return writer;
   },
@@ -768,6 +848,14 @@ export const StepRequest: MessageFns<StepRequest> = {
 
             break;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.completion = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -789,6 +877,7 @@ export const StepRequest: MessageFns<StepRequest> = {
         : globalThis.Array.isArray(object?.action_values)
         ? object.action_values.map((e: any) => globalThis.Number(e))
         : [],
+      completion: isSet(object.completion) ? globalThis.String(object.completion) : undefined,
     };
   },
 
@@ -803,6 +892,9 @@ export const StepRequest: MessageFns<StepRequest> = {
     if (message.actionValues?.length) {
       obj.actionValues = message.actionValues.map((e) => floatToJson(e));
     }
+    if (message.completion !== undefined) {
+      obj.completion = message.completion;
+    }
     return obj;
   },
 
@@ -814,12 +906,21 @@ export const StepRequest: MessageFns<StepRequest> = {
     message.handle = object.handle ?? "";
     message.action = object.action ?? 0;
     message.actionValues = object.actionValues?.map((e) => e) || [];
+    message.completion = object.completion ?? undefined;
     return message;
   },
 };
 
 function createBaseStepResponse(): StepResponse {
-  return { obs: undefined, reward: undefined, terminated: false, truncated: false, success: false };
+  return {
+    obs: undefined,
+    reward: undefined,
+    terminated: false,
+    truncated: false,
+    success: false,
+    prompt: undefined,
+    parsedAnswer: undefined,
+  };
 }
 
 export const StepResponse: MessageFns<StepResponse> = {
@@ -838,6 +939,12 @@ export const StepResponse: MessageFns<StepResponse> = {
     }
     if (message.success !== false) {
       writer.uint32(40).bool(message.success);
+    }
+    if (message.prompt !== undefined) {
+      writer.uint32(50).string(message.prompt);
+    }
+    if (message.parsedAnswer !== undefined) {
+      writer.uint32(58).string(message.parsedAnswer);
     }
     return writer;
   },
@@ -895,6 +1002,22 @@ export const StepResponse: MessageFns<StepResponse> = {
             message.success = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.prompt = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.parsedAnswer = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -914,6 +1037,12 @@ export const StepResponse: MessageFns<StepResponse> = {
       terminated: isSet(object.terminated) ? globalThis.Boolean(object.terminated) : false,
       truncated: isSet(object.truncated) ? globalThis.Boolean(object.truncated) : false,
       success: isSet(object.success) ? globalThis.Boolean(object.success) : false,
+      prompt: isSet(object.prompt) ? globalThis.String(object.prompt) : undefined,
+      parsedAnswer: isSet(object.parsedAnswer)
+        ? globalThis.String(object.parsedAnswer)
+        : isSet(object.parsed_answer)
+        ? globalThis.String(object.parsed_answer)
+        : undefined,
     };
   },
 
@@ -934,6 +1063,12 @@ export const StepResponse: MessageFns<StepResponse> = {
     if (message.success !== false) {
       obj.success = message.success;
     }
+    if (message.prompt !== undefined) {
+      obj.prompt = message.prompt;
+    }
+    if (message.parsedAnswer !== undefined) {
+      obj.parsedAnswer = message.parsedAnswer;
+    }
     return obj;
   },
 
@@ -949,6 +1084,8 @@ export const StepResponse: MessageFns<StepResponse> = {
     message.terminated = object.terminated ?? false;
     message.truncated = object.truncated ?? false;
     message.success = object.success ?? false;
+    message.prompt = object.prompt ?? undefined;
+    message.parsedAnswer = object.parsedAnswer ?? undefined;
     return message;
   },
 };

@@ -1,0 +1,101 @@
+/**
+ * Rule text and the prompt format. The prompt is
+ *
+ *   Rule: <rule text>
+ *   Cards:
+ *   RED 3
+ *   BLUE 5
+ *
+ *   Answer:
+ *
+ * and the completion is a space and the answer (" 7", " BIG"). Rule text is composed from an
+ * aggregate phrase inside a readout sentence, so an unseen (readout, aggregate) composition is
+ * written only with phrases the training rules use. Two template sets exist: the training set and a
+ * held-out paraphrase set that shares no template with it (the paraphrase split uses only the latter).
+ */
+import type { Aggregate, AggregateKind, Card, ReadoutKind, Rule } from './rules';
+
+export type TemplateSet = 'train' | 'paraphrase';
+
+interface Templates {
+  /** Per aggregate: phrases with {C} (colour_sum), {A} and {B} (add_sub). */
+  aggregate: Record<AggregateKind, readonly string[]>;
+  /** Per readout: sentences with {agg} and {K} (threshold). */
+  readout: Record<ReadoutKind, readonly string[]>;
+  /** Whole-rule sentences for one (readout, aggregate) cell, drawn alongside the composed ones. */
+  whole: Partial<Record<string, readonly string[]>>;
+}
+
+export const TEMPLATES: Record<TemplateSet, Templates> = {
+  train: {
+    aggregate: {
+      colour_sum: ['the sum of the {C} cards', 'the total of the {C} cards'],
+      total: ['the sum of all cards', 'the total of all cards'],
+      add_sub: ['the sum of the {A} cards minus the sum of the {B} cards', 'the total of the {A} cards minus the total of the {B} cards'],
+    },
+    readout: {
+      number: ['Answer with {agg}.', 'Give {agg}.'],
+      threshold: ['Answer BIG if {agg} is greater than {K}, otherwise SMALL.', 'If {agg} is greater than {K} answer BIG, else SMALL.'],
+      parity: ['Answer EVEN if {agg} is even, otherwise ODD.', 'If {agg} is even answer EVEN, else ODD.'],
+    },
+    whole: { add_sub: ['Add the {A} cards and subtract the {B} cards.'] },
+  },
+  paraphrase: {
+    aggregate: {
+      colour_sum: ['the combined value of the {C} cards', 'what the {C} cards add up to'],
+      total: ['the combined value of every card', 'what all the cards add up to'],
+      add_sub: ["the {A} cards' combined value less that of the {B} cards", 'what the {A} cards add up to, reduced by the {B} cards'],
+    },
+    readout: {
+      number: ['Report {agg}.', 'Tell me {agg}.'],
+      threshold: [
+        'Say BIG when {agg} exceeds {K} and SMALL when it does not.',
+        'Reply SMALL unless {agg} is above {K}, in which case reply BIG.',
+      ],
+      parity: ['Say ODD when {agg} is odd and EVEN when it is not.', 'Reply EVEN if {agg} divides by two, ODD if not.'],
+    },
+    whole: { add_sub: ['Count the {A} cards up and the {B} cards down.'] },
+  },
+};
+
+function fillAggregate(t: string, agg: Aggregate): string {
+  if (agg.kind === 'colour_sum') return t.replaceAll('{C}', agg.colour);
+  if (agg.kind === 'add_sub') return t.replaceAll('{A}', agg.add).replaceAll('{B}', agg.sub);
+  return t;
+}
+
+/** Every way `set` can word the rule's cell, as (readout sentence, aggregate phrase) pairs plus whole sentences. */
+export function templateCount(set: TemplateSet, rule: Rule): number {
+  const t = TEMPLATES[set];
+  const cell = rule.readout.kind === 'number' ? rule.aggregate.kind : '';
+  return t.readout[rule.readout.kind].length * t.aggregate[rule.aggregate.kind].length + (t.whole[cell]?.length ?? 0);
+}
+
+/** The rule's text in template `index` of `set` (0 <= index < templateCount). */
+export function ruleText(set: TemplateSet, rule: Rule, index: number): string {
+  const t = TEMPLATES[set];
+  const readouts = t.readout[rule.readout.kind];
+  const aggs = t.aggregate[rule.aggregate.kind];
+  const composed = readouts.length * aggs.length;
+  if (!Number.isInteger(index) || index < 0 || index >= templateCount(set, rule))
+    throw new Error(`ruleText: template index ${index} out of range for ${rule.readout.kind}/${rule.aggregate.kind}`);
+  if (index >= composed) {
+    const whole = t.whole[rule.aggregate.kind] ?? [];
+    return fillAggregate(whole[index - composed], rule.aggregate);
+  }
+  const sentence = readouts[Math.floor(index / aggs.length)];
+  const phrase = fillAggregate(aggs[index % aggs.length], rule.aggregate);
+  const k = rule.readout.kind === 'threshold' ? String(rule.readout.k) : '';
+  return sentence.replace('{agg}', phrase).replaceAll('{K}', k);
+}
+
+export const PROMPT_SUFFIX = 'Answer:';
+
+export function formatPrompt(text: string, cards: readonly Card[]): string {
+  return `Rule: ${text}\nCards:\n${cards.map((c) => `${c.colour} ${c.value}`).join('\n')}\n\n${PROMPT_SUFFIX}`;
+}
+
+/** The training target for an answer: what follows "Answer:". */
+export function formatCompletion(answer: string): string {
+  return ` ${answer}`;
+}
