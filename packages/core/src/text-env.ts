@@ -68,15 +68,21 @@ const utf8 = new TextEncoder();
 // With the u flag a paired surrogate is one code point, so this matches only lone halves, which
 // no UTF-8 text can hold (a JS string can).
 const LONE_SURROGATE = /\p{Cs}/u;
+const REPLACEMENT = '\uFFFD';
 
 /**
- * Checks a completion before any verifier sees it: a string, not empty, valid Unicode, at most
- * `maxBytes` UTF-8 bytes. Throws TextInputError naming `field` and the rule.
+ * Checks a completion before any verifier sees it: a string, not empty, valid Unicode without
+ * U+FFFD, at most `maxBytes` UTF-8 bytes. Throws TextInputError naming `field` and the rule. A token
+ * policy decodes its completion strictly (or drops a trailing partial character) before stepping.
  */
 export function checkCompletion(completion: unknown, maxBytes: number, field = 'completion'): string {
   if (typeof completion !== 'string') throw new TextInputError(field, `must be a string, got ${typeof completion}`);
   if (completion.length === 0) throw new TextInputError(field, 'must not be empty');
   if (LONE_SURROGATE.test(completion)) throw new TextInputError(field, 'must be valid Unicode (it holds a lone surrogate)');
+  // Protobuf and TextDecoder put U+FFFD where bytes were not UTF-8; refusing it is how invalid
+  // bytes sent over gRPC come back as an error instead of a silently wrong answer.
+  if (completion.includes(REPLACEMENT))
+    throw new TextInputError(field, 'must be valid UTF-8 (it holds U+FFFD, the mark of undecodable bytes)');
   const bytes = utf8.encode(completion).length;
   if (bytes > maxBytes) throw new TextInputError(field, `must be at most ${maxBytes} UTF-8 bytes, got ${bytes}`);
   return completion;
