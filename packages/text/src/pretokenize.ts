@@ -9,6 +9,10 @@ import { TokenizerFormatError } from './errors';
 /** GPT-2's pattern (encoder.py), which ByteLevel applies when `use_regex` is true. */
 export const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+/** Llama-3's pattern (cl100k_base's), as its tokenizer.json gives it in a Split pre-tokenizer. */
+export const LLAMA3_PATTERN =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 /**
  * Rewrites scoped case-insensitive groups `(?i:...)` (Llama-3's contractions) into plain groups with
  * both cases spelled out, because Node 20's V8 predates regexp modifiers.
