@@ -16,6 +16,7 @@ import {
   Conv1D,
   cast,
   cumsum,
+  type Dim,
   Dropout,
   Embedding,
   equal,
@@ -131,8 +132,10 @@ export class Gpt2Attention extends Module {
     const [B, T] = [x.shape[0], x.shape[1]];
     const [E, H, D] = [this.c.n_embd, this.c.n_head, this.headDim];
     const [q, k0, v0] = split(this.cAttn.forward(x), [E, E, E], -1).map((t) => transpose(reshape(t, [B, T, H, D]), [0, 2, 1, 3]));
-    const key = opts.past ? concatTime(opts.past.key, k0) : k0;
-    const value = opts.past ? concatTime(opts.past.value, v0) : v0;
+    // The keys span the mask's positions, past included: name their length after the mask's.
+    const total = opts.keyPadding?.shape[1];
+    const key = opts.past ? concatTime(opts.past.key, k0, total) : k0;
+    const value = opts.past ? concatTime(opts.past.value, v0, total) : v0;
     const heads = scaledDotProductAttention(q, key, value, {
       causal: true,
       keyPaddingMask: opts.keyPadding,
@@ -143,11 +146,12 @@ export class Gpt2Attention extends Module {
   }
 }
 
-function concatTime(past: Value, now: Value): Value {
+function concatTime(past: Value, now: Value, total: Dim | undefined): Value {
   // Lengths may be symbolic here (a cache grows), so Concat is emitted directly; the cache is data.
   const g = now.graph;
   const shape = [...now.shape];
-  shape[2] = `${past.name}_plus_${now.name}`;
+  const [a, b] = [past.shape[2], now.shape[2]];
+  shape[2] = typeof a === 'number' && typeof b === 'number' ? a + b : (total ?? `${past.name}_plus_${now.name}`);
   const [out] = g.node('Concat', [past, now], { axis: 2 }, [{ dtype: now.dtype, shape }]);
   g.record('Concat', [past, now], [out], null);
   return out;
@@ -366,6 +370,57 @@ export function buildLogitsProgram(model: Gpt2LMHeadModel, params: ReadonlyMap<s
       const outputs: Record<string, Value> = { logits: out.logits };
       if (out.value) outputs.value = out.value;
       return outputs;
+    },
+  });
+}
+
+/** Input and output names of the KV-cache programs (those of an ONNX export of GPT-2 with past). */
+export const KV_IO = {
+  pastKey: (layer: number) => `past_key_values.${layer}.key`,
+  pastValue: (layer: number) => `past_key_values.${layer}.value`,
+  presentKey: (layer: number) => `present.${layer}.key`,
+  presentValue: (layer: number) => `present.${layer}.value`,
+};
+
+/**
+ * A generation program with a per-layer KV cache. Inputs `input_ids` [batch, sequence] and
+ * `attention_mask` (int64, 1 = token), and with `past`, every layer's `past_key_values.<i>.key` /
+ * `.value` [batch, heads, past_sequence, head_dim] with the mask spanning [batch, past_sequence +
+ * sequence]. Outputs the next-token `logits` [batch, vocab] after the last slot (prompts are
+ * left-padded, so that is every row's last token) and `present.<i>.key` / `.value`, the cache
+ * including these positions. Prefill is the program without past; decode, with it.
+ */
+export function buildKvProgram(model: Gpt2LMHeadModel, params: ReadonlyMap<string, Float32Array>, opts: { past: boolean }): Uint8Array {
+  const c = model.config;
+  const kvShape = ['batch', c.n_head, 'past_sequence', c.n_embd / c.n_head];
+  const layers = [...Array(c.n_layer).keys()];
+  const pastInputs = opts.past
+    ? layers.flatMap((i) => [
+        { name: KV_IO.pastKey(i), dtype: 'float32' as const, shape: kvShape },
+        { name: KV_IO.pastValue(i), dtype: 'float32' as const, shape: kvShape },
+      ])
+    : [];
+  return buildInferenceProgram({
+    module: model,
+    params,
+    name: opts.past ? 'gpt2_decode' : 'gpt2_prefill',
+    inputs: [
+      { name: 'input_ids', dtype: 'int64', shape: ['batch', 'sequence'] },
+      { name: 'attention_mask', dtype: 'int64', shape: ['batch', opts.past ? 'total_sequence' : 'sequence'] },
+      ...pastInputs,
+    ],
+    forward: (i, g) => {
+      const past = opts.past ? layers.map((l) => ({ key: i[KV_IO.pastKey(l)], value: i[KV_IO.pastValue(l)] })) : undefined;
+      const { hidden, present } = model.trunk({ ids: i.input_ids, attentionMask: i.attention_mask, past });
+      const [last] = g.node('Gather', [hidden, g.scalar(-1, 'int64')], { axis: 1 }, [
+        { dtype: 'float32', shape: [hidden.shape[0], c.n_embd] },
+      ]);
+      const out: Record<string, Value> = { logits: model.head(last) };
+      present.forEach((kv, l) => {
+        out[KV_IO.presentKey(l)] = kv.key;
+        out[KV_IO.presentValue(l)] = kv.value;
+      });
+      return out;
     },
   });
 }
