@@ -37,17 +37,15 @@ describe('language-model ops: gradient rules (float64 central differences)', () 
   it('CumSum forward and reverse', async () =>
     check((_g, [x]) => G.add(G.cumsum(x, 1), G.mul(G.cumsum(x, 0, true), 0.5)), [{ shape: [3, 4] }]));
   it('attention, causal', async () =>
-    check((_g, [q, k, v]) => G.scaledDotProductAttention(q, k, v, { causal: true }), [
-      { shape: [2, 2, 3, 4] },
-      { shape: [2, 2, 3, 4] },
-      { shape: [2, 2, 3, 4] },
-    ]));
+    check(
+      (_g, [q, k, v]) => G.scaledDotProductAttention(q, k, v, { causal: true }),
+      [{ shape: [2, 2, 3, 4] }, { shape: [2, 2, 3, 4] }, { shape: [2, 2, 3, 4] }],
+    ));
   it('attention, causal after cached keys (2 queries, 5 keys)', async () =>
-    check((_g, [q, k, v]) => G.scaledDotProductAttention(q, k, v, { causal: true }), [
-      { shape: [1, 2, 2, 3] },
-      { shape: [1, 2, 5, 3] },
-      { shape: [1, 2, 5, 3] },
-    ]));
+    check(
+      (_g, [q, k, v]) => G.scaledDotProductAttention(q, k, v, { causal: true }),
+      [{ shape: [1, 2, 2, 3] }, { shape: [1, 2, 5, 3] }, { shape: [1, 2, 5, 3] }],
+    ));
   it('attention, causal with key padding', async () =>
     check(
       (g, [q, k, v]) =>
@@ -64,7 +62,10 @@ describe('language-model ops: gradient rules (float64 central differences)', () 
     const m = new G.Conv1D(4, 3, 0.5);
     const params = m.namedParameters();
     const rng = new G.Rng(3);
-    const inputs: FdInput[] = [{ shape: [2, 4] }, ...params.map((p) => ({ shape: p.shape, data: Array.from(p.init(rng), (v) => v + 0.1) }))];
+    const inputs: FdInput[] = [
+      { shape: [2, 4] },
+      ...params.map((p) => ({ shape: p.shape, data: Array.from(p.init(rng), (v) => v + 0.1) })),
+    ];
     await check((_g, [x, w, b]) => {
       const byName = new Map([
         ['weight', w],
