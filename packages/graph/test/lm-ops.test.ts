@@ -127,6 +127,35 @@ describe('language-model ops: forward values', () => {
     }
   });
 
+  it('linear and affine over two symbolic leading axes: values and gradients equal the static graph', async () => {
+    const [B, T, I, O] = [2, 3, 4, 5];
+    const fill = (n: number, s: number) => Float64Array.from({ length: n }, (_, i) => Math.cos(i * 0.9 + s));
+    const data = { x: fill(B * T * I, 1), w: fill(I * O, 2), b: fill(O, 3), wl: fill(O * I, 4) };
+    const run = async (symbolic: boolean) => {
+      const g = new G.Graph('rows');
+      const x = g.input('x', 'float64', symbolic ? ['b', 't', I] : [B, T, I]);
+      const w = g.input('w', 'float64', [I, O]);
+      const b = g.input('bias', 'float64', [O]);
+      const wl = g.input('wl', 'float64', [O, I]);
+      const y = G.add(G.affine(x, w, b), G.linear(x, wl, b));
+      const loss = G.reduceSum(G.mul(y, y));
+      const grads = G.gradients(loss, [x, w, b, wl]);
+      g.output('y', y);
+      grads.forEach((d, i) => g.output(`d${i}`, d));
+      const s = await G.Session.create(g.toOnnx(), { intraOpThreads: 1 });
+      const out = await s.run({
+        x: { data: data.x, shape: [B, T, I] },
+        w: { data: data.w, shape: [I, O] },
+        bias: { data: data.b, shape: [O] },
+        wl: { data: data.wl, shape: [O, I] },
+      });
+      await s.release();
+      expect(out.y.shape).toEqual([B, T, O]);
+      return ['y', 'd0', 'd1', 'd2', 'd3'].map((k) => Array.from(out[k].data as Float64Array));
+    };
+    expect(await run(true)).toEqual(await run(false));
+  });
+
   it('CumSum runs on int64 (positions from a mask) without a gradient rule', async () => {
     const g = new G.Graph('cumsum');
     const m = g.input('m', 'int64', [2, 4]);
