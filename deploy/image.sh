@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the rlmesh image with podman where no container registry can be reached, and smoke-tests it.
 #
+#   deploy/image.sh base       the base image alone (cached; .ci/run makes it while the tests run)
 #   deploy/image.sh build      base image (cached) + the rlmesh image
 #   deploy/image.sh smoke      env + policy services from the image, checked from the host over loopback
 #   deploy/image.sh clean      removes the images this script made (the rootfs cache stays)
@@ -145,6 +146,10 @@ clean() {
 }
 
 case "${1:-}" in
+  base)
+    need podman runc
+    base
+    ;;
   build) build ;;
   smoke) smoke ;;
   clean) clean ;;
@@ -153,5 +158,5 @@ case "${1:-}" in
     build
     (smoke) # a subshell: smoke's own cleanup trap must not replace this one
     ;;
-  *) die "usage: deploy/image.sh build|smoke|clean|ci" ;;
+  *) die "usage: deploy/image.sh base|build|smoke|clean|ci" ;;
 esac
