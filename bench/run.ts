@@ -18,6 +18,7 @@ import { type BenchResult, type BenchSettings, type BenchSuite, settingsFromEnv 
 import { runMeshBenchmarks } from './mesh.bench';
 import { runPolicyBenchmarks } from './policy.bench';
 import { runPpoBenchmarks } from './ppo.bench';
+import { runTextBenchmarks } from './text.bench';
 import { runWmilBenchmarks } from './wmil.bench';
 
 const SUITES: BenchSuite[] = [
@@ -56,6 +57,12 @@ const SUITES: BenchSuite[] = [
     description:
       'services/evaluator: each shipped config (PatternEcho, SequenceNext, Conditional, CartPole) trained (seed 1; WMIL for its shipped length, CartPole 200k env steps), its final weights and first checkpoint evaluated greedy on its suite (configs/suites/): success with 80% Jeffreys intervals per entry and split, dominance of the final weights over the first checkpoint; evaluation episodes/s through the EvaluatorService (gRPC on loopback) vs in process, on the PatternEcho and CartPole suites. RLMESH_BENCH_QUICK=1: short runs (a smoke test).',
     run: runEvalBenchmarks,
+  },
+  {
+    name: 'text',
+    description:
+      "packages/text: GPT-2 tokenizer encode and decode throughput (MB/s) against js-tiktoken's own encoder over the same ranks, on English prose (the repository's docs) and seeded random multilingual text; both must give identical ids.",
+    run: runTextBenchmarks,
   },
 ];
 
