@@ -146,8 +146,12 @@ describe('gpt2: Hugging Face directories', () => {
     const params = randomParams(model, 2);
     const a = join(root, 'a');
     const b = join(root, 'b');
-    await saveGpt2Directory(a, cfg, params);
+    const tokenizer = '{"version":"1.0","model":{"type":"BPE"}}';
+    await saveGpt2Directory(a, cfg, params, { files: { 'tokenizer.json': tokenizer } });
     const back = await loadGpt2Directory(a);
+    expect(back.tokenizerFiles).toEqual(['tokenizer.json']);
+    expect(readFileSync(join(a, 'tokenizer.json'), 'utf8')).toBe(tokenizer);
+    await expect(saveGpt2Directory(join(root, 'c'), cfg, params, { files: { '../x': '' } })).rejects.toThrow(/plain name/);
     expect(back.config).toEqual(cfg);
     expect([...back.params.keys()]).toEqual([...params.keys()]);
     for (const [name, v] of params) expect(bits(back.params.get(name) as Float32Array), name).toEqual(bits(v));

@@ -96,8 +96,28 @@ export function gpt2TensorShapes(c: Gpt2Config): Array<[string, number[]]> {
   return new Gpt2LMHeadModel({ ...c, value_head: false }).namedParameters().map((p) => [p.name, p.shape]);
 }
 
-/** Writes `dir`/config.json and model.safetensors (and value_head.safetensors with a value head). */
-export async function saveGpt2Directory(dir: string, config: Gpt2Config, params: ReadonlyMap<string, Float32Array>): Promise<void> {
+/** The tokenizer files a Hugging Face GPT-2 directory may hold beside the model (written by the tokenizer's own code). */
+export const HF_TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+
+export interface SaveOptions {
+  /** More files for the directory by name (the tokenizer's), written as given. */
+  files?: Record<string, string | Uint8Array>;
+}
+
+/**
+ * Writes `dir`/config.json and model.safetensors (and value_head.safetensors with a value head), plus
+ * `opts.files` (tokenizer files), so that `from_pretrained(dir)` loads model and tokenizer.
+ */
+export async function saveGpt2Directory(
+  dir: string,
+  config: Gpt2Config,
+  params: ReadonlyMap<string, Float32Array>,
+  opts: SaveOptions = {},
+): Promise<void> {
+  for (const name of Object.keys(opts.files ?? {})) {
+    if (!/^[\w.-]+$/.test(name) || name.startsWith('.') || [HF_CONFIG, HF_WEIGHTS, VALUE_HEAD_WEIGHTS].includes(name))
+      throw new Error(`saveGpt2Directory: file name ${JSON.stringify(name)} must be a plain name other than the model's own files`);
+  }
   const model = new Gpt2LMHeadModel(config);
   const lm: Record<string, SafeTensor> = {};
   const head: Record<string, SafeTensor> = {};
@@ -112,6 +132,7 @@ export async function saveGpt2Directory(dir: string, config: Gpt2Config, params:
   await saveSafetensors(join(dir, HF_WEIGHTS), lm, { format: 'pt' });
   if (config.value_head) await saveSafetensors(join(dir, VALUE_HEAD_WEIGHTS), head, { format: 'pt' });
   else await rm(join(dir, VALUE_HEAD_WEIGHTS), { force: true });
+  for (const [name, body] of Object.entries(opts.files ?? {})) await writeFile(join(dir, name), body);
   const tmp = join(dir, `${HF_CONFIG}.tmp`);
   await writeFile(tmp, `${JSON.stringify(gpt2ConfigJson(config), null, 2)}\n`);
   await rename(tmp, join(dir, HF_CONFIG));
@@ -135,7 +156,9 @@ function asFloat32(t: SafeTensor, where: string): Float32Array {
 }
 
 /** Reads a GPT-2 directory into a config and parameters under rlmesh's (= GPT2LMHeadModel's) names. */
-export async function loadGpt2Directory(dir: string): Promise<{ config: Gpt2Config; params: Map<string, Float32Array> }> {
+export async function loadGpt2Directory(
+  dir: string,
+): Promise<{ config: Gpt2Config; params: Map<string, Float32Array>; tokenizerFiles: string[] }> {
   const configPath = join(dir, HF_CONFIG);
   if (!existsSync(configPath)) throw new Error(`${dir}: no ${HF_CONFIG} (not a Hugging Face model directory)`);
   let json: unknown;
@@ -177,5 +200,5 @@ export async function loadGpt2Directory(dir: string): Promise<{ config: Gpt2Conf
     }
     throw new Error(`${weightsPath}: unexpected tensor ${name} (not part of GPT2LMHeadModel)`);
   }
-  return { config, params };
+  return { config, params, tokenizerFiles: HF_TOKENIZER_FILES.filter((f) => existsSync(join(dir, f))) };
 }
