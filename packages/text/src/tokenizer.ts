@@ -70,9 +70,9 @@ export class Tokenizer {
   private readonly matchAll: RegExp | null;
   private readonly matchNonSpecial: RegExp | null;
 
-  private constructor(json: TokenizerJson, roles: SpecialTokenRoles) {
+  private constructor(json: TokenizerJson, roles: SpecialTokenRoles, model?: BpeModel) {
     this.json = json;
-    this.model = readModel(json.model);
+    this.model = model ?? readModel(json.model);
     this.normalize = readNormalizer(json.normalizer);
     const pre = readPreTokenizer(json.pre_tokenizer);
     if (!pre.byteLevel) throw new TokenizerFormatError('pre_tokenizer', 'must include a ByteLevel step: only byte-level BPE is supported');
@@ -107,6 +107,14 @@ export class Tokenizer {
   /** Builds a tokenizer from a parsed `tokenizer.json`; an unsupported component is a TokenizerFormatError naming its key. */
   static fromJSON(json: unknown, roles: SpecialTokenRoles = {}): Tokenizer {
     return new Tokenizer(readTokenizerJson(json), roles);
+  }
+
+  /**
+   * The same tokenizer with other special-token roles, e.g. GPT-2 with PAD = EOS for batched training
+   * (GPT-2 has no pad token of its own). Shares the compiled vocabulary, so it is cheap.
+   */
+  withRoles(roles: SpecialTokenRoles): Tokenizer {
+    return new Tokenizer(this.json, { ...this.roles, ...roles }, this.model);
   }
 
   /** The `tokenizer.json` object (Hugging Face's layout) this tokenizer was built from. */

@@ -66,6 +66,13 @@ describe('GPT-2 tokenizer', () => {
     expect(tok.decode(asText)).toBe(s);
   });
 
+  it('takes PAD = EOS for batching without rebuilding the vocabulary; an unknown role token is an error naming the role', () => {
+    const padded = tok.withRoles({ pad: '<|endoftext|>' });
+    expect([padded.padId, padded.eosId, tok.padId]).toEqual([50256, 50256, null]);
+    expect(padded.model).toBe(tok.model);
+    expect(() => tok.withRoles({ pad: '<pad>' })).toThrow(/^pad_token: "<pad>" is not a token of this tokenizer/);
+  });
+
   it('the comparison with js-tiktoken catches a tokenizer missing one merge', () => {
     const json = gpt2TokenizerJson();
     // Without "h e" (GPT-2's third merge) every word built through "he" ends in other tokens.
