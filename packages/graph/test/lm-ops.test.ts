@@ -141,7 +141,7 @@ describe('language-model ops: forward values', () => {
       const loss = G.reduceSum(G.mul(y, y));
       const grads = G.gradients(loss, [x, w, b, wl]);
       g.output('y', y);
-      grads.forEach((d, i) => g.output(`d${i}`, d));
+      for (const [i, d] of grads.entries()) g.output(`d${i}`, d);
       const s = await G.Session.create(g.toOnnx(), { intraOpThreads: 1 });
       const out = await s.run({
         x: { data: data.x, shape: [B, T, I] },

@@ -236,7 +236,7 @@ describe('gpt2: gradients of the whole model', () => {
     const loss = add(crossEntropy(out.logits, labels, lossMask), maskedMean(mul(out.value as Value, out.value as Value), lossMask));
     const grads = gradients(loss, inputs);
     g.output('loss', loss);
-    grads.forEach((d, i) => g.output(`d${i}`, d));
+    for (const [i, d] of grads.entries()) g.output(`d${i}`, d);
     const session = await Session.create(g.toOnnx(), { intraOpThreads: 1 });
     const rng = new Rng(9);
     const data = specs.map((p) => {
