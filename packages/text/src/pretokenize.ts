@@ -14,52 +14,75 @@ export const LLAMA3_PATTERN =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /**
- * Rewrites scoped case-insensitive groups `(?i:...)` (Llama-3's contractions) into plain groups with
- * both cases spelled out, because Node 20's V8 predates regexp modifiers.
+ * Unicode's White_Space, which `\s` means in the Python `regex` module (GPT-2's encoder.py), in Rust
+ * (tiktoken) and in Oniguruma (Hugging Face). JavaScript's `\s` differs in two characters: it leaves
+ * out U+0085 (NEXT LINE) and adds U+FEFF (the byte-order mark, a format character). Written as a
+ * class body so it fits inside `[...]` too.
  */
-function expandCaseInsensitiveGroups(pattern: string): string {
+const WHITE_SPACE = '\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+
+/**
+ * Rewrites a tokenizer file's pattern for JavaScript: `\s` / `\S` as Unicode White_Space (see above;
+ * `\S` inside a character class is left as JavaScript's), and scoped case-insensitive groups
+ * `(?i:...)` (Llama-3's contractions) as plain groups with both cases spelled out, because Node 20's
+ * V8 predates regexp modifiers.
+ */
+export function toJavaScriptPattern(pattern: string): string {
   let out = '';
-  let i = 0;
-  while (i < pattern.length) {
-    if (pattern.startsWith('(?i:', i)) {
-      out += '(?:';
-      i += 4;
-      let depth = 1;
-      let inClass = false;
-      while (i < pattern.length && depth > 0) {
-        const c = pattern[i];
-        if (c === '\\') {
-          out += pattern.slice(i, i + 2);
-          i += 2;
-          continue;
+  let inClass = false;
+  /** Depth of groups opened inside the innermost `(?i:`; -1 when not inside one. */
+  let ciDepth = -1;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      const e = pattern[i + 1];
+      i++;
+      if (e === 's') out += inClass ? WHITE_SPACE : `[${WHITE_SPACE}]`;
+      else if (e === 'S' && !inClass) out += `[^${WHITE_SPACE}]`;
+      else {
+        out += c + (e ?? '');
+        // \p{L}, \u{1F600}, \u0085, \x85: copy the argument untouched (never case-expanded).
+        const arg = 'pPux'.includes(e) ? /^(\{[^}]*\}|[0-9a-fA-F]{1,4})/.exec(pattern.slice(i + 1)) : null;
+        if (arg !== null) {
+          out += arg[0];
+          i += arg[0].length;
         }
-        if (inClass) {
-          if (c === ']') inClass = false;
-          const lower = c.toLowerCase();
-          const upper = c.toUpperCase();
-          out += c !== lower ? c + lower : c !== upper ? c + upper : c;
-        } else if (c === '[') {
-          inClass = true;
-          out += c;
-        } else if (c === '(') {
-          depth++;
-          out += c;
-        } else if (c === ')') {
-          depth--;
-          out += c;
-        } else {
-          const lower = c.toLowerCase();
-          const upper = c.toUpperCase();
-          out += lower !== upper && lower.length === 1 && upper.length === 1 ? `[${lower}${upper}]` : c;
-        }
-        i++;
       }
-    } else if (pattern[i] === '\\') {
-      out += pattern.slice(i, i + 2);
-      i += 2;
-    } else {
-      out += pattern[i++];
+      continue;
     }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      const both = ciDepth >= 0 && c.toLowerCase() !== c.toUpperCase() ? c.toLowerCase() + c.toUpperCase() : c;
+      out += both;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      out += c;
+      // A leading ^ or ] belongs to the class syntax, not its letters.
+      if (pattern[i + 1] === '^') out += pattern[++i];
+      continue;
+    }
+    if (pattern.startsWith('(?i:', i)) {
+      if (ciDepth >= 0) ciDepth++;
+      else ciDepth = 0;
+      out += '(?:';
+      i += 3;
+      continue;
+    }
+    if (c === '(') {
+      if (ciDepth >= 0) ciDepth++;
+      out += c;
+      continue;
+    }
+    if (c === ')') {
+      if (ciDepth >= 0) ciDepth--;
+      out += c;
+      continue;
+    }
+    const lower = c.toLowerCase();
+    const upper = c.toUpperCase();
+    out += ciDepth >= 0 && lower !== upper && lower.length === 1 && upper.length === 1 ? `[${lower}${upper}]` : c;
   }
   return out;
 }
@@ -67,7 +90,7 @@ function expandCaseInsensitiveGroups(pattern: string): string {
 /** Compiles a tokenizer file's split pattern for JavaScript; `key` names the field in errors. */
 export function compilePattern(pattern: string, key: string): RegExp {
   try {
-    return new RegExp(expandCaseInsensitiveGroups(pattern), 'gu');
+    return new RegExp(toJavaScriptPattern(pattern), 'gu');
   } catch (e) {
     throw new TokenizerFormatError(key, `cannot compile the pattern as a JavaScript regular expression (${(e as Error).message})`);
   }
