@@ -345,9 +345,9 @@ function actForward(model: Gpt2LMHeadModel, obs: Value, padId: number): PolicyFo
   const mask = cast(greater(cumsum(isToken, 1, true), 0), 'int64');
   const { hidden } = model.trunk({ ids, attentionMask: mask });
   const last = maximum(sub(reduceSum(mask, [1]), 1), 0);
-  const pick = unsqueeze(oneHot(last, S, 'float32'), [-1]);
+  const pick = unsqueeze(oneHot(last, S, hidden.dtype === 'float64' ? 'float64' : 'float32'), [-1]);
   const h = reduceSum(mul(hidden, pick), [1]);
-  const value = model.vHead ? model.vHead.forward(h) : fill(last, 0, 'float32');
+  const value = model.vHead ? model.vHead.forward(h) : fill(last, 0, h.dtype);
   return { logits: model.head(h), value, hidden: h };
 }
 
