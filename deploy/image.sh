@@ -117,6 +117,23 @@ smoke() {
     rm -rf "$work"
   }
   trap cleanup EXIT
+  # What the image holds: production dependencies only, onnxruntime binaries for linux-x64 only, uid 10001.
+  podman run --rm --network none --read-only --cap-drop ALL --entrypoint /usr/local/bin/node "$IMAGE" -e "$(cat <<'JS'
+const fs = require('node:fs');
+// The lockfile marks what only development needs ("dev": true); none of it may be in the image.
+const lock = require('/app/package-lock.json').packages;
+const dev = Object.keys(lock).filter((p) => lock[p].dev && p.startsWith('node_modules/') && fs.existsSync(`/app/${p}`));
+const bins = [];
+for (const os of fs.readdirSync('/app/node_modules/onnxruntime-node/bin/napi-v6'))
+  for (const arch of fs.readdirSync(`/app/node_modules/onnxruntime-node/bin/napi-v6/${os}`)) bins.push(`${os}/${arch}`);
+const problems = [
+  dev.length && `development-only packages installed: ${dev.slice(0, 10).join(', ')}`,
+  bins.join() !== 'linux/x64' && `onnxruntime-node binaries for ${bins.join(', ')}`,
+  process.getuid() !== 10001 && `runs as uid ${process.getuid()}`,
+].filter(Boolean);
+if (problems.length) { console.error(problems.join('; ')); process.exit(1); }
+JS
+)" || die "image contents: see above"
   nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$work/js" >"$work/nats.log" 2>&1 &
   nats_pid=$!
   # What a pod's securityContext asks for: non-root, read-only root, no capabilities.
