@@ -8,12 +8,17 @@ import type { Rng } from '@rlmesh/core';
 import {
   ActRequest,
   CloseEnvRequest,
+  CompareRequest,
   DType,
+  EvaluateRequest,
+  GetEvaluationRequest,
   GetPolicyRequest,
   GetRunRequest,
   ListEnvsRequest,
+  ListEvaluationsRequest,
   ListRunsRequest,
   type MessageFns,
+  type PolicyChannel,
   ResetRequest,
   SessionRequest,
   StartRunRequest,
@@ -31,6 +36,8 @@ export interface Known {
   obsDim: number;
   handles: string[];
   validConfig: string;
+  validSuite: string;
+  evaluationIds: string[];
 }
 
 export type Gen = (rng: Rng, known: Known) => Buffer;
@@ -234,3 +241,48 @@ export const LEARNER_RPCS: Record<string, Gen> = {
 
 /** WatchRun's request (a GetRunRequest) on a fresh server stream. */
 export const WATCH_RUN: Gen = LEARNER_RPCS.GetRun;
+
+const hostilePath = (rng: Rng) =>
+  pick(rng, [
+    '',
+    '../../../etc/passwd',
+    '/etc/hostname',
+    'x'.repeat(5000),
+    'runs/../../secret',
+    '\u0000',
+    'model.safetensors',
+    hostileString(rng),
+  ]);
+
+/** EvaluatorService; Evaluate is a server stream (first message or status). */
+export const EVALUATE: Gen = generator(EvaluateRequest, (rng, k) =>
+  EvaluateRequest.fromPartial({
+    suite: rng.uniform() < 0.3 ? k.validSuite : hostileConfig(rng, k.validSuite),
+    policy:
+      rng.uniform() < 0.15
+        ? undefined
+        : {
+            runId: rng.uniform() < 0.3 ? '' : hostileString(rng, [k.runId]),
+            version: pick(rng, [0, 1, 2, 2 ** 40]),
+            channel: pick(rng, [0, 1, 2, 9]) as PolicyChannel,
+            checkpoint: rng.uniform() < 0.6 ? '' : hostilePath(rng),
+            label: rng.uniform() < 0.7 ? '' : hostileString(rng),
+          },
+  }),
+);
+
+export const EVALUATOR_RPCS: Record<string, Gen> = {
+  GetEvaluation: generator(GetEvaluationRequest, (rng, k) => GetEvaluationRequest.fromPartial({ id: hostileString(rng, k.evaluationIds) })),
+  Compare: generator(CompareRequest, (rng, k) =>
+    CompareRequest.fromPartial({
+      // More ids than a comparison takes, but each short: the request, not its transfer, is under test.
+      ids: Array.from({ length: pick(rng, [0, 1, 2, 3, 50, 300]) }, (_, i) => (i > 3 ? `ev-${i}` : hostileString(rng, k.evaluationIds))),
+      minEpisodes: hostileU32(rng),
+      epsilon: hostileNumber(rng),
+      epsilonSe: rng.uniform() < 0.5,
+    }),
+  ),
+  ListEvaluations: generator(ListEvaluationsRequest, (rng, k) =>
+    ListEvaluationsRequest.fromPartial({ runId: hostileString(rng, [k.runId]), suite: hostileString(rng, ['fuzz']) }),
+  ),
+};

@@ -12,10 +12,19 @@ import { join } from 'node:path';
 import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { Rng } from '@rlmesh/core';
 import { type NatsServer, startNatsServer } from '@rlmesh/mesh';
-import { ResetRequest, ResetResponse, Run, StartRunRequest, VecResetRequest, VecResetResponse } from '@rlmesh/proto';
+import {
+  EvaluateRequest,
+  EvaluateResponse,
+  ResetRequest,
+  ResetResponse,
+  Run,
+  StartRunRequest,
+  VecResetRequest,
+  VecResetResponse,
+} from '@rlmesh/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnService } from '../../packages/cli/src/up';
-import { ENV_RPCS, type Gen, type Known, LEARNER_RPCS, POLICY_RPCS, SESSION, WATCH_RUN } from './fuzz-requests';
+import { ENV_RPCS, EVALUATE, EVALUATOR_RPCS, type Gen, type Known, LEARNER_RPCS, POLICY_RPCS, SESSION, WATCH_RUN } from './fuzz-requests';
 import { missingParts, ROOT, stopChild } from './helpers';
 
 const PER_RPC = Number(process.env.FUZZ_PER_RPC ?? 1000);
@@ -100,6 +109,7 @@ async function hammer(label: string, gen: Gen, known: Known, seed: number, send:
   const bodies = Array.from({ length: PER_RPC }, () => gen(rng, known));
   const bad: string[] = [];
   const codes: Record<string, number> = {};
+  const t0 = Date.now();
   let next = 0;
   let slowest = 0;
   await Promise.all(
@@ -116,7 +126,31 @@ async function hammer(label: string, gen: Gen, known: Known, seed: number, send:
       }
     }),
   );
-  return { bad, codes, slowest };
+  return { bad, codes: { ...codes, total_s: (Date.now() - t0) / 1000 }, slowest };
+}
+
+const SUITE = [
+  'name: fuzz',
+  'mode: greedy',
+  'entries:',
+  '  - { name: echo, env: { id: PatternEcho, options: { max_episode_steps: 1 } }, episodes: 4, seed: 7, split: ID }',
+].join('\n');
+
+/** Evaluates the run's latest version on SUITE and returns the stored evaluation's id. */
+function evaluateOnce(client: Client, runId: string): Promise<string> {
+  const body = Buffer.from(EvaluateRequest.encode(EvaluateRequest.fromPartial({ suite: SUITE, policy: { runId } })).finish());
+  return new Promise((resolve, reject) => {
+    const call = client.makeServerStreamRequest('/rlmesh.v1.EvaluatorService/Evaluate', identity, identity, body, new Metadata(), {
+      deadline: Date.now() + 60_000,
+    });
+    let id = '';
+    call.on('data', (b: Buffer) => {
+      const m = EvaluateResponse.decode(b);
+      if (m.event?.$case === 'result') id = m.event.result.id;
+    });
+    call.on('error', reject);
+    call.on('end', () => (id ? resolve(id) : reject(new Error('Evaluate ended without a result'))));
+  });
 }
 
 describe.skipIf(missing !== null)('fuzz: malformed requests to every RPC of every service', () => {
@@ -134,7 +168,8 @@ describe.skipIf(missing !== null)('fuzz: malformed requests to every RPC of ever
     const l = await spawnService('learner', ['learner', ...common, '--out-dir', join(dir, 'runs')], env);
     const p = await spawnService('policy', ['policy', ...common, '--seed', '1'], env);
     const e = await spawnService('env', ['env', ...common, '--policy', `127.0.0.1:${p.ready.port}`, '--replica-id', 'env-0'], env);
-    for (const [name, s] of Object.entries({ learner: l, policy: p, env: e })) {
+    const v = await spawnService('evaluator', ['evaluator', ...common, '--checkpoint-root', join(dir, 'runs')], env);
+    for (const [name, s] of Object.entries({ learner: l, policy: p, env: e, evaluator: v })) {
       children[name] = s.child;
       ports[name] = s.ready.port;
       clients[name] = new Client(`127.0.0.1:${s.ready.port}`, credentials.createInsecure(), {
@@ -186,7 +221,11 @@ describe.skipIf(missing !== null)('fuzz: malformed requests to every RPC of ever
       obsDim: Number(reset.obs?.shape[0] ?? 8),
       handles: [reset.handle, vec.handle],
       validConfig,
+      validSuite: SUITE,
+      evaluationIds: [],
     };
+    // One real evaluation of the run's current version, so that lookups by id can succeed.
+    known.evaluationIds.push(await evaluateOnce(clients.evaluator, runId));
     const rssBefore = Object.fromEntries(Object.entries(children).map(([n, c]) => [n, rssMb(c.pid!)]));
     const getRun = () =>
       ok(
@@ -222,6 +261,15 @@ describe.skipIf(missing !== null)('fuzz: malformed requests to every RPC of ever
       await run(
         `LearnerService/${name}`,
         await hammer(name, gen, known, seed++, (b) => unary(clients.learner, `/rlmesh.v1.LearnerService/${name}`, b)),
+      );
+    await run(
+      'EvaluatorService/Evaluate',
+      await hammer('Evaluate', EVALUATE, known, seed++, (b) => serverStream(clients.evaluator, '/rlmesh.v1.EvaluatorService/Evaluate', b)),
+    );
+    for (const [name, gen] of Object.entries(EVALUATOR_RPCS))
+      await run(
+        `EvaluatorService/${name}`,
+        await hammer(name, gen, known, seed++, (b) => unary(clients.evaluator, `/rlmesh.v1.EvaluatorService/${name}`, b)),
       );
     await run(
       'LearnerService/WatchRun',

@@ -73,6 +73,16 @@ function suiteError(e: unknown): unknown {
   return invalidArgument(key, e.rule);
 }
 
+/** A comparison reads every result and builds an n x n dominance matrix: bounded so one request stays cheap. */
+export const MAX_COMPARED = 256;
+/** Ids the evaluator makes (ev-<time>-<hex>) and ids a caller chose: safe as store keys and file names. */
+const EVALUATION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function checkEvaluationId(field: string, id: string): void {
+  if (!id) throw invalidArgument(field, 'is required');
+  if (!EVALUATION_ID.test(id)) throw invalidArgument(field, `must match ${EVALUATION_ID}, got ${JSON.stringify(id)}`);
+}
+
 export class EvaluatorCore {
   constructor(private readonly opts: EvaluatorCoreOptions) {}
 
@@ -184,7 +194,7 @@ export class EvaluatorCore {
   }
 
   async get(id: string): Promise<EvaluationResult> {
-    if (!id) throw invalidArgument('id', 'is required');
+    checkEvaluationId('id', id);
     const r = await this.opts.store.get(id);
     if (!r) throw notFound('id', `no evaluation ${JSON.stringify(id)}`);
     return r;
@@ -197,6 +207,8 @@ export class EvaluatorCore {
   /** Dominance between every pair of stored evaluations of one suite, and their Pareto frontier. */
   async compare(ids: string[], opts: ComparisonOptions = {}): Promise<Comparison> {
     if (ids.length < 2) throw invalidArgument('ids', `name at least two evaluations, got ${ids.length}`);
+    if (ids.length > MAX_COMPARED) throw invalidArgument('ids', `name at most ${MAX_COMPARED} evaluations, got ${ids.length}`);
+    for (const [i, id] of ids.entries()) checkEvaluationId(`ids[${i}]`, id);
     const seen = new Set<string>();
     const results: EvaluationResult[] = [];
     for (const [i, id] of ids.entries()) {
