@@ -1,4 +1,4 @@
-/** A tokenizer file (or tokenizer options) that cannot be used; `key` is the dotted path that broke, as in config errors. */
+/** A tokenizer file, option or input text that cannot be used; `key` is the dotted path that broke, as in config errors. */
 export class TokenizerFormatError extends Error {
   constructor(
     readonly key: string,

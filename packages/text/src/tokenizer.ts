@@ -42,7 +42,8 @@ export interface DecodeOptions {
   skipSpecialTokens?: boolean;
 }
 
-const utf8Decoder = new TextDecoder('utf-8');
+// ignoreBOM keeps a leading U+FEFF as text: by default TextDecoder drops it, and round trips would lose it.
+const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 /** With the `u` flag a surrogate class matches only unpaired surrogates, which UTF-8 cannot encode. */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;

@@ -76,6 +76,12 @@ describe('bad input to the tokenizer', () => {
     expect(tok.decode([50256])).toBe('<|endoftext|>');
   });
 
+  it('keeps a leading byte-order mark through encode and decode', () => {
+    const s = '\ufeffwith BOM';
+    expect(tok.decode(tok.encode(s))).toBe(s);
+    expect(tok.decode(tok.encodeBytes(new TextEncoder().encode(s)))).toBe(s);
+  });
+
   it('decodes ids that cut a character in half to U+FFFD, and their bytes exactly', () => {
     const ids = tok.encode('🎉');
     expect(ids.length).toBeGreaterThan(1);
