@@ -9,6 +9,7 @@ import { applyOverrides, ConfigError, parseConfigText } from '@rlmesh/core';
 import { RunState } from '@rlmesh/proto';
 import { parseArgs, UsageError } from './args';
 import { DASHBOARD_USAGE, dashboard } from './dashboard';
+import { DATA_USAGE, dataCommand } from './data';
 import { EVAL_USAGE, evalCommand } from './eval';
 import { policyAct } from './policy-act';
 import { Progress } from './progress';
@@ -31,7 +32,8 @@ const USAGE = `usage:
   ${POLICY_USAGE}
   ${EVAL_USAGE}
   ${REPORT_USAGE}
-  ${DASHBOARD_USAGE}`;
+  ${DASHBOARD_USAGE}
+  ${DATA_USAGE}`;
 
 /** `rlmesh <command> --help` prints that command's usage. */
 const HELP: Record<string, string> = {
@@ -42,6 +44,7 @@ const HELP: Record<string, string> = {
   eval: EVAL_USAGE,
   report: REPORT_USAGE,
   dashboard: DASHBOARD_USAGE,
+  data: DATA_USAGE,
 };
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -58,6 +61,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === 'eval') return await evalCommand(rest);
     if (command === 'report') return await report(rest);
     if (command === 'dashboard') return await dashboard(rest);
+    if (command === 'data') return await dataCommand(rest);
     if (command === undefined || command === 'help' || command === '--help') {
       console.log(USAGE);
       return command === undefined ? 2 : 0;
