@@ -4,44 +4,30 @@
  * each observation row the distribution's outputs, the value, and the chosen action (the mode with
  * --greedy, else a sample).
  */
-import { actRng, sampleActions } from '@rlmesh/core';
-import { buildInferenceProgram, loadSafetensors, loadWeights, Session } from '@rlmesh/graph';
-import { actOutputs, buildModel, envShape, parseRunConfig } from '@rlmesh/learner';
+import { actRng, ConfigError, sampleActions } from '@rlmesh/core';
+import { buildActProgram, loadPolicyFile, type PolicyFile } from '@rlmesh/learner';
+import { ActProgram } from '@rlmesh/mesh';
 import { parseArgs, UsageError } from './args';
 
 export async function policyAct(argv: readonly string[]): Promise<number> {
   const { options } = parseArgs(argv, ['greedy']);
   if (!options.checkpoint) throw new UsageError('policy act needs --checkpoint <file>');
   if (!options.obs) throw new UsageError('policy act needs --obs <json>');
-  let meta: Record<string, string>;
+  let file: PolicyFile;
   try {
-    meta = (await loadSafetensors(options.checkpoint)).metadata;
+    file = await loadPolicyFile(options.checkpoint);
   } catch (e) {
-    throw new UsageError(`cannot read checkpoint ${options.checkpoint}: ${(e as Error).message}`);
+    if (e instanceof ConfigError) throw e;
+    throw new UsageError(`--checkpoint: ${(e as Error).message}`);
   }
-  if (!meta.config) throw new UsageError(`${options.checkpoint} carries no run config in its metadata`);
-  const cfg = parseRunConfig(JSON.parse(meta.config));
-  const shape = envShape(cfg);
-  const model = buildModel(cfg, shape);
+  const { cfg, shape, model, params } = file;
   const rows = parseObs(options.obs);
   const S = model.obsDim;
   if (rows.some((r) => r.length !== S)) throw new UsageError(`--obs: every row needs ${S} values for ${cfg.env.id}`);
-  let params: Map<string, Float32Array>;
-  try {
-    params = (await loadWeights(options.checkpoint, model.module)).params;
-  } catch (e) {
-    throw new UsageError(`--checkpoint does not fit its config: ${(e as Error).message}`);
-  }
-  const onnx = buildInferenceProgram({
-    module: model.module,
-    params,
-    inputs: [{ name: 'obs', dtype: 'float32', shape: ['batch', S] }],
-    forward: (i) => actOutputs(model, i.obs),
-  });
-  const session = await Session.create(onnx);
-  const out = await session.run({ obs: { data: Float32Array.from(rows.flat()), shape: [rows.length, S] } });
-  await session.release();
-  const outputs = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
+  const act = buildActProgram(model);
+  const program = await ActProgram.create(act.onnx, shape.distribution);
+  const outputs = await program.outputs(act.layout.pack(params), Float32Array.from(rows.flat()), rows.length);
+  await program.release();
   const { actions, logProbs } = sampleActions(
     shape.distribution,
     outputs,

@@ -82,7 +82,7 @@ describe('rlmesh train', () => {
     expect(await main(['policy', 'act', '--checkpoint', model, '--obs', '[[1,2]]'])).toBe(2);
     expect(io.err.at(-1)).toBe('rlmesh: --obs: every row needs 8 values for PatternEcho');
     expect(await main(['policy', 'act', '--checkpoint', join(dir, 'nope.safetensors'), '--obs', obs])).toBe(2);
-    expect(io.err.at(-1)).toMatch(/^rlmesh: cannot read checkpoint /);
+    expect(io.err.at(-1)).toMatch(/^rlmesh: --checkpoint: cannot read \S+nope.safetensors: ENOENT/);
   });
 
   it('resumes from a checkpoint with --resume', async () => {

@@ -5,8 +5,7 @@
  * runner local-inference actors use, so a policy acts the same here as in training.
  */
 import type { PolicyRef } from '@rlmesh/core';
-import { loadSafetensors, loadWeights } from '@rlmesh/graph';
-import { buildActProgram, buildModel, envShape, parseRunConfig } from '@rlmesh/learner';
+import { buildActProgram, loadPolicyFile } from '@rlmesh/learner';
 import { ActProgram } from '@rlmesh/mesh';
 
 export interface PolicySource {
@@ -40,12 +39,7 @@ export class ProgramPolicy implements PolicySource {
  * run do) and the parameters are read by name; optimiser state in a training checkpoint is ignored.
  */
 export async function checkpointPolicy(path: string, label?: string): Promise<PolicySource> {
-  const { metadata } = await loadSafetensors(path);
-  if (!metadata.config) throw new Error(`${path} carries no run config in its metadata: not an rlmesh checkpoint or model file`);
-  const cfg = parseRunConfig(JSON.parse(metadata.config));
-  const shape = envShape(cfg);
-  const model = buildModel(cfg, shape);
-  const { params } = await loadWeights(path, model.module);
+  const { cfg, shape, model, params, metadata } = await loadPolicyFile(path);
   const act = buildActProgram(model);
   const flat = act.layout.pack(params);
   const program = await ActProgram.create(act.onnx, shape.distribution);

@@ -9,3 +9,4 @@ export * from './run/config';
 export * from './run/curriculum';
 export * from './run/embedded';
 export * from './run/learner-run';
+export * from './run/policy-file';
