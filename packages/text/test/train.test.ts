@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError } from '@rlmesh/core';
-import { loadTokenizer, saveTokenizer, trainBpe } from '@rlmesh/text';
+import { BYTE_TO_CHAR, loadTokenizer, saveTokenizer, trainBpe } from '@rlmesh/text';
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomTexts, TRICKY } from './strings';
 
@@ -87,6 +87,44 @@ describe('BPE trainer', () => {
       small.tokenToId('c'),
       small.tokenToId('d'),
     ]);
+  });
+
+  it('learns the same merges as a from-scratch recount of every pair at every step', () => {
+    // The trainer updates pair counts incrementally; this reference recounts everything each time.
+    const sample = corpus(60);
+    const trained = trainBpe(sample, { vocab_size: 330, min_frequency: 2, bos_token: '', eos_token: '', pad_token: '' });
+    const counts = new Map<string, number>();
+    for (const t of sample)
+      for (const m of t.matchAll(/'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu)) {
+        counts.set(m[0], (counts.get(m[0]) ?? 0) + 1);
+      }
+    const id = (t: string) => trained.tokenToId(t) as number;
+    let words = [...counts].map(([w, n]) => ({ sym: [...Buffer.from(w, 'utf8')].map((b) => id(BYTE_TO_CHAR[b])), n }));
+    const expected: [string, string][] = [];
+    for (;;) {
+      const pairs = new Map<string, number>();
+      for (const { sym, n } of words)
+        for (let i = 0; i + 1 < sym.length; i++) pairs.set(`${sym[i]},${sym[i + 1]}`, (pairs.get(`${sym[i]},${sym[i + 1]}`) ?? 0) + n);
+      const best = [...pairs]
+        .map(([k, n]) => [...k.split(',').map(Number), n])
+        .sort((x, y) => y[2] - x[2] || x[0] - y[0] || x[1] - y[1])[0];
+      if (best === undefined || best[2] < 2 || 256 + expected.length >= 330) break;
+      const [a, b] = best;
+      const merged = id((trained.idToToken(a) as string) + trained.idToToken(b));
+      expected.push([trained.idToToken(a) as string, trained.idToToken(b) as string]);
+      words = words.map(({ sym, n }) => {
+        const out: number[] = [];
+        for (let i = 0; i < sym.length; i++) {
+          if (sym[i] === a && sym[i + 1] === b) {
+            out.push(merged);
+            i++;
+          } else out.push(sym[i]);
+        }
+        return { sym: out, n };
+      });
+    }
+    expect(expected.length).toBeGreaterThan(30);
+    expect(trained.model.merges).toEqual(expected);
   });
 
   it('is deterministic', () => {
