@@ -3,10 +3,12 @@ import { describe, expect, it } from 'vitest';
 import {
   buildCardsDatasets,
   type CardExample,
+  CardRulesTask,
   drawExample,
   evaluateRule,
   formatPrompt,
   HELD_OUT_FAMILIES,
+  heldOutPrompts,
   ID_COLOURS,
   parseAnswer,
   type Rule,
@@ -270,6 +272,18 @@ describe('CardRules text env', () => {
     expect(refused(' 1\uD800')).toMatch(/^completion: must be valid Unicode/);
     expect(refused(' 1\uFFFD')).toMatch(/^completion: must be valid UTF-8/);
     expect(env.step(' 1').terminated).toBe(true);
+  });
+
+  it('never shows a held-out val or test prompt when holdout_seed is set', () => {
+    const first = drawExample(new Rng(5), 'id');
+    const task = new CardRulesTask('id', new Set([first.prompt]));
+    expect(task.draw(new Rng(5)).prompt).not.toBe(first.prompt);
+    expect(new CardRulesTask('id').draw(new Rng(5)).prompt).toBe(first.prompt);
+    const held = heldOutPrompts(11, 300, 300);
+    expect(held.size).toBe(300 + SPLITS.length * 300);
+    for (const ex of [...byName.val, ...byName.test_id, ...byName.test_ood_length]) expect(held.has(ex.prompt)).toBe(true);
+    const env = makeTextEnv('CardRules', { holdout_seed: 11, holdout_n_val: 300, holdout_n_test: 300 });
+    for (let i = 0; i < 200; i++) expect(held.has(env.reset(i))).toBe(false);
   });
 
   it('replays from a snapshot', () => {
