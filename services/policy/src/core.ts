@@ -50,6 +50,12 @@ export interface PolicyCoreOptions {
   maxVersionWaitMs?: number;
   /** Where metrics go (default: the global meter `rlmesh.policy`, a no-op until a MeterProvider is set). */
   meter?: Meter;
+  /**
+   * A run that serves no request for this long gives back its inference worker and pointer watch
+   * (default 60 s); the next request opens it again. Runs end and new ones start all the time, and
+   * without this each one ever served kept a thread and its weights.
+   */
+  idleCloseMs?: number;
 }
 
 /** Which of a run's versions a request wants: the latest published, or the one its promotion gate promoted. */
@@ -76,8 +82,13 @@ export class PolicyCore {
   private readonly batchRows: Histogram;
   private readonly served: ReturnType<Meter['createCounter']>;
   private closed = false;
+  /** Per open run: requests in progress, and when the last one ended. */
+  private readonly use = new Map<string, { active: number; last: number }>();
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly opts: PolicyCoreOptions) {
+    const idleMs = opts.idleCloseMs ?? 60_000;
+    this.sweeper = setInterval(() => void this.closeIdle(idleMs), Math.max(20, idleMs / 2)).unref();
     this.maxBatch = opts.maxBatch ?? 1024;
     this.maxWaitMs = opts.maxWaitMs ?? 0;
     this.maxRowsPerRequest = opts.maxRowsPerRequest ?? 4096;
@@ -105,7 +116,48 @@ export class PolicyCore {
     checkRunId(runId);
     if (!Number.isInteger(rows) || rows < 1) throw invalidArgument('obs', `needs at least 1 row, got ${rows}`);
     if (rows > this.maxRowsPerRequest) throw invalidArgument('obs', `at most ${this.maxRowsPerRequest} rows per request, got ${rows}`);
-    const run = await this.run(runId, channel);
+    const key = runKey(runId, channel);
+    this.using(key, +1);
+    try {
+      return await this.actOn(await this.run(runId, channel), runId, obs, rows, greedy, minVersion, seed, t0);
+    } finally {
+      this.using(key, -1);
+    }
+  }
+
+  private using(key: string, delta: 1 | -1): void {
+    const u = this.use.get(key) ?? { active: 0, last: 0 };
+    u.active += delta;
+    u.last = Date.now();
+    this.use.set(key, u);
+  }
+
+  /** Closes the runs no request has used for `idleMs`; one that a request is using stays open. */
+  private async closeIdle(idleMs: number): Promise<void> {
+    const now = Date.now();
+    for (const [key, opening] of this.runs) {
+      const u = this.use.get(key);
+      if (u && (u.active > 0 || now - u.last < idleMs)) continue;
+      if (!u) {
+        this.use.set(key, { active: 0, last: now });
+        continue;
+      }
+      this.runs.delete(key);
+      this.use.delete(key);
+      void opening.then((r) => r.close(unavailable('the run was idle and its policy was closed'))).catch(() => undefined);
+    }
+  }
+
+  private async actOn(
+    run: PolicyRun,
+    runId: string,
+    obs: Float32Array,
+    rows: number,
+    greedy: boolean,
+    minVersion: number,
+    seed: number,
+    t0: number,
+  ): Promise<ActResult> {
     const dim = run.shape.obsDim;
     if (obs.length !== rows * dim) {
       const got = obs.length % rows === 0 ? `[${rows}, ${obs.length / rows}]` : `${obs.length} values for ${rows} rows`;
@@ -139,6 +191,7 @@ export class PolicyCore {
   /** Stops every watch and worker; queued requests fail with UNAVAILABLE. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.sweeper);
     const runs = [...this.runs.values()];
     this.runs.clear();
     const reason = unavailable('policy service is closing');

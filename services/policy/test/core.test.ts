@@ -2,6 +2,7 @@
  * PolicyCore against a MemoryBus and a real compiled policy: outputs checked against onnxruntime
  * run in-process, sampling, batching, metrics, and the keyed errors of bad requests.
  */
+import { readFileSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import type { Meter } from '@opentelemetry/api';
 import { encodePolicyPointer, keys, MemoryBus, type MeshError } from '@rlmesh/mesh';
@@ -133,6 +134,26 @@ describe('PolicyCore errors', () => {
     expect(e).not.toBeNull();
     return { code: e?.code, message: e?.message };
   };
+
+  it('gives back the worker of a run idle for idleCloseMs, and opens it again on the next request', async () => {
+    const threads = () => Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+    const bus = new MemoryBus();
+    const runs = Array.from({ length: 20 }, (_, i) => `idle-${i}`);
+    for (const r of runs) await publish(bus, r, C, 1, P1);
+    const core = makeCore(bus, { idleCloseMs: 1000 });
+    const obs = observations(2, C.obsDim, 1);
+    await core.act(runs[0], obs, 2, true);
+    await new Promise((r) => setTimeout(r, 2500));
+    const before = threads();
+    await Promise.all(runs.map((r) => core.act(r, obs, 2, true)));
+    // 20 runs served at once hold a worker each.
+    expect(threads()).toBeGreaterThanOrEqual(before + 15);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(threads()).toBeLessThanOrEqual(before + 1);
+    // Closed for idleness is not gone: the next request is served as before.
+    const again = await core.act(runs[3], obs, 2, true);
+    expect(again.actions).toHaveLength(2);
+  });
 
   it('unknown run: NOT_FOUND naming run_id; a run published later is then served', async () => {
     const bus = new MemoryBus();
