@@ -1,4 +1,4 @@
-import { ConfigError, makeTextEnv, Rng, TextInputError } from '@rlmesh/core';
+import { ConfigError, isTextEnv, makeTextEnv, Rng, registerTextEnv, TextInputError, textEnvIds } from '@rlmesh/core';
 import { describe, expect, it } from 'vitest';
 import {
   buildCardsDatasets,
@@ -293,6 +293,15 @@ describe('CardRules text env', () => {
     const next = [env.step(' 1'), env.reset(), env.reset()];
     env.restore(saved);
     expect([env.step(' 1'), env.reset(), env.reset()]).toEqual(next);
+  });
+
+  it('registers once, in its own registry, under an id no numeric env has', () => {
+    expect(textEnvIds()).toContain('CardRules');
+    expect(isTextEnv('CardRules')).toBe(true);
+    expect(isTextEnv('CartPole-v1')).toBe(false);
+    const spec = { id: 'CartPole-v1', description: '', options: {}, make: () => makeTextEnv('CardRules') };
+    expect(() => registerTextEnv(spec)).toThrow(/env "CartPole-v1" is already registered/);
+    expect(() => registerTextEnv({ ...spec, id: 'CardRules' })).toThrow(/env "CardRules" is already registered/);
   });
 
   it('names a bad option', () => {
