@@ -88,7 +88,7 @@ export interface StepRequest {
 }
 
 export interface StepResponse {
-  /** [obs_dim]: after an episode ends, the final observation; call Reset next */
+  /** [obs_dim]: after an episode ends, the final observation; call Reset next. Unset for text envs */
   obs?: Tensor | undefined;
   reward?: RewardVector | undefined;
   terminated: boolean;
