@@ -6,13 +6,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort } from '@rlmesh/mesh';
 import { afterAll, describe, expect, it } from 'vitest';
-import { missingParts, ROOT, stopChild } from './helpers';
+import { missingParts, ROOT, stopChild, until } from './helpers';
 
 const BIN = join(ROOT, 'packages', 'cli', 'bin', 'rlmesh.js');
 const missing = missingParts();
@@ -78,6 +78,60 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
       expect(text).not.toContain('command_args');
       expect(text).not.toContain('--nats');
     }
+  });
+
+  it('up restarts a service killed by a signal, and Ctrl-C then stops everything it started', async () => {
+    const base = await freePort();
+    const child = spawn(process.execPath, [BIN, 'up', '--base-port', String(base), '--out-dir', join(dir, 'runs-up2')], {
+      env: { ...process.env, NATS_URL: '', RLMESH_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: string[] = [];
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        out.push(l);
+        if (l.startsWith('ready:')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`rlmesh up exited ${code}: ${out.join('\n')}${err}`)));
+    });
+    const pids = Object.fromEntries(
+      out.flatMap((l) => {
+        const m = /^\s+(\S+)\s.*pid (\d+)$/.exec(l);
+        return m ? [[m[1], Number(m[2])]] : [];
+      }),
+    );
+    expect(Object.keys(pids).sort()).toEqual(['env-0', 'evaluator', 'learner', 'policy']);
+    const natsPort = Number(/NATS nats:\/\/127\.0\.0\.1:(\d+) \(started here\)/.exec(out.join('\n'))![1]);
+    process.kill(pids.policy, 'SIGKILL');
+    await until(() => (/policy is back \(pid \d+\)/.test(err) ? true : undefined), 60_000, 'the policy service to come back');
+    expect(err).toMatch(/rlmesh up: policy was killed by SIGKILL; restarting in 1 s \(restart 1\)/);
+    const restartedPid = Number(/policy is back \(pid (\d+)\)/.exec(err)![1]);
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive(restartedPid)).toBe(true);
+
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(0);
+    for (const pid of [restartedPid, pids.learner, pids['env-0'], pids.evaluator]) expect(alive(pid), `pid ${pid}`).toBe(false);
+    // The nats-server up started is gone too: its port no longer accepts connections.
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect(natsPort, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
   });
 
   it('refuses to start when its metrics port is taken: one line, exit 2', async () => {

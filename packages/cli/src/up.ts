@@ -11,11 +11,73 @@ import { parseArgs, UsageError } from './args';
 
 export const UP_USAGE = 'rlmesh up [--env-replicas N] [--base-port P] [--out-dir DIR]';
 
-export interface ServiceProcess {
-  name: string;
-  address: string;
-  metricsPort: number;
-  child: ChildProcess;
+/** First and longest wait before restarting a service that died; a run of 60 s resets it. */
+const RESTART_DELAY_MS = { first: 1000, max: 30_000, healthyAfter: 60_000 };
+
+/**
+ * A service child that `up` restarts when it dies (crash, signal, OOM kill), waiting longer after
+ * each death in a row, and says so on stderr with a restart count.
+ */
+export class Supervised {
+  restarts = 0;
+  private stopping = false;
+  private delay = RESTART_DELAY_MS.first;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly args: string[],
+    public child: ChildProcess,
+    readonly address: string,
+    readonly metricsPort: number,
+  ) {
+    this.watch(child);
+  }
+
+  private watch(child: ChildProcess): void {
+    this.child = child;
+    const started = Date.now();
+    child.once('exit', (code, signal) => {
+      if (this.stopping) return;
+      if (Date.now() - started > RESTART_DELAY_MS.healthyAfter) this.delay = RESTART_DELAY_MS.first;
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      this.scheduleRestart(how);
+    });
+  }
+
+  private scheduleRestart(why: string): void {
+    this.restarts++;
+    console.error(`rlmesh up: ${this.name} ${why}; restarting in ${this.delay / 1000} s (restart ${this.restarts})`);
+    this.timer = setTimeout(() => void this.restart(), this.delay);
+    this.delay = Math.min(this.delay * 2, RESTART_DELAY_MS.max);
+  }
+
+  private async restart(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const { child } = await spawnService(this.name, this.args);
+      if (this.stopping) {
+        child.kill('SIGTERM');
+        return;
+      }
+      this.watch(child);
+      console.error(`rlmesh up: ${this.name} is back (pid ${child.pid})`);
+    } catch (e) {
+      if (!this.stopping) this.scheduleRestart(`did not come back (${(e as Error).message})`);
+    }
+  }
+
+  /** Stops the service and any pending restart; resolves once the child is gone. */
+  stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    const child = this.child;
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  }
 }
 
 const BIN = join(__dirname, '..', 'bin', 'rlmesh.js');
@@ -85,51 +147,37 @@ export async function up(argv: readonly string[]): Promise<number> {
     // The evaluator reads checkpoints where the learner writes runs.
     { name: 'evaluator', port: base + 2 + replicas, extra: ['--checkpoint-root', options['out-dir'] ?? 'runs'] },
   ];
-  const running: ServiceProcess[] = [];
+  const running: Supervised[] = [];
+  let stopped = false;
   const stopAll = async () => {
-    await Promise.all(
-      running.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            if (s.child.exitCode !== null) return resolve();
-            s.child.once('exit', () => resolve());
-            s.child.kill('SIGTERM');
-          }),
-      ),
-    );
+    stopped = true;
+    await Promise.all(running.map((s) => s.stop()));
     await nats?.stop();
   };
+  // Ctrl-C and termination stop the mesh at any stage, whatever has died or restarted before.
+  const stopRequested = new Promise<void>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
+  });
   try {
     for (const p of plan) {
       const kind = p.name.startsWith('env') ? 'env' : p.name;
       const metricsPort = p.port + 100;
-      const { child } = await spawnService(p.name, [
-        kind,
-        '--port',
-        String(p.port),
-        '--nats',
-        natsUrl,
-        '--metrics-port',
-        String(metricsPort),
-        ...p.extra,
-      ]);
-      running.push({ name: p.name, address: `127.0.0.1:${p.port}`, metricsPort, child });
+      const args = [kind, '--port', String(p.port), '--nats', natsUrl, '--metrics-port', String(metricsPort), ...p.extra];
+      const { child } = await Promise.race([spawnService(p.name, args), stopRequested.then(() => Promise.reject(new Error('stopped')))]);
+      running.push(new Supervised(p.name, args, child, `127.0.0.1:${p.port}`, metricsPort));
     }
   } catch (e) {
     await stopAll();
+    if (stopped && (e as Error).message === 'stopped') return 0;
     throw new UsageError(
       `up: ${(e as Error).message} (is port ${base}..${base + 2 + replicas} or its +100 metrics port taken? try --base-port)`,
     );
   }
   console.log(`rlmesh up: NATS ${natsUrl}${nats ? ' (started here)' : ''}`);
-  for (const s of running) console.log(`  ${s.name.padEnd(8)} ${s.address}   metrics http://127.0.0.1:${s.metricsPort}/metrics`);
-  console.log(`ready: rlmesh train --mesh configs/wmil-pattern-echo.yaml --learner 127.0.0.1:${base}   (Ctrl-C stops the mesh)`);
   for (const s of running)
-    s.child.once('exit', (code) => code !== 0 && code !== null && console.error(`rlmesh up: ${s.name} exited with code ${code}`));
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
+    console.log(`  ${s.name.padEnd(8)} ${s.address}   metrics http://127.0.0.1:${s.metricsPort}/metrics   pid ${s.child.pid}`);
+  console.log(`ready: rlmesh train --mesh configs/wmil-pattern-echo.yaml --learner 127.0.0.1:${base}   (Ctrl-C stops the mesh)`);
+  await stopRequested;
   await stopAll();
   return 0;
 }
