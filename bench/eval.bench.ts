@@ -186,7 +186,7 @@ async function throughput(suiteFile: string, checkpoint: string, s: BenchSetting
       ratio: service / local,
       notes:
         `service: EvaluatorService.Evaluate over gRPC on loopback, the server in this process on a MemoryBus with a file store; each call loads the checkpoint, ` +
-        `checks it fits the suite, streams one progress message per episode and stores the result; in process: the policy loaded once. ` +
+        `checks it fits the suite, streams progress at each entry's end and at most every 100 ms, and stores the result; in process: the policy loaded once. ` +
         `${describeTiming('service', t.subject)}; ${describeTiming('in process', t.baseline)}. ratio = service / in process.`,
     };
   } finally {
