@@ -68,16 +68,16 @@ describe('LearnerService over gRPC', () => {
   });
 
   it("writes only under its own run root, whatever a config's run.out_dir says", async () => {
-    const escape = mkdtempSync(join(tmpdir(), 'rlmesh-escape-'));
+    const elsewhere = mkdtempSync(join(tmpdir(), 'rlmesh-escape-'));
     try {
-      const config = `run: { out_dir: ${JSON.stringify(join(escape, '..', '..'))} }\nenv: { id: PatternEcho, num_envs: 4, num_steps: 1 }\ntrain: { total_env_steps: 8 }`;
+      const config = `run: { out_dir: ${JSON.stringify(join(elsewhere, '..', '..'))} }\nenv: { id: PatternEcho, num_envs: 4, num_steps: 1 }\ntrain: { total_env_steps: 8 }`;
       await start(config, 'contained');
       await call<{ runId: string }, Run>(client.stopRun, { runId: 'contained' }).catch(() => undefined);
       expect(existsSync(join(dir, 'contained', 'config.json'))).toBe(true);
       expect(JSON.parse(readFileSync(join(dir, 'contained', 'config.json'), 'utf8')).run.out_dir).toBe(dir);
-      expect(existsSync(join(escape, '..', '..', 'contained'))).toBe(false);
+      expect(existsSync(join(elsewhere, '..', '..', 'contained'))).toBe(false);
     } finally {
-      rmSync(escape, { recursive: true, force: true });
+      rmSync(elsewhere, { recursive: true, force: true });
     }
   });
 
