@@ -23,6 +23,37 @@ const REFERENCE: [s: number, n: number, level: number, low: number, high: number
   [99.5, 100, 0.8, 0.9772372209558107, 0.9989469496904544],
 ];
 
+/**
+ * Published figures: R's binom package, `binom.confint(x, n, conf.level = 0.95, tol = 1e-8)`,
+ * method "bayes" (Beta(1/2, 1/2) prior, central interval), as recorded with their R session in
+ * statsmodels' test results (statsmodels/stats/tests/results/results_proportion.py, res_binom,
+ * column "bayes").
+ */
+const R_BINOM_BAYES: [s: number, n: number, low: number, high: number][] = [
+  [18, 20, 0.716146742695748, 0.97862751197755],
+  [4, 20, 0.07152005247873425, 0.4082257625169254],
+  [4, 200, 0.00678759879519299, 0.0468465669668423],
+];
+
+describe('jeffreysInterval against R binom (published)', () => {
+  it.each(R_BINOM_BAYES)('%s of %s at 95%% equals binom.confint to 1e-6', (s, n, low, high) => {
+    const iv = jeffreysInterval(s, n, 0.95);
+    expect(Math.abs(iv.low - low)).toBeLessThan(1e-6);
+    expect(Math.abs(iv.high - high)).toBeLessThan(1e-6);
+  });
+
+  it('at s = 0 and s = n: the bound at the edge is exactly 0 or 1, as in R; the other keeps its equal tail', () => {
+    // R's published 0 of 30: ci_low 0, ci_upp 0.06151672; 30 of 30: ci_low 0.9384833, ci_upp 1. R puts
+    // the whole alpha in the one open tail there (qbeta(0.95, ...)); Brown, Cai and DasGupta keep
+    // alpha / 2, so our 95% bound equals R's figure at 90%.
+    expect(jeffreysInterval(0, 30, 0.95).low).toBe(0);
+    expect(jeffreysInterval(30, 30, 0.95).high).toBe(1);
+    expect(Math.abs(jeffreysInterval(0, 30, 0.9).high - 0.06151672)).toBeLessThan(1e-6);
+    expect(Math.abs(jeffreysInterval(30, 30, 0.9).low - 0.9384833)).toBeLessThan(1e-6);
+    expect(jeffreysInterval(0, 30, 0.95).high).toBeGreaterThan(0.06151672);
+  });
+});
+
 describe('jeffreysInterval', () => {
   it.each(REFERENCE)('s=%s n=%s level=%s matches the SciPy reference to 1e-6', (s, n, level, low, high) => {
     const iv = jeffreysInterval(s, n, level);
