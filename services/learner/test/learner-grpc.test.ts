@@ -90,6 +90,18 @@ describe('LearnerService over gRPC', () => {
     await expectStatus(start('env: { id: Chess }'), status.INVALID_ARGUMENT, 'env.id');
     await expectStatus(start('env: [unclosed'), status.INVALID_ARGUMENT, 'config');
     await expectStatus(start(''), status.INVALID_ARGUMENT, 'config');
+    // Runs that could never train are refused up front: a model far beyond memory, and more rows per
+    // Act call than the policy service takes.
+    await expectStatus(
+      start('env: { id: CartPole-v1 }\nmodel: { id: mlp_actor_critic, hidden_dim: 65536, num_layers: 16 }'),
+      status.INVALID_ARGUMENT,
+      'model: mlp_actor_critic with these options has',
+    );
+    await expectStatus(
+      start('env: { id: CartPole-v1, num_envs: 5000 }\nmesh: { inference: central }'),
+      status.INVALID_ARGUMENT,
+      'env.num_envs',
+    );
     await expectStatus(start(`# ${'x'.repeat(300_000)}\nenv: { id: PatternEcho }`), status.INVALID_ARGUMENT, 'config');
     await expectStatus(start('{}', 'bad run id!'), status.INVALID_ARGUMENT, 'run_id');
     await expectStatus(start('{}', '../escape'), status.INVALID_ARGUMENT, 'run_id');

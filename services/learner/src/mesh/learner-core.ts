@@ -20,6 +20,7 @@ import {
 } from '@rlmesh/mesh';
 import { type Run, RunState } from '@rlmesh/proto';
 import { parseRunConfig, type RunConfig } from '../run/config';
+import { buildModel, envShape } from '../run/learner-run';
 import { MeshRun } from './mesh-run';
 
 /** Where runs go when the service is given no --out-dir. */
@@ -56,6 +57,8 @@ export class LearnerCore {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
       throw invalidArgument('config', 'must be a mapping of sections (env, model, algo, train, ...); an empty config starts nothing');
     const cfg = this.placed(checked(() => parseRunConfig(raw)));
+    // Building the model only declares its parameters: a size no train step could hold is refused here.
+    checked(() => buildModel(cfg, envShape(cfg)));
     // A client must not choose where the service writes: every run lives under the service's own root.
     cfg.run.out_dir = this.opts.outDir ?? DEFAULT_RUN_ROOT;
     const id = runId || `${cfg.run.name}-${randomBytes(3).toString('hex')}`;

@@ -124,8 +124,16 @@ export function parseRunConfig(raw: unknown): RunConfig {
       throw new ConfigError('curriculum.start_level', `${spec.id} has levels 0..${levels - 1}, got ${base.curriculum.start_level}`);
   }
   checkEval(base.eval);
+  if (base.mesh.inference === 'central' && base.env.num_envs > MAX_ACT_ROWS)
+    throw new ConfigError(
+      'env.num_envs',
+      `at most ${MAX_ACT_ROWS} with mesh.inference central (the rows one Act call may carry), got ${base.env.num_envs}; use more actors or local inference`,
+    );
   return { ...base, model, algo };
 }
+
+/** The policy service's default limit on rows per Act request: an actor's whole vector env goes in one. */
+export const MAX_ACT_ROWS = 4096;
 
 /** The eval section's fields that only make sense together. */
 function checkEval(e: Base['eval']): void {

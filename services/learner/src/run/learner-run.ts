@@ -97,9 +97,22 @@ export function envShape(cfg: RunConfig): EnvShape {
   };
 }
 
+/**
+ * Parameters a train step may hold: with gradients and two Adam moments that is 16 bytes each, so 1e9
+ * is 16 GB. Larger models are refused when they are built, not when their allocation fails.
+ */
+export const MAX_PARAMETERS = 1_000_000_000;
+
 export function buildModel(cfg: RunConfig, shape: EnvShape): PolicyModel {
   const { id, ...options } = cfg.model;
-  return modelSpec(id).build(options as never, shape);
+  const model = modelSpec(id).build(options as never, shape);
+  const count = model.module.parameterCount();
+  if (count > MAX_PARAMETERS)
+    throw new ConfigError(
+      'model',
+      `${id} with these options has ${count.toExponential(2)} parameters; at most ${MAX_PARAMETERS.toExponential(0)} fit a train step`,
+    );
+  return model;
 }
 
 export class LearnerRun {
