@@ -1,25 +1,141 @@
 /**
- * Greedy decoding of a batch of prompts of different lengths with GPT-2's KV cache: one prefill
- * over the left-padded prompts, then one decode step per new token that feeds back the cache. Each
- * row's output is what the unpadded prompt alone gives (positions count tokens; padding is masked).
- * Returns each chosen token's log-probability under the model, which a learner needs as the
- * behaviour log-prob. Sampling (temperature, top-k, top-p), stop strings and the policy service's
- * Generate RPC build on this loop and are not here.
+ * Decoding a batch of prompts of different lengths with GPT-2's KV cache: one prefill over the
+ * left-padded prompts, then one decode step per new token that feeds back the cache. Each row's
+ * output is what the unpadded prompt alone gives (positions count tokens; padding is masked), and
+ * each row samples with its own settings and its own seeded generator, so a row's tokens do not
+ * depend on which other rows share the batch.
+ *
+ * The log-prob returned per token is log softmax(logits)[token] of the model itself (temperature 1,
+ * no top-k/top-p truncation): the behaviour log-prob an RL learner compares its own log-probs
+ * against, since the learner's forward computes exactly that quantity. It is not the log-prob under
+ * the truncated, tempered distribution the token was drawn from.
  */
+import { Rng } from '@rlmesh/core';
 import { type HostTensor, Session } from '@rlmesh/graph';
 import { buildKvProgram, type Gpt2LMHeadModel, KV_IO } from './gpt2';
 
+/** How one row chooses its tokens. */
+export interface SamplingOptions {
+  /** 0 (or top_k 1) is greedy; otherwise logits are divided by it before the softmax. Default 1. */
+  temperature?: number;
+  /** Keep the k most likely tokens; 0 keeps all. Default 0. */
+  topK?: number;
+  /** Keep the smallest set of most likely tokens whose probability reaches top_p, in (0, 1]. Default 1. */
+  topP?: number;
+  /** Seeds this row's generator; a row with the same seed and prompt draws the same tokens. Default 0. */
+  seed?: number;
+}
+
+export type StopReason = 'max_tokens' | 'eos' | 'stop';
+
+export interface GenerateRow extends SamplingOptions {
+  prompt: readonly number[];
+  maxNewTokens: number;
+  /** The row stops after emitting this token (it is included in the output). */
+  eosTokenId?: number;
+  /** The row stops once the decoded completion contains one of these (needs `decode`); the text stays in. */
+  stop?: readonly string[];
+  /** The row stops once its tokens end with one of these id sequences (included). */
+  stopTokens?: readonly (readonly number[])[];
+}
+
+export interface GeneratedRow {
+  /** New tokens, at most maxNewTokens. */
+  tokens: number[];
+  /** log softmax(logits)[token] at temperature 1 for each new token (see the file comment). */
+  logProbs: number[];
+  stopReason: StopReason;
+}
+
+export interface GenerateOptions {
+  /** Token ids to text, for stop strings. */
+  decode?: (ids: readonly number[]) => string;
+  /** Called after every step with the rows that got a token this step (finished rows are absent). */
+  onStep?: (emitted: { row: number; token: number; logProb: number }[]) => void;
+}
+
 export interface GreedyOptions {
   maxNewTokens: number;
-  /** A row stops after emitting this token (it is included in the output). */
   eosTokenId?: number;
 }
 
 export interface Generated {
-  /** New tokens per prompt, at most maxNewTokens, ending at EOS when one was emitted. */
   tokens: number[][];
-  /** log pi(token | prefix) of each new token. */
   logProbs: number[][];
+}
+
+/** Keys of SamplingOptions checked by checkSampling, by the names a config or a request gives them. */
+export function checkSampling(
+  s: SamplingOptions,
+  names = { temperature: 'temperature', topK: 'top_k', topP: 'top_p', seed: 'seed' },
+): void {
+  const t = s.temperature ?? 1;
+  if (!(Number.isFinite(t) && t >= 0)) throw new RangeError(`${names.temperature}: must be a finite number >= 0, got ${t}`);
+  const k = s.topK ?? 0;
+  if (!(Number.isInteger(k) && k >= 0)) throw new RangeError(`${names.topK}: must be an integer >= 0, got ${k}`);
+  const p = s.topP ?? 1;
+  if (!(p > 0 && p <= 1)) throw new RangeError(`${names.topP}: must be in (0, 1], got ${p}`);
+  const seed = s.seed ?? 0;
+  if (!(Number.isInteger(seed) && seed >= 0)) throw new RangeError(`${names.seed}: must be an integer >= 0, got ${seed}`);
+}
+
+/**
+ * One token from next-token `logits`: argmax when greedy (temperature 0 or top_k 1), else a draw
+ * from softmax(logits / temperature) cut to the top k, then to the nucleus of mass top_p, renormalised.
+ */
+export function sampleToken(logits: Float32Array, s: SamplingOptions, rng: Rng): number {
+  const t = s.temperature ?? 1;
+  const k = s.topK ?? 0;
+  const p = s.topP ?? 1;
+  if (t === 0 || k === 1) return argmax(logits);
+  const V = logits.length;
+  let m = -Infinity;
+  for (let v = 0; v < V; v++) m = Math.max(m, logits[v]);
+  const w = new Float64Array(V);
+  let total = 0;
+  for (let v = 0; v < V; v++) total += w[v] = Math.exp((logits[v] - m) / t);
+  if ((k === 0 || k >= V) && p >= 1) {
+    // No truncation: one pass in vocabulary order, no sort.
+    let u = rng.uniform() * total;
+    for (let v = 0; v < V; v++) if ((u -= w[v]) < 0) return v;
+    return lastPositive(w);
+  }
+  const order = Array.from({ length: V }, (_, v) => v).sort((a, b) => w[b] - w[a] || a - b);
+  const keep = k === 0 ? V : Math.min(k, V);
+  let kept = 0;
+  for (let i = 0; i < keep; i++) kept += w[order[i]];
+  // The nucleus: the shortest prefix (of the top k) whose share of their mass reaches top_p; at least one token.
+  let n = 0;
+  let mass = 0;
+  while (n < keep && (n === 0 || mass < p * kept)) mass += w[order[n++]];
+  let u = rng.uniform() * mass;
+  for (let i = 0; i < n; i++) if ((u -= w[order[i]]) < 0) return order[i];
+  return order[n - 1];
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let v = 1; v < row.length; v++) if (row[v] > row[best]) best = v;
+  return best;
+}
+
+function lastPositive(w: Float64Array): number {
+  for (let v = w.length - 1; v > 0; v--) if (w[v] > 0) return v;
+  return 0;
+}
+
+function logSumExp(row: Float32Array): number {
+  let m = -Infinity;
+  for (const v of row) m = Math.max(m, v);
+  let s = 0;
+  for (const v of row) s += Math.exp(v - m);
+  return m + Math.log(s);
+}
+
+function endsWith(tokens: readonly number[], tail: readonly number[]): boolean {
+  if (tail.length === 0 || tail.length > tokens.length) return false;
+  const at = tokens.length - tail.length;
+  return tail.every((t, i) => tokens[at + i] === t);
 }
 
 export class Gpt2Generator {
@@ -40,62 +156,91 @@ export class Gpt2Generator {
     return new Gpt2Generator(prefill, decode, model);
   }
 
+  /** Greedy decoding of every prompt with the same limit and EOS. */
   async greedy(prompts: readonly (readonly number[])[], opts: GreedyOptions): Promise<Generated> {
+    const rows = await this.generate(prompts.map((prompt) => ({ prompt, temperature: 0, ...opts })));
+    return { tokens: rows.map((r) => r.tokens), logProbs: rows.map((r) => r.logProbs) };
+  }
+
+  /** Throws a RangeError naming the row and the rule when a row cannot be generated. */
+  check(row: GenerateRow, b = 0, hasDecode = true): void {
     const c = this.model.config;
-    const B = prompts.length;
-    if (B === 0) return { tokens: [], logProbs: [] };
-    if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0)
-      throw new Error(`maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
-    const longest = Math.max(...prompts.map((p) => p.length));
-    prompts.forEach((p, b) => {
-      if (p.length === 0) throw new Error(`prompt ${b} is empty: generation needs at least one token to condition on`);
-      if (p.length + opts.maxNewTokens > c.n_positions)
-        throw new Error(
-          `prompt ${b} has ${p.length} tokens; with ${opts.maxNewTokens} new ones it exceeds the context of ${c.n_positions}`,
-        );
-      for (const id of p)
-        if (!Number.isInteger(id) || id < 0 || id >= c.vocab_size)
-          throw new Error(`prompt ${b}: token id ${id} is outside the vocabulary of ${c.vocab_size}`);
-    });
-    const tokens: number[][] = prompts.map(() => []);
-    const logProbs: number[][] = prompts.map(() => []);
-    if (opts.maxNewTokens === 0) return { tokens, logProbs };
+    const p = row.prompt;
+    if (p.length === 0) throw new RangeError(`prompt ${b} is empty: generation needs at least one token to condition on`);
+    if (!Number.isInteger(row.maxNewTokens) || row.maxNewTokens < 0)
+      throw new RangeError(`maxNewTokens must be a non-negative integer, got ${row.maxNewTokens}`);
+    if (p.length + row.maxNewTokens > c.n_positions)
+      throw new RangeError(
+        `prompt ${b} has ${p.length} tokens; with ${row.maxNewTokens} new ones it exceeds the context of ${c.n_positions}`,
+      );
+    for (const id of p)
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocab_size)
+        throw new RangeError(`prompt ${b}: token id ${id} is outside the vocabulary of ${c.vocab_size}`);
+    checkSampling(row);
+    if (row.stop?.length && !hasDecode) throw new RangeError('stop strings need a decode function (a tokenizer)');
+  }
+
+  /**
+   * Generates for every row in one decode loop; rows stop on their own (EOS, a stop string or token
+   * sequence, their max new tokens) and the loop ends when all have.
+   */
+  async generate(rows: readonly GenerateRow[], opts: GenerateOptions = {}): Promise<GeneratedRow[]> {
+    const c = this.model.config;
+    const B = rows.length;
+    if (B === 0) return [];
+    for (const [b, r] of rows.entries()) this.check(r, b, opts.decode !== undefined);
+    const out: GeneratedRow[] = rows.map(() => ({ tokens: [], logProbs: [], stopReason: 'max_tokens' }));
+    const done = rows.map((r) => r.maxNewTokens === 0);
+    if (done.every(Boolean)) return out;
+    const rngs = rows.map((r) => new Rng(r.seed ?? 0));
+    const longest = Math.max(...rows.map((r) => r.prompt.length));
 
     // Left padding: every row's last slot is its last token, so one gather serves the batch.
     const ids = new BigInt64Array(B * longest);
     let mask = new BigInt64Array(B * longest);
-    prompts.forEach((p, b) => {
-      const at = b * longest + longest - p.length;
-      p.forEach((id, i) => {
+    rows.forEach(({ prompt }, b) => {
+      const at = b * longest + longest - prompt.length;
+      prompt.forEach((id, i) => {
         ids[at + i] = BigInt(id);
         mask[at + i] = 1n;
       });
     });
     let width = longest;
-    let out = await this.prefill.run({
+    let res = await this.prefill.run({
       input_ids: { data: ids, shape: [B, longest] },
       attention_mask: { data: mask, shape: [B, longest] },
     });
-    const done = new Array<boolean>(B).fill(false);
-    for (let step = 0; ; step++) {
-      const logits = out.logits.data as Float32Array;
+    for (;;) {
+      const logits = res.logits.data as Float32Array;
       const next = new BigInt64Array(B);
+      const emitted: { row: number; token: number; logProb: number }[] = [];
       for (let b = 0; b < B; b++) {
+        if (done[b]) continue; // its slot feeds token 0, which nothing reads
         const row = logits.subarray(b * c.vocab_size, (b + 1) * c.vocab_size);
-        let best = 0;
-        for (let v = 1; v < row.length; v++) if (row[v] > row[best]) best = v;
-        next[b] = BigInt(best);
-        if (done[b]) continue;
-        tokens[b].push(best);
-        logProbs[b].push(row[best] - logSumExp(row));
-        if (best === opts.eosTokenId) done[b] = true;
+        const r = rows[b];
+        const token = sampleToken(row, r, rngs[b]);
+        const logProb = row[token] - logSumExp(row);
+        next[b] = BigInt(token);
+        const o = out[b];
+        o.tokens.push(token);
+        o.logProbs.push(logProb);
+        emitted.push({ row: b, token, logProb });
+        if (token === r.eosTokenId) o.stopReason = 'eos';
+        else if (r.stopTokens?.some((s) => endsWith(o.tokens, s))) o.stopReason = 'stop';
+        else if (r.stop?.length && opts.decode) {
+          const text = opts.decode(o.tokens);
+          if (r.stop.some((s) => s !== '' && text.includes(s))) o.stopReason = 'stop';
+        }
+        if (o.stopReason !== 'max_tokens' || o.tokens.length >= r.maxNewTokens) done[b] = true;
       }
-      if (step + 1 >= opts.maxNewTokens || done.every(Boolean)) break;
+      opts.onStep?.(emitted);
+      if (done.every(Boolean)) break;
       // Finished rows keep stepping (their tokens are dropped) so the batch stays rectangular.
       const grown = new BigInt64Array(B * (width + 1));
       for (let b = 0; b < B; b++) {
         grown.set(mask.subarray(b * width, (b + 1) * width), b * (width + 1));
-        grown[b * (width + 1) + width] = 1n;
+        // A finished row's new slots are padding: its positions stop growing, so it never runs past the context.
+        grown[b * (width + 1) + width] = done[b] ? 0n : 1n;
       }
       mask = grown;
       width += 1;
@@ -104,24 +249,16 @@ export class Gpt2Generator {
         attention_mask: { data: mask, shape: [B, width] },
       };
       for (let l = 0; l < c.n_layer; l++) {
-        feeds[KV_IO.pastKey(l)] = out[KV_IO.presentKey(l)];
-        feeds[KV_IO.pastValue(l)] = out[KV_IO.presentValue(l)];
+        feeds[KV_IO.pastKey(l)] = res[KV_IO.presentKey(l)];
+        feeds[KV_IO.pastValue(l)] = res[KV_IO.presentValue(l)];
       }
-      out = await this.decode.run(feeds);
+      res = await this.decode.run(feeds);
     }
-    return { tokens, logProbs };
+    return out;
   }
 
   async release(): Promise<void> {
     await this.prefill.release();
     await this.decode.release();
   }
-}
-
-function logSumExp(row: Float32Array): number {
-  let m = -Infinity;
-  for (const v of row) m = Math.max(m, v);
-  let s = 0;
-  for (const v of row) s += Math.exp(v - m);
-  return m + Math.log(s);
 }

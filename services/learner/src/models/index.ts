@@ -10,4 +10,5 @@ registerModel(gpt2Model);
 
 export { BabyModel } from './baby';
 export * from './gpt2';
+export * from './gpt2-generate';
 export * from './hf-gpt2';
