@@ -29,11 +29,24 @@ import { DEFAULT_MAX_MESSAGE_BYTES, failedPrecondition, invalidArgument, notFoun
 import type * as pb from '@rlmesh/proto';
 import { decodeTensor, encodeTensor } from '@rlmesh/proto';
 
+/**
+ * What one environment is taken to hold: its observation in four float32 copies (its own, the
+ * vector's buffers, a final observation, the reply being built) and a fixed overhead.
+ */
+const envBytes = (obsDim: number) => 16 * obsDim + 1024;
+/** A text env holds a prompt and a completion, each at most a few KB. */
+const TEXT_ENV_BYTES = 16 * 1024;
+
 export interface EnvServiceOptions {
   /** Most environments one VecReset may create. */
   maxEnvsPerCall?: number;
   /** Most environments alive across all handles and sessions. */
   maxLiveEnvs?: number;
+  /**
+   * Most memory live environments may hold, estimated from their observation sizes (default 1 GiB):
+   * a count alone lets a few handles of wide observations take gigabytes.
+   */
+  maxLiveBytes?: number;
   /** Largest response message; VecReset refuses sizes whose VecStep answer would not fit. */
   maxMessageBytes?: number;
   /** Injected so that idle sweeping is testable without waiting. */
@@ -42,6 +55,8 @@ export interface EnvServiceOptions {
 
 interface EntryBase {
   info: pb.EnvInfo;
+  /** Estimated memory of the entry's environments (envBytes). */
+  bytes: number;
   lastUsed: number;
   /** Owned by a Session stream: closed with the stream, never swept. */
   pinned: boolean;
@@ -149,14 +164,17 @@ function checkActions(field: string, values: ArrayLike<number>, space: Env['acti
 export class EnvServiceCore {
   readonly maxEnvsPerCall: number;
   readonly maxLiveEnvs: number;
+  readonly maxLiveBytes: number;
   private readonly maxMessageBytes: number;
   private readonly now: () => number;
   private readonly entries = new Map<string, Entry>();
   private live = 0;
+  private liveBytes = 0;
 
   constructor(opts: EnvServiceOptions = {}) {
     this.maxEnvsPerCall = opts.maxEnvsPerCall ?? 4096;
     this.maxLiveEnvs = opts.maxLiveEnvs ?? 65536;
+    this.maxLiveBytes = opts.maxLiveBytes ?? 1024 ** 3;
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.now = opts.now ?? Date.now;
   }
@@ -243,7 +261,7 @@ export class EnvServiceCore {
       checkEnvId(req.envId);
       if (isTextEnv(req.envId)) throw failedPrecondition('env_id', `${req.envId} is a text env; use Reset/Step or Session`);
       const opts = envOptions(req.envId, req.options);
-      this.reserve(n);
+      this.reserve(n, 0);
       const first = makeEnv(req.envId, opts);
       // VecStep answers obs and final_obs, each [N, obs_dim] float32, in one message.
       const bytes = 2 * n * first.obsDim * 4;
@@ -253,11 +271,14 @@ export class EnvServiceCore {
           `${n} envs of obs_dim ${first.obsDim} need ${bytes} bytes per VecStep, over ${this.maxMessageBytes}`,
         );
       checkDifficulty(req.difficulty, first.numLevels);
+      const size = n * envBytes(first.obsDim);
+      this.reserve(n, size);
       const envs = [first, ...Array.from({ length: n - 1 }, () => makeEnv(req.envId, opts))];
       handle = `vec-${randomBytes(8).toString('hex')}`;
-      e = { kind: 'vec', vec: new VectorEnv(envs), info: envInfo(req.envId, first), lastUsed: 0, pinned: false };
+      e = { kind: 'vec', vec: new VectorEnv(envs), info: envInfo(req.envId, first), bytes: size, lastUsed: 0, pinned: false };
       this.entries.set(handle, e);
       this.live += n;
+      this.liveBytes += size;
     }
     e.lastUsed = this.now();
     const difficulty = checkDifficulty(req.difficulty, e.vec.numLevels);
@@ -338,15 +359,18 @@ export class EnvServiceCore {
     } else {
       checkEnvId(req.envId);
       const opts = envOptions(req.envId, req.options);
-      this.reserve(1);
+      this.reserve(1, 0);
       const env = makeEnv(req.envId, opts);
       checkDifficulty(req.difficulty, env.numLevels);
+      const bytes = envBytes(env.obsDim);
+      this.reserve(1, bytes);
       const rewards = Object.fromEntries(env.rewardComponents.map((c) => [c, new Float32Array(1)]));
       handle = `env-${randomBytes(8).toString('hex')}`;
       const obs = new Float32Array(env.obsDim);
-      e = { kind: 'single', env, info: envInfo(req.envId, env), obs, rewards, ended: true, lastUsed: 0, pinned };
+      e = { kind: 'single', env, info: envInfo(req.envId, env), obs, rewards, ended: true, bytes, lastUsed: 0, pinned };
       this.entries.set(handle, e);
       this.live += 1;
+      this.liveBytes += bytes;
     }
     e.lastUsed = this.now();
     e.env.resetInto(e.obs, 0, seed, { difficulty: checkDifficulty(req.difficulty, e.env.numLevels) });
@@ -362,13 +386,14 @@ export class EnvServiceCore {
       this.checkSameEnv(req.envId, e.info.id);
     } else {
       const opts = envOptions(req.envId, req.options);
-      this.reserve(1);
+      this.reserve(1, TEXT_ENV_BYTES);
       const env = makeTextEnv(req.envId, opts);
       checkDifficulty(req.difficulty, env.numLevels);
       handle = `env-${randomBytes(8).toString('hex')}`;
-      e = { kind: 'text', env, info: textEnvInfo(req.envId, env), ended: true, lastUsed: 0, pinned };
+      e = { kind: 'text', env, info: textEnvInfo(req.envId, env), ended: true, bytes: TEXT_ENV_BYTES, lastUsed: 0, pinned };
       this.entries.set(handle, e);
       this.live += 1;
+      this.liveBytes += TEXT_ENV_BYTES;
     }
     e.lastUsed = this.now();
     const prompt = e.env.reset(seed, { difficulty: checkDifficulty(req.difficulty, e.env.numLevels) });
@@ -394,9 +419,14 @@ export class EnvServiceCore {
       throw invalidArgument('env_id', `must be empty or ${actual} (the handle's env), got ${JSON.stringify(envId)}`);
   }
 
-  private reserve(n: number): void {
+  private reserve(n: number, bytes: number): void {
     if (this.live + n > this.maxLiveEnvs)
       throw resourceExhausted('envs', `${this.live + n} live envs would exceed the limit of ${this.maxLiveEnvs}; CloseEnv unused handles`);
+    if (this.liveBytes + bytes > this.maxLiveBytes)
+      throw resourceExhausted(
+        'envs',
+        `these envs need about ${bytes} bytes and live ones hold ${this.liveBytes}, over the limit of ${this.maxLiveBytes}; CloseEnv unused handles`,
+      );
   }
 
   private remove(handle: string): void {
@@ -404,5 +434,6 @@ export class EnvServiceCore {
     if (!e) return;
     this.entries.delete(handle);
     this.live -= e.kind === 'vec' ? e.vec.size : 1;
+    this.liveBytes -= e.bytes;
   }
 }

@@ -402,3 +402,21 @@ describe('EnvServiceCore: lifetime', () => {
     expect(core.handles).toEqual([]);
   });
 });
+
+describe('EnvServiceCore: memory budget', () => {
+  it('refuses envs whose estimated memory would pass maxLiveBytes, and takes them once handles close', () => {
+    // PatternEcho with 64 symbols: 64-wide observations, 16 * 64 + 1024 = 2,048 bytes an env.
+    const core = new EnvServiceCore({ maxLiveBytes: 200_000 });
+    const options = { num_symbols: 64 };
+    const first = vecReset(core, 'PatternEcho', 64, { options });
+    const refused = meshError(() => vecReset(core, 'PatternEcho', 64, { options }));
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.message).toBe(
+      'envs: these envs need about 131072 bytes and live ones hold 131072, over the limit of 200000; CloseEnv unused handles',
+    );
+    // Small envs still fit beside it, by bytes rather than by count.
+    expect(vecReset(core, 'PatternEcho', 8).handle).toMatch(/^vec-/);
+    core.closeEnv({ handle: first.handle });
+    expect(vecReset(core, 'PatternEcho', 64, { options }).handle).toMatch(/^vec-/);
+  });
+});
