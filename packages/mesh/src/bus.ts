@@ -33,9 +33,23 @@ export interface ConsumeOptions {
   durable: string;
 }
 
+/** A key's value and its revision: a number that grows with every write of any key in the store. */
+export interface KvEntry {
+  value: Uint8Array;
+  revision: number;
+}
+
 export interface KeyValue {
   put(key: string, value: Uint8Array): Promise<void>;
   get(key: string): Promise<Uint8Array | null>;
+  /** The value with its revision (null: no value), for compareAndSet. */
+  entry(key: string): Promise<KvEntry | null>;
+  /**
+   * Writes `value` only if `key` is still at `revision` (0: only if it has no value); returns the new
+   * revision, or null when another writer changed the key first. Two writers that read the same
+   * revision cannot both win: the primitive a lease between processes is built on.
+   */
+  compareAndSet(key: string, value: Uint8Array, revision: number): Promise<number | null>;
   delete(key: string): Promise<void>;
   /** Keys under `prefix` (all keys when omitted). */
   keys(prefix?: string): Promise<string[]>;
@@ -74,6 +88,8 @@ export const keys = {
   /** The version a run's promotion gate promoted last (a PolicyPointer); the policy service serves it on request. */
   promoted: (run: string) => `promoted.${run}`,
   progress: (run: string) => `progress.${run}`,
+  /** Which learner trains a run, until when (services/learner/src/mesh/lease.ts). */
+  lease: (run: string) => `lease.${run}`,
 };
 export const objects = {
   policyProgram: (run: string) => `${run}/policy.onnx`,
@@ -102,6 +118,9 @@ export class MemoryBus implements Bus {
     { subject: string; next: number; redeliver: number[]; wake?: () => void; active: boolean }
   >();
   private readonly kvData = new Map<string, Uint8Array>();
+  /** Revisions as NATS counts them: one sequence for the whole store. */
+  private readonly kvRevisions = new Map<string, number>();
+  private kvSequence = 0;
   private readonly watchers = new Set<{ key: string; fn: (k: string, v: Uint8Array | null) => void }>();
   private readonly blobs = new Map<string, Uint8Array>();
 
@@ -180,13 +199,19 @@ export class MemoryBus implements Bus {
   }
 
   readonly kv: KeyValue = {
-    put: async (key, value) => {
-      this.kvData.set(key, value.slice());
-      for (const w of this.watchers) if (subjectMatches(w.key, key)) w.fn(key, value);
-    },
+    put: async (key, value) => void this.kvWrite(key, value),
     get: async (key) => this.kvData.get(key) ?? null,
+    entry: async (key) => {
+      const value = this.kvData.get(key);
+      return value ? { value, revision: this.kvRevisions.get(key) ?? 0 } : null;
+    },
+    compareAndSet: async (key, value, revision) => {
+      const current = this.kvData.has(key) ? (this.kvRevisions.get(key) ?? 0) : 0;
+      return current === revision ? this.kvWrite(key, value) : null;
+    },
     delete: async (key) => {
       this.kvData.delete(key);
+      this.kvRevisions.delete(key);
       for (const w of this.watchers) if (subjectMatches(w.key, key)) w.fn(key, null);
     },
     keys: async (prefix = '') => [...this.kvData.keys()].filter((k) => k.startsWith(prefix)),
@@ -197,6 +222,13 @@ export class MemoryBus implements Bus {
       return { stop: async () => void this.watchers.delete(w) };
     },
   };
+
+  private kvWrite(key: string, value: Uint8Array): number {
+    this.kvData.set(key, value.slice());
+    this.kvRevisions.set(key, ++this.kvSequence);
+    for (const w of this.watchers) if (subjectMatches(w.key, key)) w.fn(key, value);
+    return this.kvSequence;
+  }
 
   readonly objects: ObjectStore = {
     put: async (name, data) => void this.blobs.set(name, data.slice()),

@@ -9,6 +9,8 @@ import {
   DeliverPolicy,
   DiscardPolicy,
   type JetStreamClient,
+  JetStreamApiCodes,
+  JetStreamApiError,
   jetstream,
   jetstreamManager,
   StorageType,
@@ -140,6 +142,20 @@ export class NatsBus implements Bus {
       get: async (key) => {
         const e = await kv.get(key);
         return e && e.operation === 'PUT' ? e.value : null;
+      },
+      entry: async (key) => {
+        const e = await kv.get(key);
+        return e && e.operation === 'PUT' ? { value: e.value, revision: e.revision } : null;
+      },
+      compareAndSet: async (key, value, revision) => {
+        try {
+          // create() also takes over a deleted key's tombstone, which holds no value.
+          return revision === 0 ? await kv.create(key, value) : await kv.update(key, value, revision);
+        } catch (e) {
+          const lost = [JetStreamApiCodes.StreamWrongLastSequence, JetStreamApiCodes.StreamWrongLastSequenceUnknown];
+          if (e instanceof JetStreamApiError && (lost as number[]).includes(e.code)) return null;
+          throw e;
+        }
       },
       delete: async (key) => void (await kv.delete(key)),
       keys: async (prefix = '') => {

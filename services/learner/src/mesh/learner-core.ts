@@ -17,10 +17,12 @@ import {
   notFound,
   parsePolicyPointer,
   RUN_ID_PATTERN,
+  type Subscription,
 } from '@rlmesh/mesh';
 import { type Run, RunState } from '@rlmesh/proto';
 import { parseRunConfig, type RunConfig } from '../run/config';
 import { buildModel, envShape } from '../run/learner-run';
+import { DEFAULT_LEASE_TTL_MS, isLease, Lease, leaseOwner } from './lease';
 import { MeshRun } from './mesh-run';
 
 /** Where runs go when the service is given no --out-dir. */
@@ -45,12 +47,26 @@ export interface LearnerCoreOptions {
   maxRuns?: number;
   /** The device of every run's train step, whatever its train.device says: where this process was placed. */
   device?: Device;
+  /** This learner's name in run leases (default: host, pid and a random suffix). */
+  owner?: string;
+  /** How long a run's lease outlives its learner's last renewal (lease.ts). */
+  leaseTtlMs?: number;
 }
 
 export class LearnerCore {
   private readonly runs = new Map<string, MeshRun>();
+  /** The lease of every run this learner trains. */
+  private readonly leases = new Map<string, Lease>();
+  /** Runs another learner holds, with the timer that tries again when their lease expires. */
+  private readonly waiting = new Map<string, NodeJS.Timeout>();
+  private readonly attempting = new Set<string>();
+  private announcements: Subscription | undefined;
+  private closed = false;
+  readonly owner: string;
 
-  constructor(private readonly opts: LearnerCoreOptions) {}
+  constructor(private readonly opts: LearnerCoreOptions) {
+    this.owner = opts.owner ?? leaseOwner();
+  }
 
   async startRun(config: string, runId = ''): Promise<Run> {
     const raw = checked(() => parseConfigText(config, 'config'));
@@ -67,8 +83,11 @@ export class LearnerCore {
     const running = [...this.runs.values()].filter((r) => r.state === 'running').length;
     if (running >= (this.opts.maxRuns ?? 4))
       throw new MeshError(status.RESOURCE_EXHAUSTED, `run_id: this learner already trains ${running} runs (max ${this.opts.maxRuns ?? 4})`);
+    const claim = await Lease.acquire(this.opts.bus, id, this.owner, this.ttl);
+    if (!isLease(claim)) throw new MeshError(status.ALREADY_EXISTS, `run_id: run "${id}" is trained by learner ${claim.owner}`);
     const run = new MeshRun(id, cfg, this.opts.bus, this.opts.logger, cfg.run.out_dir);
     this.runs.set(id, run);
+    this.hold(run, claim);
     try {
       await run.start();
     } catch (e) {
@@ -127,35 +146,122 @@ export class LearnerCore {
     });
   }
 
+  private get ttl(): number {
+    return this.opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+  }
+
   /**
-   * Takes over every run announced as running that no learner here trains: a learner restarted (or
-   * rescheduled) continues its runs from their last checkpoints. Meant for one learner per bus: two
-   * learners recovering at once would both train the same run.
+   * Keeps the run's lease while it runs: renewed until the run ends (then released), and a run whose
+   * lease another learner took (this process was stalled past its expiry) stops training here.
+   */
+  private hold(run: MeshRun, lease: Lease): void {
+    this.leases.set(run.id, lease);
+    const off = run.onChange((r) => {
+      if (r.state === RunState.RUN_STATE_RUNNING) return;
+      off();
+      void this.releaseLease(run.id);
+    });
+    lease.keep(async (holder) => {
+      off();
+      this.leases.delete(run.id);
+      if (run.state !== 'running' || run.handedOver) return;
+      this.opts.logger.error('lost the run to another learner; stopping here', { run: run.id, holder });
+      await run.handOver();
+      // Gone from this learner, so that it may take the run back if that learner goes away in turn.
+      if (this.runs.get(run.id) === run) this.runs.delete(run.id);
+    });
+  }
+
+  private async releaseLease(runId: string): Promise<void> {
+    const lease = this.leases.get(runId);
+    this.leases.delete(runId);
+    await lease?.release();
+  }
+
+  /**
+   * Takes over every run announced as running that no learner trains: a learner restarted (or
+   * rescheduled) continues its runs from their last checkpoints. A run whose lease another learner
+   * holds is left to it; this learner tries again when that lease expires, and keeps watching the
+   * announcements for runs that appear later, so a learner that dies has its runs taken over by a
+   * live one. Returns the runs taken now.
    */
   async recover(): Promise<string[]> {
     const taken: string[] = [];
     for (const key of await this.opts.bus.kv.keys(keys.runs)) {
-      const value = await this.opts.bus.kv.get(key);
-      if (!value) continue;
-      const a = decodeAnnouncement(value);
-      if (a.state !== 'running' || !a.config || this.runs.has(a.runId)) continue;
-      const pointer = await this.opts.bus.kv.get(keys.policy(a.runId));
-      const publishedVersion = pointer ? parsePolicyPointer(pointer).version : 0;
-      const cfg = this.placed(parseRunConfig(JSON.parse(a.config)));
-      const run = new MeshRun(a.runId, cfg, this.opts.bus, this.opts.logger, this.opts.outDir ?? cfg.run.out_dir, {
-        checkpoint: a.checkpoint || undefined,
-        publishedVersion,
-      });
-      this.runs.set(a.runId, run);
-      try {
-        await run.start();
-        taken.push(a.runId);
-      } catch (e) {
-        this.opts.logger.error('could not take the run over', { run: a.runId, error: (e as Error).message });
-        await run.finish('failed', (e as Error).message);
-      }
+      const runId = key.slice(keys.runs.length);
+      if (await this.tryTakeOver(runId)) taken.push(runId);
     }
+    this.announcements ??= await this.opts.bus.kv.watch(`${keys.runs}>`, (key, value) => {
+      const runId = key.slice(keys.runs.length);
+      if (!value || this.runs.has(runId) || this.waiting.has(runId) || this.attempting.has(runId)) return;
+      this.retryAt(runId, Date.now());
+    });
     return taken;
+  }
+
+  /** Tries to take `runId` over at `at` (ms since the epoch), unless an attempt is already due. */
+  private retryAt(runId: string, at: number): void {
+    if (this.closed || this.waiting.has(runId)) return;
+    // A little later than the expiry, spread, so that waiting learners do not all write at once.
+    const delay = Math.max(0, at - Date.now()) + 100 + Math.random() * 400;
+    const timer = setTimeout(() => {
+      this.waiting.delete(runId);
+      this.tryTakeOver(runId)
+        .then((taken) => taken && this.opts.logger.info('took over run', { run: runId }))
+        .catch((e) => this.opts.logger.warn('take-over attempt failed; trying again', { run: runId, error: String(e) }));
+    }, delay);
+    timer.unref();
+    this.waiting.set(runId, timer);
+  }
+
+  private async tryTakeOver(runId: string): Promise<boolean> {
+    if (this.closed || this.runs.has(runId) || this.attempting.has(runId)) return false;
+    this.attempting.add(runId);
+    try {
+      return await this.takeOver(runId);
+    } catch (e) {
+      // The bus failed us: look again later rather than forget the run.
+      this.retryAt(runId, Date.now() + this.ttl);
+      throw e;
+    } finally {
+      this.attempting.delete(runId);
+    }
+  }
+
+  private async takeOver(runId: string): Promise<boolean> {
+    const value = await this.opts.bus.kv.get(keys.run(runId));
+    if (!value) return false;
+    const a = decodeAnnouncement(value);
+    if (a.state !== 'running' || !a.config) return false;
+    const claim = await Lease.acquire(this.opts.bus, runId, this.owner, this.ttl);
+    if (!isLease(claim)) {
+      this.retryAt(runId, claim.expiresAt);
+      return false;
+    }
+    // The announcement may have changed (ended, a newer checkpoint) while the lease was someone else's.
+    const current = await this.opts.bus.kv.get(keys.run(runId));
+    const b = current ? decodeAnnouncement(current) : a;
+    if (b.state !== 'running' || !b.config || this.closed) {
+      await claim.release();
+      return false;
+    }
+    const pointer = await this.opts.bus.kv.get(keys.policy(runId));
+    const publishedVersion = pointer ? parsePolicyPointer(pointer).version : 0;
+    const cfg = this.placed(parseRunConfig(JSON.parse(b.config)));
+    const run = new MeshRun(runId, cfg, this.opts.bus, this.opts.logger, this.opts.outDir ?? cfg.run.out_dir, {
+      checkpoint: b.checkpoint || undefined,
+      publishedVersion,
+    });
+    this.runs.set(runId, run);
+    this.hold(run, claim);
+    try {
+      await run.start();
+      return true;
+    } catch (e) {
+      this.opts.logger.error('could not take the run over', { run: runId, error: (e as Error).message });
+      await run.finish('failed', (e as Error).message);
+      return false;
+    }
   }
 
   /**
@@ -163,6 +269,10 @@ export class LearnerCore {
    * recover() (a rolling restart); otherwise they end as stopped.
    */
   async close(opts: { handOver?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    for (const timer of this.waiting.values()) clearTimeout(timer);
+    this.waiting.clear();
+    await this.announcements?.stop();
     const running = [...this.runs.values()].filter((r) => r.state === 'running');
     if (opts.handOver) {
       await Promise.all(running.map((r) => r.handOver()));
@@ -170,5 +280,7 @@ export class LearnerCore {
       for (const run of running) await run.finish('stopped');
     }
     await Promise.all([...this.runs.values()].filter((r) => !running.includes(r) || !opts.handOver).map((r) => r.release()));
+    // Handed-over runs are free for the next learner at once, not after the lease's ttl.
+    await Promise.all([...this.leases.keys()].map((id) => this.releaseLease(id)));
   }
 }
