@@ -36,7 +36,12 @@ function serveSession(core: EnvServiceCore, call: ServerDuplexStream<SessionRequ
     call.on('data', (msg: SessionRequest) => {
       if (done) return;
       try {
-        call.write(session.handle(msg));
+        // A client that sends without reading would have its replies pile up here without bound:
+        // stop reading its requests until the replies already written have gone out.
+        if (!call.write(session.handle(msg))) {
+          call.pause();
+          call.once('drain', () => call.resume());
+        }
       } catch (e) {
         // A bidi stream has no per-message error: the first bad message ends the stream with its status.
         const { code, details } = toStatus(e);
