@@ -65,6 +65,8 @@ export interface PublishPolicy {
   program?: Uint8Array;
   spec: PolicySpec;
   distribution: string;
+  /** JSON of the model's options for a model that generates token sequences (see PolicyPointer.model_config). */
+  modelConfig?: string;
 }
 
 /** Stores a policy version under the standard names and then moves the run's pointer to it. */
@@ -75,6 +77,7 @@ export async function publishPolicy(bus: Bus, run: string, v: PublishPolicy): Pr
     params: objects.policyParams(run, v.version),
     spec: v.spec,
     distribution: v.distribution,
+    modelConfig: v.modelConfig,
   };
   if (v.program) await bus.objects.put(pointer.program, v.program);
   await bus.objects.put(pointer.params, paramsToBytes(v.params));

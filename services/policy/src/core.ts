@@ -21,8 +21,10 @@ import {
   unavailable,
 } from '@rlmesh/mesh';
 import type { PolicySpec } from '@rlmesh/proto';
+import { type GenerateInput, type GenerateResult, GenerationPool } from './generation';
 import { type ActResult, PolicyRun } from './run';
 
+export type { GenerateInput, GenerateResult } from './generation';
 export type { ActResult } from './run';
 
 export interface PolicyCoreOptions {
@@ -56,6 +58,8 @@ export interface PolicyCoreOptions {
    * without this each one ever served kept a thread and its weights.
    */
   idleCloseMs?: number;
+  /** Generate requests decoded together in one loop at most (default 32); 16x that may queue per run. */
+  maxGenerateBatch?: number;
 }
 
 /** Which of a run's versions a request wants: the latest published, or the one its promotion gate promoted. */
@@ -85,9 +89,22 @@ export class PolicyCore {
   /** Per open run: requests in progress, and when the last one ended. */
   private readonly use = new Map<string, { active: number; last: number }>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly generation: GenerationPool;
 
   constructor(private readonly opts: PolicyCoreOptions) {
     const idleMs = opts.idleCloseMs ?? 60_000;
+    const generateBatch = opts.maxGenerateBatch ?? 32;
+    this.generation = new GenerationPool(
+      {
+        bus: opts.bus,
+        logger: opts.logger,
+        threads: opts.threads ?? 1,
+        maxBatch: generateBatch,
+        maxWaitMs: opts.maxWaitMs ?? 0,
+        maxQueued: 16 * generateBatch,
+      },
+      idleMs,
+    );
     this.sweeper = setInterval(() => void this.closeIdle(idleMs), Math.max(20, idleMs / 2)).unref();
     this.maxBatch = opts.maxBatch ?? 1024;
     this.maxWaitMs = opts.maxWaitMs ?? 0;
@@ -180,6 +197,27 @@ export class PolicyCore {
     return result;
   }
 
+  /**
+   * Generates a completion of `input.prompt` with the run's causal LM policy, calling `onToken` with
+   * each new token as it is chosen; concurrent calls share one decode loop.
+   */
+  async generate(
+    runId: string,
+    input: GenerateInput,
+    onToken: (token: number) => void,
+    channel: PolicyChannelName = 'latest',
+    isCancelled?: () => boolean,
+  ): Promise<GenerateResult> {
+    checkRunId(runId);
+    if (this.closed) throw unavailable('policy service is closing');
+    return this.generation.generate(runKey(runId, channel), runId, () => this.readPointer(runId, channel), input, onToken, isCancelled);
+  }
+
+  /** Generate's decode loops and the requests they held, since construction. */
+  get generateStats(): { loops: number; rows: number } {
+    return this.generation.stats;
+  }
+
   /** The version and spec being served (or, for a run not served yet, the published ones). */
   async getPolicy(runId: string, channel: PolicyChannelName = 'latest'): Promise<PolicyInfo> {
     checkRunId(runId);
@@ -196,6 +234,7 @@ export class PolicyCore {
     this.runs.clear();
     const reason = unavailable('policy service is closing');
     await Promise.all(runs.map((p) => p.then((r) => r.close(reason)).catch(() => undefined)));
+    await this.generation.close();
   }
 
   private run(runId: string, channel: PolicyChannelName): Promise<PolicyRun> {

@@ -4,17 +4,20 @@
  * @rlmesh/mesh errors.ts), so a bad request never reaches inference and never crashes the server.
  */
 
-import type { ServerCredentials } from '@grpc/grpc-js';
+import type { ServerCredentials, ServerWritableStream } from '@grpc/grpc-js';
 import { type Bus, createLogger, invalidArgument, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
 import {
   type ActRequest,
   type ActResponse,
   decodeTensor,
   encodeTensor,
+  type GenerateRequest,
+  GenerateResponse,
   type GetPolicyRequest,
   type GetPolicyResponse,
   PolicyChannel,
   PolicyServiceService,
+  StopReason,
 } from '@rlmesh/proto';
 import { type PolicyChannelName, PolicyCore, type PolicyCoreOptions } from './core';
 
@@ -26,6 +29,12 @@ function channelOf(c: PolicyChannel | undefined): PolicyChannelName {
   if (c === PolicyChannel.POLICY_CHANNEL_PROMOTED) return 'promoted';
   throw invalidArgument('channel', `must be LATEST or PROMOTED, got ${c}`);
 }
+
+const STOP_REASONS = {
+  max_tokens: StopReason.STOP_REASON_MAX_TOKENS,
+  eos: StopReason.STOP_REASON_EOS,
+  stop: StopReason.STOP_REASON_STOP_SEQUENCE,
+} as const;
 
 export function policyServiceBinding(core: PolicyCore): ServiceBinding {
   const act = async (req: ActRequest): Promise<ActResponse> => {
@@ -45,7 +54,37 @@ export function policyServiceBinding(core: PolicyCore): ServiceBinding {
     const info = await core.getPolicy(req.runId, channelOf(req.channel));
     return { runId: req.runId, version: info.version, spec: info.spec };
   };
-  const handlers: Record<keyof typeof PolicyServiceService, (req: never) => Promise<unknown>> = { act, getPolicy };
+  // One message per token as it is chosen, then the whole completion with its log-probs and stop reason.
+  const generate = async (call: ServerWritableStream<GenerateRequest, GenerateResponse>): Promise<void> => {
+    const req = call.request;
+    const r = await core.generate(
+      req.runId,
+      {
+        prompt: req.prompt,
+        maxNewTokens: req.maxNewTokens,
+        temperature: req.temperature,
+        topK: req.topK,
+        topP: req.topP,
+        seed: req.seed,
+        eosTokenId: req.eosTokenId,
+        stopSequences: req.stopSequences.map((s) => s.ids),
+      },
+      (token) => call.write(GenerateResponse.fromPartial({ tokenIds: [token] })),
+      channelOf(req.channel),
+      () => call.cancelled,
+    );
+    call.write(
+      GenerateResponse.fromPartial({
+        done: true,
+        tokens: r.tokens,
+        logProbs: r.logProbs,
+        stopReason: STOP_REASONS[r.stopReason],
+        policyVersion: r.version,
+      }),
+    );
+    call.end();
+  };
+  const handlers: Record<keyof typeof PolicyServiceService, (req: never) => Promise<unknown>> = { act, getPolicy, generate };
   return { name: POLICY_SERVICE_NAME, definition: PolicyServiceService, handlers };
 }
 

@@ -4,5 +4,6 @@
  */
 export * from './batcher';
 export * from './core';
+export * from './generation';
 export * from './grpc';
 export { type InferenceOutput, InferenceWorker, WORKER_PATH } from './worker';

@@ -56,7 +56,7 @@ async function fetchObject(bus: Bus, runId: string, name: string): Promise<Uint8
   return bytes;
 }
 
-async function fetchParams(bus: Bus, runId: string, p: PolicyPointer): Promise<Float32Array> {
+export async function fetchParams(bus: Bus, runId: string, p: PolicyPointer): Promise<Float32Array> {
   const params = paramsFromBytes(await fetchObject(bus, runId, p.params));
   const want = p.spec?.numParameters || undefined;
   if (want !== undefined && params.length !== want)

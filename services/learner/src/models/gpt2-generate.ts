@@ -10,9 +10,10 @@
  * against, since the learner's forward computes exactly that quantity. It is not the log-prob under
  * the truncated, tempered distribution the token was drawn from.
  */
-import { Rng } from '@rlmesh/core';
-import { type HostTensor, Session } from '@rlmesh/graph';
-import { buildKvProgram, type Gpt2LMHeadModel, KV_IO } from './gpt2';
+import { ConfigError, Rng } from '@rlmesh/core';
+import { type HostTensor, ParamLayout, Session } from '@rlmesh/graph';
+import { buildKvProgram, type Gpt2Config, Gpt2LMHeadModel, KV_IO } from './gpt2';
+import { gpt2ConfigFromJson, gpt2ConfigJson } from './hf-gpt2';
 
 /** How one row chooses its tokens. */
 export interface SamplingOptions {
@@ -64,19 +65,41 @@ export interface Generated {
   logProbs: number[][];
 }
 
-/** Keys of SamplingOptions checked by checkSampling, by the names a config or a request gives them. */
-export function checkSampling(
-  s: SamplingOptions,
-  names = { temperature: 'temperature', topK: 'top_k', topP: 'top_p', seed: 'seed' },
-): void {
+/** Throws a ConfigError naming the setting (by the names a request gives them) and the rule. */
+export function checkSampling(s: SamplingOptions): void {
   const t = s.temperature ?? 1;
-  if (!(Number.isFinite(t) && t >= 0)) throw new RangeError(`${names.temperature}: must be a finite number >= 0, got ${t}`);
+  if (!(Number.isFinite(t) && t >= 0)) throw new ConfigError('temperature', `must be a finite number >= 0, got ${t}`);
   const k = s.topK ?? 0;
-  if (!(Number.isInteger(k) && k >= 0)) throw new RangeError(`${names.topK}: must be an integer >= 0, got ${k}`);
+  if (!(Number.isInteger(k) && k >= 0)) throw new ConfigError('top_k', `must be an integer >= 0, got ${k}`);
   const p = s.topP ?? 1;
-  if (!(p > 0 && p <= 1)) throw new RangeError(`${names.topP}: must be in (0, 1], got ${p}`);
+  if (!(p > 0 && p <= 1)) throw new ConfigError('top_p', `must be in (0, 1], got ${p}`);
   const seed = s.seed ?? 0;
-  if (!(Number.isInteger(seed) && seed >= 0)) throw new RangeError(`${names.seed}: must be an integer >= 0, got ${seed}`);
+  if (!(Number.isInteger(seed) && seed >= 0)) throw new ConfigError('seed', `must be an integer >= 0, got ${seed}`);
+}
+
+/**
+ * What a PolicyPointer's model_config holds for GPT-2: its config.json, plus whether the flat
+ * parameters include the value head (config.json has no key for it).
+ */
+export function gpt2ModelConfig(c: Gpt2Config): string {
+  return JSON.stringify({ ...gpt2ConfigJson(c), rlmesh_value_head: c.value_head });
+}
+
+/** The model and named parameters of a published GPT-2 policy: its model_config and flat params (state_dict order). */
+export function gpt2FromModelConfig(json: string, flat: Float32Array): { model: Gpt2LMHeadModel; params: Map<string, Float32Array> } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (e) {
+    throw new ConfigError('model_config', `is not JSON: ${(e as Error).message}`);
+  }
+  const valueHead = (parsed as { rlmesh_value_head?: unknown } | null)?.rlmesh_value_head === true;
+  const model = new Gpt2LMHeadModel(gpt2ConfigFromJson(parsed, 'model_config', valueHead));
+  const layout = new ParamLayout(model);
+  if (flat.length !== layout.total)
+    throw new ConfigError('params', `holds ${flat.length} values; the model_config's GPT-2 has ${layout.total} parameters`);
+  const params = layout.unpack(flat);
+  return { model, params };
 }
 
 /**

@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -23,6 +25,51 @@ import { Space, Tensor } from "./common";
 export const protobufPackage = "rlmesh.v1";
 
 export const protobufFileName = "rlmesh/v1/policy.proto";
+
+export enum StopReason {
+  STOP_REASON_UNSPECIFIED = 0,
+  STOP_REASON_MAX_TOKENS = 1,
+  STOP_REASON_EOS = 2,
+  STOP_REASON_STOP_SEQUENCE = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function stopReasonFromJSON(object: any): StopReason {
+  switch (object) {
+    case 0:
+    case "STOP_REASON_UNSPECIFIED":
+      return StopReason.STOP_REASON_UNSPECIFIED;
+    case 1:
+    case "STOP_REASON_MAX_TOKENS":
+      return StopReason.STOP_REASON_MAX_TOKENS;
+    case 2:
+    case "STOP_REASON_EOS":
+      return StopReason.STOP_REASON_EOS;
+    case 3:
+    case "STOP_REASON_STOP_SEQUENCE":
+      return StopReason.STOP_REASON_STOP_SEQUENCE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return StopReason.UNRECOGNIZED;
+  }
+}
+
+export function stopReasonToJSON(object: StopReason): string {
+  switch (object) {
+    case StopReason.STOP_REASON_UNSPECIFIED:
+      return "STOP_REASON_UNSPECIFIED";
+    case StopReason.STOP_REASON_MAX_TOKENS:
+      return "STOP_REASON_MAX_TOKENS";
+    case StopReason.STOP_REASON_EOS:
+      return "STOP_REASON_EOS";
+    case StopReason.STOP_REASON_STOP_SEQUENCE:
+      return "STOP_REASON_STOP_SEQUENCE";
+    case StopReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 export enum PolicyChannel {
   /** POLICY_CHANNEL_UNSPECIFIED - The same as LATEST. */
@@ -64,6 +111,56 @@ export function policyChannelToJSON(object: PolicyChannel): string {
     default:
       return "UNRECOGNIZED";
   }
+}
+
+export interface GenerateRequest {
+  runId: string;
+  /** token ids; at least one, each below the model's vocab_size */
+  prompt: number[];
+  /** >= 1; prompt + max_new_tokens within the model's context */
+  maxNewTokens: number;
+  /** 0: greedy. Unset (absent) means 1. */
+  temperature?:
+    | number
+    | undefined;
+  /** 0: no top-k cut */
+  topK: number;
+  /** (0, 1]; unset means 1 */
+  topP?:
+    | number
+    | undefined;
+  /**
+   * Seeds this request's sampling alone, so the same request draws the same tokens whatever else is
+   * batched with it.
+   */
+  seed: number;
+  /** Stop after emitting this token id (it is included). Unset: the model config's eos_token_id, if any. */
+  eosTokenId?:
+    | number
+    | undefined;
+  /** Stop once the completion ends with one of these token sequences (included). */
+  stopSequences: TokenIds[];
+  channel?: PolicyChannel | undefined;
+}
+
+export interface TokenIds {
+  ids: number[];
+}
+
+export interface GenerateResponse {
+  /** The tokens new since the previous message (one per message while generating; empty in the final one). */
+  tokenIds: number[];
+  /** Set on the last message only, which carries the whole completion's figures. */
+  done: boolean;
+  /**
+   * log softmax(logits)[token] of the policy at temperature 1, one per generated token: the
+   * behaviour log-probs a learner needs (not those of the tempered, truncated sampling distribution).
+   */
+  logProbs: number[];
+  stopReason: StopReason;
+  policyVersion: number;
+  /** the whole completion (final message) */
+  tokens: number[];
 }
 
 export interface ActRequest {
@@ -132,6 +229,12 @@ export interface PolicyPointer {
     | undefined;
   /** categorical | multi_categorical | gaussian */
   distribution: string;
+  /**
+   * JSON of the model's options (for gpt2, the keys of config.json) when the model can generate
+   * token sequences; the policy service rebuilds its prefill and decode programs from it and the
+   * params. Unset for other models.
+   */
+  modelConfig?: string | undefined;
 }
 
 export interface GetPolicyResponse {
@@ -139,6 +242,558 @@ export interface GetPolicyResponse {
   version: number;
   spec?: PolicySpec | undefined;
 }
+
+function createBaseGenerateRequest(): GenerateRequest {
+  return {
+    runId: "",
+    prompt: [],
+    maxNewTokens: 0,
+    temperature: undefined,
+    topK: 0,
+    topP: undefined,
+    seed: 0,
+    eosTokenId: undefined,
+    stopSequences: [],
+    channel: undefined,
+  };
+}
+
+export const GenerateRequest: MessageFns<GenerateRequest> = {
+  encode(message: GenerateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runId !== "") {
+      writer.uint32(10).string(message.runId);
+    }
+    if (message.prompt.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.prompt) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.maxNewTokens !== 0) {
+      writer.uint32(24).uint32(message.maxNewTokens);
+    }
+    if (message.temperature !== undefined) {
+      writer.uint32(37).float(message.temperature);
+    }
+    if (message.topK !== 0) {
+      writer.uint32(40).uint32(message.topK);
+    }
+    if (message.topP !== undefined) {
+      writer.uint32(53).float(message.topP);
+    }
+    if (message.seed !== 0) {
+      writer.uint32(56).uint32(message.seed);
+    }
+    if (message.eosTokenId !== undefined) {
+      writer.uint32(64).uint32(message.eosTokenId);
+    }
+    for (const v of message.stopSequences) {
+      TokenIds.encode(v!, writer.uint32(74).fork()).join();
+    }
+    if (message.channel !== undefined) {
+      writer.uint32(80).int32(message.channel);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.prompt.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.prompt.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxNewTokens = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 37) {
+              break;
+            }
+
+            message.temperature = reader.float();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.topK = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 53) {
+              break;
+            }
+
+            message.topP = reader.float();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.seed = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.eosTokenId = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.stopSequences.push(TokenIds.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.channel = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GenerateRequest {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      prompt: globalThis.Array.isArray(object?.prompt) ? object.prompt.map((e: any) => globalThis.Number(e)) : [],
+      maxNewTokens: isSet(object.maxNewTokens)
+        ? globalThis.Number(object.maxNewTokens)
+        : isSet(object.max_new_tokens)
+        ? globalThis.Number(object.max_new_tokens)
+        : 0,
+      temperature: isSet(object.temperature) ? globalThis.Number(object.temperature) : undefined,
+      topK: isSet(object.topK)
+        ? globalThis.Number(object.topK)
+        : isSet(object.top_k)
+        ? globalThis.Number(object.top_k)
+        : 0,
+      topP: isSet(object.topP)
+        ? globalThis.Number(object.topP)
+        : isSet(object.top_p)
+        ? globalThis.Number(object.top_p)
+        : undefined,
+      seed: isSet(object.seed) ? globalThis.Number(object.seed) : 0,
+      eosTokenId: isSet(object.eosTokenId)
+        ? globalThis.Number(object.eosTokenId)
+        : isSet(object.eos_token_id)
+        ? globalThis.Number(object.eos_token_id)
+        : undefined,
+      stopSequences: globalThis.Array.isArray(object?.stopSequences)
+        ? object.stopSequences.map((e: any) => TokenIds.fromJSON(e))
+        : globalThis.Array.isArray(object?.stop_sequences)
+        ? object.stop_sequences.map((e: any) => TokenIds.fromJSON(e))
+        : [],
+      channel: isSet(object.channel) ? policyChannelFromJSON(object.channel) : undefined,
+    };
+  },
+
+  toJSON(message: GenerateRequest): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.prompt?.length) {
+      obj.prompt = message.prompt.map((e) => Math.round(e));
+    }
+    if (message.maxNewTokens !== 0) {
+      obj.maxNewTokens = Math.round(message.maxNewTokens);
+    }
+    if (message.temperature !== undefined) {
+      obj.temperature = floatToJson(message.temperature);
+    }
+    if (message.topK !== 0) {
+      obj.topK = Math.round(message.topK);
+    }
+    if (message.topP !== undefined) {
+      obj.topP = floatToJson(message.topP);
+    }
+    if (message.seed !== 0) {
+      obj.seed = Math.round(message.seed);
+    }
+    if (message.eosTokenId !== undefined) {
+      obj.eosTokenId = Math.round(message.eosTokenId);
+    }
+    if (message.stopSequences?.length) {
+      obj.stopSequences = message.stopSequences.map((e) => TokenIds.toJSON(e));
+    }
+    if (message.channel !== undefined) {
+      obj.channel = policyChannelToJSON(message.channel);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GenerateRequest>): GenerateRequest {
+    return GenerateRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GenerateRequest>): GenerateRequest {
+    const message = createBaseGenerateRequest();
+    message.runId = object.runId ?? "";
+    message.prompt = object.prompt?.map((e) => e) || [];
+    message.maxNewTokens = object.maxNewTokens ?? 0;
+    message.temperature = object.temperature ?? undefined;
+    message.topK = object.topK ?? 0;
+    message.topP = object.topP ?? undefined;
+    message.seed = object.seed ?? 0;
+    message.eosTokenId = object.eosTokenId ?? undefined;
+    message.stopSequences = object.stopSequences?.map((e) => TokenIds.fromPartial(e)) || [];
+    message.channel = object.channel ?? undefined;
+    return message;
+  },
+};
+
+function createBaseTokenIds(): TokenIds {
+  return { ids: [] };
+}
+
+export const TokenIds: MessageFns<TokenIds> = {
+  encode(message: TokenIds, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ids.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.ids) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenIds {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTokenIds();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.ids.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.ids.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TokenIds {
+    return { ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.Number(e)) : [] };
+  },
+
+  toJSON(message: TokenIds): unknown {
+    const obj: any = {};
+    if (message.ids?.length) {
+      obj.ids = message.ids.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TokenIds>): TokenIds {
+    return TokenIds.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TokenIds>): TokenIds {
+    const message = createBaseTokenIds();
+    message.ids = object.ids?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGenerateResponse(): GenerateResponse {
+  return { tokenIds: [], done: false, logProbs: [], stopReason: 0, policyVersion: 0, tokens: [] };
+}
+
+export const GenerateResponse: MessageFns<GenerateResponse> = {
+  encode(message: GenerateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tokenIds.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.tokenIds) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.done !== false) {
+      writer.uint32(16).bool(message.done);
+    }
+    if (message.logProbs.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.logProbs) {
+        writer.float(v);
+      }
+      writer.join();
+    }
+    if (message.stopReason !== 0) {
+      writer.uint32(32).int32(message.stopReason);
+    }
+    if (message.policyVersion !== 0) {
+      writer.uint32(40).uint64(message.policyVersion);
+    }
+    if (message.tokens.length !== 0) {
+      writer.uint32(50).fork();
+      for (const v of message.tokens) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.tokenIds.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.tokenIds.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.done = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag === 29) {
+              message.logProbs.push(reader.float());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.logProbs.push(reader.float());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.stopReason = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.policyVersion = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag === 48) {
+              message.tokens.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 50) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.tokens.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GenerateResponse {
+    return {
+      tokenIds: globalThis.Array.isArray(object?.tokenIds)
+        ? object.tokenIds.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.token_ids)
+        ? object.token_ids.map((e: any) => globalThis.Number(e))
+        : [],
+      done: isSet(object.done) ? globalThis.Boolean(object.done) : false,
+      logProbs: globalThis.Array.isArray(object?.logProbs)
+        ? object.logProbs.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.log_probs)
+        ? object.log_probs.map((e: any) => globalThis.Number(e))
+        : [],
+      stopReason: isSet(object.stopReason)
+        ? stopReasonFromJSON(object.stopReason)
+        : isSet(object.stop_reason)
+        ? stopReasonFromJSON(object.stop_reason)
+        : 0,
+      policyVersion: isSet(object.policyVersion)
+        ? globalThis.Number(object.policyVersion)
+        : isSet(object.policy_version)
+        ? globalThis.Number(object.policy_version)
+        : 0,
+      tokens: globalThis.Array.isArray(object?.tokens)
+        ? object.tokens.map((e: any) => globalThis.Number(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GenerateResponse): unknown {
+    const obj: any = {};
+    if (message.tokenIds?.length) {
+      obj.tokenIds = message.tokenIds.map((e) => Math.round(e));
+    }
+    if (message.done !== false) {
+      obj.done = message.done;
+    }
+    if (message.logProbs?.length) {
+      obj.logProbs = message.logProbs.map((e) => floatToJson(e));
+    }
+    if (message.stopReason !== 0) {
+      obj.stopReason = stopReasonToJSON(message.stopReason);
+    }
+    if (message.policyVersion !== 0) {
+      obj.policyVersion = Math.round(message.policyVersion);
+    }
+    if (message.tokens?.length) {
+      obj.tokens = message.tokens.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GenerateResponse>): GenerateResponse {
+    return GenerateResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GenerateResponse>): GenerateResponse {
+    const message = createBaseGenerateResponse();
+    message.tokenIds = object.tokenIds?.map((e) => e) || [];
+    message.done = object.done ?? false;
+    message.logProbs = object.logProbs?.map((e) => e) || [];
+    message.stopReason = object.stopReason ?? 0;
+    message.policyVersion = object.policyVersion ?? 0;
+    message.tokens = object.tokens?.map((e) => e) || [];
+    return message;
+  },
+};
 
 function createBaseActRequest(): ActRequest {
   return { runId: "", obs: undefined, greedy: false, minVersion: 0, seed: 0, channel: undefined };
@@ -651,7 +1306,7 @@ export const PolicySpec: MessageFns<PolicySpec> = {
 };
 
 function createBasePolicyPointer(): PolicyPointer {
-  return { version: 0, program: "", params: "", spec: undefined, distribution: "" };
+  return { version: 0, program: "", params: "", spec: undefined, distribution: "", modelConfig: undefined };
 }
 
 export const PolicyPointer: MessageFns<PolicyPointer> = {
@@ -670,6 +1325,9 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
     }
     if (message.distribution !== "") {
       writer.uint32(42).string(message.distribution);
+    }
+    if (message.modelConfig !== undefined) {
+      writer.uint32(50).string(message.modelConfig);
     }
     return writer;
   },
@@ -727,6 +1385,14 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
             message.distribution = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.modelConfig = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -746,6 +1412,11 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
       params: isSet(object.params) ? globalThis.String(object.params) : "",
       spec: isSet(object.spec) ? PolicySpec.fromJSON(object.spec) : undefined,
       distribution: isSet(object.distribution) ? globalThis.String(object.distribution) : "",
+      modelConfig: isSet(object.modelConfig)
+        ? globalThis.String(object.modelConfig)
+        : isSet(object.model_config)
+        ? globalThis.String(object.model_config)
+        : undefined,
     };
   },
 
@@ -766,6 +1437,9 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
     if (message.distribution !== "") {
       obj.distribution = message.distribution;
     }
+    if (message.modelConfig !== undefined) {
+      obj.modelConfig = message.modelConfig;
+    }
     return obj;
   },
 
@@ -781,6 +1455,7 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
       ? PolicySpec.fromPartial(object.spec)
       : undefined;
     message.distribution = object.distribution ?? "";
+    message.modelConfig = object.modelConfig ?? undefined;
     return message;
   },
 };
@@ -912,11 +1587,31 @@ export const PolicyServiceService = {
     responseSerialize: (value: GetPolicyResponse): Buffer => Buffer.from(GetPolicyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetPolicyResponse => GetPolicyResponse.decode(value),
   },
+  /**
+   * Token generation with a causal language-model policy (a pointer with model_config): concurrent
+   * requests share one decode loop. Streams one message per new token, then a final message (done)
+   * with every token's log-prob and the stop reason.
+   */
+  generate: {
+    path: "/rlmesh.v1.PolicyService/Generate" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: GenerateRequest): Buffer => Buffer.from(GenerateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GenerateRequest => GenerateRequest.decode(value),
+    responseSerialize: (value: GenerateResponse): Buffer => Buffer.from(GenerateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GenerateResponse => GenerateResponse.decode(value),
+  },
 } as const;
 
 export interface PolicyServiceServer extends UntypedServiceImplementation {
   act: handleUnaryCall<ActRequest, ActResponse>;
   getPolicy: handleUnaryCall<GetPolicyRequest, GetPolicyResponse>;
+  /**
+   * Token generation with a causal language-model policy (a pointer with model_config): concurrent
+   * requests share one decode loop. Streams one message per new token, then a final message (done)
+   * with every token's log-prob and the stop reason.
+   */
+  generate: handleServerStreamingCall<GenerateRequest, GenerateResponse>;
 }
 
 export interface PolicyServiceClient extends Client {
@@ -947,6 +1642,17 @@ export interface PolicyServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetPolicyResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Token generation with a causal language-model policy (a pointer with model_config): concurrent
+   * requests share one decode loop. Streams one message per new token, then a final message (done)
+   * with every token's log-prob and the stop reason.
+   */
+  generate(request: GenerateRequest, options?: Partial<CallOptions>): ClientReadableStream<GenerateResponse>;
+  generate(
+    request: GenerateRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<GenerateResponse>;
 }
 
 export const PolicyServiceClient = makeGenericClientConstructor(
@@ -957,6 +1663,10 @@ export const PolicyServiceClient = makeGenericClientConstructor(
   service: typeof PolicyServiceService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

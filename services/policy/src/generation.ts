@@ -1,0 +1,317 @@
+/**
+ * The policy service's generation path: for each run that publishes a causal LM (a pointer with
+ * model_config), a GPT-2 generator rebuilt from model_config and the flat parameters, and a batch
+ * queue. Requests that arrive while a decode loop runs leave together as the next loop, so the batch
+ * grows with the load; each request samples with its own seed, so batching does not change its
+ * tokens. Before each loop the run's pointer is read again and a newer version swapped in, so a loop
+ * runs one version start to end and reports it.
+ *
+ * The loop runs on the service's thread (the act path has its own worker; this one does not yet):
+ * each decode step holds the event loop for the step's ORT run.
+ */
+import { ConfigError } from '@rlmesh/core';
+import { type GeneratedRow, type GenerateRow, Gpt2Generator, gpt2FromModelConfig } from '@rlmesh/learner';
+import {
+  type Bus,
+  failedPrecondition,
+  invalidArgument,
+  type Logger,
+  type PolicyPointer,
+  resourceExhausted,
+  unavailable,
+} from '@rlmesh/mesh';
+import { Batcher } from './batcher';
+import { fetchParams } from './run';
+
+/** One Generate request, in the names of GenerateRequest's fields. */
+export interface GenerateInput {
+  prompt: readonly number[];
+  maxNewTokens: number;
+  /** Unset: 1. 0 is greedy. */
+  temperature?: number;
+  topK?: number;
+  /** Unset: 1. */
+  topP?: number;
+  seed?: number;
+  /** Unset: the model's eos_token_id, if it has one. */
+  eosTokenId?: number;
+  stopSequences?: readonly (readonly number[])[];
+}
+
+export interface GenerateResult extends GeneratedRow {
+  /** The policy version the whole completion was generated with. */
+  version: number;
+}
+
+/** Limits on a request that the model's config does not set. */
+const MAX_STOP_SEQUENCES = 16;
+const MAX_STOP_SEQUENCE_TOKENS = 64;
+
+export interface GenerationDeps {
+  bus: Bus;
+  logger: Logger;
+  threads: number;
+  /** Requests decoded together in one loop at most. */
+  maxBatch: number;
+  maxWaitMs: number;
+  /** Requests that may wait per run before Generate answers RESOURCE_EXHAUSTED. */
+  maxQueued: number;
+  /** Called after every decode loop with the requests it held. */
+  onLoop?: (rows: number) => void;
+  /** The run's current pointer (latest or promoted); throws NOT_FOUND when there is none. */
+  readPointer: () => Promise<PolicyPointer>;
+}
+
+interface Job {
+  row: GenerateRow;
+  onToken: (token: number) => void;
+  isCancelled: () => boolean;
+}
+
+interface Loaded {
+  version: number;
+  generator: Gpt2Generator;
+}
+
+export class GenerationRun {
+  private readonly batcher: Batcher<Job, GenerateResult | Error>;
+  private closed = false;
+  lastUsed = Date.now();
+  active = 0;
+
+  private constructor(
+    readonly runId: string,
+    private loaded: Loaded,
+    private readonly deps: GenerationDeps,
+  ) {
+    this.batcher = new Batcher({ maxRows: deps.maxBatch, maxWaitMs: deps.maxWaitMs, run: (jobs) => this.runBatch(jobs) });
+  }
+
+  static async open(runId: string, deps: GenerationDeps): Promise<GenerationRun> {
+    const pointer = await deps.readPointer();
+    const loaded = await load(runId, pointer, deps);
+    deps.logger.info('generation policy loaded', { run: runId, version: loaded.version });
+    return new GenerationRun(runId, loaded, deps);
+  }
+
+  get version(): number {
+    return this.loaded.version;
+  }
+
+  /** Validates `input` against the loaded model, queues it, and resolves with the whole completion. */
+  async generate(
+    input: GenerateInput,
+    onToken: (token: number) => void,
+    isCancelled: () => boolean = () => false,
+  ): Promise<GenerateResult> {
+    const row = this.check(input);
+    if (this.batcher.pendingRows + 1 > this.deps.maxQueued)
+      throw resourceExhausted(
+        'run_id',
+        `${this.batcher.pendingRows} Generate requests already queued for run "${this.runId}"; retry later`,
+      );
+    const out = await this.batcher.submit({ row, onToken, isCancelled }, 1);
+    if (out instanceof Error) throw out;
+    return out;
+  }
+
+  /** The request as a generator row, or INVALID_ARGUMENT naming the field and the rule. */
+  private check(input: GenerateInput): GenerateRow {
+    const c = this.loaded.generator.model.config;
+    const { prompt, maxNewTokens } = input;
+    if (prompt.length === 0) throw invalidArgument('prompt', 'must hold at least 1 token id, got none');
+    if (prompt.length >= c.n_positions)
+      throw invalidArgument(
+        'prompt',
+        `has ${prompt.length} tokens; the model's context is ${c.n_positions}, which leaves no room for a new token`,
+      );
+    const bad = prompt.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= c.vocab_size);
+    if (bad >= 0) throw invalidArgument('prompt', `token id ${prompt[bad]} at index ${bad} is outside the vocabulary of ${c.vocab_size}`);
+    const room = c.n_positions - prompt.length;
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > room)
+      throw invalidArgument(
+        'max_new_tokens',
+        `must be in [1, ${room}] (the context of ${c.n_positions} less the prompt's ${prompt.length} tokens), got ${maxNewTokens}`,
+      );
+    if (input.eosTokenId !== undefined && !(Number.isInteger(input.eosTokenId) && input.eosTokenId < c.vocab_size))
+      throw invalidArgument('eos_token_id', `must be a token id below ${c.vocab_size}, got ${input.eosTokenId}`);
+    const stops = input.stopSequences ?? [];
+    if (stops.length > MAX_STOP_SEQUENCES) throw invalidArgument('stop_sequences', `at most ${MAX_STOP_SEQUENCES}, got ${stops.length}`);
+    for (const [i, s] of stops.entries()) {
+      if (s.length === 0 || s.length > MAX_STOP_SEQUENCE_TOKENS)
+        throw invalidArgument('stop_sequences', `entry ${i} must hold 1 to ${MAX_STOP_SEQUENCE_TOKENS} token ids, got ${s.length}`);
+      const id = s.find((t) => t >= c.vocab_size);
+      if (id !== undefined)
+        throw invalidArgument('stop_sequences', `entry ${i}: token id ${id} is outside the vocabulary of ${c.vocab_size}`);
+    }
+    const row: GenerateRow = {
+      prompt,
+      maxNewTokens,
+      temperature: input.temperature ?? 1,
+      topK: input.topK ?? 0,
+      topP: input.topP ?? 1,
+      seed: input.seed ?? 0,
+      eosTokenId: input.eosTokenId ?? (c.eos_token_id >= 0 ? c.eos_token_id : undefined),
+      stopTokens: stops,
+    };
+    try {
+      this.loaded.generator.check(row);
+    } catch (e) {
+      if (e instanceof ConfigError) throw invalidArgument(e.key, e.rule);
+      throw invalidArgument('prompt', (e as Error).message);
+    }
+    return row;
+  }
+
+  async close(reason: Error): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.batcher.close(reason);
+    await this.loaded.generator.release();
+  }
+
+  /** Swaps in a newer published version; a failure keeps the loaded one (and is logged). */
+  private async refresh(): Promise<void> {
+    let pointer: PolicyPointer;
+    try {
+      pointer = await this.deps.readPointer();
+    } catch (e) {
+      this.deps.logger.warn('policy pointer unreadable; generating with the loaded version', { run: this.runId, error: String(e) });
+      return;
+    }
+    if (pointer.version <= this.loaded.version) return;
+    try {
+      const next = await load(this.runId, pointer, this.deps);
+      const old = this.loaded;
+      this.loaded = next;
+      await old.generator.release();
+      this.deps.logger.debug('generation policy swapped', { run: this.runId, version: next.version });
+    } catch (e) {
+      this.deps.logger.warn('policy version not applied to generation; still serving the previous one', {
+        run: this.runId,
+        version: pointer.version,
+        serving: this.loaded.version,
+        error: (e as Error).message,
+      });
+    }
+  }
+
+  private async runBatch(jobs: Job[]): Promise<(GenerateResult | Error)[]> {
+    if (this.closed) return jobs.map(() => unavailable('policy service is closing'));
+    await this.refresh();
+    const { generator, version } = this.loaded;
+    // A version swapped in after a request was checked may have a smaller context or vocabulary.
+    const results: (GenerateResult | Error | null)[] = jobs.map((j) => {
+      if (j.isCancelled()) return unavailable('the call was cancelled');
+      try {
+        generator.check(j.row);
+        return null;
+      } catch (e) {
+        return failedPrecondition('prompt', `policy version ${version} cannot generate this request: ${(e as Error).message}`);
+      }
+    });
+    const live = jobs.filter((_, i) => results[i] === null);
+    const index = jobs.flatMap((_, i) => (results[i] === null ? [i] : []));
+    if (live.length > 0) {
+      const rows = await generator.generate(
+        live.map((j) => j.row),
+        {
+          onStep: (emitted) => {
+            for (const e of emitted) live[e.row].onToken(e.token);
+          },
+        },
+      );
+      rows.forEach((r, i) => {
+        results[index[i]] = { ...r, version };
+      });
+      this.deps.onLoop?.(live.length);
+    }
+    return results as (GenerateResult | Error)[];
+  }
+}
+
+async function load(runId: string, pointer: PolicyPointer, deps: GenerationDeps): Promise<Loaded> {
+  if (!pointer.modelConfig)
+    throw failedPrecondition(
+      'run_id',
+      `policy of run "${runId}" (model ${JSON.stringify(pointer.spec?.model ?? '')}) publishes no model_config: it cannot generate`,
+    );
+  const flat = await fetchParams(deps.bus, runId, pointer);
+  let built: ReturnType<typeof gpt2FromModelConfig>;
+  try {
+    built = gpt2FromModelConfig(pointer.modelConfig, flat);
+  } catch (e) {
+    throw failedPrecondition('run_id', `policy of run "${runId}" cannot generate: ${(e as Error).message}`);
+  }
+  const generator = await Gpt2Generator.create(built.model, built.params, { threads: deps.threads });
+  return { version: pointer.version, generator };
+}
+
+/** The generation runs of a policy service, opened on first use and closed when idle. */
+export class GenerationPool {
+  /** Decode loops run and the requests they held, since construction: what batching achieved. */
+  readonly stats = { loops: 0, rows: 0 };
+  private readonly runs = new Map<string, Promise<GenerationRun>>();
+  private readonly sweeper: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly deps: Omit<GenerationDeps, 'readPointer' | 'onLoop'>,
+    private readonly idleCloseMs: number,
+  ) {
+    this.sweeper = setInterval(() => this.closeIdle(), Math.max(20, idleCloseMs / 2)).unref();
+  }
+
+  async generate(
+    key: string,
+    runId: string,
+    readPointer: () => Promise<PolicyPointer>,
+    input: GenerateInput,
+    onToken: (token: number) => void,
+    isCancelled?: () => boolean,
+  ): Promise<GenerateResult> {
+    if (this.closed) throw unavailable('policy service is closing');
+    let opening = this.runs.get(key);
+    if (!opening) {
+      const onLoop = (rows: number) => {
+        this.stats.loops++;
+        this.stats.rows += rows;
+      };
+      const p = GenerationRun.open(runId, { ...this.deps, readPointer, onLoop });
+      opening = p;
+      this.runs.set(key, p);
+      // A failed open is not kept: the next request tries again (the learner may publish meanwhile).
+      p.catch(() => this.runs.get(key) === p && this.runs.delete(key));
+    }
+    const run = await opening;
+    run.active++;
+    try {
+      return await run.generate(input, onToken, isCancelled);
+    } finally {
+      run.active--;
+      run.lastUsed = Date.now();
+    }
+  }
+
+  private closeIdle(): void {
+    const now = Date.now();
+    for (const [key, opening] of this.runs) {
+      void opening
+        .then((run) => {
+          if (run.active > 0 || now - run.lastUsed < this.idleCloseMs || this.runs.get(key) !== opening) return;
+          this.runs.delete(key);
+          return run.close(unavailable('the run was idle and its generator was closed'));
+        })
+        .catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    const runs = [...this.runs.values()];
+    this.runs.clear();
+    const reason = unavailable('policy service is closing');
+    await Promise.all(runs.map((p) => p.then((r) => r.close(reason)).catch(() => undefined)));
+  }
+}
