@@ -1,7 +1,7 @@
 /** LearnerService over gRPC: a thin adapter over LearnerCore, and the `rlmesh serve learner` entry. */
 import type { ServerCredentials, ServerWritableStream } from '@grpc/grpc-js';
 import type { Device } from '@rlmesh/graph';
-import { type Bus, createLogger, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
+import { type Bus, createLogger, type Logger, type RunningServer, resourceExhausted, type ServiceBinding, startServer } from '@rlmesh/mesh';
 import {
   type GetRunRequest,
   LearnerServiceService,
@@ -12,7 +12,38 @@ import {
 } from '@rlmesh/proto';
 import { LearnerCore } from './learner-core';
 
+/** Watch streams one learner serves at once: each costs an encode and a write on every update. */
+export const MAX_WATCHERS = 64;
+/** A watcher hears of a run at most this often; its last state always goes out. */
+export const WATCH_INTERVAL_MS = 100;
+
+/** Coalesces a stream of states into at most one write per interval, keeping the newest. */
+function throttled(write: (r: Run) => void, intervalMs: number) {
+  let last = 0;
+  let pending: Run | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (!pending) return;
+    last = Date.now();
+    write(pending);
+    pending = undefined;
+  };
+  return {
+    push(r: Run) {
+      pending = r;
+      if (timer) return;
+      const wait = last + intervalMs - Date.now();
+      if (wait <= 0) flush();
+      else timer = setTimeout(flush, wait);
+    },
+    flush,
+  };
+}
+
 export function learnerServiceBinding(core: LearnerCore): ServiceBinding {
+  let watchers = 0;
   return {
     name: 'rlmesh.v1.LearnerService',
     definition: LearnerServiceService,
@@ -22,10 +53,19 @@ export function learnerServiceBinding(core: LearnerCore): ServiceBinding {
       stopRun: (req: StopRunRequest): Promise<Run> => core.stopRun(req.runId),
       listRuns: async (): Promise<ListRunsResponse> => ({ runs: core.listRuns() }),
       watchRun: async (call: ServerWritableStream<GetRunRequest, Run>): Promise<void> => {
+        if (watchers >= MAX_WATCHERS)
+          throw resourceExhausted('run_id', `this learner already streams ${watchers} watchers (max ${MAX_WATCHERS}); poll GetRun instead`);
+        watchers++;
         const signal = { cancelled: false };
         call.on('cancelled', () => (signal.cancelled = true));
-        await core.watchRun(call.request.runId, (r) => call.write(r), signal);
-        call.end();
+        const out = throttled((r) => call.write(r), WATCH_INTERVAL_MS);
+        try {
+          await core.watchRun(call.request.runId, (r) => out.push(r), signal);
+          out.flush();
+          call.end();
+        } finally {
+          watchers--;
+        }
       },
     },
   };
