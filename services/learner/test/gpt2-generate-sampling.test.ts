@@ -165,6 +165,19 @@ describe('gpt2: sampling with the KV cache', () => {
     await expect(generator.generate([{ prompt: PROMPT, maxNewTokens: 2, stop: ['x'] }])).rejects.toThrow(/need a decode function/);
   });
 
+  it('without the KV cache (the whole sequence recomputed each step) it draws the same tokens and log-probs', async () => {
+    const rows = [
+      { prompt: PROMPT, maxNewTokens: 10, seed: 8, temperature: 1.2 },
+      { prompt: [2], maxNewTokens: 4, seed: 9, topK: 3 },
+      { prompt: [7, 7, 1], maxNewTokens: 10, temperature: 0 },
+    ];
+    const cached = await generator.generate(rows);
+    const recomputed = await generator.generate(rows, { cache: false });
+    expect(recomputed.map((r) => r.tokens)).toEqual(cached.map((r) => r.tokens));
+    for (const [b, r] of recomputed.entries())
+      for (const [i, lp] of r.logProbs.entries()) expect(Math.abs(lp - cached[b].logProbs[i])).toBeLessThan(1e-4);
+  });
+
   it('a row that finishes early does not run past the context while a longer row goes on', async () => {
     const near = Array.from({ length: 45 }, (_, i) => i % CFG.vocab_size);
     const rows = await generator.generate([

@@ -53,6 +53,11 @@ export interface GenerateOptions {
   decode?: (ids: readonly number[]) => string;
   /** Called after every step with the rows that got a token this step (finished rows are absent). */
   onStep?: (emitted: { row: number; token: number; logProb: number }[]) => void;
+  /**
+   * false: no KV cache, every step runs the prefill program over the whole sequence so far (the
+   * baseline the cache is measured against, and a check of it). Default true.
+   */
+  cache?: boolean;
 }
 
 export interface GreedyOptions {
@@ -219,7 +224,7 @@ export class Gpt2Generator {
     const longest = Math.max(...rows.map((r) => r.prompt.length));
 
     // Left padding: every row's last slot is its last token, so one gather serves the batch.
-    const ids = new BigInt64Array(B * longest);
+    let ids = new BigInt64Array(B * longest);
     let mask = new BigInt64Array(B * longest);
     rows.forEach(({ prompt }, b) => {
       const at = b * longest + longest - prompt.length;
@@ -260,13 +265,26 @@ export class Gpt2Generator {
       if (done.every(Boolean)) break;
       // Finished rows keep stepping (their tokens are dropped) so the batch stays rectangular.
       const grown = new BigInt64Array(B * (width + 1));
+      const grownIds = opts.cache === false ? new BigInt64Array(B * (width + 1)) : ids;
       for (let b = 0; b < B; b++) {
         grown.set(mask.subarray(b * width, (b + 1) * width), b * (width + 1));
         // A finished row's new slots are padding: its positions stop growing, so it never runs past the context.
         grown[b * (width + 1) + width] = done[b] ? 0n : 1n;
+        if (grownIds !== ids) {
+          grownIds.set(ids.subarray(b * width, (b + 1) * width), b * (width + 1));
+          grownIds[b * (width + 1) + width] = next[b];
+        }
       }
       mask = grown;
+      ids = grownIds;
       width += 1;
+      if (opts.cache === false) {
+        res = await this.prefill.run({
+          input_ids: { data: ids, shape: [B, width] },
+          attention_mask: { data: mask, shape: [B, width] },
+        });
+        continue;
+      }
       const feeds: Record<string, HostTensor> = {
         input_ids: { data: next, shape: [B, 1] },
         attention_mask: { data: mask, shape: [B, width] },
