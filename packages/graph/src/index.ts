@@ -10,6 +10,7 @@ export { encodeModel, type ModelSpec, ONNX_DTYPE, type TensorData } from './onnx
 export * from './ops/elementwise';
 export * from './ops/nn';
 export * from './ops/reduce';
+export * from './ops/sae';
 export * from './ops/shape';
 export * from './optim';
 export * from './program';
