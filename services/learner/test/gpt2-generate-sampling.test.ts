@@ -178,6 +178,21 @@ describe('gpt2: sampling with the KV cache', () => {
       for (const [i, lp] of r.logProbs.entries()) expect(Math.abs(lp - cached[b].logProbs[i])).toBeLessThan(1e-4);
   });
 
+  it('a cancelled row stops at once with its reason while the others go on', async () => {
+    let steps = 0;
+    const rows = await generator.generate(
+      [
+        { prompt: PROMPT, maxNewTokens: 12, seed: 1, cancelled: () => steps >= 3 },
+        { prompt: [2, 2], maxNewTokens: 12, seed: 2 },
+      ],
+      { onStep: () => steps++ },
+    );
+    expect(rows[0]).toMatchObject({ stopReason: 'cancelled' });
+    expect(rows[0].tokens).toHaveLength(3);
+    expect(rows[1]).toMatchObject({ stopReason: 'max_tokens' });
+    expect(rows[1].tokens).toHaveLength(12);
+  });
+
   it('a row that finishes early does not run past the context while a longer row goes on', async () => {
     const near = Array.from({ length: 45 }, (_, i) => i % CFG.vocab_size);
     const rows = await generator.generate([

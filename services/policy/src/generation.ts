@@ -202,7 +202,7 @@ export class GenerationRun {
     const { generator, version } = this.loaded;
     // A version swapped in after a request was checked may have a smaller context or vocabulary.
     const results: (GenerateResult | Error | null)[] = jobs.map((j) => {
-      if (j.isCancelled()) return unavailable('the call was cancelled');
+      if (j.isCancelled()) return unavailable('the call was cancelled before its loop began');
       try {
         generator.check(j.row);
         return null;
@@ -212,6 +212,7 @@ export class GenerationRun {
     });
     const live = jobs.filter((_, i) => results[i] === null);
     const index = jobs.flatMap((_, i) => (results[i] === null ? [i] : []));
+    for (const j of live) j.row.cancelled = j.isCancelled;
     if (live.length > 0) {
       const rows = await generator.generate(
         live.map((j) => j.row),

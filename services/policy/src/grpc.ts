@@ -34,6 +34,8 @@ const STOP_REASONS = {
   max_tokens: StopReason.STOP_REASON_MAX_TOKENS,
   eos: StopReason.STOP_REASON_EOS,
   stop: StopReason.STOP_REASON_STOP_SEQUENCE,
+  // Never sent: a cancelled call takes no more messages.
+  cancelled: StopReason.STOP_REASON_UNSPECIFIED,
 } as const;
 
 export function policyServiceBinding(core: PolicyCore): ServiceBinding {

@@ -27,7 +27,8 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-export type StopReason = 'max_tokens' | 'eos' | 'stop';
+/** cancelled: the row's `cancelled` said so (its caller went away); the others say what ended the completion. */
+export type StopReason = 'max_tokens' | 'eos' | 'stop' | 'cancelled';
 
 export interface GenerateRow extends SamplingOptions {
   prompt: readonly number[];
@@ -38,6 +39,8 @@ export interface GenerateRow extends SamplingOptions {
   stop?: readonly string[];
   /** The row stops once its tokens end with one of these id sequences (included). */
   stopTokens?: readonly (readonly number[])[];
+  /** Asked before each of the row's steps; true ends the row there, so a caller that left costs no more steps. */
+  cancelled?: () => boolean;
 }
 
 export interface GeneratedRow {
@@ -244,6 +247,11 @@ export class Gpt2Generator {
       const emitted: { row: number; token: number; logProb: number }[] = [];
       for (let b = 0; b < B; b++) {
         if (done[b]) continue; // its slot feeds token 0, which nothing reads
+        if (rows[b].cancelled?.()) {
+          done[b] = true;
+          out[b].stopReason = 'cancelled';
+          continue;
+        }
         const row = logits.subarray(b * c.vocab_size, (b + 1) * c.vocab_size);
         const r = rows[b];
         const token = sampleToken(row, r, rngs[b]);
