@@ -59,10 +59,10 @@ describe('JumpReLU', () => {
       expectLoss += (v > t ? v : 0) * w12[i];
     });
     expect(loss).toBeCloseTo(expectLoss, 12);
-    dx.forEach((v, i) => expect(v).toBeCloseTo(expectDx[i], 12));
+    for (const [i, v] of dx.entries()) expect(v).toBeCloseTo(expectDx[i], 12);
     // Some entries sit inside the window, so this is a real check of the estimator, not 0 == 0.
     expect(expectDt.some((v) => Math.abs(v) > 0.1)).toBe(true);
-    dt.forEach((v, i) => expect(v).toBeCloseTo(expectDt[i], 10));
+    for (const [i, v] of dt.entries()) expect(v).toBeCloseTo(expectDt[i], 10);
     // A rule without the θ factor (the Step estimator) would differ here.
     const wrong = expectDt.map((v, i) => v / theta3[i]);
     expect(dt.some((v, i) => Math.abs(v - wrong[i]) > 1e-3)).toBe(true);
@@ -83,7 +83,7 @@ describe('Heaviside step', () => {
     expect(loss).toBeCloseTo(expectLoss, 12);
     for (const v of dx) expect(v).toBe(0);
     expect(expectDt.some((v) => Math.abs(v) > 0.1)).toBe(true);
-    dt.forEach((v, i) => expect(v).toBeCloseTo(expectDt[i], 10));
+    for (const [i, v] of dt.entries()) expect(v).toBeCloseTo(expectDt[i], 10);
   });
 });
 
