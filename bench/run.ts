@@ -13,6 +13,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runEvalBenchmarks } from './eval.bench';
+import { runGenerateBenchmarks } from './generate.bench';
 import { runGraphBenchmarks } from './graph.bench';
 import { type BenchResult, type BenchSettings, type BenchSuite, settingsFromEnv } from './harness';
 import { runMeshBenchmarks } from './mesh.bench';
@@ -63,6 +64,12 @@ const SUITES: BenchSuite[] = [
     description:
       "packages/text: GPT-2 tokenizer encode and decode throughput (MB/s) against js-tiktoken's own encoder over the same ranks, on English prose (the repository's docs) and seeded random multilingual text; both must give identical ids.",
     run: runTextBenchmarks,
+  },
+  {
+    name: 'generate',
+    description:
+      'GPT-2 generation (the Gpt2Generator loop behind PolicyService.Generate): tokens/s at batch 1 and 16 for the 124M configuration with and without the KV cache, and batch 1 against the memory-bandwidth bound (weight bytes read per token / measured memcpy bandwidth).',
+    run: runGenerateBenchmarks,
   },
 ];
 
