@@ -15,6 +15,8 @@ export interface BusMessage {
   headers: Headers;
   /** 1 on first delivery. */
   deliveryCount: number;
+  /** The message's place in the stream: the same on every delivery of it, so a consumer can tell a redelivery it already handled. */
+  streamSequence: number;
   ack(): void;
   /** Deliver again (after `delayMs`). */
   nak(delayMs?: number): void;
@@ -169,6 +171,7 @@ export class MemoryBus implements Bus {
           data: m.data,
           headers: m.headers,
           deliveryCount: count,
+          streamSequence: i + 1,
           ack: () => {
             settled = true;
           },

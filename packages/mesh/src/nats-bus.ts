@@ -3,23 +3,30 @@
  * run's trajectory chunks (rlmesh.traj.<run>), bounded per subject with discard-old so that actors
  * running ahead of a learner cannot fill the disk; a KV bucket holds run state and policy pointers;
  * an Object Store bucket holds policy weights. All three are created on connect if missing.
+ *
+ * NATS may go away for a while (a restart, a rescheduled pod): the connection reconnects forever,
+ * and every bus call that fails while it is down is retried with backoff for up to `retryForMs`, so
+ * that callers pause instead of failing. Publishes carry a message id, so a retried publish whose
+ * first try was stored after all is not stored twice (JetStream's duplicate window).
  */
 import {
   AckPolicy,
+  type ConsumerMessages,
   DeliverPolicy,
   DiscardPolicy,
-  type JetStreamClient,
   JetStreamApiCodes,
   JetStreamApiError,
+  type JetStreamClient,
   jetstream,
   jetstreamManager,
   StorageType,
 } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
-import { type NatsConnection, nanos, headers as natsHeaders } from '@nats-io/nats-core';
+import { type NatsConnection, nanos, headers as natsHeaders, nuid } from '@nats-io/nats-core';
 import { type ObjectStore as NatsObjectStore, Objm, setSha256Backend } from '@nats-io/obj';
 import { connect } from '@nats-io/transport-node';
 import type { Bus, BusMessage, ConsumeOptions, Headers, KeyValue, ObjectStore, Subscription } from './bus';
+import { createLogger, type Logger } from './log';
 
 export const TRAJ_STREAM = 'RLMESH_TRAJ';
 export const KV_BUCKET = 'rlmesh_state';
@@ -35,6 +42,32 @@ export interface NatsBusOptions {
   maxChunksPerRun?: number;
   /** How long a delivered, unacked message waits before redelivery. */
   ackWaitMs?: number;
+  /** How long a bus call retries while NATS is unreachable before it fails (default 5 minutes). */
+  retryForMs?: number;
+  /** Where disconnects, reconnects and retried calls are reported (default: a logger named after `name`). */
+  logger?: Logger;
+}
+
+/** Errors that mean "NATS is not reachable right now", not "this call is wrong". */
+const TRANSIENT_ERRORS = new Set(['TimeoutError', 'RequestError', 'NoResponders', 'ConnectionError', 'JetStreamNotEnabled', 'Reconnected']);
+/** JetStream API statuses of a server that is starting or has no JetStream leader yet. */
+const TRANSIENT_STATUSES = new Set([408, 503]);
+
+export function isTransientBusError(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  if (TRANSIENT_ERRORS.has(e.name)) return true;
+  const status = (e as { status?: unknown; code?: unknown }).status ?? (e as { code?: unknown }).code;
+  if (e.name.startsWith('JetStream') && typeof status === 'number' && TRANSIENT_STATUSES.has(status)) return true;
+  return e.cause !== undefined && e.cause !== e && isTransientBusError(e.cause);
+}
+
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 2000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A call still waiting when the connection came back: its request went to the old server or sat in a buffer, and no reply will come. */
+class Reconnected extends Error {
+  override readonly name = 'Reconnected';
 }
 
 export class NatsBus implements Bus {
@@ -44,12 +77,75 @@ export class NatsBus implements Bus {
     private readonly kvStore: KV,
     private readonly objStore: NatsObjectStore,
     private readonly opts: NatsBusOptions,
-  ) {}
+    private readonly log: Logger,
+  ) {
+    this.reportStatus();
+  }
+
+  /** Calls waiting on a reply, told when the connection is back so that they retry at once. */
+  private readonly waiting = new Set<() => void>();
+
+  /** Logs the connection going away and coming back, with how long it was gone. */
+  private async reportStatus(): Promise<void> {
+    let lostAt = 0;
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect' && !lostAt) {
+        lostAt = Date.now();
+        this.log.warn('NATS disconnected; reconnecting', { server: s.server });
+      } else if (s.type === 'reconnect') {
+        this.log.info('NATS reconnected', { server: s.server, downMs: lostAt ? Date.now() - lostAt : 0 });
+        lostAt = 0;
+        for (const wake of this.waiting) wake();
+      }
+    }
+  }
+
+  /**
+   * Runs a bus call, retrying it with backoff while it fails for want of NATS (down, restarting,
+   * JetStream not ready yet), for up to `retryForMs`; any other error is the caller's at once.
+   * `idempotent`: a try still waiting when the connection comes back is given up and the call made
+   * again at once, instead of after the request timeout (5 s); the given-up try may still land.
+   */
+  private async retry<T>(what: string, call: () => Promise<T>, idempotent = true): Promise<T> {
+    const t0 = Date.now();
+    const limit = this.opts.retryForMs ?? 5 * 60_000;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out = await (idempotent ? this.untilReconnect(call) : call());
+        if (attempt > 1) this.log.info('bus call succeeded after retries', { call: what, attempts: attempt, waitedMs: Date.now() - t0 });
+        return out;
+      } catch (e) {
+        if (!isTransientBusError(e) || this.nc.isClosed() || Date.now() - t0 >= limit) throw e;
+        if (attempt === 1) this.log.warn('bus call failed; retrying until NATS is back', { call: what, error: (e as Error).message });
+        const delay = e instanceof Reconnected ? RETRY_FIRST_MS : Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempt - 1));
+        await sleep(delay / 2 + Math.random() * (delay / 2));
+      }
+    }
+  }
+
+  private untilReconnect<T>(call: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const wake = () => reject(new Reconnected('the connection came back while this call waited'));
+      this.waiting.add(wake);
+      call()
+        .then(resolve, reject)
+        .finally(() => this.waiting.delete(wake));
+    });
+  }
 
   static async connect(opts: NatsBusOptions): Promise<NatsBus> {
     // Object digests with node:crypto instead of the pure-JS default: several times faster on policy-sized objects.
     setSha256Backend('native');
-    const nc = await connect({ servers: opts.servers.split(','), name: opts.name, maxReconnectAttempts: -1 });
+    const nc = await connect({
+      servers: opts.servers.split(','),
+      name: opts.name,
+      // Reconnect forever, trying every half second: a restarted server is found about as soon as it listens.
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      // A server that vanished without closing the socket is noticed in about 20 s, not the default 4 minutes.
+      pingInterval: 10_000,
+      maxPingOut: 2,
+    });
     const jsm = await jetstreamManager(nc);
     const config = {
       name: TRAJ_STREAM,
@@ -69,106 +165,164 @@ export class NatsBus implements Bus {
     }
     const kvStore = await new Kvm(nc).create(KV_BUCKET, { history: 1 });
     const objStore = await new Objm(nc).create(OBJ_BUCKET);
-    return new NatsBus(nc, jetstream(nc), kvStore, objStore, opts);
+    return new NatsBus(nc, jetstream(nc), kvStore, objStore, opts, opts.logger ?? createLogger(opts.name ?? 'bus'));
   }
 
   async publish(subject: string, data: Uint8Array, headers: Headers = {}): Promise<void> {
     const h = natsHeaders();
     for (const [k, v] of Object.entries(headers)) h.set(k, v);
-    await this.js.publish(subject, data, { headers: h });
+    const msgID = nuid.next();
+    await this.retry('publish', () => this.js.publish(subject, data, { headers: h, msgID }));
   }
 
   async consume(opts: ConsumeOptions, handler: (m: BusMessage) => Promise<void>): Promise<Subscription> {
-    const jsm = await jetstreamManager(this.nc);
-    const existing = await jsm.consumers.info(TRAJ_STREAM, opts.durable).catch(() => null);
-    if (!existing) {
-      await jsm.consumers.add(TRAJ_STREAM, {
-        durable_name: opts.durable,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        filter_subject: opts.subject,
-        ack_wait: nanos(this.opts.ackWaitMs ?? 30_000),
+    await this.retry('consumer create', async () => {
+      const jsm = await jetstreamManager(this.nc);
+      const existing = await jsm.consumers.info(TRAJ_STREAM, opts.durable).catch((e) => {
+        if (isTransientBusError(e)) throw e;
+        return null;
       });
-    }
-    const consumer = await this.js.consumers.get(TRAJ_STREAM, opts.durable);
-    const messages = await consumer.consume({ max_messages: 8 });
+      if (!existing) {
+        await jsm.consumers.add(TRAJ_STREAM, {
+          durable_name: opts.durable,
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          filter_subject: opts.subject,
+          ack_wait: nanos(this.opts.ackWaitMs ?? 30_000),
+        });
+      }
+    });
+    const open = () =>
+      // Not given up on reconnect: an abandoned consume would go on pulling messages nobody handles.
+      this.retry('consume', async () => (await this.js.consumers.get(TRAJ_STREAM, opts.durable)).consume({ max_messages: 8 }), false);
+    let messages = await open();
+    let stopped = false;
     const loop = (async () => {
-      for await (const m of messages) {
-        const hdrs: Headers = {};
-        if (m.headers) for (const [k, v] of m.headers) hdrs[k] = v[0];
-        let settled = false;
-        const msg: BusMessage = {
-          subject: m.subject,
-          data: m.data,
-          headers: hdrs,
-          deliveryCount: m.info.deliveryCount,
-          ack: () => {
-            settled = true;
-            m.ack();
-          },
-          nak: (delayMs?: number) => {
-            settled = true;
-            m.nak(delayMs);
-          },
-          term: () => {
-            settled = true;
-            m.term();
-          },
-        };
+      while (!stopped) {
         try {
-          await handler(msg);
-        } catch {
-          if (!settled) m.nak();
+          await this.deliver(messages, handler);
+        } catch (e) {
+          if (!stopped) this.log.warn('consumer failed; consuming again', { durable: opts.durable, error: (e as Error).message });
         }
+        if (stopped) break;
+        // Ended without stop() (NATS gone longer than the client's own recovery): start over where the durable consumer acked.
+        await sleep(RETRY_MAX_MS);
+        messages = await open().catch(() => messages);
       }
     })();
     return {
       stop: async () => {
+        stopped = true;
         await messages.close();
         await loop;
       },
     };
   }
 
+  private async deliver(messages: ConsumerMessages, handler: (m: BusMessage) => Promise<void>): Promise<void> {
+    for await (const m of messages) {
+      const hdrs: Headers = {};
+      if (m.headers) for (const [k, v] of m.headers) hdrs[k] = v[0];
+      let settled = false;
+      const msg: BusMessage = {
+        subject: m.subject,
+        data: m.data,
+        headers: hdrs,
+        deliveryCount: m.info.deliveryCount,
+        streamSequence: m.info.streamSequence,
+        ack: () => {
+          settled = true;
+          m.ack();
+        },
+        nak: (delayMs?: number) => {
+          settled = true;
+          m.nak(delayMs);
+        },
+        term: () => {
+          settled = true;
+          m.term();
+        },
+      };
+      try {
+        await handler(msg);
+      } catch {
+        if (!settled) m.nak();
+      }
+    }
+  }
+
   async deleteConsumer(durable: string): Promise<void> {
-    const jsm = await jetstreamManager(this.nc);
-    await jsm.consumers.delete(TRAJ_STREAM, durable).catch(() => undefined);
+    await this.retry('consumer delete', async () => {
+      const jsm = await jetstreamManager(this.nc);
+      await jsm.consumers.delete(TRAJ_STREAM, durable);
+    }).catch(() => undefined);
   }
 
   get kv(): KeyValue {
     const kv = this.kvStore;
     return {
-      put: async (key, value) => void (await kv.put(key, value)),
+      put: async (key, value) => void (await this.retry('kv put', () => kv.put(key, value))),
       get: async (key) => {
-        const e = await kv.get(key);
+        const e = await this.retry('kv get', () => kv.get(key));
         return e && e.operation === 'PUT' ? e.value : null;
       },
       entry: async (key) => {
-        const e = await kv.get(key);
+        const e = await this.retry('kv get', () => kv.get(key));
         return e && e.operation === 'PUT' ? { value: e.value, revision: e.revision } : null;
       },
-      compareAndSet: async (key, value, revision) => {
-        try {
-          // create() also takes over a deleted key's tombstone, which holds no value.
-          return revision === 0 ? await kv.create(key, value) : await kv.update(key, value, revision);
-        } catch (e) {
-          const lost = [JetStreamApiCodes.StreamWrongLastSequence, JetStreamApiCodes.StreamWrongLastSequenceUnknown];
-          if (e instanceof JetStreamApiError && (lost as number[]).includes(e.code)) return null;
-          throw e;
-        }
-      },
-      delete: async (key) => void (await kv.delete(key)),
-      keys: async (prefix = '') => {
-        const out: string[] = [];
-        for await (const k of await kv.keys(prefix ? `${prefix}>` : undefined)) out.push(k);
-        return out;
-      },
+      // Retried while NATS is away. A try whose reply was lost may have written after all, so a refusal
+      // or a failure is checked against the key: holding exactly `value` means this writer won.
+      compareAndSet: (key, value, revision) =>
+        this.retry(
+          'kv compare-and-set',
+          async () => {
+            let failure: unknown;
+            try {
+              // create() also takes over a deleted key's tombstone, which holds no value.
+              return revision === 0 ? await kv.create(key, value) : await kv.update(key, value, revision);
+            } catch (e) {
+              failure = e;
+            }
+            const lost = [JetStreamApiCodes.StreamWrongLastSequence, JetStreamApiCodes.StreamWrongLastSequenceUnknown];
+            const refused = failure instanceof JetStreamApiError && (lost as number[]).includes(failure.code);
+            if (!refused && !isTransientBusError(failure)) throw failure;
+            const now = await kv.get(key).catch(() => null);
+            if (now?.operation === 'PUT' && Buffer.from(now.value).equals(value)) return now.revision;
+            if (refused) return null;
+            throw failure;
+          },
+          false,
+        ),
+      delete: async (key) => void (await this.retry('kv delete', () => kv.delete(key))),
+      keys: (prefix = '') =>
+        this.retry('kv keys', async () => {
+          const out: string[] = [];
+          for await (const k of await kv.keys(prefix ? `${prefix}>` : undefined)) out.push(k);
+          return out;
+        }),
       watch: async (key, onChange) => {
-        const it = await kv.watch({ key });
+        const open = () => this.retry('kv watch', () => kv.watch({ key }), false);
+        let it = await open();
+        let stopped = false;
         (async () => {
-          for await (const e of it) onChange(e.key, e.operation === 'PUT' ? e.value : null);
+          while (!stopped) {
+            try {
+              for await (const e of it) onChange(e.key, e.operation === 'PUT' ? e.value : null);
+            } catch (e) {
+              if (!stopped) this.log.warn('kv watch failed; watching again', { key, error: (e as Error).message });
+            }
+            if (stopped) break;
+            // A new watch delivers the current value again, so nothing written meanwhile is missed.
+            await sleep(RETRY_MAX_MS);
+            it = await open().catch(() => it);
+          }
         })();
-        return { stop: async () => it.stop() };
+        return {
+          stop: async () => {
+            stopped = true;
+            it.stop();
+          },
+        };
       },
     };
   }
@@ -176,9 +330,11 @@ export class NatsBus implements Bus {
   get objects(): ObjectStore {
     const os = this.objStore;
     return {
-      put: async (name, data) => void (await os.putBlob({ name, options: { max_chunk_size: CHUNK_BYTES } }, data)),
-      get: (name) => os.getBlob(name),
-      delete: async (name) => void (await os.delete(name).catch(() => undefined)),
+      put: async (name, data) =>
+        // Not given up on reconnect: two puts of one name at once would interleave their chunks.
+        void (await this.retry('object put', () => os.putBlob({ name, options: { max_chunk_size: CHUNK_BYTES } }, data), false)),
+      get: (name) => this.retry('object get', () => os.getBlob(name)),
+      delete: async (name) => void (await this.retry('object delete', () => os.delete(name)).catch(() => undefined)),
     };
   }
 

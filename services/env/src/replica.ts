@@ -3,6 +3,10 @@
  * `actors_per_replica` RolloutActors for each running run, stopping them when the run ends, and
  * forwards policy-version announcements (KV policy.<run>) to them. Replicas need no registration:
  * start another one and it joins every running run; kill one and the others go on.
+ *
+ * While NATS is down the actors pause (their publishes wait for it) and go on when it is back. A
+ * run's end could come while the watch was reconnecting, so each run played here is also re-read
+ * every few seconds: actors never keep playing a run that is over.
  */
 import {
   type Bus,
@@ -17,6 +21,9 @@ import {
 import type { RunAnnouncement } from '@rlmesh/proto';
 import { RolloutActor } from './actor';
 import { centralAct, LocalPolicy, type PolicyClient } from './policy-client';
+
+/** How often the runs played here are re-read from the bus. */
+const RECHECK_MS = 5000;
 
 export interface ReplicaOptions {
   replicaId: string;
@@ -35,22 +42,47 @@ interface RunActors {
 export class EnvReplica {
   private readonly runs = new Map<string, RunActors>();
   private runWatch: Subscription | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new Set<Promise<void>>();
 
   constructor(private readonly opts: ReplicaOptions) {}
 
   async start(): Promise<void> {
     this.runWatch = await this.opts.bus.kv.watch('run.>', (_key, value) => {
-      if (!value) return;
-      let run: RunAnnouncement;
-      try {
-        run = decodeAnnouncement(value);
-      } catch (e) {
-        this.opts.logger.warn('undecodable run announcement ignored', { error: (e as Error).message });
-        return;
-      }
-      this.onAnnouncement(run).catch((e) => this.opts.logger.error('run announcement failed', { run: run.runId, error: String(e) }));
+      if (value) this.announced(value);
     });
+    this.recheckTimer = setInterval(() => this.recheck(), RECHECK_MS);
+    this.recheckTimer.unref();
+  }
+
+  private announced(value: Uint8Array): void {
+    let run: RunAnnouncement;
+    try {
+      run = decodeAnnouncement(value);
+    } catch (e) {
+      this.opts.logger.warn('undecodable run announcement ignored', { error: (e as Error).message });
+      return;
+    }
+    this.onAnnouncement(run).catch((e) => this.opts.logger.error('run announcement failed', { run: run.runId, error: String(e) }));
+  }
+
+  /** Re-reads the announcement of every run played here; a run deleted from the bus is over too. */
+  private rechecking = false;
+  private async recheck(): Promise<void> {
+    if (this.rechecking) return;
+    this.rechecking = true;
+    try {
+      for (const runId of [...this.runs.keys()]) {
+        const value = await this.opts.bus.kv.get(keys.run(runId));
+        if (value) this.announced(value);
+        else await this.stopRun(runId);
+      }
+    } catch (e) {
+      // NATS is down: the bus has retried already, the next tick tries again.
+      this.opts.logger.debug('run recheck failed', { error: (e as Error).message });
+    } finally {
+      this.rechecking = false;
+    }
   }
 
   /** Runs with actors here, and how many chunks each actor has published. */
@@ -118,6 +150,7 @@ export class EnvReplica {
 
   /** Stops every actor, including those of runs that were already being stopped. */
   async stop(): Promise<void> {
+    clearInterval(this.recheckTimer);
     await this.runWatch?.stop();
     await Promise.all([...this.runs.keys()].map((id) => this.stopRun(id)));
     await Promise.all(this.stopping);

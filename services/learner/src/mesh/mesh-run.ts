@@ -64,6 +64,10 @@ const learnerInstruments = () => (instruments ??= makeInstruments());
 
 /** Old parameter objects kept in the store, for policy replicas that are a few versions behind. */
 const KEEP_VERSIONS = 8;
+/** Stream positions of trained chunks remembered, to skip one redelivered after its ack was lost. */
+const TRAINED_MEMORY = 4096;
+/** Between tries to announce a run's end while the bus is unreachable. */
+const ANNOUNCE_RETRY_MS = 5000;
 
 export class MeshRun {
   state: RunStateName = 'running';
@@ -86,6 +90,10 @@ export class MeshRun {
   private t0 = 0;
   private readonly runDir: string;
   private finished: Promise<void> | undefined;
+  /** Stream positions of the chunks trained on, oldest first (bounded by TRAINED_MEMORY). */
+  private readonly trained = new Set<number>();
+  /** Released or handed over: nothing here writes to the bus for this run any more. */
+  private closing = false;
 
   constructor(
     readonly id: string,
@@ -176,6 +184,11 @@ export class MeshRun {
 
   private async onChunk(m: BusMessage): Promise<void> {
     if (this.state !== 'running') return m.ack();
+    // NATS went away while this chunk was being trained on, so its ack was lost and it came again.
+    if (this.trained.has(m.streamSequence)) {
+      this.log.info('redelivered chunk skipped: already trained', { run: this.id, streamSequence: m.streamSequence });
+      return m.ack();
+    }
     const run = this.run;
     let chunk: TrajectoryChunk;
     let rollout: ReturnType<typeof decodeRollout>;
@@ -202,16 +215,15 @@ export class MeshRun {
       m.ack();
       return this.markConsumed(chunk);
     }
+    const levelBefore = run.curriculum.level;
     try {
       const step = inSpan(
         'learner',
         'learner.train_chunk',
         { kind: SpanKind.CONSUMER, parent: extractContext(m.headers), attributes: { 'rlmesh.run': this.id, 'rlmesh.policy_lag': lag } },
         async () => {
-          const levelBefore = run.curriculum.level;
           await run.update(rollout);
           learnerInstruments().updates.add(1, { run: this.id });
-          if (run.curriculum.level !== levelBefore) await this.announce();
         },
       );
       this.training = step.catch(() => undefined);
@@ -221,17 +233,37 @@ export class MeshRun {
       // A train step that fails on a well-formed chunk will fail on the next one too.
       return this.finish('failed', (e as Error).message);
     }
+    this.rememberTrained(m.streamSequence);
     this.consumed++;
     this.lagSum += lag;
     this.lagMax = Math.max(this.lagMax, lag);
     this.byActor[chunk.actorId] = (this.byActor[chunk.actorId] ?? 0) + 1;
-    if (run.updates % this.cfg.mesh.publish_every === 0 || run.done) await this.publishPolicy();
-    const every = this.cfg.train.checkpoint_every;
-    if (every > 0 && run.updates % every === 0 && !run.done) await this.storeCheckpoint(await run.checkpoint());
-    m.ack();
-    await this.markConsumed(chunk);
+    // The bus calls below wait (retrying) while NATS is down: the run pauses here and goes on when it is back.
+    // One that still fails does not fail the run: the next update publishes again.
+    try {
+      if (run.curriculum.level !== levelBefore) await this.announce();
+      if (run.updates % this.cfg.mesh.publish_every === 0 || run.done) await this.publishPolicy();
+      const every = this.cfg.train.checkpoint_every;
+      // A StopRun that came while this waited for the bus has released the run and written its own checkpoint.
+      if (every > 0 && run.updates % every === 0 && !run.done && this.state === 'running')
+        await this.storeCheckpoint(await run.checkpoint());
+      m.ack();
+      await this.markConsumed(chunk);
+    } catch (e) {
+      m.ack();
+      this.log.warn('publishing after an update failed; the next update publishes again', {
+        run: this.id,
+        update: run.updates,
+        error: (e as Error).message,
+      });
+    }
     this.notify();
     if (run.done) await this.finish('completed');
+  }
+
+  private rememberTrained(streamSequence: number): void {
+    this.trained.add(streamSequence);
+    if (this.trained.size > TRAINED_MEMORY) this.trained.delete(this.trained.values().next().value as number);
   }
 
   /** Tells the chunk's actor it may play another (after the policy it should use is published). */
@@ -254,17 +286,31 @@ export class MeshRun {
     this.finished ??= (async () => {
       this.state = state;
       this.error = error;
+      // Whatever fails below, the run ends: watchers are told and the end is announced, so that
+      // no client waits on it and no actor plays it any more.
       if (this.run) {
         // A StopRun can arrive while a train step runs: the final outputs and release wait for it.
         await this.training;
-        await this.run.finish({ mesh: this.toProto() });
-        await this.storeCheckpoint(this.run.checkpointPath());
+        try {
+          await this.run.finish({ mesh: this.toProto() });
+        } catch (e) {
+          this.log.error('final outputs failed', { run: this.id, error: (e as Error).message });
+          if (this.state === 'completed') [this.state, this.error] = ['failed', `final outputs: ${(e as Error).message}`];
+        }
         // An ended run keeps its counters but not its train-step worker and act session.
-        await this.releaseRun();
+        await this.releaseRun().catch((e) => this.log.warn('release failed', { run: this.id, error: String(e) }));
       }
-      await this.announce();
-      this.log.info('run ended', { run: this.id, state, updates: this.updates, error });
+      // Watchers learn the end from this process, before the bus calls below that wait while NATS is down.
+      this.log.info('run ended', { run: this.id, state: this.state, updates: this.updates, error: this.error });
       this.notify();
+      if (this.run) {
+        try {
+          await this.storeCheckpoint(this.run.checkpointPath());
+        } catch (e) {
+          this.log.warn('final checkpoint not stored in the object store', { run: this.id, error: (e as Error).message });
+        }
+      }
+      await this.announceEnd();
       // The consumer is stopped from outside the handler that may be calling us.
       setImmediate(() => {
         this.subscription?.stop().catch(() => undefined);
@@ -274,8 +320,28 @@ export class MeshRun {
     return this.finished;
   }
 
+  /**
+   * Announces the end, and while the bus stays unreachable (past its own retries) keeps trying in the
+   * background until it succeeds or this learner lets the run go: actors stop only when they see it.
+   */
+  private async announceEnd(): Promise<void> {
+    const attempt = () => this.announce().then(() => true);
+    const failed = (e: unknown) => {
+      this.log.warn('announcing the end of the run failed; retrying', { run: this.id, state: this.state, error: (e as Error).message });
+      return false;
+    };
+    if (await attempt().catch(failed)) return;
+    void (async () => {
+      while (!this.closing) {
+        await new Promise((r) => setTimeout(r, ANNOUNCE_RETRY_MS));
+        if (this.closing || (await attempt().catch(failed))) return;
+      }
+    })();
+  }
+
   /** Stops training here but leaves the run announced as running, for another learner to take over. */
   async handOver(): Promise<void> {
+    this.closing = true;
     this.handedOver = true;
     await this.subscription?.stop();
     await this.releaseRun();
@@ -284,6 +350,7 @@ export class MeshRun {
   }
 
   async release(): Promise<void> {
+    this.closing = true;
     await this.subscription?.stop();
     await this.releaseRun();
   }
