@@ -6,8 +6,8 @@
  * tokens. Before each loop the run's pointer is read again and a newer version swapped in, so a loop
  * runs one version start to end and reports it.
  *
- * The loop runs on the service's thread (the act path has its own worker; this one does not yet):
- * each decode step holds the event loop for the step's ORT run.
+ * The programs run in worker threads, so Act calls and health checks are answered while a loop
+ * decodes; the sampling between steps runs on the service's thread.
  */
 import { ConfigError } from '@rlmesh/core';
 import { type GeneratedRow, type GenerateRow, Gpt2Generator, gpt2FromModelConfig } from '@rlmesh/learner';
@@ -244,7 +244,7 @@ async function load(runId: string, pointer: PolicyPointer, deps: GenerationDeps)
   } catch (e) {
     throw failedPrecondition('run_id', `policy of run "${runId}" cannot generate: ${(e as Error).message}`);
   }
-  const generator = await Gpt2Generator.create(built.model, built.params, { threads: deps.threads });
+  const generator = await Gpt2Generator.create(built.model, built.params, { threads: deps.threads, worker: true });
   return { version: pointer.version, generator };
 }
 

@@ -11,7 +11,7 @@
  * the truncated, tempered distribution the token was drawn from.
  */
 import { ConfigError, Rng } from '@rlmesh/core';
-import { type HostTensor, ParamLayout, Session } from '@rlmesh/graph';
+import { type HostTensor, ParamLayout, Session, WorkerSession } from '@rlmesh/graph';
 import { buildKvProgram, type Gpt2Config, Gpt2LMHeadModel, KV_IO } from './gpt2';
 import { gpt2ConfigFromJson, gpt2ConfigJson } from './hf-gpt2';
 
@@ -169,22 +169,39 @@ function endsWith(tokens: readonly number[], tail: readonly number[]): boolean {
   return tail.every((t, i) => tokens[at + i] === t);
 }
 
+/** What the loop needs of a session: Session (this thread) and WorkerSession (a worker thread) both are. */
+interface ProgramRunner {
+  run(feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>>;
+  release(): Promise<void>;
+}
+
 export class Gpt2Generator {
   private constructor(
-    private readonly prefill: Session,
-    private readonly decode: Session,
+    private readonly prefill: ProgramRunner,
+    private readonly decode: ProgramRunner,
     readonly model: Gpt2LMHeadModel,
   ) {}
 
+  /**
+   * `worker: true` runs the two programs in worker threads (one each): ORT's run blocks the thread
+   * that calls it, and a service must keep answering while a loop decodes. The cache then crosses
+   * to the worker and back at every step (a copy each way).
+   */
   static async create(
     model: Gpt2LMHeadModel,
     params: ReadonlyMap<string, Float32Array>,
-    opts: { threads?: number } = {},
+    opts: { threads?: number; worker?: boolean } = {},
   ): Promise<Gpt2Generator> {
     const options = { intraOpThreads: opts.threads ?? 1 };
-    const prefill = await Session.create(buildKvProgram(model, params, { past: false }), options);
-    const decode = await Session.create(buildKvProgram(model, params, { past: true }), options);
-    return new Gpt2Generator(prefill, decode, model);
+    const open = (program: Uint8Array): Promise<ProgramRunner> =>
+      opts.worker ? WorkerSession.create(program, options) : Session.create(program, options);
+    const prefill = await open(buildKvProgram(model, params, { past: false }));
+    try {
+      return new Gpt2Generator(prefill, await open(buildKvProgram(model, params, { past: true })), model);
+    } catch (e) {
+      await prefill.release();
+      throw e;
+    }
   }
 
   /** Greedy decoding of every prompt with the same limit and EOS. */
