@@ -15,29 +15,39 @@ import { policyAct } from './policy-act';
 import { Progress } from './progress';
 import { REPORT_USAGE, report } from './report';
 import { SERVE_USAGE, serve } from './serve';
+import { SFT_USAGE, sftCommand } from './sft';
 import { UP_USAGE, up } from './up';
 
 const TRAIN_USAGE = `rlmesh train <config.yaml> [--section.key value ...] [--resume <checkpoint>]
-  rlmesh train --mesh <config.yaml> [--learner HOST:PORT] [--run-id ID] [--tls-ca F [--tls-cert F --tls-key F]] [--section.key value ...]
+  rlmesh train --mesh <config.yaml> [--learner HOST:PORT] [--run-id ID] [--reconnect-timeout SECONDS] [--tls-ca F [--tls-cert F --tls-key F]] [--section.key value ...]
   rlmesh train --in-process-mesh <config.yaml> [--section.key value ...]
     Trains the run a config describes: in this process (default), on a running mesh (--mesh), or
     with the mesh's services in this process on an in-memory bus (--in-process-mesh). Any config key
-    can be overridden (--algo.lr 1e-3). --resume continues from a checkpoint written by any mode.`;
+    can be overridden (--algo.lr 1e-3). --resume continues from a checkpoint written by any mode.
+    --mesh follows the run through learner restarts, as rlmesh watch does.`;
+// Here, not in watch.ts: that module loads gRPC, which `serve` must not see loaded before OpenTelemetry starts.
+const WATCH_USAGE = `rlmesh watch <run-id> [--learner HOST:PORT] [--reconnect-timeout SECONDS] [--tls-ca F [--tls-cert F --tls-key F]]
+    Follows a run on the mesh's learner to its end (exit 0 when it completes, 1 when it stops or
+    fails), through learner restarts; exits 1 with one line when the learner has no such run, or does
+    not answer again within the reconnect timeout (default 60 s).`;
 const POLICY_USAGE = 'rlmesh policy act --checkpoint <model.safetensors> --obs <json [[...],...]> [--greedy]';
 
 const USAGE = `usage:
   ${TRAIN_USAGE}
+  ${WATCH_USAGE}
   ${UP_USAGE}
   ${SERVE_USAGE}
   ${POLICY_USAGE}
   ${EVAL_USAGE}
   ${REPORT_USAGE}
   ${DASHBOARD_USAGE}
-  ${DATA_USAGE}`;
+  ${DATA_USAGE}
+  ${SFT_USAGE}`;
 
 /** `rlmesh <command> --help` prints that command's usage. */
 const HELP: Record<string, string> = {
   train: TRAIN_USAGE,
+  watch: WATCH_USAGE,
   up: UP_USAGE,
   serve: SERVE_USAGE,
   policy: POLICY_USAGE,
@@ -45,6 +55,7 @@ const HELP: Record<string, string> = {
   report: REPORT_USAGE,
   dashboard: DASHBOARD_USAGE,
   data: DATA_USAGE,
+  sft: SFT_USAGE,
 };
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -55,6 +66,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     if (command === 'train') return await train(rest);
+    if (command === 'watch') return await (await import('./watch')).watch(rest);
     if (command === 'serve') return await serve(rest);
     if (command === 'up') return await up(rest);
     if (command === 'policy' && rest[0] === 'act') return await policyAct(rest.slice(1));
@@ -62,6 +74,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === 'report') return await report(rest);
     if (command === 'dashboard') return await dashboard(rest);
     if (command === 'data') return await dataCommand(rest);
+    if (command === 'sft') return await sftCommand(rest);
     if (command === undefined || command === 'help' || command === '--help') {
       console.log(USAGE);
       return command === undefined ? 2 : 0;
@@ -97,7 +110,7 @@ async function trainInProcess(config: Record<string, unknown>): Promise<number> 
   const { parseRunConfig, totalUpdates } = await import('@rlmesh/learner');
   const cfg = parseRunConfig(config);
   const { trainInProcessMesh } = await import('./in-process');
-  const { printFinal, progressFields } = await import('./mesh-train');
+  const { printFinal, progressFields } = await import('./watch');
   const bar = new Progress(totalUpdates(cfg), cfg.run.name);
   console.log(`rlmesh train --in-process-mesh: ${cfg.env.id}; learner, policy and env actors in this process on the in-memory bus`);
   const final = await trainInProcessMesh(JSON.stringify(cfg), { onProgress: (r) => bar.update(r.updates, progressFields(r)) });
@@ -114,6 +127,7 @@ async function train(argv: readonly string[]): Promise<number> {
     'in-process-mesh': inProcess,
     learner,
     'run-id': runId,
+    'reconnect-timeout': reconnect,
     'tls-cert': tlsCert,
     'tls-key': tlsKey,
     'tls-ca': tlsCa,
@@ -127,12 +141,14 @@ async function train(argv: readonly string[]): Promise<number> {
   if (mesh) {
     if (resume !== undefined) throw new UsageError('--resume: not supported with --mesh');
     const { meshTrain } = await import('./mesh-train');
+    const { reconnectTimeout } = await import('./watch');
     const { tlsFilesFrom } = await import('@rlmesh/mesh');
     const tls = tlsFilesFrom({ 'tls-cert': tlsCert, 'tls-key': tlsKey, 'tls-ca': tlsCa });
-    return meshTrain(loadConfig(positionals[0], overrides), learner ?? process.env.RLMESH_LEARNER ?? '127.0.0.1:50051', runId ?? '', tls);
+    const learnerAddress = learner ?? process.env.RLMESH_LEARNER ?? '127.0.0.1:50051';
+    return meshTrain(loadConfig(positionals[0], overrides), learnerAddress, runId ?? '', tls, reconnectTimeout(reconnect));
   }
-  if (learner !== undefined || runId !== undefined || tlsCert || tlsKey || tlsCa)
-    throw new UsageError('--learner, --run-id and --tls-* need --mesh');
+  if (learner !== undefined || runId !== undefined || reconnect !== undefined || tlsCert || tlsKey || tlsCa)
+    throw new UsageError('--learner, --run-id, --reconnect-timeout and --tls-* need --mesh');
   if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at ${resume}`);
   // Loaded lazily so that `rlmesh help` and config errors do not pay for onnxruntime start-up.
   const { parseRunConfig, totalUpdates, trainEmbedded, algorithmSpec } = await import('@rlmesh/learner');

@@ -151,15 +151,16 @@ export class LearnerCore {
   }
 
   /**
-   * Keeps the run's lease while it runs: renewed until the run ends (then released), and a run whose
-   * lease another learner took (this process was stalled past its expiry) stops training here.
+   * Keeps the run's lease while it runs: renewed until the run's end is announced (then released),
+   * and a run whose lease another learner took (this process was stalled past its expiry) stops
+   * training here.
    */
   private hold(run: MeshRun, lease: Lease): void {
     this.leases.set(run.id, lease);
     const off = run.onChange((r) => {
       if (r.state === RunState.RUN_STATE_RUNNING) return;
       off();
-      void this.releaseLease(run.id);
+      void this.releaseWhenAnnounced(run.id);
     });
     lease.keep(async (holder) => {
       off();
@@ -170,6 +171,20 @@ export class LearnerCore {
       // Gone from this learner, so that it may take the run back if that learner goes away in turn.
       if (this.runs.get(run.id) === run) this.runs.delete(run.id);
     });
+  }
+
+  /**
+   * Watchers hear of a run's end before the bus does; a lease released in between would let another
+   * learner find the run still announced as running and start it again. So the lease is held (and
+   * renewed) until the announcement says the run ended.
+   */
+  private async releaseWhenAnnounced(runId: string): Promise<void> {
+    while (!this.closed && this.leases.has(runId)) {
+      const value = await this.opts.bus.kv.get(keys.run(runId)).catch(() => undefined);
+      if (value === null || (value && decodeAnnouncement(value).state !== 'running')) break;
+      await new Promise((r) => setTimeout(r, this.ttl / 8));
+    }
+    await this.releaseLease(runId);
   }
 
   private async releaseLease(runId: string): Promise<void> {
@@ -252,7 +267,6 @@ export class LearnerCore {
       checkpoint: b.checkpoint || undefined,
       publishedVersion,
     });
-    this.runs.set(runId, run);
     this.hold(run, claim);
     try {
       await run.start();
@@ -261,6 +275,9 @@ export class LearnerCore {
       this.opts.logger.error('could not take the run over', { run: runId, error: (e as Error).message });
       await run.finish('failed', (e as Error).message);
       return false;
+    } finally {
+      // Seen by GetRun and WatchRun once started (or failed): a client that finds it sees where it resumed.
+      this.runs.set(runId, run);
     }
   }
 

@@ -305,8 +305,18 @@ export class LearnerRun {
     const metricsPath = join(this.opts.runDir, 'metrics.jsonl');
     const source = join(checkpointPath, '..', '..', 'metrics.jsonl');
     const lines = existsSync(source) ? readFileSync(source, 'utf8').split('\n').filter(Boolean) : [];
-    const kept = lines.filter((l) => (JSON.parse(l) as UpdateRecord).update <= this.updates);
-    for (const l of kept) this.rows.push(JSON.parse(l) as UpdateRecord);
+    const kept: string[] = [];
+    for (const l of lines) {
+      let record: UpdateRecord;
+      try {
+        record = JSON.parse(l) as UpdateRecord;
+      } catch {
+        continue; // the half-written last line of a learner killed mid-append
+      }
+      if (record.update > this.updates) continue;
+      kept.push(l);
+      this.rows.push(record);
+    }
     writeFileSync(metricsPath, kept.map((l) => `${l}\n`).join(''));
   }
 
