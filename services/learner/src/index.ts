@@ -10,3 +10,4 @@ export * from './run/curriculum';
 export * from './run/embedded';
 export * from './run/learner-run';
 export * from './run/policy-file';
+export * from './sft';

@@ -1,0 +1,135 @@
+/**
+ * Evaluation of an SFT model on a dataset split:
+ *
+ *   loss         mean -log p over the split's completion tokens (EOS included), teacher-forced
+ *   exact_match  share of prompts whose greedy completion is right: for records with the card game's
+ *                `answer`, the game's verifier decides (its lenient parse of the first line); for
+ *                others, the completion text must equal the reference (whitespace at the ends aside)
+ *   format       share of well-formed answers (the card verifier's format component), card records only
+ *
+ * Greedy decoding is Gpt2Generator's (KV cache), stopping at EOS or max_new_tokens.
+ */
+import { verifyAnswer } from '@rlmesh/envs';
+import { buildForwardProgram, type ParamLayout, Session } from '@rlmesh/graph';
+import type { Tokenizer } from '@rlmesh/text';
+import type { Gpt2LMHeadModel } from '../models/gpt2';
+import type { Gpt2Generator } from '../models/gpt2-generate';
+import { collate, type TokenizedExample } from './data';
+import { completionNll, SFT_BATCH_INPUTS } from './step';
+
+export interface SplitMetrics {
+  loss: number;
+  exact_match: number;
+  /** Card records only; NaN when the split has none. */
+  format: number;
+  n: number;
+  tokens: number;
+}
+
+/** Teacher-forced completion NLL with the flat parameters as an input: one compiled program for every evaluation. */
+export class LossEvaluator {
+  private constructor(
+    private readonly session: Session,
+    readonly layout: ParamLayout,
+  ) {}
+
+  static async create(model: Gpt2LMHeadModel, threads = 1): Promise<LossEvaluator> {
+    const { onnx, layout } = buildForwardProgram({
+      module: model,
+      name: 'sft_eval_loss',
+      inputs: SFT_BATCH_INPUTS,
+      forward: (b) => {
+        const { nllSum, tokens } = completionNll(model, b);
+        return { nll_sum: nllSum, tokens };
+      },
+    });
+    return new LossEvaluator(await Session.create(onnx, { intraOpThreads: threads }), layout);
+  }
+
+  /** Summed NLL over the examples' completion tokens and the token count. */
+  async nll(
+    params: Float32Array,
+    examples: readonly TokenizedExample[],
+    batchSize: number,
+    padId: number,
+  ): Promise<{ sum: number; tokens: number }> {
+    let sum = 0;
+    let tokens = 0;
+    for (let i = 0; i < examples.length; i += batchSize) {
+      const b = collate(examples.slice(i, i + batchSize), padId);
+      const out = await this.session.run({ ...b.feeds, params: { data: params, shape: [params.length] } });
+      sum += Number(out.nll_sum.data[0]);
+      tokens += Number(out.tokens.data[0]);
+    }
+    return { sum, tokens };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+export interface ExactMatchOptions {
+  tokenizer: Tokenizer;
+  eosId: number;
+  maxNewTokens: number;
+  batchSize: number;
+}
+
+/** Greedy completions of every prompt, judged as the file comment says; returns per-example verdicts and the decoded text. */
+export async function exactMatch(
+  gen: Gpt2Generator,
+  examples: readonly TokenizedExample[],
+  o: ExactMatchOptions,
+): Promise<{ correct: boolean[]; format: (number | null)[]; completions: string[] }> {
+  const context = gen.model.config.n_positions;
+  const correct: boolean[] = [];
+  const format: (number | null)[] = [];
+  const completions: string[] = [];
+  for (let i = 0; i < examples.length; i += o.batchSize) {
+    const chunk = examples.slice(i, i + o.batchSize);
+    // The prompt is all that is given; the room left in the context bounds a row's budget.
+    const rows = chunk.map((e) => ({
+      prompt: e.ids.slice(0, e.promptLength),
+      maxNewTokens: Math.max(0, Math.min(o.maxNewTokens, context - e.promptLength)),
+      temperature: 0,
+      eosTokenId: o.eosId,
+    }));
+    const out = await gen.generate(rows);
+    out.forEach((r, k) => {
+      const tokens = r.stopReason === 'eos' ? r.tokens.slice(0, -1) : r.tokens;
+      const text = o.tokenizer.decode(tokens, { skipSpecialTokens: true });
+      const rec = chunk[k].record;
+      completions.push(text);
+      if (rec.answer !== undefined) {
+        const v = verifyAnswer(text, rec.answer, rec.readout ?? 'number');
+        correct.push(v.success);
+        format.push(v.reward.format);
+      } else {
+        correct.push(text.trim() === rec.completion.trim());
+        format.push(null);
+      }
+    });
+  }
+  return { correct, format, completions };
+}
+
+/** Loss and exact match of one split: `gen` holds the same parameters as `flat`. */
+export async function evaluateSplit(
+  gen: Gpt2Generator,
+  flat: Float32Array,
+  loss: LossEvaluator,
+  examples: readonly TokenizedExample[],
+  o: ExactMatchOptions & { padId: number },
+): Promise<SplitMetrics> {
+  const nll = await loss.nll(flat, examples, o.batchSize, o.padId);
+  const em = await exactMatch(gen, examples, o);
+  const formats = em.format.filter((f): f is number => f !== null);
+  return {
+    loss: nll.sum / Math.max(1, nll.tokens),
+    exact_match: em.correct.filter(Boolean).length / Math.max(1, examples.length),
+    format: formats.length ? formats.reduce((a, b) => a + b, 0) / formats.length : Number.NaN,
+    n: examples.length,
+    tokens: nll.tokens,
+  };
+}
