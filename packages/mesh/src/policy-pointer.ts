@@ -67,7 +67,14 @@ export interface PublishPolicy {
   distribution: string;
   /** JSON of the model's options for a model that generates token sequences (see PolicyPointer.model_config). */
   modelConfig?: string;
+  /**
+   * The run's tokenizer.json, stored as object `<run>/tokenizer.json` and named by the pointer
+   * (PolicyPointer.tokenizer); 'stored' names the one an earlier version stored. Omitted: none.
+   */
+  tokenizer?: Uint8Array | 'stored';
 }
+
+const tokenizerObject = (run: string) => `${run}/tokenizer.json`;
 
 /** Stores a policy version under the standard names and then moves the run's pointer to it. */
 export async function publishPolicy(bus: Bus, run: string, v: PublishPolicy): Promise<PolicyPointer> {
@@ -78,7 +85,9 @@ export async function publishPolicy(bus: Bus, run: string, v: PublishPolicy): Pr
     spec: v.spec,
     distribution: v.distribution,
     modelConfig: v.modelConfig,
+    tokenizer: v.tokenizer ? tokenizerObject(run) : undefined,
   };
+  if (v.tokenizer instanceof Uint8Array) await bus.objects.put(tokenizerObject(run), v.tokenizer);
   if (v.program) await bus.objects.put(pointer.program, v.program);
   await bus.objects.put(pointer.params, paramsToBytes(v.params));
   await bus.kv.put(keys.policy(run), encodePolicyPointer(pointer));

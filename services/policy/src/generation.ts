@@ -20,6 +20,7 @@ import {
   resourceExhausted,
   unavailable,
 } from '@rlmesh/mesh';
+import { Tokenizer } from '@rlmesh/text';
 import { Batcher } from './batcher';
 import { fetchParams } from './run';
 
@@ -36,16 +37,25 @@ export interface GenerateInput {
   /** Unset: the model's eos_token_id, if it has one. */
   eosTokenId?: number;
   stopSequences?: readonly (readonly number[])[];
+  /** The prompt as text (needs the run's tokenizer); set either this or `prompt`. */
+  promptText?: string;
+  /** Stop strings in the decoded completion (need the run's tokenizer). */
+  stop?: readonly string[];
 }
 
 export interface GenerateResult extends GeneratedRow {
   /** The policy version the whole completion was generated with. */
   version: number;
+  /** The completion decoded with the run's tokenizer; '' without one. */
+  text: string;
 }
 
 /** Limits on a request that the model's config does not set. */
 const MAX_STOP_SEQUENCES = 16;
 const MAX_STOP_SEQUENCE_TOKENS = 64;
+const MAX_STOP_STRING_CHARS = 256;
+/** A text prompt longer than this many characters is refused before encoding (no context holds it). */
+const MAX_PROMPT_CHARS = 1 << 20;
 
 export interface GenerationDeps {
   bus: Bus;
@@ -71,6 +81,7 @@ interface Job {
 interface Loaded {
   version: number;
   generator: Gpt2Generator;
+  tokenizer: Tokenizer | null;
 }
 
 export class GenerationRun {
@@ -118,15 +129,27 @@ export class GenerationRun {
   /** The request as a generator row, or INVALID_ARGUMENT naming the field and the rule. */
   private check(input: GenerateInput): GenerateRow {
     const c = this.loaded.generator.model.config;
-    const { prompt, maxNewTokens } = input;
-    if (prompt.length === 0) throw invalidArgument('prompt', 'must hold at least 1 token id, got none');
+    const { tokenizer } = this.loaded;
+    const { maxNewTokens } = input;
+    const text = input.promptText ?? '';
+    let prompt = input.prompt;
+    let field = 'prompt';
+    if (text !== '') {
+      if (prompt.length > 0) throw invalidArgument('prompt_text', 'set either prompt (token ids) or prompt_text, not both');
+      if (!tokenizer) throw failedPrecondition('prompt_text', `run "${this.runId}" publishes no tokenizer; send token ids in prompt`);
+      if (text.length > MAX_PROMPT_CHARS)
+        throw invalidArgument('prompt_text', `at most ${MAX_PROMPT_CHARS} characters, got ${text.length}`);
+      prompt = tokenizer.encode(text);
+      field = 'prompt_text';
+    }
+    if (prompt.length === 0) throw invalidArgument('prompt', 'must hold at least 1 token id (or prompt_text some text), got none');
     if (prompt.length >= c.n_positions)
       throw invalidArgument(
-        'prompt',
+        field,
         `has ${prompt.length} tokens; the model's context is ${c.n_positions}, which leaves no room for a new token`,
       );
     const bad = prompt.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= c.vocab_size);
-    if (bad >= 0) throw invalidArgument('prompt', `token id ${prompt[bad]} at index ${bad} is outside the vocabulary of ${c.vocab_size}`);
+    if (bad >= 0) throw invalidArgument(field, `token id ${prompt[bad]} at index ${bad} is outside the vocabulary of ${c.vocab_size}`);
     const room = c.n_positions - prompt.length;
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > room)
       throw invalidArgument(
@@ -144,6 +167,13 @@ export class GenerationRun {
       if (id !== undefined)
         throw invalidArgument('stop_sequences', `entry ${i}: token id ${id} is outside the vocabulary of ${c.vocab_size}`);
     }
+    const stop = input.stop ?? [];
+    if (stop.length > 0 && !tokenizer)
+      throw failedPrecondition('stop', `run "${this.runId}" publishes no tokenizer; use stop_sequences (token ids)`);
+    if (stop.length > MAX_STOP_SEQUENCES) throw invalidArgument('stop', `at most ${MAX_STOP_SEQUENCES}, got ${stop.length}`);
+    for (const [i, st] of stop.entries())
+      if (st.length === 0 || st.length > MAX_STOP_STRING_CHARS)
+        throw invalidArgument('stop', `entry ${i} must hold 1 to ${MAX_STOP_STRING_CHARS} characters, got ${st.length}`);
     const row: GenerateRow = {
       prompt,
       maxNewTokens,
@@ -153,9 +183,10 @@ export class GenerationRun {
       seed: input.seed ?? 0,
       eosTokenId: input.eosTokenId ?? (c.eos_token_id >= 0 ? c.eos_token_id : undefined),
       stopTokens: stops,
+      stop,
     };
     try {
-      this.loaded.generator.check(row);
+      this.loaded.generator.check(row, 0, tokenizer !== null);
     } catch (e) {
       if (e instanceof ConfigError) throw invalidArgument(e.key, e.rule);
       throw invalidArgument('prompt', (e as Error).message);
@@ -199,12 +230,13 @@ export class GenerationRun {
   private async runBatch(jobs: Job[]): Promise<(GenerateResult | Error)[]> {
     if (this.closed) return jobs.map(() => unavailable('policy service is closing'));
     await this.refresh();
-    const { generator, version } = this.loaded;
+    const { generator, version, tokenizer } = this.loaded;
+    const decode = tokenizer ? (ids: readonly number[]) => tokenizer.decode(ids) : undefined;
     // A version swapped in after a request was checked may have a smaller context or vocabulary.
     const results: (GenerateResult | Error | null)[] = jobs.map((j) => {
       if (j.isCancelled()) return unavailable('the call was cancelled before its loop began');
       try {
-        generator.check(j.row);
+        generator.check(j.row, 0, decode !== undefined);
         return null;
       } catch (e) {
         return failedPrecondition('prompt', `policy version ${version} cannot generate this request: ${(e as Error).message}`);
@@ -217,13 +249,14 @@ export class GenerationRun {
       const rows = await generator.generate(
         live.map((j) => j.row),
         {
+          decode,
           onStep: (emitted) => {
             for (const e of emitted) live[e.row].onToken(e.token);
           },
         },
       );
       rows.forEach((r, i) => {
-        results[index[i]] = { ...r, version };
+        results[index[i]] = { ...r, version, text: decode ? decode(r.tokens) : '' };
       });
       this.deps.onLoop?.(live.length);
     }
@@ -244,8 +277,27 @@ async function load(runId: string, pointer: PolicyPointer, deps: GenerationDeps)
   } catch (e) {
     throw failedPrecondition('run_id', `policy of run "${runId}" cannot generate: ${(e as Error).message}`);
   }
+  const tokenizer = pointer.tokenizer ? await loadTokenizer(runId, pointer.tokenizer, built.model.config.vocab_size, deps.bus) : null;
   const generator = await Gpt2Generator.create(built.model, built.params, { threads: deps.threads, worker: true });
-  return { version: pointer.version, generator };
+  return { version: pointer.version, generator, tokenizer };
+}
+
+/** The run's tokenizer.json from the object store, checked to fit the model's vocabulary. */
+async function loadTokenizer(runId: string, name: string, vocabSize: number, bus: Bus): Promise<Tokenizer> {
+  const bytes = await bus.objects.get(name);
+  if (!bytes) throw failedPrecondition('run_id', `policy of run "${runId}" names tokenizer "${name}", which is not in the object store`);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = Tokenizer.fromJSON(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)));
+  } catch (e) {
+    throw failedPrecondition('run_id', `policy of run "${runId}" has an unusable tokenizer "${name}": ${(e as Error).message}`);
+  }
+  if (tokenizer.vocabSize > vocabSize)
+    throw failedPrecondition(
+      'run_id',
+      `policy of run "${runId}": its tokenizer has ${tokenizer.vocabSize} ids, more than the model's vocab_size ${vocabSize}`,
+    );
+  return tokenizer;
 }
 
 /** The generation runs of a policy service, opened on first use and closed when idle. */

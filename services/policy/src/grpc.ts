@@ -70,6 +70,8 @@ export function policyServiceBinding(core: PolicyCore): ServiceBinding {
         seed: req.seed,
         eosTokenId: req.eosTokenId,
         stopSequences: req.stopSequences.map((s) => s.ids),
+        promptText: req.promptText,
+        stop: req.stop,
       },
       (token) => call.write(GenerateResponse.fromPartial({ tokenIds: [token] })),
       channelOf(req.channel),
@@ -82,6 +84,7 @@ export function policyServiceBinding(core: PolicyCore): ServiceBinding {
         logProbs: r.logProbs,
         stopReason: STOP_REASONS[r.stopReason],
         policyVersion: r.version,
+        text: r.text,
       }),
     );
     call.end();

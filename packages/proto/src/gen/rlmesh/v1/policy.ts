@@ -140,7 +140,16 @@ export interface GenerateRequest {
     | undefined;
   /** Stop once the completion ends with one of these token sequences (included). */
   stopSequences: TokenIds[];
-  channel?: PolicyChannel | undefined;
+  channel?:
+    | PolicyChannel
+    | undefined;
+  /**
+   * The prompt as text, encoded with the tokenizer the run publishes (PolicyPointer.tokenizer);
+   * set either prompt or prompt_text.
+   */
+  promptText: string;
+  /** Stop once the decoded completion contains one of these (included). Needs the run's tokenizer. */
+  stop: string[];
 }
 
 export interface TokenIds {
@@ -161,6 +170,8 @@ export interface GenerateResponse {
   policyVersion: number;
   /** the whole completion (final message) */
   tokens: number[];
+  /** The completion decoded with the run's tokenizer (final message; empty when the run has none). */
+  text: string;
 }
 
 export interface ActRequest {
@@ -234,7 +245,14 @@ export interface PolicyPointer {
    * token sequences; the policy service rebuilds its prefill and decode programs from it and the
    * params. Unset for other models.
    */
-  modelConfig?: string | undefined;
+  modelConfig?:
+    | string
+    | undefined;
+  /**
+   * Object name of the Hugging Face tokenizer.json the model's ids belong to, when the run has one:
+   * Generate then takes text prompts and stop strings.
+   */
+  tokenizer?: string | undefined;
 }
 
 export interface GetPolicyResponse {
@@ -255,6 +273,8 @@ function createBaseGenerateRequest(): GenerateRequest {
     eosTokenId: undefined,
     stopSequences: [],
     channel: undefined,
+    promptText: "",
+    stop: [],
   };
 }
 
@@ -293,6 +313,12 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.channel !== undefined) {
       writer.uint32(80).int32(message.channel);
+    }
+    if (message.promptText !== "") {
+      writer.uint32(90).string(message.promptText);
+    }
+    for (const v of message.stop) {
+      writer.uint32(98).string(v!);
     }
     return writer;
   },
@@ -400,6 +426,22 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
             message.channel = reader.int32() as any;
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.promptText = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.stop.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -448,6 +490,14 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         ? object.stop_sequences.map((e: any) => TokenIds.fromJSON(e))
         : [],
       channel: isSet(object.channel) ? policyChannelFromJSON(object.channel) : undefined,
+      promptText: isSet(object.promptText)
+        ? globalThis.String(object.promptText)
+        : isSet(object.prompt_text)
+        ? globalThis.String(object.prompt_text)
+        : "",
+      stop: globalThis.Array.isArray(object?.stop)
+        ? object.stop.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -483,6 +533,12 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.channel !== undefined) {
       obj.channel = policyChannelToJSON(message.channel);
     }
+    if (message.promptText !== "") {
+      obj.promptText = message.promptText;
+    }
+    if (message.stop?.length) {
+      obj.stop = message.stop;
+    }
     return obj;
   },
 
@@ -501,6 +557,8 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     message.eosTokenId = object.eosTokenId ?? undefined;
     message.stopSequences = object.stopSequences?.map((e) => TokenIds.fromPartial(e)) || [];
     message.channel = object.channel ?? undefined;
+    message.promptText = object.promptText ?? "";
+    message.stop = object.stop?.map((e) => e) || [];
     return message;
   },
 };
@@ -587,7 +645,7 @@ export const TokenIds: MessageFns<TokenIds> = {
 };
 
 function createBaseGenerateResponse(): GenerateResponse {
-  return { tokenIds: [], done: false, logProbs: [], stopReason: 0, policyVersion: 0, tokens: [] };
+  return { tokenIds: [], done: false, logProbs: [], stopReason: 0, policyVersion: 0, tokens: [], text: "" };
 }
 
 export const GenerateResponse: MessageFns<GenerateResponse> = {
@@ -621,6 +679,9 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
         writer.uint32(v);
       }
       writer.join();
+    }
+    if (message.text !== "") {
+      writer.uint32(58).string(message.text);
     }
     return writer;
   },
@@ -716,6 +777,14 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
 
             break;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -754,6 +823,7 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
       tokens: globalThis.Array.isArray(object?.tokens)
         ? object.tokens.map((e: any) => globalThis.Number(e))
         : [],
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
     };
   },
 
@@ -777,6 +847,9 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
     if (message.tokens?.length) {
       obj.tokens = message.tokens.map((e) => Math.round(e));
     }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
     return obj;
   },
 
@@ -791,6 +864,7 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
     message.stopReason = object.stopReason ?? 0;
     message.policyVersion = object.policyVersion ?? 0;
     message.tokens = object.tokens?.map((e) => e) || [];
+    message.text = object.text ?? "";
     return message;
   },
 };
@@ -1306,7 +1380,15 @@ export const PolicySpec: MessageFns<PolicySpec> = {
 };
 
 function createBasePolicyPointer(): PolicyPointer {
-  return { version: 0, program: "", params: "", spec: undefined, distribution: "", modelConfig: undefined };
+  return {
+    version: 0,
+    program: "",
+    params: "",
+    spec: undefined,
+    distribution: "",
+    modelConfig: undefined,
+    tokenizer: undefined,
+  };
 }
 
 export const PolicyPointer: MessageFns<PolicyPointer> = {
@@ -1328,6 +1410,9 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
     }
     if (message.modelConfig !== undefined) {
       writer.uint32(50).string(message.modelConfig);
+    }
+    if (message.tokenizer !== undefined) {
+      writer.uint32(58).string(message.tokenizer);
     }
     return writer;
   },
@@ -1393,6 +1478,14 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
             message.modelConfig = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.tokenizer = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1417,6 +1510,7 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
         : isSet(object.model_config)
         ? globalThis.String(object.model_config)
         : undefined,
+      tokenizer: isSet(object.tokenizer) ? globalThis.String(object.tokenizer) : undefined,
     };
   },
 
@@ -1440,6 +1534,9 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
     if (message.modelConfig !== undefined) {
       obj.modelConfig = message.modelConfig;
     }
+    if (message.tokenizer !== undefined) {
+      obj.tokenizer = message.tokenizer;
+    }
     return obj;
   },
 
@@ -1456,6 +1553,7 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
       : undefined;
     message.distribution = object.distribution ?? "";
     message.modelConfig = object.modelConfig ?? undefined;
+    message.tokenizer = object.tokenizer ?? undefined;
     return message;
   },
 };
