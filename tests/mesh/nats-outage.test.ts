@@ -203,7 +203,7 @@ describe.skipIf(missing !== null)('mesh: a 60 s NATS outage mid-run', () => {
     expect(watched.at(-1)?.run.state).toBe(RunState.RUN_STATE_COMPLETED);
 
     // The actors stopped playing both runs once they were over: no chunk is published after the end settles.
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 2500));
     expect(await Promise.all([quiet(RUN), quiet(STOPPED)])).toEqual([true, true]);
 
     const resumedAt = watched.find((w) => w.at > restartedAt && w.run.updates > beforeRestart.updates)?.at ?? Number.NaN;

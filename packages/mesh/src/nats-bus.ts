@@ -48,8 +48,11 @@ export interface NatsBusOptions {
   logger?: Logger;
 }
 
-/** Errors that mean "NATS is not reachable right now", not "this call is wrong". */
-const TRANSIENT_ERRORS = new Set(['TimeoutError', 'RequestError', 'NoResponders', 'ConnectionError', 'JetStreamNotEnabled', 'Reconnected']);
+/**
+ * Errors that mean "NATS is not reachable right now", not "this call is wrong". A RequestError counts
+ * by its cause (a timeout, no responders; not a permission refused).
+ */
+const TRANSIENT_ERRORS = new Set(['TimeoutError', 'NoResponders', 'ConnectionError', 'JetStreamNotEnabled', 'Reconnected']);
 /** JetStream API statuses of a server that is starting or has no JetStream leader yet. */
 const TRANSIENT_STATUSES = new Set([408, 503]);
 
@@ -79,7 +82,7 @@ export class NatsBus implements Bus {
     private readonly opts: NatsBusOptions,
     private readonly log: Logger,
   ) {
-    this.reportStatus();
+    void this.reportStatus();
   }
 
   /** Calls waiting on a reply, told when the connection is back so that they retry at once. */

@@ -12,7 +12,18 @@
 import { type Counter, metrics, SpanKind } from '@opentelemetry/api';
 import { type ActFn, actorSeed, makeVectorEnv, type Rollout, RolloutCollector } from '@rlmesh/core';
 import '@rlmesh/envs';
-import { type Bus, chunkBytes, encodeRollout, injectContext, inSpan, type Logger, subjects } from '@rlmesh/mesh';
+import {
+  type Bus,
+  type ConsumerProgress,
+  chunkBytes,
+  decodeJson,
+  encodeRollout,
+  injectContext,
+  inSpan,
+  keys,
+  type Logger,
+  subjects,
+} from '@rlmesh/mesh';
 import type { RunAnnouncement } from '@rlmesh/proto';
 
 export interface ActorOptions {
@@ -108,31 +119,40 @@ export class RolloutActor {
   }
 
   /** True while this actor has its share of chunks in flight. */
-  private mustWait(): boolean {
+  private async mustWait(): Promise<boolean> {
     if (this.inFlight.length < this.opts.run.maxChunksInFlight) {
       this.waitingSince = 0;
       return false;
     }
     this.waitingSince ||= Date.now();
+    if (Date.now() - this.waitingSince <= STALL_MS) return true;
+    // No report for a while. Read the learner's progress itself: a report missed while the watch
+    // reconnected counts, and while NATS is down this read waits for it (the actor pauses).
+    this.waitingSince = 0;
+    const { bus, run, actorId, logger } = this.opts;
+    try {
+      const progress = await bus.kv.get(keys.progress(run.runId));
+      if (progress) {
+        const { version, consumed } = decodeJson<ConsumerProgress>(progress);
+        this.notifyVersion(version);
+        if (consumed[actorId] !== undefined) this.notifyConsumed(consumed[actorId]);
+      }
+    } catch (e) {
+      logger.debug('progress read failed', { actor: actorId, error: (e as Error).message });
+    }
+    if (this.inFlight.length < run.maxChunksInFlight) return false;
     // A chunk the learner never reports (lost with a restarted learner, trimmed by stream limits)
     // must not stop this actor for good.
-    if (Date.now() - this.waitingSince > STALL_MS) {
-      this.opts.logger.warn('no progress report for in-flight chunks; counting them as lost', {
-        actor: this.opts.actorId,
-        chunks: this.inFlight,
-      });
-      this.inFlight = [];
-      this.waitingSince = 0;
-      return false;
-    }
-    return true;
+    logger.warn('no progress report for in-flight chunks; counting them as lost', { actor: actorId, chunks: this.inFlight });
+    this.inFlight = [];
+    return false;
   }
 
   start(): void {
     this.loop ??= (async () => {
       let failures = 0;
       while (!this.stopped) {
-        if (this.mustWait()) {
+        if (await this.mustWait()) {
           // Woken by notifyConsumed; the timeout re-checks in case a report was missed.
           await new Promise<void>((r) => {
             this.wakeUp = r;
@@ -141,6 +161,8 @@ export class RolloutActor {
           this.wakeUp = undefined;
           continue;
         }
+        // Stopped while it waited for the bus.
+        if (this.stopped) break;
         try {
           await this.rolloutAndPublish();
           failures = 0;
