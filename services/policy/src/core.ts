@@ -102,6 +102,7 @@ export class PolicyCore {
         maxBatch: generateBatch,
         maxWaitMs: opts.maxWaitMs ?? 0,
         maxQueued: 16 * generateBatch,
+        maxVersionWaitMs: opts.maxVersionWaitMs ?? 1000,
       },
       idleMs,
     );

@@ -41,6 +41,8 @@ export interface GenerateInput {
   promptText?: string;
   /** Stop strings in the decoded completion (need the run's tokenizer). */
   stop?: readonly string[];
+  /** Wait (at most maxVersionWaitMs) for the run to publish this version before queueing. */
+  minVersion?: number;
 }
 
 export interface GenerateResult extends GeneratedRow {
@@ -54,6 +56,7 @@ export interface GenerateResult extends GeneratedRow {
 const MAX_STOP_SEQUENCES = 16;
 const MAX_STOP_SEQUENCE_TOKENS = 64;
 const MAX_STOP_STRING_CHARS = 256;
+const VERSION_POLL_MS = 20;
 /** A text prompt longer than this many characters is refused before encoding (no context holds it). */
 const MAX_PROMPT_CHARS = 1 << 20;
 
@@ -66,6 +69,8 @@ export interface GenerationDeps {
   maxWaitMs: number;
   /** Requests that may wait per run before Generate answers RESOURCE_EXHAUSTED. */
   maxQueued: number;
+  /** Longest a request with min_version waits for that version to be published. */
+  maxVersionWaitMs: number;
   /** Called after every decode loop with the requests it held. */
   onLoop?: (rows: number) => void;
   /** The run's current pointer (latest or promoted); throws NOT_FOUND when there is none. */
@@ -116,6 +121,7 @@ export class GenerationRun {
     isCancelled: () => boolean = () => false,
   ): Promise<GenerateResult> {
     const row = this.check(input);
+    if ((input.minVersion ?? 0) > this.loaded.version) await this.waitForPublished(input.minVersion ?? 0);
     if (this.batcher.pendingRows + 1 > this.deps.maxQueued)
       throw resourceExhausted(
         'run_id',
@@ -192,6 +198,22 @@ export class GenerationRun {
       throw invalidArgument('prompt', (e as Error).message);
     }
     return row;
+  }
+
+  /**
+   * Polls the run's pointer until it names `version` or newer, or maxVersionWaitMs passed; the next
+   * loop's refresh then loads it.
+   */
+  private async waitForPublished(version: number): Promise<void> {
+    const until = Date.now() + this.deps.maxVersionWaitMs;
+    while (!this.closed && Date.now() < until) {
+      const published = await this.deps.readPointer().then(
+        (p) => p.version,
+        () => 0,
+      );
+      if (published >= version) return;
+      await new Promise((r) => setTimeout(r, Math.min(VERSION_POLL_MS, Math.max(0, until - Date.now()))));
+    }
   }
 
   async close(reason: Error): Promise<void> {

@@ -72,6 +72,7 @@ export function policyServiceBinding(core: PolicyCore): ServiceBinding {
         stopSequences: req.stopSequences.map((s) => s.ids),
         promptText: req.promptText,
         stop: req.stop,
+        minVersion: req.minVersion,
       },
       (token) => call.write(GenerateResponse.fromPartial({ tokenIds: [token] })),
       channelOf(req.channel),

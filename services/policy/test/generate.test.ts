@@ -90,7 +90,7 @@ beforeAll(async () => {
   await publish(bus, 'swap', 1, W1);
   // A policy published without model_config (any non-LM model): it can act but not generate.
   await publish(bus, 'plain', 1, W1, '');
-  server = await startPolicyServer({ bus, port: 0, logger: quietLogger, seed: 0 });
+  server = await startPolicyServer({ bus, port: 0, logger: quietLogger, seed: 0, maxVersionWaitMs: 400 });
   client = new PolicyServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
   reference = await Gpt2Generator.create(policy.module, W1);
 });
@@ -192,6 +192,15 @@ describe('PolicyService.Generate over gRPC', () => {
       await g2.release();
     }
     expect(v2.final.tokens).not.toEqual(v1.final.tokens);
+    // min_version: the call waits for the version to be published, and after the wait limit answers with what there is.
+    const waiting = generate({ ...req, minVersion: 3 });
+    setTimeout(() => void publish(bus, 'swap', 3, W1), 100);
+    const v3 = await waiting;
+    expect(v3.final.policyVersion).toBe(3);
+    expect(v3.final.tokens).toEqual(v1.final.tokens);
+    const t0 = performance.now();
+    expect((await generate({ ...req, minVersion: 99 })).final.policyVersion).toBe(3);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(350);
   });
 
   it('bad requests: INVALID_ARGUMENT naming the field and the rule, and the server keeps serving', async () => {

@@ -150,6 +150,11 @@ export interface GenerateRequest {
   promptText: string;
   /** Stop once the decoded completion contains one of these (included). Needs the run's tokenizer. */
   stop: string[];
+  /**
+   * Generate with at least this policy version: the call waits (at most the service's max version
+   * wait) for the run to publish it, then generates with whatever is published. 0: no wait.
+   */
+  minVersion: number;
 }
 
 export interface TokenIds {
@@ -275,6 +280,7 @@ function createBaseGenerateRequest(): GenerateRequest {
     channel: undefined,
     promptText: "",
     stop: [],
+    minVersion: 0,
   };
 }
 
@@ -319,6 +325,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     for (const v of message.stop) {
       writer.uint32(98).string(v!);
+    }
+    if (message.minVersion !== 0) {
+      writer.uint32(104).uint64(message.minVersion);
     }
     return writer;
   },
@@ -442,6 +451,14 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
             message.stop.push(reader.string());
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.minVersion = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -498,6 +515,11 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
       stop: globalThis.Array.isArray(object?.stop)
         ? object.stop.map((e: any) => globalThis.String(e))
         : [],
+      minVersion: isSet(object.minVersion)
+        ? globalThis.Number(object.minVersion)
+        : isSet(object.min_version)
+        ? globalThis.Number(object.min_version)
+        : 0,
     };
   },
 
@@ -539,6 +561,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.stop?.length) {
       obj.stop = message.stop;
     }
+    if (message.minVersion !== 0) {
+      obj.minVersion = Math.round(message.minVersion);
+    }
     return obj;
   },
 
@@ -559,6 +584,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     message.channel = object.channel ?? undefined;
     message.promptText = object.promptText ?? "";
     message.stop = object.stop?.map((e) => e) || [];
+    message.minVersion = object.minVersion ?? 0;
     return message;
   },
 };
