@@ -92,6 +92,8 @@ interface Loaded {
 export class GenerationRun {
   private readonly batcher: Batcher<Job, GenerateResult | Error>;
   private closed = false;
+  /** A loop failed: the pool replaces this run. */
+  failed = false;
   lastUsed = Date.now();
   active = 0;
 
@@ -268,15 +270,24 @@ export class GenerationRun {
     const index = jobs.flatMap((_, i) => (results[i] === null ? [i] : []));
     for (const j of live) j.row.cancelled = j.isCancelled;
     if (live.length > 0) {
-      const rows = await generator.generate(
-        live.map((j) => j.row),
-        {
-          decode,
-          onStep: (emitted) => {
-            for (const e of emitted) live[e.row].onToken(e.token);
+      let rows: GeneratedRow[];
+      try {
+        rows = await generator.generate(
+          live.map((j) => j.row),
+          {
+            decode,
+            onStep: (emitted) => {
+              for (const e of emitted) live[e.row].onToken(e.token);
+            },
           },
-        },
-      );
+        );
+      } catch (e) {
+        // The requests were checked, so this is the programs or their workers failing: the pool
+        // opens the run afresh for the next request instead of failing every later one the same way.
+        this.failed = true;
+        this.deps.logger.error('generation failed; the run reopens on its next request', { run: this.runId, error: String(e) });
+        throw unavailable(`generation for run "${this.runId}" failed: ${(e as Error).message}`);
+      }
       rows.forEach((r, i) => {
         results[index[i]] = { ...r, version, text: decode ? decode(r.tokens) : '' };
       });
@@ -347,6 +358,15 @@ export class GenerationPool {
   ): Promise<GenerateResult> {
     if (this.closed) throw unavailable('policy service is closing');
     let opening = this.runs.get(key);
+    if (opening && (await opening.catch(() => null))?.failed) {
+      const failed = opening;
+      if (this.runs.get(key) === failed) {
+        this.runs.delete(key);
+        void failed.then((r) => r.close(unavailable('the run failed and was reopened'))).catch(() => undefined);
+      }
+      // Another request may have reopened it meanwhile.
+      opening = this.runs.get(key);
+    }
     if (!opening) {
       const onLoop = (rows: number) => {
         this.stats.loops++;
