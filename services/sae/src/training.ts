@@ -173,7 +173,9 @@ export class SaeTrainer {
   }
 
   private async run(x: Float32Array, rows: number, params: Float32Array | Float64Array) {
-    this.statsSession ??= await Session.create(buildSaeForwardProgram(this.cfg).onnx, this.sessionOptions);
+    // This session takes turns with the train step's on the same cores: a spinning idle pool in one
+    // starves the other, so it does not spin.
+    this.statsSession ??= await Session.create(buildSaeForwardProgram(this.cfg).onnx, { spinning: false, ...this.sessionOptions });
     const out = await this.statsSession.run(
       { params: { data: params, shape: [params.length] }, x: { data: x, shape: [rows, this.cfg.d_in] } },
       ['sae_out', 'fired'],
