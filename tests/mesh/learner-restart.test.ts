@@ -84,7 +84,7 @@ describe.skipIf(missing !== null)('losing the learner: SIGKILL mid-run, a new le
     });
     const learnerAt = `127.0.0.1:${learnerPort}`;
     const config = join(ROOT, 'configs', 'wmil-pattern-echo.yaml');
-    // 256 updates of 64 episodes: long enough to kill the learner well before the end.
+    // 128 updates of 64 episodes: long enough to kill the learner well before the end.
     const train = cli([
       'train',
       '--mesh',
@@ -96,7 +96,7 @@ describe.skipIf(missing !== null)('losing the learner: SIGKILL mid-run, a new le
       '--reconnect-timeout',
       '45',
       '--train.total_env_steps',
-      '16384',
+      '8192',
       '--train.checkpoint_every',
       '8',
     ]);
@@ -131,17 +131,17 @@ describe.skipIf(missing !== null)('losing the learner: SIGKILL mid-run, a new le
       // One line about the gap, and no stack trace.
       expect(out.stderr.split('\n').filter((l) => l.includes('reconnecting'))).toHaveLength(1);
       expect(out.stderr).not.toMatch(/\n\s+at /);
-      expect(out.stdout).toMatch(/RUN_STATE_COMPLETED: 256 updates/);
+      expect(out.stdout).toMatch(/RUN_STATE_COMPLETED: 128 updates/);
     }
 
     const final = await getRun();
     expect(final.state).toBe(RunState.RUN_STATE_COMPLETED);
-    expect(final.updates).toBe(256);
+    expect(final.updates).toBe(128);
     const updates = readFileSync(join(dir, 'runs', RUN, 'metrics.jsonl'), 'utf8')
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { update: number; env_steps: number });
-    expect(updates.map((u) => u.update)).toEqual(Array.from({ length: 256 }, (_, i) => i + 1));
+    expect(updates.map((u) => u.update)).toEqual(Array.from({ length: 128 }, (_, i) => i + 1));
     // The counters came back with the checkpoint: env steps never restart from zero.
     expect(updates.every((u) => u.env_steps === u.update * 64)).toBe(true);
     expect(versions.length).toBeGreaterThan(2);
