@@ -153,3 +153,65 @@ describe('SaeTrainer', () => {
     await t.release();
   });
 });
+
+/** Pre-activations on host: (x − b_dec) · W_enc + b_enc per row. */
+function hostPre(p: Map<string, Float32Array>, x: Float32Array, rows: number, dIn: number, dSae: number): number[][] {
+  const [We, be, bd] = ['W_enc', 'b_enc', 'b_dec'].map((n) => p.get(n) as Float32Array);
+  return Array.from({ length: rows }, (_, b) =>
+    Array.from({ length: dSae }, (_, r) => {
+      let s = be[r];
+      for (let j = 0; j < dIn; j++) s += (x[b * dIn + j] - bd[j]) * We[j * dSae + r];
+      return s;
+    }),
+  );
+}
+
+describe('sparsity terms, with their warm-up', () => {
+  const rng = new Rng(13);
+  const dict = plantedDictionary(rng, 8, 6, 1);
+  const data = (rows: number) => sampleActivations(dict, rng, rows, { p: 0.4 });
+
+  it.each([
+    ['p = 1, weighted by decoder row norms', { lp_norm: 1, scale_sparsity_penalty_by_decoder_norm: true }],
+    ['p = 2, weighted', { lp_norm: 2, scale_sparsity_penalty_by_decoder_norm: true }],
+    ['p = 1, unweighted', { lp_norm: 1, scale_sparsity_penalty_by_decoder_norm: false }],
+  ])('standard l1_loss = c·min(1, (step+1)/warm-up) · mean_b ‖a ⊙ ‖W_dec‖‖_p (%s)', async (_name, extra) => {
+    const cfg = { d_in: 8, d_sae: 12, l1_coefficient: 0.6, l1_warm_up_steps: 4, lr: 1e-2, ...extra };
+    const t = await SaeTrainer.create(cfg, data(64), { intraOpThreads: 1 });
+    for (let s = 0; s < 6; s++) {
+      const p = t.parameters();
+      const batch = data(16);
+      const x = batch.data.map((v) => v * t.scalingFactor);
+      const Wd = p.get('W_dec') as Float32Array;
+      const norms = Array.from({ length: 12 }, (_, r) =>
+        extra.scale_sparsity_penalty_by_decoder_norm ? Math.hypot(...Wd.subarray(r * 8, r * 8 + 8)) : 1,
+      );
+      const rowsNorm = hostPre(p, x, 16, 8, 12).map((pre) => {
+        const w = pre.map((z, r) => Math.max(z, 0) * norms[r]);
+        return w.reduce((a, v) => a + v ** extra.lp_norm, 0) ** (1 / extra.lp_norm);
+      });
+      const want = 0.6 * Math.min(1, (s + 1) / 4) * (rowsNorm.reduce((a, b) => a + b) / 16);
+      const m = await t.step(batch);
+      expect(want).toBeGreaterThan(1e-3);
+      expect(Math.abs(m.l1_loss - want) / want).toBeLessThan(1e-4);
+    }
+    await t.release();
+  });
+
+  it('jumprelu l0_loss = c·min(1, (step+1)/warm-up) · mean_b #(z > θ), and l0 counts active codes', async () => {
+    const cfg = { architecture: 'jumprelu', d_in: 8, d_sae: 12, l0_coefficient: 0.3, l0_warm_up_steps: 3, jumprelu_init_threshold: 0.2 };
+    const t = await SaeTrainer.create(cfg, data(64), { intraOpThreads: 1 });
+    for (let s = 0; s < 4; s++) {
+      const p = t.parameters();
+      const theta = Array.from(p.get('log_threshold') as Float32Array, Math.exp);
+      const batch = data(16);
+      const x = batch.data.map((v) => v * t.scalingFactor);
+      const count = hostPre(p, x, 16, 8, 12).reduce((a, pre) => a + pre.filter((z, r) => z > theta[r]).length, 0) / 16;
+      const m = await t.step(batch);
+      expect(count).toBeGreaterThan(0);
+      expect(m.l0).toBeCloseTo(count, 5);
+      expect(m.l0_loss).toBeCloseTo(0.3 * Math.min(1, (s + 1) / 3) * count, 5);
+    }
+    await t.release();
+  });
+});
