@@ -130,6 +130,11 @@ function suite(name: string, connect: () => Promise<Bus>) {
       await sleep(400);
       const claims = await Promise.all(['d', 'e', 'f', 'g'].map((o) => Lease.acquire(bus, `l1-${name}`, o, 300)));
       expect(claims.filter(isLease)).toHaveLength(1);
+      // A renewal whose answer was lost moved the entry on under our own name: the next one adopts it.
+      const solo = await Lease.acquire(bus, `l2-${name}`, 'solo', 300);
+      const entry = (await bus.kv.entry(keys.lease(`l2-${name}`)))!;
+      await bus.kv.compareAndSet(keys.lease(`l2-${name}`), encodeJson({ owner: 'solo', expires_at: Date.now() + 300 }), entry.revision);
+      expect(isLease(solo) && (await solo.renew())).toBe(true);
     });
 
     it('two learners that recover the same run at once: exactly one trains it, to the end', async () => {

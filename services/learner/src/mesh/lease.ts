@@ -101,9 +101,17 @@ export class Lease {
   }
 
   private async write(expiresAt: number): Promise<boolean> {
-    const record: LeaseRecord = { owner: this.owner, expires_at: expiresAt };
-    const revision = await this.bus.kv.compareAndSet(keys.lease(this.runId), encodeJson(record), this.revision);
-    if (revision === null) return false;
+    const key = keys.lease(this.runId);
+    const record = encodeJson({ owner: this.owner, expires_at: expiresAt } satisfies LeaseRecord);
+    let revision = await this.bus.kv.compareAndSet(key, record, this.revision);
+    if (revision === null) {
+      // Our previous write may have landed with its answer lost (a timeout): the entry is then still
+      // ours, at a revision we never saw. Only this learner writes its own name, so that is safe to adopt.
+      const entry = await this.bus.kv.entry(key);
+      if (!entry || readRecord(entry.value)?.owner !== this.owner) return false;
+      revision = await this.bus.kv.compareAndSet(key, record, entry.revision);
+      if (revision === null) return false;
+    }
     this.revision = revision;
     return true;
   }
