@@ -164,20 +164,25 @@ function keepTopK(x: Value, k: number): Value {
 
 /**
  * Initial parameters in SAELens's way: decoder rows drawn Kaiming-uniform then scaled to
- * decoder_init_norm (unit norm under normalize_sae_decoder), the encoder their transpose, b_enc = 0,
+ * decoder_init_norm, the encoder their transpose, then (under normalize_sae_decoder) the decoder rows
+ * alone brought to unit norm; b_enc = 0,
  * JumpReLU thresholds at jumprelu_init_threshold, b_dec as given (the data's mean or geometric median).
  */
 export function initialSaeParameters(cfg: SaeConfig, bDec?: Float32Array, rng = new Rng(cfg.seed)): Map<string, Float32Array> {
   const { d_in, d_sae } = cfg;
   const wDec = init.kaimingUniform([d_sae, d_in], rng);
-  const rowNorm = cfg.normalize_sae_decoder ? 1 : cfg.decoder_init_norm;
-  for (let r = 0; r < d_sae; r++) {
-    const row = wDec.subarray(r * d_in, (r + 1) * d_in);
-    const n = Math.hypot(...row) || 1;
-    for (let j = 0; j < d_in; j++) row[j] *= rowNorm / n;
-  }
+  const scaleRows = (norm: number) => {
+    for (let r = 0; r < d_sae; r++) {
+      const row = wDec.subarray(r * d_in, (r + 1) * d_in);
+      const n = Math.hypot(...row) || 1;
+      for (let j = 0; j < d_in; j++) row[j] *= norm / n;
+    }
+  };
+  scaleRows(cfg.decoder_init_norm);
   const wEnc = new Float32Array(d_in * d_sae);
   for (let r = 0; r < d_sae; r++) for (let j = 0; j < d_in; j++) wEnc[j * d_sae + r] = wDec[r * d_in + j];
+  // The encoder keeps the small initial norm; only the decoder goes to the unit sphere, as SAELens orders it.
+  if (cfg.normalize_sae_decoder) scaleRows(1);
   if (bDec && bDec.length !== d_in) throw new Error(`b_dec has ${bDec.length} values, d_in is ${d_in}`);
   const params = new Map<string, Float32Array>([
     ['W_enc', wEnc],

@@ -22,6 +22,11 @@ interface Case {
 // Coefficients are set for this data (inputs scaled to mean norm sqrt(32)); everything else is the default.
 const cases: Case[] = [
   { name: 'standard (ReLU + L1)', config: { architecture: 'standard', l1_coefficient: 0.2 }, steps: 1500 },
+  {
+    name: 'standard with a unit-norm decoder',
+    config: { architecture: 'standard', l1_coefficient: 0.3, normalize_sae_decoder: true },
+    steps: 1500,
+  },
   { name: 'topk (k = 4, AuxK)', config: { architecture: 'topk', k: 4 }, steps: 1000 },
   {
     name: 'jumprelu',
