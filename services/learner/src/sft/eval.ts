@@ -5,7 +5,8 @@
  *   exact_match  share of prompts whose greedy completion is right: for records with the card game's
  *                `answer`, the game's verifier decides (its lenient parse of the first line); for
  *                others, the completion text must equal the reference (whitespace at the ends aside)
- *   format       share of well-formed answers (the card verifier's format component), card records only
+ *   format       share of well-formed answers (the card verifier's format component), for records
+ *                with the game's rule (its readout kind); NaN (null in JSON) when there are none
  *
  * Greedy decoding is Gpt2Generator's (KV cache), stopping at EOS or max_new_tokens.
  */
@@ -102,9 +103,10 @@ export async function exactMatch(
       const rec = chunk[k].record;
       completions.push(text);
       if (rec.answer !== undefined) {
+        // The kind only shapes the format check; correctness is the parsed answer alone.
         const v = verifyAnswer(text, rec.answer, rec.readout ?? 'number');
         correct.push(v.success);
-        format.push(v.reward.format);
+        format.push(rec.readout ? v.reward.format : null);
       } else {
         correct.push(text.trim() === rec.completion.trim());
         format.push(null);
