@@ -193,6 +193,51 @@ describe('gpt2: sampling with the KV cache', () => {
     expect(rows[1].tokens).toHaveLength(12);
   });
 
+  it('rows that join a running loop (and rows that leave it) get the tokens they would get alone', async () => {
+    const rows = [
+      { prompt: PROMPT, maxNewTokens: 9, seed: 1 },
+      { prompt: [2], maxNewTokens: 3, seed: 2, temperature: 0.8 },
+      { prompt: [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2], maxNewTokens: 6, seed: 3 },
+      { prompt: [4, 4], maxNewTokens: 5, seed: 4, topK: 4 },
+      { prompt: [1, 2, 3], maxNewTokens: 0 },
+    ];
+    // Row 0 starts alone; row 4 (nothing to generate) comes at step 1; rows 1 and 2 join at step 2
+    // (row 2 with a longer prompt, so the batch is re-padded); row 3 joins at step 5 after row 1 has
+    // left; at most 3 rows at once.
+    const joins = [[0], [4], [1, 2], [], [], [3]];
+    let step = 0;
+    const sizes: number[] = [];
+    const got = new Map<number, number[]>();
+    const reasons = new Map<number, string>();
+    await generator.serve(
+      (room) => {
+        const fresh = (joins[step++] ?? []).map((i) => rows[i]);
+        expect(fresh.length).toBeLessThanOrEqual(room);
+        return fresh;
+      },
+      (row, r) => {
+        got.set(rows.indexOf(row as (typeof rows)[number]), r.tokens);
+        reasons.set(rows.indexOf(row as (typeof rows)[number]), r.stopReason);
+      },
+      { maxBatch: 3, onStep: (emitted) => sizes.push(emitted.length) },
+    );
+    for (const [i, r] of rows.entries()) expect(got.get(i), `row ${i}`).toEqual((await generator.generate([r]))[0].tokens);
+    expect(reasons.get(4)).toBe('max_tokens');
+    expect(got.get(4)).toEqual([]);
+    // The batch held 1, then 3, then fewer rows as they left, then row 3 beside row 0 and row 2.
+    expect(sizes.slice(0, 4)).toEqual([1, 1, 3, 3]);
+    expect(Math.max(...sizes)).toBe(3);
+    // With and without the cache the re-padded, joined loop agrees.
+    step = 0;
+    const recomputed = new Map<number, number[]>();
+    await generator.serve(
+      () => (joins[step++] ?? []).map((i) => rows[i]),
+      (row, r) => recomputed.set(rows.indexOf(row as (typeof rows)[number]), r.tokens),
+      { cache: false },
+    );
+    expect(recomputed).toEqual(got);
+  });
+
   it('a row that finishes early does not run past the context while a longer row goes on', async () => {
     const near = Array.from({ length: 45 }, (_, i) => i % CFG.vocab_size);
     const rows = await generator.generate([

@@ -3,7 +3,8 @@
  * left-padded prompts, then one decode step per new token that feeds back the cache. Each row's
  * output is what the unpadded prompt alone gives (positions count tokens; padding is masked), and
  * each row samples with its own settings and its own seeded generator, so a row's tokens do not
- * depend on which other rows share the batch.
+ * depend on which other rows share the batch. Rows may join a running loop (prefilled, then the
+ * batch re-padded on the left) and leave it when they stop (serve), so a server keeps one loop busy.
  *
  * The log-prob returned per token is log softmax(logits)[token] of the model itself (temperature 1,
  * no top-k/top-p truncation): the behaviour log-prob an RL learner compares its own log-probs
@@ -175,6 +176,130 @@ interface ProgramRunner {
   release(): Promise<void>;
 }
 
+/** A row in the decode loop: its request, its completion so far and its own generator. */
+interface ActiveRow {
+  row: GenerateRow;
+  out: GeneratedRow;
+  rng: Rng;
+}
+
+/**
+ * The loop's state: rows, their left-padded ids and mask [B, width], the cache (per layer key and
+ * value [B, H, width, D], in kvName's order; null without a cache) and next-token logits [B, V].
+ */
+interface Batch {
+  rows: ActiveRow[];
+  width: number;
+  ids: BigInt64Array;
+  mask: BigInt64Array;
+  kv: HostTensor[] | null;
+  logits: Float32Array;
+}
+
+/** The i-th cache tensor's name: layer i >> 1, key when i is even, value when odd. */
+function kvName(i: number, io: 'past' | 'present'): string {
+  const l = i >> 1;
+  if (io === 'past') return i % 2 === 0 ? KV_IO.pastKey(l) : KV_IO.pastValue(l);
+  return i % 2 === 0 ? KV_IO.presentKey(l) : KV_IO.presentValue(l);
+}
+
+type Rows = BigInt64Array | Float32Array;
+
+/**
+ * Rows of `a` laid out as B blocks of `inner` runs of `t` slots of `d` values ([B, inner, t, d]),
+ * each run left-padded with zeros to `w` slots and its first `cut` slots dropped.
+ */
+function widen<T extends Rows>(a: T, B: number, inner: number, t: number, d: number, w: number, cut = 0): T {
+  const out = new (a.constructor as new (n: number) => T)(B * inner * (w - cut) * d);
+  for (let r = 0; r < B * inner; r++) {
+    const from = a.subarray(r * t * d + Math.max(0, cut - (w - t)) * d, (r + 1) * t * d);
+    out.set(from as never, (r + 1) * (w - cut) * d - from.length);
+  }
+  return out;
+}
+
+/** The rows `keep` of a [B, ...] array whose rows hold `size` values each. */
+function pick<T extends Rows>(a: T, size: number, keep: readonly number[]): T {
+  const out = new (a.constructor as new (n: number) => T)(keep.length * size);
+  keep.forEach((b, i) => {
+    out.set(a.subarray(b * size, (b + 1) * size) as never, i * size);
+  });
+  return out;
+}
+
+function concatRows<T extends Rows>(a: T, b: T): T {
+  const out = new (a.constructor as new (n: number) => T)(a.length + b.length);
+  out.set(a as never);
+  out.set(b as never, a.length);
+  return out;
+}
+
+/** One batch of both: the narrower one left-padded to the wider one's width. */
+function mergeBatches(a: Batch, b: Batch): Batch {
+  const w = Math.max(a.width, b.width);
+  const pad = (x: Batch): Batch => {
+    if (x.width === w) return x;
+    const B = x.rows.length;
+    return {
+      ...x,
+      width: w,
+      ids: widen(x.ids, B, 1, x.width, 1, w),
+      mask: widen(x.mask, B, 1, x.width, 1, w),
+      kv:
+        x.kv?.map((t) => ({
+          data: widen(t.data as Float32Array, B, t.shape[1], x.width, t.shape[3], w),
+          shape: [B, t.shape[1], w, t.shape[3]],
+        })) ?? null,
+    };
+  };
+  const [p, q] = [pad(a), pad(b)];
+  const B = p.rows.length + q.rows.length;
+  return {
+    rows: [...p.rows, ...q.rows],
+    width: w,
+    ids: concatRows(p.ids, q.ids),
+    mask: concatRows(p.mask, q.mask),
+    kv:
+      p.kv && q.kv
+        ? p.kv.map((t, i) => ({
+            data: concatRows(t.data as Float32Array, q.kv?.[i].data as Float32Array),
+            shape: [B, t.shape[1], w, t.shape[3]],
+          }))
+        : null,
+    logits: concatRows(p.logits, q.logits),
+  };
+}
+
+/** The rows `keep`, with the leading slots that are padding in all of them cut off. */
+function selectRows(x: Batch, keep: readonly number[]): Batch {
+  const B = keep.length;
+  const w = x.width;
+  const V = x.logits.length / x.rows.length;
+  // Usually every row stays and no column is padding in all of them: then nothing is copied.
+  const all = B === x.rows.length;
+  const mask = all ? x.mask : pick(x.mask, w, keep);
+  let cut = w;
+  for (let b = 0; b < B && cut > 0; b++) {
+    let lead = 0;
+    while (lead < w && mask[b * w + lead] === 0n) lead++;
+    cut = Math.min(cut, lead);
+  }
+  if (all && cut === 0) return x;
+  const narrow = <T extends Rows>(a: T, inner: number, d: number) => (cut === 0 ? a : widen(a, B, inner, w, d, w, cut));
+  return {
+    rows: keep.map((b) => x.rows[b]),
+    width: w - cut,
+    ids: narrow(pick(x.ids, w, keep), 1, 1),
+    mask: narrow(mask, 1, 1),
+    kv:
+      x.kv?.map((t) => {
+        const [H, D] = [t.shape[1], t.shape[3]];
+        return { data: narrow(pick(t.data as Float32Array, H * w * D, keep), H, D), shape: [B, H, w - cut, D] };
+      }) ?? null,
+    logits: pick(x.logits, V, keep),
+  };
+}
+
 export class Gpt2Generator {
   private constructor(
     private readonly prefill: ProgramRunner,
@@ -233,94 +358,143 @@ export class Gpt2Generator {
    * sequence, their max new tokens) and the loop ends when all have.
    */
   async generate(rows: readonly GenerateRow[], opts: GenerateOptions = {}): Promise<GeneratedRow[]> {
-    const c = this.model.config;
-    const B = rows.length;
-    if (B === 0) return [];
     for (const [b, r] of rows.entries()) this.check(r, b, opts.decode !== undefined);
-    const out: GeneratedRow[] = rows.map(() => ({ tokens: [], logProbs: [], stopReason: 'max_tokens' }));
-    const done = rows.map((r) => r.maxNewTokens === 0);
-    if (done.every(Boolean)) return out;
-    const rngs = rows.map((r) => new Rng(r.seed ?? 0));
-    const longest = Math.max(...rows.map((r) => r.prompt.length));
+    const out = new Map<GenerateRow, GeneratedRow>();
+    const index = new Map(rows.map((r, b) => [r, b]));
+    let pending: readonly GenerateRow[] = rows;
+    await this.serve(
+      () => {
+        const taken = pending;
+        pending = [];
+        return taken;
+      },
+      (row, result) => out.set(row, result),
+      {
+        ...opts,
+        onStep: opts.onStep && ((emitted) => opts.onStep?.(emitted.map((e) => ({ ...e, row: index.get(e.row) as number })))),
+      },
+    );
+    return rows.map((r) => out.get(r) as GeneratedRow);
+  }
 
-    // Left padding: every row's last slot is its last token, so one gather serves the batch.
-    let ids = new BigInt64Array(B * longest);
-    let mask = new BigInt64Array(B * longest);
-    rows.forEach(({ prompt }, b) => {
-      const at = b * longest + longest - prompt.length;
-      prompt.forEach((id, i) => {
-        ids[at + i] = BigInt(id);
-        mask[at + i] = 1n;
-      });
-    });
-    let width = longest;
-    let res = await this.prefill.run({
-      input_ids: { data: ids, shape: [B, longest] },
-      attention_mask: { data: mask, shape: [B, longest] },
-    });
+  /**
+   * The decode loop with rows joining and leaving: before every step `take(room)` may hand over up
+   * to `room` new rows (checked by the caller), which are prefilled and join the batch (the shorter
+   * side left-padded, so positions still count tokens); a row that stops leaves the batch at once and
+   * `done` gets its completion. Returns when no row is left and `take` has none.
+   */
+  async serve(
+    take: (room: number) => readonly GenerateRow[],
+    done: (row: GenerateRow, result: GeneratedRow) => void,
+    opts: Omit<GenerateOptions, 'onStep'> & {
+      maxBatch?: number;
+      onStep?: (emitted: { row: GenerateRow; token: number; logProb: number }[]) => void;
+    } = {},
+  ): Promise<void> {
+    const V = this.model.config.vocab_size;
+    const maxBatch = opts.maxBatch ?? Number.POSITIVE_INFINITY;
+    let batch: Batch | null = null;
     for (;;) {
-      const logits = res.logits.data as Float32Array;
-      const next = new BigInt64Array(B);
-      const emitted: { row: number; token: number; logProb: number }[] = [];
-      for (let b = 0; b < B; b++) {
-        if (done[b]) continue; // its slot feeds token 0, which nothing reads
-        if (rows[b].cancelled?.()) {
-          done[b] = true;
-          out[b].stopReason = 'cancelled';
+      const fresh = take(maxBatch - (batch?.rows.length ?? 0)).filter((r) => {
+        if (r.maxNewTokens > 0) return true;
+        done(r, { tokens: [], logProbs: [], stopReason: 'max_tokens' });
+        return false;
+      });
+      if (fresh.length > 0) {
+        const joined = await this.prefillRows(fresh, opts.cache !== false);
+        batch = batch ? mergeBatches(batch, joined) : joined;
+      }
+      if (!batch) return;
+      // Choose every row's next token from its logits.
+      const emitted: { row: GenerateRow; token: number; logProb: number }[] = [];
+      const keep: number[] = [];
+      const next: bigint[] = [];
+      for (const [b, a] of batch.rows.entries()) {
+        const { row: r, out: o } = a;
+        if (r.cancelled?.()) {
+          o.stopReason = 'cancelled';
+          done(r, o);
           continue;
         }
-        const row = logits.subarray(b * c.vocab_size, (b + 1) * c.vocab_size);
-        const r = rows[b];
-        const token = sampleToken(row, r, rngs[b]);
-        const logProb = row[token] - logSumExp(row);
-        next[b] = BigInt(token);
-        const o = out[b];
+        const logits = batch.logits.subarray(b * V, (b + 1) * V);
+        const token = sampleToken(logits, r, a.rng);
+        const logProb = logits[token] - logSumExp(logits);
         o.tokens.push(token);
         o.logProbs.push(logProb);
-        emitted.push({ row: b, token, logProb });
+        emitted.push({ row: r, token, logProb });
         if (token === r.eosTokenId) o.stopReason = 'eos';
         else if (r.stopTokens?.some((s) => endsWith(o.tokens, s))) o.stopReason = 'stop';
         else if (r.stop?.length && opts.decode) {
           const text = opts.decode(o.tokens);
           if (r.stop.some((s) => s !== '' && text.includes(s))) o.stopReason = 'stop';
         }
-        if (o.stopReason !== 'max_tokens' || o.tokens.length >= r.maxNewTokens) done[b] = true;
-      }
-      opts.onStep?.(emitted);
-      if (done.every(Boolean)) break;
-      // Finished rows keep stepping (their tokens are dropped) so the batch stays rectangular.
-      const grown = new BigInt64Array(B * (width + 1));
-      const grownIds = opts.cache === false ? new BigInt64Array(B * (width + 1)) : ids;
-      for (let b = 0; b < B; b++) {
-        grown.set(mask.subarray(b * width, (b + 1) * width), b * (width + 1));
-        // A finished row's new slots are padding: its positions stop growing, so it never runs past the context.
-        grown[b * (width + 1) + width] = done[b] ? 0n : 1n;
-        if (grownIds !== ids) {
-          grownIds.set(ids.subarray(b * width, (b + 1) * width), b * (width + 1));
-          grownIds[b * (width + 1) + width] = next[b];
+        if (o.stopReason !== 'max_tokens' || o.tokens.length >= r.maxNewTokens) done(r, o);
+        else {
+          keep.push(b);
+          next.push(BigInt(token));
         }
       }
-      mask = grown;
-      ids = grownIds;
-      width += 1;
-      if (opts.cache === false) {
-        res = await this.prefill.run({
-          input_ids: { data: ids, shape: [B, width] },
-          attention_mask: { data: mask, shape: [B, width] },
-        });
-        continue;
-      }
-      const feeds: Record<string, HostTensor> = {
-        input_ids: { data: next, shape: [B, 1] },
-        attention_mask: { data: mask, shape: [B, width] },
-      };
-      for (let l = 0; l < c.n_layer; l++) {
-        feeds[KV_IO.pastKey(l)] = res[KV_IO.presentKey(l)];
-        feeds[KV_IO.pastValue(l)] = res[KV_IO.presentValue(l)];
-      }
+      opts.onStep?.(emitted);
+      // Stopped rows leave; then one step for the rest.
+      batch = keep.length === 0 ? null : selectRows(batch, keep);
+      if (batch) batch = await this.step(batch, next, opts.cache !== false);
+    }
+  }
+
+  /** Prefill of rows that join: left-padded to their longest prompt. */
+  private async prefillRows(rows: readonly GenerateRow[], cache: boolean): Promise<Batch> {
+    const B = rows.length;
+    const width = Math.max(...rows.map((r) => r.prompt.length));
+    // Left padding: every row's last slot is its last token, so one gather serves the batch.
+    const ids = new BigInt64Array(B * width);
+    const mask = new BigInt64Array(B * width);
+    rows.forEach(({ prompt }, b) => {
+      const at = b * width + width - prompt.length;
+      prompt.forEach((id, i) => {
+        ids[at + i] = BigInt(id);
+        mask[at + i] = 1n;
+      });
+    });
+    const res = await this.prefill.run({ input_ids: { data: ids, shape: [B, width] }, attention_mask: { data: mask, shape: [B, width] } });
+    return {
+      rows: rows.map((row) => ({ row, out: { tokens: [], logProbs: [], stopReason: 'max_tokens' }, rng: new Rng(row.seed ?? 0) })),
+      width,
+      ids,
+      mask,
+      kv: cache ? this.kvOf(res) : null,
+      logits: res.logits.data as Float32Array,
+    };
+  }
+
+  /** Appends each row's chosen token and runs the decode program (or, without a cache, the prefill over everything). */
+  private async step(batch: Batch, next: readonly bigint[], cache: boolean): Promise<Batch> {
+    const B = batch.rows.length;
+    const w = batch.width;
+    const ids = new BigInt64Array(B * (w + 1));
+    const mask = new BigInt64Array(B * (w + 1));
+    for (let b = 0; b < B; b++) {
+      ids.set(batch.ids.subarray(b * w, (b + 1) * w), b * (w + 1));
+      mask.set(batch.mask.subarray(b * w, (b + 1) * w), b * (w + 1));
+      ids[b * (w + 1) + w] = next[b];
+      mask[b * (w + 1) + w] = 1n;
+    }
+    const attention = { data: mask, shape: [B, w + 1] };
+    let res: Record<string, HostTensor>;
+    if (!cache || !batch.kv) res = await this.prefill.run({ input_ids: { data: ids, shape: [B, w + 1] }, attention_mask: attention });
+    else {
+      const feeds: Record<string, HostTensor> = { input_ids: { data: BigInt64Array.from(next), shape: [B, 1] }, attention_mask: attention };
+      batch.kv.forEach((t, i) => {
+        feeds[kvName(i, 'past')] = t;
+      });
       res = await this.decode.run(feeds);
     }
-    return out;
+    return { rows: batch.rows, width: w + 1, ids, mask, kv: cache ? this.kvOf(res) : null, logits: res.logits.data as Float32Array };
+  }
+
+  /** Every layer's present key then value, in kvName's order. */
+  private kvOf(res: Record<string, HostTensor>): HostTensor[] {
+    const L = this.model.config.n_layer;
+    return Array.from({ length: 2 * L }, (_, i) => res[kvName(i, 'present')]);
   }
 
   async release(): Promise<void> {
