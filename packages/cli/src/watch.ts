@@ -77,14 +77,15 @@ export async function followRun(client: LearnerServiceClient, runId: string, opt
     if (lostAt === undefined) {
       lostAt = now;
       const why = error ? (error.code === status.NOT_FOUND ? 'not taken over yet' : status[error.code]) : 'the learner let the run go';
-      const line = `${opts.command}: lost run ${runId} on ${opts.learner} (${why}); reconnecting for up to ${opts.reconnectTimeoutS} s`;
+      const what = last ? `lost run ${runId} on ${opts.learner}` : `cannot reach the learner at ${opts.learner} for run ${runId}`;
+      const line = `${opts.command}: ${what} (${why}); reconnecting for up to ${opts.reconnectTimeoutS} s`;
       process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${line}\n`);
     } else if (now - lostAt > opts.reconnectTimeoutS * 1000) {
       return {
         failure:
           error?.code === status.NOT_FOUND
             ? `${opts.command}: run ${runId} is gone: the learner at ${opts.learner} has not had it for ${opts.reconnectTimeoutS} s`
-            : `${opts.command}: the learner at ${opts.learner} did not answer for ${opts.reconnectTimeoutS} s; run ${runId} was at update ${last?.updates ?? 0}`,
+            : `${opts.command}: the learner at ${opts.learner} did not answer for ${opts.reconnectTimeoutS} s (${error ? status[error.code] : 'no stream'}: ${error?.details || 'ended'}); run ${runId} was at update ${last?.updates ?? 0}`,
       };
     }
     await new Promise((r) => setTimeout(r, delay));
