@@ -58,7 +58,7 @@ export interface PolicyCoreOptions {
    * without this each one ever served kept a thread and its weights.
    */
   idleCloseMs?: number;
-  /** Generate requests decoded together in one loop at most (default 32); 16x that may queue per run. */
+  /** Generate requests decoded together at most (default 32); 16x that may queue per run. */
   maxGenerateBatch?: number;
 }
 
@@ -100,7 +100,6 @@ export class PolicyCore {
         logger: opts.logger,
         threads: opts.threads ?? 1,
         maxBatch: generateBatch,
-        maxWaitMs: opts.maxWaitMs ?? 0,
         maxQueued: 16 * generateBatch,
         maxVersionWaitMs: opts.maxVersionWaitMs ?? 1000,
       },

@@ -1,10 +1,10 @@
 /**
  * The policy service's generation path: for each run that publishes a causal LM (a pointer with
- * model_config), a GPT-2 generator rebuilt from model_config and the flat parameters, and a batch
- * queue. Requests that arrive while a decode loop runs leave together as the next loop, so the batch
- * grows with the load; each request samples with its own seed, so batching does not change its
- * tokens. Before each loop the run's pointer is read again and a newer version swapped in, so a loop
- * runs one version start to end and reports it.
+ * model_config), a GPT-2 generator rebuilt from model_config and the flat parameters, and a queue.
+ * One decode loop serves the queue: a request joins it at the next step (up to maxBatch rows) and
+ * leaves when it stops, so the batch follows the load; each request samples with its own seed, so
+ * batching does not change its tokens. A loop runs one version start to end and reports it: when a
+ * newer version is published, the loop stops taking requests, drains, and the next one loads it.
  *
  * The programs run in worker threads, so Act calls and health checks are answered while a loop
  * decodes; the sampling between steps runs on the service's thread.
@@ -21,7 +21,6 @@ import {
   unavailable,
 } from '@rlmesh/mesh';
 import { Tokenizer } from '@rlmesh/text';
-import { Batcher } from './batcher';
 import { fetchParams } from './run';
 
 /** One Generate request, in the names of GenerateRequest's fields. */
@@ -57,6 +56,8 @@ const MAX_STOP_SEQUENCES = 16;
 const MAX_STOP_SEQUENCE_TOKENS = 64;
 const MAX_STOP_STRING_CHARS = 256;
 const VERSION_POLL_MS = 20;
+/** How often a running loop reads the pointer for a newer version. */
+const VERSION_CHECK_MS = 200;
 /** A text prompt longer than this many characters is refused before encoding (no context holds it). */
 const MAX_PROMPT_CHARS = 1 << 20;
 
@@ -64,14 +65,13 @@ export interface GenerationDeps {
   bus: Bus;
   logger: Logger;
   threads: number;
-  /** Requests decoded together in one loop at most. */
+  /** Requests decoded together at most; more wait for a row to leave the loop. */
   maxBatch: number;
-  maxWaitMs: number;
   /** Requests that may wait per run before Generate answers RESOURCE_EXHAUSTED. */
   maxQueued: number;
   /** Longest a request with min_version waits for that version to be published. */
   maxVersionWaitMs: number;
-  /** Called after every decode loop with the requests it held. */
+  /** Called after every decode loop with the requests it served. */
   onLoop?: (rows: number) => void;
   /** The run's current pointer (latest or promoted); throws NOT_FOUND when there is none. */
   readPointer: () => Promise<PolicyPointer>;
@@ -81,6 +81,8 @@ interface Job {
   row: GenerateRow;
   onToken: (token: number) => void;
   isCancelled: () => boolean;
+  resolve: (r: GenerateResult) => void;
+  reject: (e: Error) => void;
 }
 
 interface Loaded {
@@ -90,7 +92,14 @@ interface Loaded {
 }
 
 export class GenerationRun {
-  private readonly batcher: Batcher<Job, GenerateResult | Error>;
+  /** Requests waiting to join the loop. */
+  private readonly queue: Job[] = [];
+  private looping = false;
+  /** The newest version seen published; a loop stops taking requests once it passes the loaded one. */
+  private announced: number;
+  /** A version that failed to load: not announced again, so the loop does not drain for it over and over. */
+  private rejected = 0;
+  private lastPoll = 0;
   private closed = false;
   /** A loop failed: the pool replaces this run. */
   failed = false;
@@ -102,7 +111,7 @@ export class GenerationRun {
     private loaded: Loaded,
     private readonly deps: GenerationDeps,
   ) {
-    this.batcher = new Batcher({ maxRows: deps.maxBatch, maxWaitMs: deps.maxWaitMs, run: (jobs) => this.runBatch(jobs) });
+    this.announced = loaded.version;
   }
 
   static async open(runId: string, deps: GenerationDeps): Promise<GenerationRun> {
@@ -124,14 +133,36 @@ export class GenerationRun {
   ): Promise<GenerateResult> {
     const row = this.check(input);
     if ((input.minVersion ?? 0) > this.loaded.version) await this.waitForPublished(input.minVersion ?? 0);
-    if (this.batcher.pendingRows + 1 > this.deps.maxQueued)
-      throw resourceExhausted(
-        'run_id',
-        `${this.batcher.pendingRows} Generate requests already queued for run "${this.runId}"; retry later`,
-      );
-    const out = await this.batcher.submit({ row, onToken, isCancelled }, 1);
-    if (out instanceof Error) throw out;
-    return out;
+    if (this.closed) throw unavailable('policy service is closing');
+    if (this.queue.length + 1 > this.deps.maxQueued)
+      throw resourceExhausted('run_id', `${this.queue.length} Generate requests already queued for run "${this.runId}"; retry later`);
+    return new Promise<GenerateResult>((resolve, reject) => {
+      this.queue.push({ row, onToken, isCancelled, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Starts a loop when requests wait and none runs. */
+  private kick(): void {
+    if (this.looping || this.closed || this.failed || this.queue.length === 0) return;
+    this.looping = true;
+    void this.loop().finally(() => {
+      this.looping = false;
+      this.kick();
+    });
+  }
+
+  /** Reads the pointer at most every VERSION_CHECK_MS while a loop runs, to notice a new version. */
+  private pollVersion(): void {
+    const now = Date.now();
+    if (now - this.lastPoll < VERSION_CHECK_MS) return;
+    this.lastPoll = now;
+    this.deps.readPointer().then(
+      (p) => {
+        if (p.version > this.announced && p.version > this.rejected) this.announced = p.version;
+      },
+      () => undefined,
+    );
   }
 
   /** The request as a generator row, or INVALID_ARGUMENT naming the field and the rule. */
@@ -221,7 +252,7 @@ export class GenerationRun {
   async close(reason: Error): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.batcher.close(reason);
+    for (const j of this.queue.splice(0)) j.reject(reason);
     await this.loaded.generator.release();
   }
 
@@ -242,6 +273,8 @@ export class GenerationRun {
       await old.generator.release();
       this.deps.logger.debug('generation policy swapped', { run: this.runId, version: next.version });
     } catch (e) {
+      this.rejected = pointer.version;
+      this.announced = this.loaded.version;
       this.deps.logger.warn('policy version not applied to generation; still serving the previous one', {
         run: this.runId,
         version: pointer.version,
@@ -251,49 +284,71 @@ export class GenerationRun {
     }
   }
 
-  private async runBatch(jobs: Job[]): Promise<(GenerateResult | Error)[]> {
-    if (this.closed) return jobs.map(() => unavailable('policy service is closing'));
+  /**
+   * One decode loop on the loaded version: requests join it between steps as rows leave (up to
+   * maxBatch at once) until none is left; a newly published version stops the joining, so the loop
+   * drains and the next one starts on the new version.
+   */
+  private async loop(): Promise<void> {
     await this.refresh();
     const { generator, version, tokenizer } = this.loaded;
     const decode = tokenizer ? (ids: readonly number[]) => tokenizer.decode(ids) : undefined;
-    // A version swapped in after a request was checked may have a smaller context or vocabulary.
-    const results: (GenerateResult | Error | null)[] = jobs.map((j) => {
-      if (j.isCancelled()) return unavailable('the call was cancelled before its loop began');
-      try {
-        generator.check(j.row, 0, decode !== undefined);
-        return null;
-      } catch (e) {
-        return failedPrecondition('prompt', `policy version ${version} cannot generate this request: ${(e as Error).message}`);
+    const taken = new Map<GenerateRow, Job>();
+    let served = 0;
+    const take = (room: number): GenerateRow[] => {
+      if (this.closed || this.announced > version) return [];
+      this.pollVersion();
+      const fresh: GenerateRow[] = [];
+      while (fresh.length < room && this.queue.length > 0) {
+        const j = this.queue.shift() as Job;
+        if (j.isCancelled()) {
+          j.reject(unavailable('the call was cancelled before it joined a loop'));
+          continue;
+        }
+        try {
+          // A version swapped in after the request was checked may have a smaller context or vocabulary.
+          generator.check(j.row, 0, decode !== undefined);
+        } catch (e) {
+          j.reject(failedPrecondition('prompt', `policy version ${version} cannot generate this request: ${(e as Error).message}`));
+          continue;
+        }
+        j.row.cancelled = j.isCancelled;
+        taken.set(j.row, j);
+        fresh.push(j.row);
       }
-    });
-    const live = jobs.filter((_, i) => results[i] === null);
-    const index = jobs.flatMap((_, i) => (results[i] === null ? [i] : []));
-    for (const j of live) j.row.cancelled = j.isCancelled;
-    if (live.length > 0) {
-      let rows: GeneratedRow[];
-      try {
-        rows = await generator.generate(
-          live.map((j) => j.row),
-          {
-            decode,
-            onStep: (emitted) => {
-              for (const e of emitted) live[e.row].onToken(e.token);
-            },
+      served += fresh.length;
+      return fresh;
+    };
+    try {
+      await generator.serve(
+        take,
+        (row, r) => {
+          const j = taken.get(row);
+          taken.delete(row);
+          j?.resolve({ ...r, version, text: decode ? decode(r.tokens) : '' });
+        },
+        {
+          decode,
+          maxBatch: this.deps.maxBatch,
+          onStep: (emitted) => {
+            for (const e of emitted) taken.get(e.row)?.onToken(e.token);
           },
-        );
-      } catch (e) {
-        // The requests were checked, so this is the programs or their workers failing: the pool
-        // opens the run afresh for the next request instead of failing every later one the same way.
+        },
+      );
+    } catch (e) {
+      // The requests were checked, so this is the programs or their workers failing: the pool
+      // opens the run afresh for the next request instead of failing every later one the same way.
+      let err = unavailable('policy service is closing');
+      if (!this.closed) {
         this.failed = true;
         this.deps.logger.error('generation failed; the run reopens on its next request', { run: this.runId, error: String(e) });
-        throw unavailable(`generation for run "${this.runId}" failed: ${(e as Error).message}`);
+        err = unavailable(`generation for run "${this.runId}" failed: ${(e as Error).message}`);
       }
-      rows.forEach((r, i) => {
-        results[index[i]] = { ...r, version, text: decode ? decode(r.tokens) : '' };
-      });
-      this.deps.onLoop?.(live.length);
+      for (const j of taken.values()) j.reject(err);
+      for (const j of this.queue.splice(0)) j.reject(err);
+    } finally {
+      if (served > 0) this.deps.onLoop?.(served);
     }
-    return results as (GenerateResult | Error)[];
   }
 }
 

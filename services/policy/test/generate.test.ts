@@ -164,6 +164,23 @@ describe('PolicyService.Generate over gRPC', () => {
     expect(loops, 'requests were batched into fewer loops than requests').toBeLessThan(reqs.length);
   });
 
+  it('a request joins the loop that is running, at its next step, with the tokens it gets alone', async () => {
+    const before = { ...server.core.generateStats };
+    const first = { prompt: [5], maxNewTokens: 20, seed: 1 };
+    const second = { prompt: [3, 3, 3, 3, 3, 3], maxNewTokens: 6, seed: 2, temperature: 0.7 };
+    let joined: Promise<unknown> | null = null;
+    let firstTokens = 0;
+    const a = server.core.generate('lm', first, () => {
+      // Sent while the first request's loop is running: after its first token.
+      if (++firstTokens === 1) joined = server.core.generate('lm', second, () => undefined);
+    });
+    const [ra, rb] = await Promise.all([a, a.then(() => joined)]);
+    expect(ra.tokens).toEqual((await alone(first)).tokens);
+    expect((rb as Awaited<typeof a>).tokens).toEqual((await alone(second)).tokens);
+    expect(server.core.generateStats.loops - before.loops, 'both in one loop').toBe(1);
+    expect(server.core.generateStats.rows - before.rows).toBe(2);
+  });
+
   it('stops at eos_token_id and at a stop sequence, with the reason', async () => {
     const base = { prompt: [2, 9, 4], maxNewTokens: 12, seed: 5 };
     const free = (await generate(base)).final.tokens;

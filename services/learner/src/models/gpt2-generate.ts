@@ -407,13 +407,14 @@ export class Gpt2Generator {
       if (!batch) return;
       // Choose every row's next token from its logits.
       const emitted: { row: GenerateRow; token: number; logProb: number }[] = [];
+      const stopped: ActiveRow[] = [];
       const keep: number[] = [];
       const next: bigint[] = [];
       for (const [b, a] of batch.rows.entries()) {
         const { row: r, out: o } = a;
         if (r.cancelled?.()) {
           o.stopReason = 'cancelled';
-          done(r, o);
+          stopped.push(a);
           continue;
         }
         const logits = batch.logits.subarray(b * V, (b + 1) * V);
@@ -428,13 +429,15 @@ export class Gpt2Generator {
           const text = opts.decode(o.tokens);
           if (r.stop.some((s) => s !== '' && text.includes(s))) o.stopReason = 'stop';
         }
-        if (o.stopReason !== 'max_tokens' || o.tokens.length >= r.maxNewTokens) done(r, o);
+        if (o.stopReason !== 'max_tokens' || o.tokens.length >= r.maxNewTokens) stopped.push(a);
         else {
           keep.push(b);
           next.push(BigInt(token));
         }
       }
+      // A row's last token is reported before its completion.
       opts.onStep?.(emitted);
+      for (const a of stopped) done(a.row, a.out);
       // Stopped rows leave; then one step for the rest.
       batch = keep.length === 0 ? null : selectRows(batch, keep);
       if (batch) batch = await this.step(batch, next, opts.cache !== false);
