@@ -142,8 +142,8 @@ function suite(name: string, connect: () => Promise<Bus>) {
       const shared = await open();
       await announceOrphan(shared, runId, 64 * 16);
       const [busB, busC] = [await open(), await open()];
-      const b = new LearnerCore({ bus: busB, logger, outDir: join(dir, 'b'), owner: 'b', leaseTtlMs: 1000 });
-      const c = new LearnerCore({ bus: busC, logger, outDir: join(dir, 'c'), owner: 'c', leaseTtlMs: 1000 });
+      const b = new LearnerCore({ bus: busB, logger, outDir: join(dir, 'b'), owner: 'b', leaseTtlMs: 2000 });
+      const c = new LearnerCore({ bus: busC, logger, outDir: join(dir, 'c'), owner: 'c', leaseTtlMs: 2000 });
       const policyCore = new PolicyCore({ bus: shared, logger, seed: 1 });
       const policy: PolicyClient = {
         act: (id, obs, rows, seed, minVersion) => policyCore.act(id, obs, rows, false, minVersion, seed),
@@ -155,14 +155,14 @@ function suite(name: string, connect: () => Promise<Bus>) {
         const [winner, loser, loserDir] = tb.length ? [b, c, 'c'] : [c, b, 'b'];
         await replica.start();
         let last = winner.getRun(runId);
-        // Several lease periods pass while it trains; the loser keeps trying and keeps being refused.
+        // The loser keeps trying at every expiry and keeps being refused while the winner renews.
         await winner.watchRun(runId, (r) => (last = r));
         expect(last.state).toBe(RunState.RUN_STATE_COMPLETED);
         expect(loser.listRuns()).toEqual([]);
         expect(existsSync(join(dir, loserDir, runId))).toBe(false);
         expect(metricUpdates(join(dir, tb.length ? 'b' : 'c', runId))).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
         // An ended run is nobody's to take: the loser, waiting on the released lease, leaves it.
-        await sleep(1500);
+        await sleep(2500);
         expect(loser.listRuns()).toEqual([]);
       } finally {
         await replica.stop();
@@ -175,7 +175,7 @@ function suite(name: string, connect: () => Promise<Bus>) {
     it('a live lease of another learner is left alone until it expires; then the run is taken over', async () => {
       const bus = await open();
       const runId = `held-${name}`;
-      const ghost: LeaseRecord = { owner: 'ghost', expires_at: Date.now() + 1500 };
+      const ghost: LeaseRecord = { owner: 'ghost', expires_at: Date.now() + 3000 };
       await bus.kv.compareAndSet(keys.lease(runId), encodeJson(ghost), 0);
       await announceOrphan(bus, runId, 64 * 4);
       const core = new LearnerCore({ bus, logger, outDir: join(dir, 'held'), owner: 'd', leaseTtlMs: 1000 });
@@ -184,7 +184,7 @@ function suite(name: string, connect: () => Promise<Bus>) {
         expect(core.listRuns()).toEqual([]);
         await sleep(800);
         expect(core.listRuns()).toEqual([]);
-        const run = await until(() => core.listRuns()[0], 5000, 'the take-over after the expiry');
+        const run = await until(() => core.listRuns()[0], 8000, 'the take-over after the expiry');
         expect(run.runId).toBe(runId);
         expect(decodeJson<LeaseRecord>((await bus.kv.get(keys.lease(runId)))!).owner).toBe('d');
       } finally {
@@ -198,11 +198,18 @@ function suite(name: string, connect: () => Promise<Bus>) {
       const core = new LearnerCore({ bus, logger, outDir: join(dir, 'lost'), owner: 'e', leaseTtlMs: 800 });
       try {
         await core.startRun(JSON.stringify(shipped), `lost-${name}`);
-        const entry = (await bus.kv.entry(keys.lease(`lost-${name}`)))!;
-        expect(decodeJson<LeaseRecord>(entry.value).owner).toBe('e');
-        // What a learner does that found the lease expired while this one was stalled.
+        expect(decodeJson<LeaseRecord>((await bus.kv.get(keys.lease(`lost-${name}`)))!).owner).toBe('e');
+        // What a learner does that found the lease expired while this one was stalled (retried: a
+        // renewal between our read and our write wins that round).
         const thief: LeaseRecord = { owner: 'thief', expires_at: Date.now() + 60_000 };
-        expect(await bus.kv.compareAndSet(keys.lease(`lost-${name}`), encodeJson(thief), entry.revision)).not.toBeNull();
+        await until(
+          async () => {
+            const entry = (await bus.kv.entry(keys.lease(`lost-${name}`)))!;
+            return (await bus.kv.compareAndSet(keys.lease(`lost-${name}`), encodeJson(thief), entry.revision)) ?? undefined;
+          },
+          3000,
+          "the thief's write",
+        );
         await until(() => (core.listRuns().length === 0 ? true : undefined), 3000, 'the run to leave the learner');
         expect(decodeJson<LeaseRecord>((await bus.kv.get(keys.lease(`lost-${name}`)))!).owner).toBe('thief');
         await expect(core.startRun(JSON.stringify(shipped), `lost-${name}`)).rejects.toThrow(/trained by learner thief/);

@@ -204,7 +204,11 @@ export class LearnerCore {
     const taken: string[] = [];
     for (const key of await this.opts.bus.kv.keys(keys.runs)) {
       const runId = key.slice(keys.runs.length);
-      if (await this.tryTakeOver(runId)) taken.push(runId);
+      try {
+        if (await this.tryTakeOver(runId)) taken.push(runId);
+      } catch (e) {
+        this.opts.logger.warn('take-over attempt failed; trying again', { run: runId, error: String(e) });
+      }
     }
     this.announcements ??= await this.opts.bus.kv.watch(`${keys.runs}>`, (key, value) => {
       const runId = key.slice(keys.runs.length);
@@ -260,9 +264,20 @@ export class LearnerCore {
       await claim.release();
       return false;
     }
+    let cfg: RunConfig;
+    try {
+      cfg = this.placed(parseRunConfig(JSON.parse(b.config)));
+    } catch (e) {
+      // Written by a learner of another version, or by hand: no learner here can train it.
+      this.opts.logger.error('announced run has a config this learner cannot train; left alone', {
+        run: runId,
+        error: (e as Error).message,
+      });
+      await claim.release();
+      return false;
+    }
     const pointer = await this.opts.bus.kv.get(keys.policy(runId));
     const publishedVersion = pointer ? parsePolicyPointer(pointer).version : 0;
-    const cfg = this.placed(parseRunConfig(JSON.parse(b.config)));
     const run = new MeshRun(runId, cfg, this.opts.bus, this.opts.logger, this.opts.outDir ?? cfg.run.out_dir, {
       checkpoint: b.checkpoint || undefined,
       publishedVersion,
@@ -270,6 +285,12 @@ export class LearnerCore {
     this.hold(run, claim);
     try {
       await run.start();
+      if (this.closed) {
+        // close() ran while this started: it did not see the run, so let it go here.
+        await run.handOver();
+        await this.releaseLease(runId);
+        return false;
+      }
       return true;
     } catch (e) {
       this.opts.logger.error('could not take the run over', { run: runId, error: (e as Error).message });
