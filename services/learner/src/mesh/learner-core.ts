@@ -160,16 +160,20 @@ export class LearnerCore {
     const off = run.onChange((r) => {
       if (r.state === RunState.RUN_STATE_RUNNING) return;
       off();
-      void this.releaseWhenAnnounced(run.id);
+      this.releaseWhenAnnounced(run.id).catch((e) => this.opts.logger.warn('lease release failed', { run: run.id, error: String(e) }));
     });
-    lease.keep(async (holder) => {
+    lease.keep((holder) => {
       off();
       this.leases.delete(run.id);
       if (run.state !== 'running' || run.handedOver) return;
       this.opts.logger.error('lost the run to another learner; stopping here', { run: run.id, holder });
-      await run.handOver();
-      // Gone from this learner, so that it may take the run back if that learner goes away in turn.
-      if (this.runs.get(run.id) === run) this.runs.delete(run.id);
+      run
+        .handOver()
+        .catch((e) => this.opts.logger.warn('hand-over failed', { run: run.id, error: String(e) }))
+        .finally(() => {
+          // Gone from this learner, so that it may take the run back if that learner goes away in turn.
+          if (this.runs.get(run.id) === run) this.runs.delete(run.id);
+        });
     });
   }
 
