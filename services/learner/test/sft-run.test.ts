@@ -35,7 +35,7 @@ function keywordSet(n: number, seed: number): string {
     const cards = Array.from({ length: 2 + rng.int(3) }, () => `${COLOURS[rng.int(3)]} ${1 + rng.int(9)}\n`).join('');
     const key = Object.keys(KEYWORD)[rng.int(3)];
     const prompt = `Rule: the colour of ${key}.\nCards:\n${cards}\nAnswer:`;
-    lines.push(JSON.stringify({ prompt, completion: ` ${KEYWORD[key]}`, answer: KEYWORD[key] }));
+    lines.push(JSON.stringify({ prompt, completion: ` ${KEYWORD[key]}`, answer: KEYWORD[key], family: key }));
   }
   return `${lines.join('\n')}\n`;
 }
@@ -75,6 +75,7 @@ describe('rlmesh sft', () => {
     expect(summary.updates).toBe(200);
     expect(summary.eval.val.n).toBe(60);
     expect(summary.eval.val.exact_match).toBeGreaterThanOrEqual(0.9); // chance: 1/3
+    expect(Object.keys(summary.eval.val.by_family)).toEqual(['fire', 'leaf', 'sea']);
 
     const log = lines(runDir);
     const train = log.filter((l) => l.kind === 'train');

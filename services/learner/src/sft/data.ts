@@ -38,6 +38,8 @@ export interface SftRecord {
   answer?: string;
   /** The card game's readout kind (rule.readout.kind), for the verifier's format component. */
   readout?: ReadoutKind;
+  /** The card game's rule family, when the record names one: exact match is also reported per family. */
+  family?: string;
   /** 1-based line in the file. */
   line: number;
 }
@@ -75,6 +77,7 @@ export function readSftJsonl(file: string, limit = 0): SftRecord[] {
       const kind = (r.rule as { readout?: { kind?: unknown } } | undefined)?.readout?.kind;
       if (typeof kind === 'string' && READOUT_KINDS.includes(kind)) rec.readout = kind as ReadoutKind;
     }
+    if (typeof r.family === 'string') rec.family = r.family;
     out.push(rec);
   }
   if (out.length === 0) throw new SftDataError(file, 0, 'holds no examples');

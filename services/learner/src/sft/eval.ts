@@ -5,6 +5,7 @@
  *   exact_match  share of prompts whose greedy completion is right: for records with the card game's
  *                `answer`, the game's verifier decides (its lenient parse of the first line); for
  *                others, the completion text must equal the reference (whitespace at the ends aside)
+ *   by_family    exact match per rule family, for records that name their family (the card game's)
  *   format       share of well-formed answers (the card verifier's format component), for records
  *                with the game's rule (its readout kind); NaN (null in JSON) when there are none
  *
@@ -25,6 +26,7 @@ export interface SplitMetrics {
   format: number;
   n: number;
   tokens: number;
+  by_family?: Record<string, number>;
 }
 
 /** Teacher-forced completion NLL with the flat parameters as an input: one compiled program for every evaluation. */
@@ -127,11 +129,23 @@ export async function evaluateSplit(
   const nll = await loss.nll(flat, examples, o.batchSize, o.padId);
   const em = await exactMatch(gen, examples, o);
   const formats = em.format.filter((f): f is number => f !== null);
+  const families = new Map<string, { right: number; n: number }>();
+  examples.forEach((e, i) => {
+    const f = e.record.family;
+    if (f === undefined) return;
+    const c = families.get(f) ?? { right: 0, n: 0 };
+    c.n++;
+    if (em.correct[i]) c.right++;
+    families.set(f, c);
+  });
   return {
     loss: nll.sum / Math.max(1, nll.tokens),
     exact_match: em.correct.filter(Boolean).length / Math.max(1, examples.length),
     format: formats.length ? formats.reduce((a, b) => a + b, 0) / formats.length : Number.NaN,
     n: examples.length,
     tokens: nll.tokens,
+    ...(families.size
+      ? { by_family: Object.fromEntries([...families].sort(([a], [b]) => a.localeCompare(b)).map(([f, c]) => [f, c.right / c.n])) }
+      : {}),
   };
 }

@@ -127,7 +127,7 @@ export async function runSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<
   if (maxLength > config.n_positions)
     throw new ConfigError('data.max_length', `must be <= the model context n_positions (${config.n_positions}), got ${maxLength}`);
   const tokenize = (records: readonly SftRecord[], file: string) =>
-    tokenizeRecords(records, tokenizer, file, { maxLength, overflow: cfg.data.overflow as 'refuse' | 'truncate', eosId });
+    tokenizeRecords(records, tokenizer, file, { maxLength, overflow: cfg.data.overflow, eosId });
   const train = tokenize(trainRecords, trainFile);
   const evals = evalSets.map((s, i) => ({ ...s, examples: tokenize(evalRecords[i], s.file) }));
 
