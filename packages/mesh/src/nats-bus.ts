@@ -207,10 +207,17 @@ export class NatsBus implements Bus {
         } catch (e) {
           if (!stopped) this.log.warn('consumer failed; consuming again', { durable: opts.durable, error: (e as Error).message });
         }
-        if (stopped) break;
-        // Ended without stop() (NATS gone longer than the client's own recovery): start over where the durable consumer acked.
-        await sleep(RETRY_MAX_MS);
-        messages = await open().catch(() => messages);
+        // Ended without stop() (NATS gone longer than the client's own recovery): start over where the
+        // durable consumer acked. An ended consumer cannot be read again, so keep opening until one opens.
+        while (!stopped) {
+          await sleep(RETRY_MAX_MS);
+          const next = await open().catch(() => null);
+          if (next && !stopped) {
+            messages = next;
+            break;
+          }
+          if (next) await next.close();
+        }
       }
     })();
     return {
@@ -314,10 +321,17 @@ export class NatsBus implements Bus {
             } catch (e) {
               if (!stopped) this.log.warn('kv watch failed; watching again', { key, error: (e as Error).message });
             }
-            if (stopped) break;
-            // A new watch delivers the current value again, so nothing written meanwhile is missed.
-            await sleep(RETRY_MAX_MS);
-            it = await open().catch(() => it);
+            // A new watch delivers the current value again, so nothing written meanwhile is missed. An
+            // ended watch cannot be read again, so keep opening until one opens.
+            while (!stopped) {
+              await sleep(RETRY_MAX_MS);
+              const next = await open().catch(() => null);
+              if (next && !stopped) {
+                it = next;
+                break;
+              }
+              next?.stop();
+            }
           }
         })();
         return {
