@@ -63,8 +63,10 @@ export async function sftCommand(argv: readonly string[]): Promise<number> {
   } catch (e) {
     // A dataset, tokenizer or checkpoint the run cannot use is the user's input: one line, exit 2.
     const name = (e as Error).name;
-    if (name === 'SftDataError' || name === 'TokenizerFormatError' || name === 'InvalidUtf8Error')
-      throw new UsageError(`sft: ${(e as Error).message}`);
+    if (name === 'SftDataError' || name === 'TokenizerFormatError' || name === 'InvalidUtf8Error') {
+      const missing = /: cannot read \(ENOENT\)$/.test((e as Error).message);
+      throw new UsageError(`sft: ${(e as Error).message}${missing ? ' (the card game data: rlmesh data cards --out DIR --seed N)' : ''}`);
+    }
     throw e;
   }
 }
