@@ -18,10 +18,10 @@ import {
   parsePolicyPointer,
   RUN_ID_PATTERN,
   resourceExhausted,
-  unavailable,
 } from '@rlmesh/mesh';
 import type { PolicySpec } from '@rlmesh/proto';
 import { type GenerateInput, type GenerateResult, GenerationPool } from './generation';
+import { OpenRuns } from './open-runs';
 import { type ActResult, PolicyRun } from './run';
 
 export type { GenerateInput, GenerateResult } from './generation';
@@ -74,7 +74,7 @@ export class PolicyCore {
   /** Inferences run and rows they held, since construction: what batching achieved. */
   readonly stats = { batches: 0, rows: 0 };
   /** Open runs by runKey: a run's latest and promoted versions are two policies. */
-  private readonly runs = new Map<string, Promise<PolicyRun>>();
+  private readonly runs: OpenRuns<PolicyRun>;
   private readonly rng: Rng;
   private readonly maxBatch: number;
   private readonly maxWaitMs: number;
@@ -85,10 +85,6 @@ export class PolicyCore {
   private readonly latency: Histogram;
   private readonly batchRows: Histogram;
   private readonly served: ReturnType<Meter['createCounter']>;
-  private closed = false;
-  /** Per open run: requests in progress, and when the last one ended. */
-  private readonly use = new Map<string, { active: number; last: number }>();
-  private readonly sweeper: NodeJS.Timeout;
   private readonly generation: GenerationPool;
 
   constructor(private readonly opts: PolicyCoreOptions) {
@@ -105,7 +101,7 @@ export class PolicyCore {
       },
       idleMs,
     );
-    this.sweeper = setInterval(() => void this.closeIdle(idleMs), Math.max(20, idleMs / 2)).unref();
+    this.runs = new OpenRuns('policy', idleMs);
     this.maxBatch = opts.maxBatch ?? 1024;
     this.maxWaitMs = opts.maxWaitMs ?? 0;
     this.maxRowsPerRequest = opts.maxRowsPerRequest ?? 4096;
@@ -134,35 +130,11 @@ export class PolicyCore {
     if (!Number.isInteger(rows) || rows < 1) throw invalidArgument('obs', `needs at least 1 row, got ${rows}`);
     if (rows > this.maxRowsPerRequest) throw invalidArgument('obs', `at most ${this.maxRowsPerRequest} rows per request, got ${rows}`);
     const key = runKey(runId, channel);
-    this.using(key, +1);
-    try {
-      return await this.actOn(await this.run(runId, channel), runId, obs, rows, greedy, minVersion, seed, t0);
-    } finally {
-      this.using(key, -1);
-    }
-  }
-
-  private using(key: string, delta: 1 | -1): void {
-    const u = this.use.get(key) ?? { active: 0, last: 0 };
-    u.active += delta;
-    u.last = Date.now();
-    this.use.set(key, u);
-  }
-
-  /** Closes the runs no request has used for `idleMs`; one that a request is using stays open. */
-  private async closeIdle(idleMs: number): Promise<void> {
-    const now = Date.now();
-    for (const [key, opening] of this.runs) {
-      const u = this.use.get(key);
-      if (u && (u.active > 0 || now - u.last < idleMs)) continue;
-      if (!u) {
-        this.use.set(key, { active: 0, last: now });
-        continue;
-      }
-      this.runs.delete(key);
-      this.use.delete(key);
-      void opening.then((r) => r.close(unavailable('the run was idle and its policy was closed'))).catch(() => undefined);
-    }
+    return this.runs.with(
+      key,
+      () => this.open(runId, channel, key),
+      (run) => this.actOn(run, runId, obs, rows, greedy, minVersion, seed, t0),
+    );
   }
 
   private async actOn(
@@ -209,7 +181,6 @@ export class PolicyCore {
     isCancelled?: () => boolean,
   ): Promise<GenerateResult> {
     checkRunId(runId);
-    if (this.closed) throw unavailable('policy service is closing');
     return this.generation.generate(runKey(runId, channel), runId, () => this.readPointer(runId, channel), input, onToken, isCancelled);
   }
 
@@ -221,34 +192,15 @@ export class PolicyCore {
   /** The version and spec being served (or, for a run not served yet, the published ones). */
   async getPolicy(runId: string, channel: PolicyChannelName = 'latest'): Promise<PolicyInfo> {
     checkRunId(runId);
-    const open = this.runs.get(runKey(runId, channel));
+    const open = this.runs.peek(runKey(runId, channel));
     const pointer = open ? (await open).pointer : await this.readPointer(runId, channel);
     return { version: pointer.version, spec: pointer.spec ?? { model: '', numParameters: 0 } };
   }
 
   /** Stops every watch and worker; queued requests fail with UNAVAILABLE. */
   async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.sweeper);
-    const runs = [...this.runs.values()];
-    this.runs.clear();
-    const reason = unavailable('policy service is closing');
-    await Promise.all(runs.map((p) => p.then((r) => r.close(reason)).catch(() => undefined)));
+    await this.runs.close();
     await this.generation.close();
-  }
-
-  private run(runId: string, channel: PolicyChannelName): Promise<PolicyRun> {
-    if (this.closed) return Promise.reject(unavailable('policy service is closing'));
-    const key = runKey(runId, channel);
-    let opening = this.runs.get(key);
-    if (!opening) {
-      const p = this.open(runId, channel, key);
-      opening = p;
-      this.runs.set(key, p);
-      // A failed open is not cached: the next request tries again (the learner may publish meanwhile).
-      p.catch(() => this.runs.get(key) === p && this.runs.delete(key));
-    }
-    return opening;
   }
 
   private async open(runId: string, channel: PolicyChannelName, key: string): Promise<PolicyRun> {
@@ -269,7 +221,7 @@ export class PolicyCore {
       },
       onFailure: (run, e) => {
         this.opts.logger.error('policy worker failed; the run reopens on its next request', { run: runId, error: e.message });
-        this.runs.delete(key);
+        this.runs.discard(key, e);
         void run.close(e);
       },
     });

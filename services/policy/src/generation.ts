@@ -9,6 +9,7 @@
  * The programs run in worker threads, so Act calls and health checks are answered while a loop
  * decodes; the sampling between steps runs on the service's thread.
  */
+
 import { ConfigError } from '@rlmesh/core';
 import { type GeneratedRow, type GenerateRow, Gpt2Generator, gpt2FromModelConfig } from '@rlmesh/learner';
 import {
@@ -21,6 +22,7 @@ import {
   unavailable,
 } from '@rlmesh/mesh';
 import { Tokenizer } from '@rlmesh/text';
+import { OpenRuns } from './open-runs';
 import { fetchParams } from './run';
 
 /** One Generate request, in the names of GenerateRequest's fields. */
@@ -103,8 +105,6 @@ export class GenerationRun {
   private closed = false;
   /** A loop failed: the pool replaces this run. */
   failed = false;
-  lastUsed = Date.now();
-  active = 0;
 
   private constructor(
     readonly runId: string,
@@ -388,19 +388,17 @@ async function loadTokenizer(runId: string, name: string, vocabSize: number, bus
   return tokenizer;
 }
 
-/** The generation runs of a policy service, opened on first use and closed when idle. */
+/** The generation runs of a policy service, opened on first use and closed when idle (OpenRuns). */
 export class GenerationPool {
   /** Decode loops run and the requests they held, since construction: what batching achieved. */
   readonly stats = { loops: 0, rows: 0 };
-  private readonly runs = new Map<string, Promise<GenerationRun>>();
-  private readonly sweeper: NodeJS.Timeout;
-  private closed = false;
+  private readonly runs: OpenRuns<GenerationRun>;
 
   constructor(
     private readonly deps: Omit<GenerationDeps, 'readPointer' | 'onLoop'>,
-    private readonly idleCloseMs: number,
+    idleCloseMs: number,
   ) {
-    this.sweeper = setInterval(() => this.closeIdle(), Math.max(20, idleCloseMs / 2)).unref();
+    this.runs = new OpenRuns('generator', idleCloseMs);
   }
 
   async generate(
@@ -411,57 +409,22 @@ export class GenerationPool {
     onToken: (token: number) => void,
     isCancelled?: () => boolean,
   ): Promise<GenerateResult> {
-    if (this.closed) throw unavailable('policy service is closing');
-    let opening = this.runs.get(key);
-    if (opening && (await opening.catch(() => null))?.failed) {
-      const failed = opening;
-      if (this.runs.get(key) === failed) {
-        this.runs.delete(key);
-        void failed.then((r) => r.close(unavailable('the run failed and was reopened'))).catch(() => undefined);
-      }
-      // Another request may have reopened it meanwhile.
-      opening = this.runs.get(key);
-    }
-    if (!opening) {
-      const onLoop = (rows: number) => {
-        this.stats.loops++;
-        this.stats.rows += rows;
-      };
-      const p = GenerationRun.open(runId, { ...this.deps, readPointer, onLoop });
-      opening = p;
-      this.runs.set(key, p);
-      // A failed open is not kept: the next request tries again (the learner may publish meanwhile).
-      p.catch(() => this.runs.get(key) === p && this.runs.delete(key));
-    }
-    const run = await opening;
-    run.active++;
-    try {
-      return await run.generate(input, onToken, isCancelled);
-    } finally {
-      run.active--;
-      run.lastUsed = Date.now();
-    }
+    // A run whose decode loop failed is replaced by a fresh one (another request may have done so already).
+    const existing = this.runs.peek(key);
+    if (existing && (await existing.catch(() => null))?.failed)
+      this.runs.discard(key, unavailable('the run failed and was reopened'), existing);
+    const onLoop = (rows: number) => {
+      this.stats.loops++;
+      this.stats.rows += rows;
+    };
+    return this.runs.with(
+      key,
+      () => GenerationRun.open(runId, { ...this.deps, readPointer, onLoop }),
+      (run) => run.generate(input, onToken, isCancelled),
+    );
   }
 
-  private closeIdle(): void {
-    const now = Date.now();
-    for (const [key, opening] of this.runs) {
-      void opening
-        .then((run) => {
-          if (run.active > 0 || now - run.lastUsed < this.idleCloseMs || this.runs.get(key) !== opening) return;
-          this.runs.delete(key);
-          return run.close(unavailable('the run was idle and its generator was closed'));
-        })
-        .catch(() => undefined);
-    }
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.sweeper);
-    const runs = [...this.runs.values()];
-    this.runs.clear();
-    const reason = unavailable('policy service is closing');
-    await Promise.all(runs.map((p) => p.then((r) => r.close(reason)).catch(() => undefined)));
+  close(): Promise<void> {
+    return this.runs.close();
   }
 }

@@ -179,7 +179,7 @@ describe('hot swap', () => {
     const { core } = await setup();
     await core.act('r', observations(1, C.obsDim), 1, true);
     // Kill the thread behind the core's back, as a native crash would.
-    const run = await (core as unknown as { runs: Map<string, Promise<unknown>> }).runs.get('r');
+    const run = await (core as unknown as { runs: { peek(key: string): Promise<unknown> } }).runs.peek('r');
     const raw = (run as { worker: { worker: { terminate(): Promise<number> } } }).worker.worker;
     await raw.terminate();
     await sleep(20);
