@@ -45,6 +45,8 @@ describe('startServer', () => {
               return { policyVersion: 7 };
             },
             getPolicy: async () => ({ runId: '', version: 0 }),
+            // Streams are not under test here: a Generate call ends at once.
+            generate: async (call: { end(): void }) => call.end(),
           },
         },
       ],

@@ -22,7 +22,11 @@ async function serve(tls: Parameters<typeof serverCredentials>[0]): Promise<Runn
       {
         name: 'rlmesh.v1.PolicyService',
         definition: PolicyServiceService,
-        handlers: { act: async () => ({ policyVersion: 3 }), getPolicy: async () => ({ runId: '', version: 0 }) },
+        handlers: {
+          act: async () => ({ policyVersion: 3 }),
+          getPolicy: async () => ({ runId: '', version: 0 }),
+          generate: async (call: { end(): void }) => call.end(),
+        },
       },
     ],
   });
