@@ -9,6 +9,7 @@ import { type TlsFiles, unary } from '@rlmesh/mesh';
 import { type Run, RunState } from '@rlmesh/proto';
 import { UsageError } from './args';
 import { Progress } from './progress';
+import { unreachableReason } from './unreachable';
 import { DEFAULT_RECONNECT_TIMEOUT_S, followRun, learnerClient, printFinal, progressFields } from './watch';
 
 export async function meshTrain(
@@ -32,8 +33,11 @@ export async function meshTrain(
     );
   } catch (e) {
     const err = e as ServiceError;
-    if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED)
-      throw new UsageError(`train --mesh: no learner answers at ${learner} (start the mesh with rlmesh up)`);
+    if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED) {
+      const { tls, reason } = unreachableReason(err.details ?? '');
+      if (tls) throw new UsageError(`train --mesh: cannot reach the learner at ${learner}: ${reason}`);
+      throw new UsageError(`train --mesh: no learner answers at ${learner}: ${reason} (start the mesh with rlmesh up)`);
+    }
     throw new UsageError(`train --mesh: the learner refused the run: ${err.details}`);
   }
   console.log(

@@ -10,6 +10,7 @@ import { LearnerServiceClient, type Run, RunState } from '@rlmesh/proto';
 import { parseArgs, UsageError } from './args';
 import { Progress } from './progress';
 import { tlsOrUsage } from './serve';
+import { unreachableReason } from './unreachable';
 
 /** Long enough for a learner to restart and take its runs over (a killed one's lease lasts 10 s); main.ts's usage states it. */
 export const DEFAULT_RECONNECT_TIMEOUT_S = 60;
@@ -85,7 +86,7 @@ export async function followRun(client: LearnerServiceClient, runId: string, opt
         failure:
           error?.code === status.NOT_FOUND
             ? `${opts.command}: run ${runId} is gone: the learner at ${opts.learner} has not had it for ${opts.reconnectTimeoutS} s`
-            : `${opts.command}: the learner at ${opts.learner} did not answer for ${opts.reconnectTimeoutS} s (${error ? status[error.code] : 'no stream'}: ${error?.details || 'ended'}); run ${runId} was at update ${last?.updates ?? 0}`,
+            : `${opts.command}: the learner at ${opts.learner} did not answer for ${opts.reconnectTimeoutS} s (${error ? `${status[error.code]}: ${unreachableReason(error.details ?? '').reason}` : 'no stream: ended'}); run ${runId} was at update ${last?.updates ?? 0}`,
       };
     }
     await new Promise((r) => setTimeout(r, delay));

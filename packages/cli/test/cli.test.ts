@@ -121,7 +121,9 @@ describe('rlmesh mesh commands: bad input', () => {
   it('train --mesh with no learner listening prints one line and exits 2', async () => {
     const io = capture();
     expect(await main(['train', '--mesh', cfgFile('env:\n  id: PatternEcho\n'), '--learner', '127.0.0.1:1'])).toBe(2);
-    expect(io.err).toEqual(['rlmesh: train --mesh: no learner answers at 127.0.0.1:1 (start the mesh with rlmesh up)']);
+    expect(io.err).toEqual([
+      'rlmesh: train --mesh: no learner answers at 127.0.0.1:1: nothing listens there (start the mesh with rlmesh up)',
+    ]);
   });
 
   it('serve and up reject unknown services and options', async () => {
