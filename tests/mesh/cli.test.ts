@@ -10,9 +10,8 @@ import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { freePort } from '@rlmesh/mesh';
 import { afterAll, describe, expect, it } from 'vitest';
-import { missingParts, ROOT, stopChild, until } from './helpers';
+import { freeUpBase, missingParts, ROOT, stopChild, until } from './helpers';
 
 const BIN = join(ROOT, 'packages', 'cli', 'bin', 'rlmesh.js');
 const missing = missingParts();
@@ -26,7 +25,7 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
   });
 
   it('trains PatternEcho on the mesh that up started', async () => {
-    const base = await freePort();
+    const base = await freeUpBase(4);
     const env = { ...process.env, NATS_URL: '', RLMESH_LOG_LEVEL: 'error' };
     up = spawn(process.execPath, [BIN, 'up', '--base-port', String(base), '--out-dir', join(dir, 'runs')], {
       env,
@@ -81,7 +80,7 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
   });
 
   it('up restarts a service killed by a signal, and Ctrl-C then stops everything it started', async () => {
-    const base = await freePort();
+    const base = await freeUpBase(4);
     const child = spawn(process.execPath, [BIN, 'up', '--base-port', String(base), '--out-dir', join(dir, 'runs-up2')], {
       env: { ...process.env, NATS_URL: '', RLMESH_LOG_LEVEL: 'error' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,6 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { findNatsServer } from '@rlmesh/mesh';
 
@@ -42,4 +43,26 @@ export function until<T>(probe: () => Promise<T | undefined> | T | undefined, ti
     };
     tick();
   });
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A base port for `rlmesh up` with `count` services: base .. base + count - 1 and their metrics ports
+ * (+100) all free. Drawn below Linux's ephemeral range (32768+), where other tests' servers and
+ * clients take ports at random, so that a port found free here is not taken a moment later.
+ */
+export async function freeUpBase(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const ports = Array.from({ length: count }, (_, i) => [base + i, base + 100 + i]).flat();
+    if ((await Promise.all(ports.map(portIsFree))).every(Boolean)) return base;
+  }
+  throw new Error(`no free block of ${count} ports (and +100) between 20000 and 32100`);
 }
