@@ -16,12 +16,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { decodeAnnouncement, findNatsServer, freePort, keys, NatsBus, parsePolicyPointer, subjects, TRAJ_STREAM } from '@rlmesh/mesh';
+import { decodeAnnouncement, findNatsServer, keys, NatsBus, parsePolicyPointer, subjects, TRAJ_STREAM } from '@rlmesh/mesh';
 import { LearnerServiceClient, type Run, RunState } from '@rlmesh/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { spawnService } from '../../packages/cli/src/up';
-import { missingParts, ROOT, stopChild, until } from './helpers';
+import { freeUpBase, missingParts, ROOT, stopChild, until } from './helpers';
 
 const missing = missingParts();
 const OUTAGE_MS = Number(process.env.RLMESH_OUTAGE_MS ?? 60_000);
@@ -71,7 +71,8 @@ describe.skipIf(missing !== null)('mesh: a 60 s NATS outage mid-run', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rlmesh-outage-'));
     storeDir = join(dir, 'nats');
-    port = await freePort();
+    // Below the ephemeral range: the port must still be free when NATS restarts on it a minute later.
+    port = await freeUpBase(1);
     await startNats();
     const url = `nats://127.0.0.1:${port}`;
     const env = { ...process.env, RLMESH_LOG_LEVEL: process.env.RLMESH_LOG_LEVEL ?? 'info' };
