@@ -50,6 +50,21 @@ const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 const escapeRegex = (s: string) => s.replace(/[\\^$*+?.()|[\]{}]/g, '\\$&');
 const WORD_CHAR = /[\p{L}\p{N}_]/u;
 
+/**
+ * How many bytes at the end of `b` start a UTF-8 sequence that the end cuts off (0 to 3): a lead
+ * byte among the last three whose sequence needs more bytes than remain. What is not a prefix of a
+ * sequence is left for checkUtf8 to refuse.
+ */
+function partialTail(b: Uint8Array): number {
+  for (let k = 1; k <= Math.min(3, b.length); k++) {
+    const lead = b[b.length - k];
+    if (lead >= 0x80 && lead <= 0xbf) continue;
+    const need = lead >= 0xf0 && lead <= 0xf4 ? 4 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xc2 && lead <= 0xdf ? 2 : 1;
+    return need > k ? k : 0;
+  }
+  return 0;
+}
+
 export class Tokenizer {
   readonly model: BpeModel;
   readonly addedTokens: readonly AddedTokenJson[];
@@ -193,6 +208,19 @@ export class Tokenizer {
    */
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
     return utf8Decoder.decode(this.decodeBytes(ids, opts));
+  }
+
+  /**
+   * A generated completion as text for a verifier: special tokens left out, a trailing partial
+   * UTF-8 character dropped (generation stopped inside it, so it never was a character), and an
+   * InvalidUtf8Error naming the byte offset for bytes that are not UTF-8 anywhere else. Unlike
+   * decode, it never turns bytes into U+FFFD, which a verifier would read as part of the answer.
+   */
+  decodeCompletion(ids: ArrayLike<number>): string {
+    const bytes = this.decodeBytes(ids, { skipSpecialTokens: true });
+    const whole = bytes.subarray(0, bytes.length - partialTail(bytes));
+    checkUtf8(whole);
+    return utf8Decoder.decode(whole);
   }
 
   private encodeText(text: string, ids: number[]): void {

@@ -1,4 +1,4 @@
-import { checkUtf8, gpt2Tokenizer, InvalidUtf8Error, TokenIdError, TokenizerFormatError } from '@rlmesh/text';
+import { BYTE_TO_CHAR, checkUtf8, gpt2Tokenizer, InvalidUtf8Error, TokenIdError, TokenizerFormatError } from '@rlmesh/text';
 import { describe, expect, it } from 'vitest';
 
 const tok = gpt2Tokenizer();
@@ -88,5 +88,39 @@ describe('bad input to the tokenizer', () => {
     expect(tok.decode(ids.slice(0, 1))).toContain('\ufffd');
     const whole = [...tok.decodeBytes(ids.slice(0, 1)), ...tok.decodeBytes(ids.slice(1))];
     expect(new TextDecoder().decode(new Uint8Array(whole))).toBe('🎉');
+  });
+});
+
+describe('decodeCompletion', () => {
+  // One token per byte, so a completion can stop anywhere inside a character.
+  const byteIds = (b: Uint8Array) => Array.from(b, (x) => tok.tokenToId(BYTE_TO_CHAR[x]) as number);
+  const utf8 = (s: string) => new TextEncoder().encode(s);
+
+  it('decodes whole characters as decode does, leaving special tokens out', () => {
+    const ids = [...tok.encode(' 17 日本 🎉'), tok.eosId as number];
+    expect(tok.decodeCompletion(ids)).toBe(' 17 日本 🎉');
+  });
+
+  it('drops a character cut off by the end of generation, for each length it can be cut at', () => {
+    for (const ch of ['é', '日', '🎉']) {
+      const whole = utf8(ch);
+      for (let keep = 1; keep < whole.length; keep++) {
+        const cut = byteIds(new Uint8Array([...utf8(' 5'), ...whole.subarray(0, keep)]));
+        expect(tok.decodeCompletion(cut), `${ch} cut after ${keep}`).toBe(' 5');
+        // decode puts U+FFFD where the cut character was: the mark a verifier must never see.
+        expect(tok.decode(cut)).toBe(' 5\uFFFD');
+      }
+    }
+  });
+
+  it('refuses bytes that are not UTF-8 before the end, naming the offset', () => {
+    expect(() => tok.decodeCompletion(byteIds(bytes(0x20, 0x80, 0x35)))).toThrow(
+      /^invalid UTF-8 at byte offset 1: unexpected continuation/,
+    );
+    expect(() => tok.decodeCompletion(byteIds(bytes(0x20, 0xe4, 0x35, 0x35)))).toThrow(
+      /^invalid UTF-8 at byte offset 2: byte 0x35 cannot follow 0xe4/,
+    );
+    // A lone continuation byte at the very end is not a cut-off character either.
+    expect(() => tok.decodeCompletion(byteIds(bytes(0x35, 0xbf)))).toThrow(InvalidUtf8Error);
   });
 });
