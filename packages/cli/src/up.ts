@@ -89,15 +89,19 @@ export interface Ready {
   pid: number;
 }
 
-/** Spawns `rlmesh serve <args>` and resolves once it prints READY. */
+/**
+ * Spawns `rlmesh serve <args>` and resolves once it prints READY. Its log lines go to this process's
+ * stderr, or with `stderr: 'pipe'` to `child.stderr`, which the caller must then read (a full pipe
+ * stops the service at its next log line).
+ */
 export function spawnService(
   name: string,
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
-  timeoutMs = 60_000,
+  { timeoutMs = 60_000, stderr = 'inherit' }: { timeoutMs?: number; stderr?: 'inherit' | 'pipe' } = {},
 ): Promise<{ child: ChildProcess; ready: Ready }> {
   const child = spawn(process.execPath, [BIN, 'serve', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', stderr],
     env: { ...env, RLMESH_EXIT_WITH_PARENT: '1' },
   });
   return new Promise((resolve, reject) => {
