@@ -4,6 +4,7 @@ export * from './client';
 export * from './codec';
 export * from './errors';
 export * from './log';
+export * from './nats-auth';
 export * from './nats-bus';
 export * from './nats-server';
 export * from './policy-pointer';

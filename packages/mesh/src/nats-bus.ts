@@ -27,6 +27,7 @@ import { type ObjectStore as NatsObjectStore, Objm, setSha256Backend } from '@na
 import { connect } from '@nats-io/transport-node';
 import type { Bus, BusMessage, ConsumeOptions, Headers, KeyValue, ObjectStore, Subscription } from './bus';
 import { createLogger, type Logger } from './log';
+import { type NatsAuth, natsConnectError, natsConnectOptions } from './nats-auth';
 
 export const TRAJ_STREAM = 'RLMESH_TRAJ';
 export const KV_BUCKET = 'rlmesh_state';
@@ -35,8 +36,10 @@ export const OBJ_BUCKET = 'rlmesh_models';
 const CHUNK_BYTES = 512 * 1024;
 
 export interface NatsBusOptions {
-  /** nats://host:port[,nats://...]. */
+  /** nats://host:port[,nats://...]; tls://, user:password@ and token@ as nats-auth.ts reads them. */
   servers: string;
+  /** Login and TLS files (NKey seed, .creds, CA, client certificate), and user/password/token when not in the URL. */
+  auth?: NatsAuth;
   name?: string;
   /** Per-subject cap of the trajectory stream (oldest dropped first). */
   maxChunksPerRun?: number;
@@ -139,8 +142,10 @@ export class NatsBus implements Bus {
   static async connect(opts: NatsBusOptions): Promise<NatsBus> {
     // Object digests with node:crypto instead of the pure-JS default: several times faster on policy-sized objects.
     setSha256Backend('native');
+    // Options first: a bad URL or an unreadable file is the caller's mistake, said as such before any connect.
+    const connectOptions = natsConnectOptions(opts.servers, opts.auth);
     const nc = await connect({
-      servers: opts.servers.split(','),
+      ...connectOptions,
       name: opts.name,
       // Reconnect forever, trying every half second: a restarted server is found about as soon as it listens.
       maxReconnectAttempts: -1,
@@ -148,6 +153,8 @@ export class NatsBus implements Bus {
       // A server that vanished without closing the socket is noticed in about 20 s, not the default 4 minutes.
       pingInterval: 10_000,
       maxPingOut: 2,
+    }).catch((e) => {
+      throw natsConnectError(opts.servers, e, Boolean(connectOptions.tls && !connectOptions.tls.cert));
     });
     const jsm = await jetstreamManager(nc);
     const config = {
