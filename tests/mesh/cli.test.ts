@@ -4,17 +4,21 @@
  * completes. Both are the real command (bin/rlmesh.js) in their own processes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { NatsBus, NatsConnectError } from '@rlmesh/mesh';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freeUpBase, missingParts, ROOT, stopChild, until } from './helpers';
 
 const BIN = join(ROOT, 'packages', 'cli', 'bin', 'rlmesh.js');
 const missing = missingParts();
+/** up's NATS line: the URL with the password hidden, and the file that holds it. */
+const UP_NATS = /NATS nats:\/\/rlmesh:\*\*\*@127\.0\.0\.1:(\d+) \(started here; .* is in (\S+), readable by you only/;
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rlmesh-up-'));
@@ -24,7 +28,7 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('trains PatternEcho on the mesh that up started', async () => {
+  it('trains PatternEcho on the mesh that up started, whose NATS admits only the login up generated', async () => {
     const base = await freeUpBase(4);
     const env = { ...process.env, NATS_URL: '', RLMESH_LOG_LEVEL: 'error' };
     up = spawn(process.execPath, [BIN, 'up', '--base-port', String(base), '--out-dir', join(dir, 'runs')], {
@@ -40,7 +44,18 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
       up!.once('exit', (code) => reject(new Error(`rlmesh up exited ${code}: ${printed.join('\n')}`)));
     });
     expect(printed.join('\n')).toContain(`learner  127.0.0.1:${base}`);
-    expect(printed.join('\n')).toMatch(/NATS nats:\/\/127\.0\.0\.1:\d+ \(started here\)/);
+    const [, natsPort, urlFile] = UP_NATS.exec(printed.join('\n')) ?? [];
+    expect(urlFile, printed.join('\n')).toBeDefined();
+    // The URL with the password is the user's alone; a plain client on the bus is refused.
+    expect(statSync(urlFile).mode & 0o777).toBe(0o600);
+    const secretUrl = readFileSync(urlFile, 'utf8').trim();
+    const password = /^nats:\/\/rlmesh:([^@]+)@/.exec(secretUrl)![1];
+    expect(password.length).toBeGreaterThanOrEqual(24);
+    expect(printed.join('\n')).not.toContain(password);
+    const anonymous = await NatsBus.connect({ servers: `nats://127.0.0.1:${natsPort}`, logger: quiet }).catch((e) => e);
+    expect(anonymous).toBeInstanceOf(NatsConnectError);
+    expect((anonymous as NatsConnectError).kind).toBe('login');
+    await (await NatsBus.connect({ servers: secretUrl, logger: quiet })).close();
 
     const train = spawn(
       process.execPath,
@@ -102,7 +117,7 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
       }),
     );
     expect(Object.keys(pids).sort()).toEqual(['env-0', 'evaluator', 'learner', 'policy']);
-    const natsPort = Number(/NATS nats:\/\/127\.0\.0\.1:(\d+) \(started here\)/.exec(out.join('\n'))![1]);
+    const natsPort = Number(UP_NATS.exec(out.join('\n'))![1]);
     process.kill(pids.policy, 'SIGKILL');
     await until(() => (/policy is back \(pid \d+\)/.test(err) ? true : undefined), 60_000, 'the policy service to come back');
     expect(err).toMatch(/rlmesh up: policy was killed by SIGKILL; restarting in 1 s \(restart 1\)/);

@@ -9,9 +9,11 @@ import type { ChannelCredentials } from '@grpc/grpc-js';
 import type { Run } from '@rlmesh/proto';
 import type { DashboardHub, MetricRow } from '@rlmesh/report';
 import { parseArgs, UsageError } from './args';
+import { connectBus, NATS_OPTIONS, natsTarget } from './nats-args';
 import { tlsOrUsage } from './serve';
 
-export const DASHBOARD_USAGE = `rlmesh dashboard [--runs DIR] [--port N] [--learner HOST:PORT [--tls-ca F [--tls-cert F --tls-key F]]] [--nats URL]
+export const DASHBOARD_USAGE = `rlmesh dashboard [--runs DIR] [--port N] [--learner HOST:PORT [--tls-ca F [--tls-cert F --tls-key F]]]
+    [--nats URL [--nats-creds F | --nats-nkey F] [--nats-tls-ca F [--nats-tls-cert F --nats-tls-key F]]]
     Serves a live page on 127.0.0.1 (default port 8780): runs and their curves as they train (from
     DIR/*/metrics.jsonl, default runs/, and with --learner from the mesh's WatchRun), evaluations (in
     the run directories, and with --nats those the mesh's evaluator stored) and the Pareto frontier.
@@ -23,13 +25,12 @@ export async function dashboard(argv: readonly string[]): Promise<number> {
     runs: runsDir = 'runs',
     port: portText = '8780',
     learner,
-    nats,
     'tls-cert': tlsCert,
     'tls-key': tlsKey,
     'tls-ca': tlsCa,
     ...rest
   } = options;
-  const unknown = Object.keys(rest);
+  const unknown = Object.keys(rest).filter((k) => !NATS_OPTIONS.includes(k));
   if (unknown.length) throw new UsageError(`dashboard: unknown option --${unknown[0]}`);
   if (positionals.length) throw new UsageError(`dashboard: takes no arguments, got ${JSON.stringify(positionals[0])}`);
   const port = Number(portText);
@@ -39,6 +40,8 @@ export async function dashboard(argv: readonly string[]): Promise<number> {
   if (learner !== undefined && !/^[^:\s]+:\d+$/.test(learner))
     throw new UsageError(`--learner: must be HOST:PORT, got ${JSON.stringify(learner)}`);
   if (learner === undefined && (tlsCert || tlsKey || tlsCa)) throw new UsageError('--tls-*: only with --learner');
+  // Only --nats: a NATS_URL in the environment is not a request to show the mesh's evaluations.
+  const nats = natsTarget(options, 'dashboard', options.nats);
 
   const { DashboardHub, RunsWatcher, StoreWatcher, serveDashboard } = await import('@rlmesh/report');
   const hub = new DashboardHub();
@@ -46,14 +49,13 @@ export async function dashboard(argv: readonly string[]): Promise<number> {
   watcher.start();
   const stops: (() => unknown)[] = [() => watcher.stop()];
   if (nats) {
-    const { NatsBus } = await import('@rlmesh/mesh');
     const { BusEvaluationStore } = await import('@rlmesh/evaluator');
-    let bus: Awaited<ReturnType<typeof NatsBus.connect>>;
+    let bus: Awaited<ReturnType<typeof connectBus>>;
     try {
-      bus = await NatsBus.connect({ servers: nats, name: 'rlmesh-dashboard' });
+      bus = await connectBus(nats, 'rlmesh-dashboard');
     } catch (e) {
       watcher.stop();
-      throw new UsageError(`--nats: cannot connect to ${nats}: ${(e as Error).message}`);
+      throw e;
     }
     const store = new StoreWatcher(new BusEvaluationStore(bus), hub, 'mesh');
     store.start();

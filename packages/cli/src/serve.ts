@@ -9,9 +9,13 @@ import { mkdirSync } from 'node:fs';
 import type { Device } from '@rlmesh/graph';
 import { startTelemetry } from '@rlmesh/mesh/telemetry';
 import { parseArgs, UsageError } from './args';
+import { connectBus, NATS_OPTIONS, natsTarget } from './nats-args';
 
 export const SERVE_USAGE = `rlmesh serve <env|policy|learner|evaluator> [--port N] [--host H] [--nats URL] [--metrics-port N]
     [--tls-cert F --tls-key F [--tls-ca F]]   TLS; with a CA, mTLS both ways (or RLMESH_TLS_CERT / _KEY / _CA)
+    [--nats-creds F | --nats-nkey F] [--nats-tls-ca F [--nats-tls-cert F --nats-tls-key F]]   NATS login and TLS
+        (or RLMESH_NATS_CREDS / _NKEY / _TLS_CA / _TLS_CERT / _TLS_KEY); a password or token goes in the URL:
+        nats://user:password@host:4222, nats://token@host:4222, tls://host:4222
     env:     [--policy HOST:PORT] [--replica-id ID]
     policy:  [--max-batch ROWS] [--max-wait-ms MS] [--seed N] [--device cpu|cuda]
     learner: [--out-dir DIR] [--device cpu|cuda]   --device: onnxruntime's execution provider (default cpu)
@@ -35,9 +39,9 @@ export async function serve(argv: readonly string[]): Promise<number> {
   if (positionals.length !== 1 || !SERVICES.includes(name))
     throw new UsageError(`serve needs one of ${SERVICES.join(', ')}\n${SERVE_USAGE}`);
   const known = new Set([
+    ...NATS_OPTIONS,
     'port',
     'host',
-    'nats',
     'metrics-port',
     'policy',
     'replica-id',
@@ -56,8 +60,8 @@ export async function serve(argv: readonly string[]): Promise<number> {
   const metricsPort = intOption(options, 'metrics-port', undefined);
   const host = options.host ?? '127.0.0.1';
   const device = await deviceOption(name, options.device);
-  const natsUrl = options.nats ?? process.env.NATS_URL;
-  if (!natsUrl) throw new UsageError('serve: needs --nats URL or NATS_URL (rlmesh up starts a nats-server for you)');
+  const nats = natsTarget(options, 'serve');
+  if (!nats) throw new UsageError('serve: needs --nats URL or NATS_URL (rlmesh up starts a nats-server for you)');
   // Metrics listen where the service does: in a pod, Prometheus scrapes the pod's address.
   const telemetry = startTelemetry({ serviceName: `rlmesh-${name}`, metricsPort, metricsHost: host });
   await telemetry.metricsReady.catch(async (e: NodeJS.ErrnoException) => {
@@ -68,9 +72,12 @@ export async function serve(argv: readonly string[]): Promise<number> {
   const tls = tlsFilesFrom(options);
   const credentials = tlsOrUsage(() => serverCredentials(tls));
 
-  const { createLogger, NatsBus } = await import('@rlmesh/mesh');
+  const { createLogger } = await import('@rlmesh/mesh');
   const logger = createLogger(name);
-  const bus = await NatsBus.connect({ servers: natsUrl, name: `rlmesh-${name}` });
+  const bus = await connectBus(nats, `rlmesh-${name}`).catch(async (e) => {
+    await telemetry.shutdown().catch(() => undefined);
+    throw e;
+  });
   let shutdown: () => Promise<void>;
   let boundPort: number;
   if (name === 'env') {

@@ -1,15 +1,23 @@
 /**
  * `rlmesh up`: the mesh on one machine. Uses NATS_URL, or starts a private nats-server (JetStream,
- * temp store) when one is on the PATH, and otherwise fails with a clear message. Then starts the
- * learner, the policy service, the env replicas and the evaluator as child processes (`rlmesh serve ...`), waits
- * for each to listen, prints their addresses, and stops them all on Ctrl-C.
+ * temp store, a generated login: up-nats.ts) when one is on the PATH, and otherwise fails with a
+ * clear message. Then starts the learner, the policy service, the env replicas and the evaluator as
+ * child processes (`rlmesh serve ...`) with the same NATS login and gRPC TLS files, waits for each
+ * to listen, prints their addresses, and stops them all on Ctrl-C.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs, UsageError } from './args';
+import { NATS_OPTIONS } from './nats-args';
+import { tlsOrUsage } from './serve';
+import { upNats } from './up-nats';
 
-export const UP_USAGE = 'rlmesh up [--env-replicas N] [--base-port P] [--out-dir DIR]';
+export const UP_USAGE = `rlmesh up [--env-replicas N] [--base-port P] [--out-dir DIR] [--tls-cert F --tls-key F --tls-ca F]
+      [--nats URL] [--nats-creds F | --nats-nkey F] [--nats-tls-ca F [--nats-tls-cert F --nats-tls-key F]]
+    Without --nats or NATS_URL, starts a nats-server that admits only a generated login (the file
+    holding it is printed). --tls-*: every service serves mTLS and env replicas call the policy
+    service with the same files, so all three are needed.`;
 
 /** First and longest wait before restarting a service that died; a run of 60 s resets it. */
 const RESTART_DELAY_MS = { first: 1000, max: 30_000, healthyAfter: 60_000 };
@@ -30,6 +38,7 @@ export class Supervised {
     public child: ChildProcess,
     readonly address: string,
     readonly metricsPort: number,
+    private readonly env: NodeJS.ProcessEnv = process.env,
   ) {
     this.watch(child);
   }
@@ -55,7 +64,7 @@ export class Supervised {
   private async restart(): Promise<void> {
     if (this.stopping) return;
     try {
-      const { child } = await spawnService(this.name, this.args);
+      const { child } = await spawnService(this.name, this.args, this.env);
       if (this.stopping) {
         child.kill('SIGTERM');
         return;
@@ -122,8 +131,8 @@ export function spawnService(
 
 export async function up(argv: readonly string[]): Promise<number> {
   const { options } = parseArgs(argv);
-  for (const k of Object.keys(options))
-    if (!['env-replicas', 'base-port', 'out-dir'].includes(k)) throw new UsageError(`up: unknown option --${k}\n  ${UP_USAGE}`);
+  const known = ['env-replicas', 'base-port', 'out-dir', 'tls-cert', 'tls-key', 'tls-ca', ...NATS_OPTIONS];
+  for (const k of Object.keys(options)) if (!known.includes(k)) throw new UsageError(`up: unknown option --${k}\n  ${UP_USAGE}`);
   const replicas = Number(options['env-replicas'] ?? 1);
   const base = Number(options['base-port'] ?? 50051);
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 32)
@@ -131,14 +140,9 @@ export async function up(argv: readonly string[]): Promise<number> {
   if (!Number.isInteger(base) || base < 1024 || base > 65000)
     throw new UsageError(`--base-port: must be an integer in 1024..65000, got ${options['base-port']}`);
 
-  const { findNatsServer, startNatsServer } = await import('@rlmesh/mesh');
-  let natsUrl = process.env.NATS_URL;
-  let nats: Awaited<ReturnType<typeof startNatsServer>> | undefined;
-  if (!natsUrl) {
-    if (!findNatsServer()) throw new UsageError('up: no NATS: set NATS_URL, or install nats-server (Debian: apt-get install nats-server)');
-    nats = await startNatsServer();
-    natsUrl = nats.url;
-  }
+  const tlsArgs = await upTlsArgs(options);
+  const bus = await upNats(options);
+  const nats = bus.server;
   const plan = [
     { name: 'learner', port: base, extra: options['out-dir'] ? ['--out-dir', options['out-dir']] : [] },
     { name: 'policy', port: base + 1, extra: [] as string[] },
@@ -166,9 +170,12 @@ export async function up(argv: readonly string[]): Promise<number> {
     for (const p of plan) {
       const kind = p.name.startsWith('env') ? 'env' : p.name;
       const metricsPort = p.port + 100;
-      const args = [kind, '--port', String(p.port), '--nats', natsUrl, '--metrics-port', String(metricsPort), ...p.extra];
-      const { child } = await Promise.race([spawnService(p.name, args), stopRequested.then(() => Promise.reject(new Error('stopped')))]);
-      running.push(new Supervised(p.name, args, child, `127.0.0.1:${p.port}`, metricsPort));
+      const args = [kind, '--port', String(p.port), '--metrics-port', String(metricsPort), ...bus.args, ...tlsArgs, ...p.extra];
+      const { child } = await Promise.race([
+        spawnService(p.name, args, bus.env),
+        stopRequested.then(() => Promise.reject(new Error('stopped'))),
+      ]);
+      running.push(new Supervised(p.name, args, child, `127.0.0.1:${p.port}`, metricsPort, bus.env));
     }
   } catch (e) {
     await stopAll();
@@ -177,11 +184,28 @@ export async function up(argv: readonly string[]): Promise<number> {
       `up: ${(e as Error).message} (is port ${base}..${base + 2 + replicas} or its +100 metrics port taken? try --base-port)`,
     );
   }
-  console.log(`rlmesh up: NATS ${natsUrl}${nats ? ' (started here)' : ''}`);
+  console.log(bus.describe);
   for (const s of running)
     console.log(`  ${s.name.padEnd(8)} ${s.address}   metrics http://127.0.0.1:${s.metricsPort}/metrics   pid ${s.child.pid}`);
-  console.log(`ready: rlmesh train --mesh configs/wmil-pattern-echo.yaml --learner 127.0.0.1:${base}   (Ctrl-C stops the mesh)`);
+  console.log(
+    `ready: rlmesh train --mesh configs/wmil-pattern-echo.yaml --learner 127.0.0.1:${base}${tlsArgs.length ? ` ${tlsArgs.join(' ')}` : ''}   (Ctrl-C stops the mesh)`,
+  );
   await stopRequested;
   await stopAll();
   return 0;
+}
+
+/**
+ * The gRPC TLS files every service gets. Checked here as both a server (every service) and a client
+ * (env replicas call the policy service) would use them, so that a mistake is one line before
+ * anything starts rather than services dying one by one.
+ */
+async function upTlsArgs(options: Record<string, string>): Promise<string[]> {
+  const keys = ['tls-cert', 'tls-key', 'tls-ca'] as const;
+  if (!keys.some((k) => options[k])) return [];
+  const { channelCredentials, serverCredentials } = await import('@rlmesh/mesh');
+  const tls = { cert: options['tls-cert'], key: options['tls-key'], ca: options['tls-ca'] };
+  tlsOrUsage(() => serverCredentials(tls));
+  tlsOrUsage(() => channelCredentials(tls));
+  return keys.flatMap((k) => (options[k] ? [`--${k}`, options[k]] : []));
 }
