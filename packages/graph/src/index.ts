@@ -1,6 +1,7 @@
 export * from './autodiff';
 export * from './checkpoint';
 export * from './graph';
+export * from './hooks';
 export * as init from './init';
 export * from './layers/attention';
 export * from './layers/basic';

@@ -1,5 +1,6 @@
 export * from './algorithms/advantages';
 export * from './algorithms/policy-terms';
+export * from './capture';
 export * from './mesh/grpc';
 export * from './mesh/learner-core';
 export * from './mesh/mesh-run';

@@ -4,6 +4,7 @@
  * linear1, linear2, norm1, norm2, layers.<i>.
  */
 import type { Value } from '../graph';
+import { hookPoint, hookScope } from '../hooks';
 import * as init from '../init';
 import { Module } from '../module';
 import { add, div, where } from '../ops/elementwise';
@@ -36,7 +37,7 @@ export function scaledDotProductAttention(q: Value, k: Value, v: Value, opts: Sd
   let scores = div(matmul(q, transposeLast2(k)), Math.sqrt(q.dim(-1)));
   if (opts.causal) scores = where(causalMask(q, k), scores, MASKED);
   if (opts.keyPaddingMask) scores = where(unsqueeze(opts.keyPaddingMask, [1, 2]), MASKED, scores);
-  const probs = softmax(scores, -1);
+  const probs = hookPoint('hook_pattern', softmax(scores, -1));
   return matmul(opts.dropout ? opts.dropout(probs) : probs, v);
 }
 
@@ -100,8 +101,8 @@ export class MultiheadAttention extends Module {
     const heads = split(qkv, [E, E, E], -1).map((t) => transpose(reshape(t, [B, T, H, D]), [0, 2, 1, 3]));
     const [q, k, v] = heads;
     const heads2 = scaledDotProductAttention(q, k, v, { ...opts, dropout: (p) => this.dropout.forward(p) });
-    const merged = reshape(transpose(heads2, [0, 2, 1, 3]), [B, T, E]);
-    return this.outProj.forward(merged);
+    const z = hookPoint('hook_z', transpose(heads2, [0, 2, 1, 3]));
+    return this.outProj.forward(reshape(z, [B, T, E]));
   }
 
   /**
@@ -113,7 +114,9 @@ export class MultiheadAttention extends Module {
     const E = this.embedDim;
     const wv = slice(this.param('in_proj_weight'), [2 * E], [3 * E], [0]);
     const bv = slice(this.param('in_proj_bias'), [2 * E], [3 * E], [0]);
-    return this.outProj.forward(add(matmulT(x, wv), bv));
+    // hook_z reads [B, H, D] (TransformerLens's [batch, head, d_head] without the position axis).
+    const z = hookPoint('hook_z', add(matmulT(x, wv), bv), (v) => reshape(v, [v.shape[0], this.numHeads, this.headDim]));
+    return this.outProj.forward(z);
   }
 }
 
@@ -155,16 +158,24 @@ export class TransformerEncoderLayer extends Module {
     this.dropout2 = this.child('dropout2', new Dropout(p));
   }
 
-  forward(x: Value, opts: AttentionOptions = {}): Value {
-    const sa = (h: Value) => this.dropout1.forward(this.selfAttn.forward(h, opts));
+  /**
+   * Hooks (TransformerLens's names): hook_resid_pre (x), attn.hook_z, attn.hook_pattern,
+   * hook_resid_mid (the stream between the attention and feed-forward sublayers: after norm1 when
+   * post-norm), mlp.hook_post (the activation inside the feed-forward) and hook_resid_post.
+   */
+  forward(input: Value, opts: AttentionOptions = {}): Value {
+    const x = hookPoint('hook_resid_pre', input);
+    const sa = (h: Value) => this.dropout1.forward(hookScope('attn', () => this.selfAttn.forward(h, opts)));
     const ff = (h: Value) =>
-      this.dropout2.forward(this.linear2.forward(this.dropoutFf.forward(activate(this.linear1.forward(h), this.activation))));
+      this.dropout2.forward(
+        this.linear2.forward(this.dropoutFf.forward(hookPoint('mlp.hook_post', activate(this.linear1.forward(h), this.activation)))),
+      );
     if (this.normFirst) {
-      const h = add(x, sa(this.norm1.forward(x)));
-      return add(h, ff(this.norm2.forward(h)));
+      const h = hookPoint('hook_resid_mid', add(x, sa(this.norm1.forward(x))));
+      return hookPoint('hook_resid_post', add(h, ff(this.norm2.forward(h))));
     }
-    const h = this.norm1.forward(add(x, sa(x)));
-    return this.norm2.forward(add(h, ff(h)));
+    const h = hookPoint('hook_resid_mid', this.norm1.forward(add(x, sa(x))));
+    return hookPoint('hook_resid_post', this.norm2.forward(add(h, ff(h))));
   }
 }
 
@@ -182,7 +193,9 @@ export class TransformerEncoder extends Module {
 
   forward(x: Value, opts: AttentionOptions = {}): Value {
     let h = x;
-    for (const layer of this.layers) h = layer.forward(h, opts);
+    this.layers.forEach((layer, i) => {
+      h = hookScope(`blocks.${i}`, () => layer.forward(h, opts));
+    });
     return this.norm ? this.norm.forward(h) : h;
   }
 }

@@ -4,7 +4,18 @@
  * source's module tree (encoder.encoder.0.weight, transformer.transformer.layers.0.self_attn..., ...).
  */
 import { ConfigError, type Schema } from '@rlmesh/core';
-import { concat, Embedding, Linear, MLP, Module, squeeze, TransformerEncoder, TransformerEncoderLayer, type Value } from '@rlmesh/graph';
+import {
+  concat,
+  Embedding,
+  hookPoint,
+  Linear,
+  MLP,
+  Module,
+  squeeze,
+  TransformerEncoder,
+  TransformerEncoderLayer,
+  type Value,
+} from '@rlmesh/graph';
 import type { ModelSpec, PolicyModel } from '../registry';
 
 export interface BabyModelConfig {
@@ -113,15 +124,19 @@ export class BabyModel extends Module {
     this.valueHead = this.child('value_head', new ValueHead(c.hiddenDim));
   }
 
-  /** The shared trunk: state [B, S] -> h [B, H]. */
+  /**
+   * The shared trunk: state [B, S] -> h [B, H]. Hooks: hook_embed (the encoded state) and the core's
+   * blocks.<l>.* (TransformerEncoderLayer's; one position, so no hook_pattern).
+   */
   trunk(state: Value): Value {
-    return this.transformer.forward(this.encoder.forward(state));
+    return this.transformer.forward(hookPoint('hook_embed', this.encoder.forward(state)));
   }
 
-  /** Policy logits [B, A] and value [B]. */
+  /** Policy logits [B, A] and value [B]; the heads' hooks are action_head.hook_logits and value_head.hook_value. */
   forward(state: Value): { logits: Value; value: Value; hidden: Value } {
     const h = this.trunk(state);
-    return { logits: this.actionHead.forward(h), value: this.valueHead.forward(h), hidden: h };
+    const logits = hookPoint('action_head.hook_logits', this.actionHead.forward(h));
+    return { logits, value: hookPoint('value_head.hook_value', this.valueHead.forward(h)), hidden: h };
   }
 
   /** Predicted raw next state [B, S] for actions [B] (int64), from a trunk output. */

@@ -24,6 +24,8 @@ import {
   gelu,
   geluTanh,
   greater,
+  hookPoint,
+  hookScope,
   init,
   LayerNorm,
   Linear,
@@ -141,8 +143,8 @@ export class Gpt2Attention extends Module {
       keyPaddingMask: opts.keyPadding,
       dropout: (p) => this.attnDropout.forward(p),
     });
-    const merged = reshape(transpose(heads, [0, 2, 1, 3]), [B, T, E]);
-    return { out: this.residDropout.forward(this.cProj.forward(merged)), present: { key, value } };
+    const z = hookPoint('hook_z', transpose(heads, [0, 2, 1, 3]));
+    return { out: this.residDropout.forward(this.cProj.forward(reshape(z, [B, T, E]))), present: { key, value } };
   }
 }
 
@@ -173,7 +175,7 @@ export class Gpt2Mlp extends Module {
 
   forward(x: Value): Value {
     const h = this.cFc.forward(x);
-    const act = this.c.activation_function === 'gelu' ? gelu(h) : geluTanh(h);
+    const act = hookPoint('hook_post', this.c.activation_function === 'gelu' ? gelu(h) : geluTanh(h));
     return this.dropout.forward(this.cProj.forward(act));
   }
 }
@@ -193,10 +195,19 @@ export class Gpt2Block extends Module {
     this.mlp = this.child('mlp', new Gpt2Mlp(c));
   }
 
-  forward(x: Value, opts: AttendOptions = {}): { out: Value; present: KeyValue } {
-    const a = this.attn.forward(this.ln1.forward(x), opts);
-    const h = add(x, a.out);
-    return { out: add(h, this.mlp.forward(this.ln2.forward(h))), present: a.present };
+  /** Hooks: hook_resid_pre, attn.hook_z, attn.hook_pattern, hook_resid_mid, mlp.hook_post, hook_resid_post. */
+  forward(input: Value, opts: AttendOptions = {}): { out: Value; present: KeyValue } {
+    const x = hookPoint('hook_resid_pre', input);
+    const a = hookScope('attn', () => this.attn.forward(this.ln1.forward(x), opts));
+    const h = hookPoint('hook_resid_mid', add(x, a.out));
+    const out = hookPoint(
+      'hook_resid_post',
+      add(
+        h,
+        hookScope('mlp', () => this.mlp.forward(this.ln2.forward(h))),
+      ),
+    );
+    return { out, present: a.present };
   }
 }
 
@@ -278,15 +289,15 @@ export class Gpt2LMHeadModel extends Module {
     const t = this.transformer;
     const mask = inp.attentionMask;
     const positions = this.positionIds(ids, mask, inp.past !== undefined);
-    let h = t.drop.forward(add(t.wte.forward(ids), t.wpe.forward(positions)));
+    let h = t.drop.forward(add(hookPoint('hook_embed', t.wte.forward(ids)), hookPoint('hook_pos_embed', t.wpe.forward(positions))));
     const keyPadding = mask ? equal(cast(mask, 'int64'), 0) : undefined;
     const present: KeyValue[] = [];
     t.h.forEach((block, i) => {
-      const r = block.forward(h, { keyPadding, past: inp.past?.[i] });
+      const r = hookScope(`blocks.${i}`, () => block.forward(h, { keyPadding, past: inp.past?.[i] }));
       h = r.out;
       present.push(r.present);
     });
-    return { hidden: t.lnF.forward(h), present };
+    return { hidden: hookPoint('ln_final.hook_normalized', t.lnF.forward(h)), present };
   }
 
   private positionIds(ids: Value, mask: Value | undefined, hasPast: boolean): Value {
