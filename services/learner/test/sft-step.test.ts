@@ -7,8 +7,9 @@
 import { initParameters, ParamLayout, Rng, Session } from '@rlmesh/graph';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildLogitsProgram, GPT2_124M, type Gpt2Config, Gpt2LMHeadModel } from '../src/models/gpt2';
+import { decayMask } from '../src/models/gpt2-step';
 import { collate, type SftBatch, type TokenizedExample } from '../src/sft/data';
-import { decayMask, SftTrainer } from '../src/sft/step';
+import { SftTrainer } from '../src/sft/step';
 
 const V = 23;
 const PAD = 0;
