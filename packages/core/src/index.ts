@@ -7,6 +7,7 @@ export * from './registry';
 export * from './reward';
 export * from './rng';
 export * from './rollout';
+export * from './sequence-rollout';
 export * from './spaces';
 export * from './text-env';
 export * from './vector';
