@@ -10,6 +10,7 @@ import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { connect as tlsConnect } from 'node:tls';
 import { NatsBus, NatsConnectError } from '@rlmesh/mesh';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freeUpBase, missingParts, ROOT, stopChild, until } from './helpers';
@@ -94,9 +95,11 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
     }
   });
 
-  it('up restarts a service killed by a signal, and Ctrl-C then stops everything it started', async () => {
+  it('up serves TLS from every service with its --tls-* files, restarts a service killed by a signal, and Ctrl-C then stops everything it started', async () => {
     const base = await freeUpBase(4);
-    const child = spawn(process.execPath, [BIN, 'up', '--base-port', String(base), '--out-dir', join(dir, 'runs-up2')], {
+    const fixture = (f: string) => join(ROOT, 'packages', 'mesh', 'test', 'fixtures', f);
+    const tls = ['--tls-cert', fixture('server.pem'), '--tls-key', fixture('server.key'), '--tls-ca', fixture('ca.pem')];
+    const child = spawn(process.execPath, [BIN, 'up', '--base-port', String(base), '--out-dir', join(dir, 'runs-up2'), ...tls], {
       env: { ...process.env, NATS_URL: '', RLMESH_LOG_LEVEL: 'error' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -122,6 +125,22 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
     await until(() => (/policy is back \(pid \d+\)/.test(err) ? true : undefined), 60_000, 'the policy service to come back');
     expect(err).toMatch(/rlmesh up: policy was killed by SIGKILL; restarting in 1 s \(restart 1\)/);
     const restartedPid = Number(/policy is back \(pid (\d+)\)/.exec(err)![1]);
+    // Each service, the restarted one too, completes an mTLS handshake with a certificate the CA signed.
+    const mtls = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const opts = {
+          ca: readFileSync(fixture('ca.pem')),
+          cert: readFileSync(fixture('client.pem')),
+          key: readFileSync(fixture('client.key')),
+        };
+        const socket = tlsConnect({ host: '127.0.0.1', port, ALPNProtocols: ['h2'], ...opts }, () => {
+          socket.destroy();
+          resolve(socket.authorized);
+        });
+        socket.once('error', () => resolve(false));
+      });
+    for (let port = base; port < base + 4; port++) expect(await mtls(port), `port ${port}`).toBe(true);
+    expect(out.find((l) => l.startsWith('ready:'))).toContain(`--tls-ca ${fixture('ca.pem')}`);
     const alive = (pid: number) => {
       try {
         process.kill(pid, 0);
