@@ -5,11 +5,10 @@
  * embedded mode.
  */
 import { type ServiceError, status } from '@grpc/grpc-js';
-import { type TlsFiles, unary } from '@rlmesh/mesh';
+import { type TlsFiles, unary, unreachableReason } from '@rlmesh/mesh';
 import { type Run, RunState } from '@rlmesh/proto';
 import { UsageError } from './args';
 import { Progress } from './progress';
-import { unreachableReason } from './unreachable';
 import { DEFAULT_RECONNECT_TIMEOUT_S, followRun, learnerClient, printFinal, progressFields } from './watch';
 
 export async function meshTrain(

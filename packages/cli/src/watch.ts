@@ -5,12 +5,11 @@
  * with one line saying so, until the run is back or the reconnect timeout passes.
  */
 import { type ServiceError, status } from '@grpc/grpc-js';
-import { channelCredentials, channelOptions, type TlsFiles } from '@rlmesh/mesh';
+import { channelCredentials, channelOptions, type TlsFiles, unreachableReason } from '@rlmesh/mesh';
 import { LearnerServiceClient, type Run, RunState } from '@rlmesh/proto';
 import { parseArgs, UsageError } from './args';
 import { Progress } from './progress';
 import { tlsOrUsage } from './serve';
-import { unreachableReason } from './unreachable';
 
 /** Long enough for a learner to restart and take its runs over (a killed one's lease lasts 10 s); main.ts's usage states it. */
 export const DEFAULT_RECONNECT_TIMEOUT_S = 60;

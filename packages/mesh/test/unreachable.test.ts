@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { unreachableReason } from '../src/unreachable';
+import { unreachableReason } from '../src/client';
 
 // The details grpc-js 1.14 gave on this machine for each case (the client's UNAVAILABLE status).
 const seen = (last: string) => `No connection established. Last error: ${last}. Resolution note: `;
