@@ -88,6 +88,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
       policyAddress,
       5000,
       tlsOrUsage(() => channelCredentials(tls)),
+      logger,
     );
     const replica = new EnvReplica({ replicaId: options['replica-id'] ?? `env-${process.pid}`, bus, policy, logger });
     await replica.start();

@@ -25,6 +25,7 @@ import {
   subjects,
 } from '@rlmesh/mesh';
 import type { RunAnnouncement } from '@rlmesh/proto';
+import { PolicyUnreachableError } from './policy-client';
 
 export interface ActorOptions {
   actorId: string;
@@ -168,7 +169,9 @@ export class RolloutActor {
           failures = 0;
         } catch (e) {
           failures++;
-          this.opts.logger.warn('rollout failed; retrying', { actor: this.opts.actorId, error: (e as Error).message, failures });
+          // An unreachable policy service is reported once by its client, not once per retry here.
+          const level = e instanceof PolicyUnreachableError ? 'debug' : 'warn';
+          this.opts.logger[level]('rollout failed; retrying', { actor: this.opts.actorId, error: (e as Error).message, failures });
           await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** failures)));
         }
       }

@@ -3,10 +3,25 @@
  * with a deadline and retries on UNAVAILABLE (Act has no side effect, so a retry is safe). Local
  * inference (IMPALA): the actor runs each published version itself, fetched from the object store
  * when the run's policy pointer moves; for small policies this saves a network hop per step.
+ *
+ * When the policy service cannot be reached (killed, restarting, rescheduled) every actor of the
+ * replica stalls; the client says so in one log line when the first call fails and in one more when
+ * a call succeeds again, instead of a line per failed call from every actor.
  */
-import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
+import { type ChannelCredentials, credentials, type ServiceError, status } from '@grpc/grpc-js';
 import type { ActFn, ActOutput } from '@rlmesh/core';
-import { ActProgram, type Bus, channelOptions, keys, paramsFromBytes, parsePolicyPointer, pointerShape, unary } from '@rlmesh/mesh';
+import {
+  ActProgram,
+  type Bus,
+  channelOptions,
+  keys,
+  type Logger,
+  paramsFromBytes,
+  parsePolicyPointer,
+  pointerShape,
+  unary,
+  unreachableReason,
+} from '@rlmesh/mesh';
 import { DType, decodeTensor, encodeTensor, PolicyServiceClient } from '@rlmesh/proto';
 
 /** What an actor needs from the policy service (a gRPC client in the mesh, the core in process). */
@@ -14,25 +29,42 @@ export interface PolicyClient {
   act(runId: string, obs: Float32Array, rows: number, seed: number, minVersion: number): Promise<ActOutput>;
 }
 
+/** An Act that failed because the policy service cannot be reached; the client has reported the outage. */
+export class PolicyUnreachableError extends Error {}
+
+/** Statuses that mean nobody answered (down, restarting, too slow), not that the request was wrong. */
+const UNREACHABLE = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
+
+/**
+ * The longest wait between reconnection attempts to a policy service that went away. grpc-js backs
+ * off up to 120 s by default, so after a long outage actors could sit idle for two minutes next to a
+ * policy service that is already back.
+ */
+const MAX_RECONNECT_BACKOFF_MS = 2000;
+
 export class GrpcPolicyClient implements PolicyClient {
   private readonly client: PolicyServiceClient;
+  /** When the current outage began (the first call that found nobody), or undefined while calls succeed. */
+  private downSince: number | undefined;
+  private failedCalls = 0;
 
   constructor(
-    address: string,
+    private readonly address: string,
     private readonly deadlineMs = 5000,
     channelCredentials: ChannelCredentials = credentials.createInsecure(),
+    private readonly logger?: Logger,
   ) {
-    this.client = new PolicyServiceClient(address, channelCredentials, channelOptions('rlmesh.v1.PolicyService', ['Act', 'GetPolicy']));
+    this.client = new PolicyServiceClient(address, channelCredentials, {
+      ...channelOptions('rlmesh.v1.PolicyService', ['Act', 'GetPolicy']),
+      'grpc.max_reconnect_backoff_ms': MAX_RECONNECT_BACKOFF_MS,
+    });
   }
 
   async act(runId: string, obs: Float32Array, rows: number, seed: number, minVersion: number): Promise<ActOutput> {
-    const res = await unary(
-      'env',
-      'rlmesh.v1.PolicyService/Act',
-      this.client.act.bind(this.client),
-      { runId, obs: encodeTensor(obs, [rows, obs.length / rows]), greedy: false, minVersion, seed },
-      this.deadlineMs,
-    );
+    const res = await this.call(runId, obs, rows, seed, minVersion).catch((e: ServiceError) => {
+      throw this.failed(e);
+    });
+    this.answered();
     const a = res.actions;
     const shape = (a?.shape ?? []).map(Number);
     const actions =
@@ -45,6 +77,40 @@ export class GrpcPolicyClient implements PolicyClient {
       values: decodeTensor('values', res.values, { dtype: 'float32', shape: [rows] }).data,
       version: res.policyVersion,
     };
+  }
+
+  private call(runId: string, obs: Float32Array, rows: number, seed: number, minVersion: number) {
+    return unary(
+      'env',
+      'rlmesh.v1.PolicyService/Act',
+      this.client.act.bind(this.client),
+      { runId, obs: encodeTensor(obs, [rows, obs.length / rows]), greedy: false, minVersion, seed },
+      this.deadlineMs,
+    );
+  }
+
+  /** The error an Act failure is passed on as; the first of an outage is logged. */
+  private failed(e: ServiceError): Error {
+    if (!UNREACHABLE.has(e.code)) return e;
+    this.failedCalls++;
+    const error = `${status[e.code]}: ${unreachableReason(e.details ?? '').reason}`;
+    if (this.downSince === undefined) {
+      this.downSince = Date.now();
+      this.logger?.warn('policy service unreachable; actors wait and retry until it is back', { address: this.address, error });
+    }
+    return new PolicyUnreachableError(`policy service at ${this.address} unreachable (${error})`);
+  }
+
+  /** A call succeeded: the end of an outage, if one was reported, is reported too. */
+  private answered(): void {
+    if (this.downSince === undefined) return;
+    this.logger?.info('policy service is back; actors resume', {
+      address: this.address,
+      down_ms: Date.now() - this.downSince,
+      failed_calls: this.failedCalls,
+    });
+    this.downSince = undefined;
+    this.failedCalls = 0;
   }
 
   close(): void {
