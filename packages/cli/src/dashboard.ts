@@ -41,7 +41,7 @@ export async function dashboard(argv: readonly string[]): Promise<number> {
     throw new UsageError(`--learner: must be HOST:PORT, got ${JSON.stringify(learner)}`);
   if (learner === undefined && (tlsCert || tlsKey || tlsCa)) throw new UsageError('--tls-*: only with --learner');
   // Only --nats: a NATS_URL in the environment is not a request to show the mesh's evaluations.
-  const nats = natsTarget(options, 'dashboard', options.nats);
+  const nats = natsTarget(options, 'dashboard', false);
 
   const { DashboardHub, RunsWatcher, StoreWatcher, serveDashboard } = await import('@rlmesh/report');
   const hub = new DashboardHub();

@@ -16,18 +16,15 @@ export interface NatsTarget {
 }
 
 /**
- * The bus a command was pointed at, or undefined when it was given none. `url` is where the command
- * reads it from (serve: --nats, then NATS_URL; dashboard: --nats only).
+ * The bus a command was pointed at, or undefined when it was given none. `fromEnv`: NATS_URL counts
+ * when --nats is absent (serve, up; the dashboard reads NATS only when asked with --nats).
  */
-export function natsTarget(
-  options: Record<string, string | undefined>,
-  command: string,
-  url: string | undefined = options.nats ?? process.env.NATS_URL,
-): NatsTarget | undefined {
+export function natsTarget(options: Record<string, string | undefined>, command: string, fromEnv = true): NatsTarget | undefined {
   const auth = natsAuthFrom(options);
+  const url = options.nats ?? (fromEnv ? process.env.NATS_URL : undefined);
   if (!url) {
     const given = Object.keys(NATS_AUTH_OPTIONS).find((k) => options[k] !== undefined);
-    if (given) throw new UsageError(`${command}: --${given} needs a NATS URL (--nats URL or NATS_URL)`);
+    if (given) throw new UsageError(`${command}: --${given} needs --nats URL${fromEnv ? ' or NATS_URL' : ''}`);
     return undefined;
   }
   try {
