@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { nkeys } from '@nats-io/nats-core';
 import { type NatsAuth, NatsBus, NatsConnectError, type NatsServer, type NatsServerOptions, startNatsServer } from '@rlmesh/mesh';
 import { afterAll, describe, expect, it } from 'vitest';
-import { missingParts, ROOT } from './helpers';
+import { freeUpBase, missingParts, ROOT, until } from './helpers';
 
 const BIN = join(ROOT, 'packages', 'cli', 'bin', 'rlmesh.js');
 const FIXTURES = join(ROOT, 'packages', 'mesh', 'test', 'fixtures');
@@ -44,15 +44,17 @@ function refused(result: 'ok' | NatsConnectError, kind: NatsConnectError['kind']
   return e.message;
 }
 
-/** `rlmesh serve env` against `url`: its exit code and stderr. */
-function serveEnv(url: string): Promise<{ code: number | null; err: string }> {
+/** `rlmesh serve env` against `url`: its exit code and stderr, and its stdout as it grows. */
+function serveEnv(url: string): { exited: Promise<{ code: number | null; err: string }>; out: () => string } {
   const child = spawn(process.execPath, [BIN, 'serve', 'env', '--port', '0'], {
     env: { ...process.env, NATS_URL: url, RLMESH_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
+  let out = '';
   child.stderr!.on('data', (d) => (err += d));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, err })));
+  child.stdout!.on('data', (d) => (out += d));
+  return { exited: new Promise((resolve) => child.once('exit', (code) => resolve({ code, err }))), out: () => out };
 }
 
 /** A signed NATS JWT (header.claims.signature, ed25519 by the issuer's key), as nsc writes them. */
@@ -119,10 +121,27 @@ describe.skipIf(missing !== null)('NATS authentication', () => {
     expect(await login(s.url, { user: 'svc', pass: 's3cret-pw' })).toBe('ok');
 
     // A service given the wrong password says so in one line and exits 2, without echoing it.
-    const { code, err } = await serveEnv(`nats://svc:wrong-pw@${hostPort}`);
+    const { code, err } = await serveEnv(`nats://svc:wrong-pw@${hostPort}`).exited;
     expect(code).toBe(2);
     expect(err.trim()).toBe(
       `rlmesh: NATS at nats://svc:***@${hostPort} refused the login (Authorization Violation): check the URL's user:password@ or token@, --nats-creds or --nats-nkey`,
+    );
+  });
+
+  it('a running service whose login NATS refuses after a restart (credentials changed) exits 2 with one line', async () => {
+    const port = await freeUpBase(1);
+    const first = await startNatsServer({ port, auth: { user: 'svc', password: 'old-pw' } });
+    const service = serveEnv(`nats://svc:old-pw@127.0.0.1:${port}`);
+    try {
+      await until(() => (service.out().includes('READY') ? true : undefined), 30_000, 'the env service to be ready');
+    } finally {
+      await first.stop();
+    }
+    await start({ port, auth: { user: 'svc', password: 'new-pw' } });
+    const { code, err } = await service.exited;
+    expect(code).toBe(2);
+    expect(err.trim()).toBe(
+      `rlmesh: NATS at nats://svc:***@127.0.0.1:${port} refused the login (Authorization Violation): check the URL's user:password@ or token@, --nats-creds or --nats-nkey`,
     );
   });
 

@@ -137,11 +137,20 @@ export async function serve(argv: readonly string[]): Promise<number> {
     shutdown = () => server.shutdown({ drainMs: 200 });
   }
   console.log(`READY ${JSON.stringify({ service: name, host, port: boundPort, metrics_port: metricsPort ?? null, pid: process.pid })}`);
+  let busLost = false;
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info('shutting down', { signal });
       resolve();
     };
+    // NATS ended the connection for good (it refused the login on a reconnect): a service without
+    // its bus only looks alive, so it says why in one line and stops with exit code 2.
+    void bus.closed().then((e) => {
+      if (!e) return;
+      busLost = true;
+      console.error(`rlmesh: ${e.message}`);
+      stop('NATS connection ended');
+    });
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     // Started by `rlmesh up`: a parent that dies without stopping us (SIGKILL, crash) must not leave
@@ -155,7 +164,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
   await bus.close();
   await telemetry.shutdown();
   logger.info('stopped');
-  return 0;
+  return busLost ? 2 : 0;
 }
 
 /**

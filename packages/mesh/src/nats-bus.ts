@@ -27,7 +27,7 @@ import { type ObjectStore as NatsObjectStore, Objm, setSha256Backend } from '@na
 import { connect } from '@nats-io/transport-node';
 import type { Bus, BusMessage, ConsumeOptions, Headers, KeyValue, ObjectStore, Subscription } from './bus';
 import { createLogger, type Logger } from './log';
-import { type NatsAuth, natsConnectError, natsConnectOptions } from './nats-auth';
+import { type NatsAuth, type NatsConnectError, natsConnectError, natsConnectOptions } from './nats-auth';
 
 export const TRAJ_STREAM = 'RLMESH_TRAJ';
 export const KV_BUCKET = 'rlmesh_state';
@@ -360,6 +360,16 @@ export class NatsBus implements Bus {
       get: (name) => this.retry('object get', () => os.getBlob(name)),
       delete: async (name) => void (await this.retry('object delete', () => os.delete(name)).catch(() => undefined)),
     };
+  }
+
+  /**
+   * Resolves once the connection has ended for good: with why, in one line, when NATS ended it (the
+   * client gives up reconnecting when the server refuses its login twice, as after a change of
+   * credentials), or with null after close().
+   */
+  async closed(): Promise<NatsConnectError | null> {
+    const e = await this.nc.closed();
+    return e ? natsConnectError(this.opts.servers, e) : null;
   }
 
   async close(): Promise<void> {
