@@ -12,3 +12,4 @@ export { BabyModel } from './baby';
 export * from './gpt2';
 export * from './gpt2-generate';
 export * from './hf-gpt2';
+export * from './text-completion';

@@ -18,6 +18,7 @@ import { Rng } from '@rlmesh/core';
 import type { ReadoutKind } from '@rlmesh/envs';
 import type { HostTensor } from '@rlmesh/graph';
 import type { Tokenizer } from '@rlmesh/text';
+import { encodePrompt } from '../models/text-completion';
 
 /** A bad dataset: names the file, the line and the rule. */
 export class SftDataError extends Error {
@@ -100,7 +101,7 @@ export interface TokenizeOptions {
 
 export function tokenizeRecords(records: readonly SftRecord[], tok: Tokenizer, file: string, o: TokenizeOptions): TokenizedExample[] {
   return records.map((record) => {
-    const prompt = tok.encode(record.prompt, { splitSpecialTokens: true });
+    const prompt = encodePrompt(tok, record.prompt);
     const completion = tok.encode(record.completion, { addSpecialTokens: false, splitSpecialTokens: true });
     let ids = [...prompt, ...completion, o.eosId];
     if (prompt.length >= o.maxLength)

@@ -9,13 +9,16 @@
  *   format       share of well-formed answers (the card verifier's format component), for records
  *                with the game's rule (its readout kind); NaN (null in JSON) when there are none
  *
- * Greedy decoding is Gpt2Generator's (KV cache), stopping at EOS or max_new_tokens.
+ * Completions come from models/text-completion.ts (Gpt2Generator's KV-cache greedy decoding to EOS or
+ * max_new_tokens, decoded strictly), which the evaluator's text episodes use too, so a checkpoint
+ * scores the same here and under `rlmesh eval`.
  */
 import { verifyAnswer } from '@rlmesh/envs';
 import { buildForwardProgram, type ParamLayout, Session } from '@rlmesh/graph';
 import type { Tokenizer } from '@rlmesh/text';
 import type { Gpt2LMHeadModel } from '../models/gpt2';
 import type { Gpt2Generator } from '../models/gpt2-generate';
+import { complete } from '../models/text-completion';
 import { collate, type TokenizedExample } from './data';
 import { completionNll, SFT_BATCH_INPUTS } from './step';
 
@@ -85,36 +88,29 @@ export async function exactMatch(
   examples: readonly TokenizedExample[],
   o: ExactMatchOptions,
 ): Promise<{ correct: boolean[]; format: (number | null)[]; completions: string[] }> {
-  const context = gen.model.config.n_positions;
+  const done = await complete(
+    gen,
+    examples.map((e) => ({ prompt: e.ids.slice(0, e.promptLength) })),
+    { tokenizer: o.tokenizer, eosId: o.eosId, maxNewTokens: o.maxNewTokens, batchSize: o.batchSize },
+  );
   const correct: boolean[] = [];
   const format: (number | null)[] = [];
   const completions: string[] = [];
-  for (let i = 0; i < examples.length; i += o.batchSize) {
-    const chunk = examples.slice(i, i + o.batchSize);
-    // The prompt is all that is given; the room left in the context bounds a row's budget.
-    const rows = chunk.map((e) => ({
-      prompt: e.ids.slice(0, e.promptLength),
-      maxNewTokens: Math.max(0, Math.min(o.maxNewTokens, context - e.promptLength)),
-      temperature: 0,
-      eosTokenId: o.eosId,
-    }));
-    const out = await gen.generate(rows);
-    out.forEach((r, k) => {
-      const tokens = r.stopReason === 'eos' ? r.tokens.slice(0, -1) : r.tokens;
-      const text = o.tokenizer.decode(tokens, { skipSpecialTokens: true });
-      const rec = chunk[k].record;
-      completions.push(text);
-      if (rec.answer !== undefined) {
-        // The kind only shapes the format check; correctness is the parsed answer alone.
-        const v = verifyAnswer(text, rec.answer, rec.readout ?? 'number');
-        correct.push(v.success);
-        format.push(rec.readout ? v.reward.format : null);
-      } else {
-        correct.push(text.trim() === rec.completion.trim());
-        format.push(null);
-      }
-    });
-  }
+  done.forEach((c, k) => {
+    const rec = examples[k].record;
+    // Bytes that are not UTF-8 are no answer: wrong and ill-formed, as a text env scores them.
+    const text = c.text ?? '';
+    completions.push(text);
+    if (rec.answer !== undefined) {
+      // The kind only shapes the format check; correctness is the parsed answer alone.
+      const v = verifyAnswer(text, rec.answer, rec.readout ?? 'number');
+      correct.push(c.text !== null && v.success);
+      format.push(rec.readout ? (c.text === null ? 0 : v.reward.format) : null);
+    } else {
+      correct.push(c.text !== null && text.trim() === rec.completion.trim());
+      format.push(null);
+    }
+  });
   return { correct, format, completions };
 }
 
