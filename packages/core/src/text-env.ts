@@ -50,7 +50,11 @@ export interface TextTask<P extends TextProblem> {
   readonly rewardComponents: readonly string[];
   /** Curriculum levels (1 when there is none). */
   readonly numLevels: number;
-  draw(rng: Rng, level: number): P;
+  /**
+   * A problem from `rng`. `seed` is the seed reset was given (undefined when reset continues the
+   * generator), for tasks whose episodes are a fixed list indexed by it rather than fresh draws.
+   */
+  draw(rng: Rng, level: number, seed?: number): P;
   verify(problem: P, completion: string): Verdict;
 }
 
@@ -121,7 +125,7 @@ export class TextEnv<P extends TextProblem = TextProblem> {
     if (!Number.isInteger(level) || level < 0 || level >= this.numLevels)
       throw new Error(`reset: difficulty must be an integer in [0, ${this.numLevels - 1}] for ${this.task.name}, got ${level}`);
     this.level = level;
-    this.problem = this.task.draw(this.rng, level);
+    this.problem = this.task.draw(this.rng, level, seed);
     this.steps = 0;
     return this.problem.prompt;
   }
@@ -192,5 +196,12 @@ export function textEnvSpec(id: string, key = 'env.id'): TextEnvSpec<Schema> {
 /** One text environment of `id`; options are validated (errors name `<prefix>.<option>`). */
 export function makeTextEnv(id: string, options: unknown = {}, prefix = 'env.options'): TextEnv {
   const spec = textEnvSpec(id);
-  return spec.make(validate(spec.options, options ?? {}, prefix));
+  const valid = validate(spec.options, options ?? {}, prefix);
+  try {
+    return spec.make(valid);
+  } catch (e) {
+    // A rule across options is checked by make, which knows the option's name but not where it sits.
+    if (e instanceof ConfigError && !e.key.startsWith(`${prefix}.`)) throw new ConfigError(`${prefix}.${e.key}`, e.rule);
+    throw e;
+  }
 }

@@ -286,6 +286,27 @@ describe('CardRules text env', () => {
     for (let i = 0; i < 200; i++) expect(held.has(env.reset(i))).toBe(false);
   });
 
+  it('shows the test set of test_seed by reset seed, the same lines rlmesh data cards writes', () => {
+    // byName's test sets hold 300 examples of seed 11; a test set of 40 is their first 40.
+    for (const split of ['id', 'ood_length'] as const) {
+      const env = makeTextEnv('CardRules', { split, test_seed: 11, test_n: 40 });
+      const want = byName[`test_${split}`].slice(0, 40);
+      expect(Array.from({ length: 40 }, (_, i) => env.reset(i))).toEqual(want.map((e) => e.prompt));
+      // Out of order too: the seed is the index, not a generator's state.
+      expect(env.reset(7)).toBe(want[7].prompt);
+      expect(env.step(want[7].completion)).toMatchObject({ success: true, reward: { correct: 1, format: 1 } });
+    }
+    const env = makeTextEnv('CardRules', { test_seed: 11, test_n: 40 });
+    expect(() => env.reset(40)).toThrow('reset seed 40: the id test set holds examples 0..39 (test_n)');
+    expect(() => env.reset()).toThrow(/reset needs a seed/);
+    expect(() => makeTextEnv('CardRules', { test_seed: 11, holdout_seed: 11 }, 'entries[2].env.options')).toThrow(
+      new ConfigError(
+        'entries[2].env.options.test_seed',
+        'and holdout_seed exclude each other: the test set is what holdout_seed keeps out',
+      ),
+    );
+  });
+
   it('replays from a snapshot', () => {
     const env = makeTextEnv('CardRules');
     env.reset(21);
