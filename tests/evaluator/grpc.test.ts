@@ -25,6 +25,7 @@ import {
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnService } from '../../packages/cli/src/up';
+import { CARDS_SUITE, tinyGpt2Dir } from '../../services/evaluator/test/gpt2-fixture';
 import { missingParts, stopChild } from '../mesh/helpers';
 import { echoModel, echoSuite, half, identity, SYMBOLS, shift } from './fixture';
 
@@ -206,6 +207,48 @@ describe.skipIf(missing !== null)('EvaluatorService over gRPC (rlmesh serve eval
     expect(se.frontier).toEqual([ids[2]]);
   });
 
+  it('Evaluate runs a GPT-2 directory on a text suite and refuses a policy of the wrong kind either way', async () => {
+    await tinyGpt2Dir(join(dir, 'tiny', 'checkpoints', 'step_0'));
+    const echoFile = join(dir, 'model-echo.safetensors');
+    await echoModel().save(echoFile, identity());
+    const checkpoint = (path: string) => ({
+      runId: '',
+      version: 0,
+      channel: PolicyChannel.POLICY_CHANNEL_UNSPECIFIED,
+      checkpoint: path,
+      label: '',
+    });
+    const ok = await evaluate({ suite: CARDS_SUITE, policy: checkpoint('tiny/checkpoints/step_0') });
+    expect(ok.error).toBeUndefined();
+    const last = ok.messages.at(-1)?.event;
+    if (last?.$case !== 'result') throw new Error(`the stream ended with ${last?.$case}`);
+    const r = last.result;
+    expect(r.policy).toMatchObject({ checkpoint: join(dir, 'tiny', 'checkpoints', 'step_0'), label: 'tiny step_0' });
+    expect(r.environments.map((e) => [e.name, e.envId, e.episodes, Object.keys(e.components).sort()])).toEqual([
+      ['id', 'CardRules', 8, ['correct', 'format']],
+      ['values', 'CardRules', 6, ['correct', 'format']],
+    ]);
+    expect(r.environments[0].successRate).toBe(r.environments[0].components.correct);
+    for (const [req, details] of [
+      [
+        { suite: CARDS_SUITE, policy: checkpoint('model-echo.safetensors') },
+        /^policy\.checkpoint: suite entry "id" \(CardRules\) is a text env: it needs a language model/,
+      ],
+      [
+        { suite: echoSuite(), policy: checkpoint('tiny/checkpoints/step_0') },
+        /^policy\.checkpoint: suite entry "echo" \(PatternEcho\) takes actions: a language model/,
+      ],
+      [{ suite: CARDS_SUITE, policy: checkpoint('tiny') }, /^policy\.checkpoint: cannot be loaded as a policy: .*tiny: no config\.json/],
+    ] as [Partial<EvaluateRequest>, RegExp][]) {
+      const { messages, error } = await evaluate(req);
+      expect({ code: error?.code, details: error?.details, messages: messages.length }).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: expect.stringMatching(details),
+        messages: 0,
+      });
+    }
+  });
+
   it('refuses bad input with INVALID_ARGUMENT or NOT_FOUND naming the field, and keeps serving', async () => {
     const badModel = join(dir, 'model-8.safetensors');
     await echoModel(8).save(badModel, identity(8));
@@ -234,7 +277,7 @@ describe.skipIf(missing !== null)('EvaluatorService over gRPC (rlmesh serve eval
       [
         { suite: echoSuite(), policy: checkpoint(join(dir, '..', '..', '..', 'etc', 'hostname')) },
         status.INVALID_ARGUMENT,
-        /^policy\.checkpoint: must name a file under the evaluator's checkpoint root/,
+        /^policy\.checkpoint: must name a file or directory under the evaluator's checkpoint root/,
       ],
       [
         { suite: echoSuite(), policy: checkpoint('model-8.safetensors') },

@@ -11,13 +11,18 @@ import { parseArgs, UsageError } from './args';
 import { Progress } from './progress';
 
 export const EVAL_USAGE = `rlmesh eval <suite.yaml> --checkpoint <path> [--greedy | --sampled] [--label NAME] [--out FILE]
-    Evaluates a training checkpoint or a run's model.safetensors on a suite (configs/suites/), in this
-    process, deterministically by seed. --greedy / --sampled override the suite's mode. Writes the
-    result JSON to FILE, or to evaluations/<id>.json in the checkpoint's run directory.`;
+    Evaluates a training checkpoint or a run's model.safetensors (suites of numeric envs), or a
+    Hugging Face GPT-2 directory such as runs/<name>/checkpoints/step_<n> (suites of text envs, e.g.
+    configs/suites/cards.yaml), in this process, deterministically by seed. --greedy / --sampled
+    override the suite's mode. Writes the result JSON to FILE, or to evaluations/<id>.json in the
+    checkpoint's run directory.`;
 
 const OPTIONS = new Set(['checkpoint', 'greedy', 'sampled', 'label', 'out']);
 
-/** The run directory a checkpoint belongs to: <run>/checkpoints/update-N.safetensors or <run>/model.safetensors. */
+/**
+ * The run directory a checkpoint belongs to: <run>/checkpoints/update-N.safetensors,
+ * <run>/checkpoints/step_N (a GPT-2 directory) or <run>/model.safetensors.
+ */
 export function runDirOf(checkpoint: string): string {
   const dir = dirname(checkpoint);
   return basename(dir) === 'checkpoints' ? dirname(dir) : dir;
@@ -28,7 +33,15 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 /** The result as a table: one row per entry, then the aggregates. */
 export function formatResult(r: EvaluationResult): string[] {
   const rows = [
-    ['entry', 'split', 'env', 'episodes', `success [${pct(r.environments[0]?.interval.level ?? 0.8)} interval]`, 'return mean'],
+    [
+      'entry',
+      'split',
+      'env',
+      'episodes',
+      `success [${pct(r.environments[0]?.interval.level ?? 0.8)} interval]`,
+      'return mean',
+      'components',
+    ],
     ...r.environments.map((e) => [
       e.name,
       e.split,
@@ -36,6 +49,9 @@ export function formatResult(r: EvaluationResult): string[] {
       String(e.episodes),
       `${pct(e.success_rate)} [${pct(e.interval.low)}, ${pct(e.interval.high)}]`,
       e.returns.mean.toFixed(2),
+      Object.entries(e.components ?? {})
+        .map(([c, v]) => `${c} ${v.toFixed(2)}`)
+        .join(', '),
     ]),
   ];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
@@ -59,9 +75,9 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
   if (options.greedy && options.sampled) throw new UsageError('eval: --greedy and --sampled exclude each other');
   const checkpoint = options.checkpoint;
   if (!checkpoint) throw new UsageError('eval needs --checkpoint <path>');
-  if (!existsSync(checkpoint)) throw new UsageError(`--checkpoint: no file at ${checkpoint}`);
+  if (!existsSync(checkpoint)) throw new UsageError(`--checkpoint: no file or directory at ${checkpoint}`);
   // Loaded lazily so that `rlmesh help` and argument errors do not pay for onnxruntime start-up.
-  const { checkpointPolicy, evaluate, FileEvaluationStore, loadSuite, PolicyFitError } = await import('@rlmesh/evaluator');
+  const { openCheckpoint, evaluate, FileEvaluationStore, loadSuite, PolicyFitError } = await import('@rlmesh/evaluator');
   let suite: ReturnType<typeof loadSuite>;
   try {
     suite = loadSuite(positionals[0]);
@@ -72,9 +88,9 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
   }
   if (options.greedy) suite.mode = 'greedy';
   if (options.sampled) suite.mode = 'sampled';
-  let policy: Awaited<ReturnType<typeof checkpointPolicy>>;
+  let policy: Awaited<ReturnType<typeof openCheckpoint>>;
   try {
-    policy = await checkpointPolicy(checkpoint, options.label);
+    policy = await openCheckpoint(checkpoint, options.label);
   } catch (e) {
     throw new UsageError(`--checkpoint: cannot load ${checkpoint} as a policy: ${(e as Error).message.split('\n')[0]}`);
   }

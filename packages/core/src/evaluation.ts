@@ -38,6 +38,11 @@ export interface EnvironmentResult {
   success_rate: number;
   interval: RateInterval;
   returns: Summary;
+  /**
+   * Mean per-episode return of each reward component (returns.mean is their sum): a text env's
+   * correctness and format apart. Absent in results written before it was recorded.
+   */
+  components?: Record<string, number>;
   lengths: Summary;
   /** The seeds the episodes started from, in order, so a result can be reproduced. */
   seeds: number[];

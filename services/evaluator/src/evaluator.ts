@@ -7,21 +7,23 @@
  * WAVE environments: environment j of a wave is reset with seed (first episode of the wave) + j, and
  * its first finished episode is the one counted. Success, length and per-component returns are
  * therefore the collector's, as in training: success is the env's success flag on the episode's
- * last step, and an episode's return is the unweighted sum of its reward components.
+ * last step, and an episode's return is the unweighted sum of its reward components (each
+ * component's mean is kept too). Text envs are played by text-episodes.ts with the same counting.
  */
 import { randomBytes } from 'node:crypto';
 import {
   type ActFn,
   ConfigError,
   type EnvironmentResult,
-  type EpisodeSummary,
   type EvaluationResult,
+  isTextEnv,
   makeVectorEnv,
   RolloutCollector,
 } from '@rlmesh/core';
-import type { PolicySource } from './policy-source';
+import { type AnyPolicySource, isTextPolicy, PolicyFitError, type PolicySource } from './policy-source';
 import { aggregates, jeffreysInterval, summarize } from './stats';
 import { parseSuite, type Suite, type SuiteEntry } from './suite';
+import { playTextWave } from './text-episodes';
 
 export interface EvaluateOptions {
   onProgress?(p: { entry: string; episodes_done: number; episodes_total: number }): void;
@@ -41,24 +43,14 @@ export function newEvaluationId(now = new Date()): string {
   return `ev-${stamp}-${randomBytes(4).toString('hex')}`;
 }
 
-/** The policy failed to act in an entry's environment (another model, observation width or action space). */
-export class PolicyFitError extends Error {
-  constructor(
-    readonly entry: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'PolicyFitError';
-  }
-}
-
 interface Episode {
   score: number;
-  return: number;
+  /** Summed over the episode's steps, per reward component; the return is their sum. */
+  components: Record<string, number>;
   length: number;
 }
 
-const episodeReturn = (e: EpisodeSummary) => Object.values(e.returns).reduce((a, r) => a + r, 0);
+const total = (c: Record<string, number>) => Object.values(c).reduce((a, r) => a + r, 0);
 
 /** Plays episodes [start, start + size) of `entry`; `cut` receives episodes stopped by max_steps. */
 async function playWave(
@@ -84,7 +76,7 @@ async function playWave(
     return { actions, logProbs: zeros, values: zeros, version: 0 };
   };
   const episodes: (Episode | null)[] = new Array(size).fill(null);
-  const running = new Float64Array(size);
+  const running = Object.fromEntries(vec.rewardComponents.map((c) => [c, new Float64Array(size)]));
   const maxSteps = entry.max_steps ?? DEFAULT_MAX_STEPS;
   let left = size;
   for (let step = 1; left > 0; step++) {
@@ -92,35 +84,53 @@ async function playWave(
     const r = await collector.collect(act);
     let k = 0;
     for (let j = 0; j < size; j++) {
-      for (const c of vec.rewardComponents) running[j] += r.rewards[c][j];
+      for (const c of vec.rewardComponents) running[c][j] += r.rewards[c][j];
       if (!r.terminated[j] && !r.truncated[j]) continue;
       // The collector lists the episodes that ended on this step in environment order.
       const e = r.episodes[k++];
       if (episodes[j] !== null) continue;
-      episodes[j] = { score: e.success ? 1 : 0, return: episodeReturn(e), length: e.length };
+      episodes[j] = { score: e.success ? 1 : 0, components: { ...e.returns }, length: e.length };
       left--;
       onEpisode();
     }
     if (step >= maxSteps && left > 0) {
       for (let j = 0; j < size; j++) {
         if (episodes[j] !== null) continue;
-        episodes[j] = { score: 0, return: running[j], length: maxSteps };
+        episodes[j] = { score: 0, components: Object.fromEntries(vec.rewardComponents.map((c) => [c, running[c][j]])), length: maxSteps };
         onEpisode();
       }
       left = 0;
     }
-    for (let j = 0; j < size; j++) if (r.terminated[j] || r.truncated[j]) running[j] = 0;
+    for (let j = 0; j < size; j++) if (r.terminated[j] || r.truncated[j]) for (const c of vec.rewardComponents) running[c][j] = 0;
   }
   return episodes as Episode[];
+}
+
+/**
+ * The wave player the entry and the policy call for: a text env needs a text policy and a numeric
+ * env an action policy; a mismatch is a PolicyFitError naming the entry before any episode runs.
+ */
+function waveOf(entry: SuiteEntry, index: number, policy: AnyPolicySource, greedy: boolean, signal?: AbortSignal) {
+  const where = `entry "${entry.name}" (${entry.env.id})`;
+  if (isTextEnv(entry.env.id)) {
+    if (!isTextPolicy(policy))
+      throw new PolicyFitError(entry.name, `${where} is a text env: it needs a language model (a GPT-2 directory), not an action policy`);
+    return (start: number, size: number, onEpisode: () => void) =>
+      playTextWave(entry, index, policy, greedy, start, size, onEpisode, signal);
+  }
+  if (isTextPolicy(policy))
+    throw new PolicyFitError(entry.name, `${where} takes actions: a language model (GPT-2 directory) cannot act in it`);
+  return (start: number, size: number, onEpisode: () => void) => playWave(entry, index, policy, greedy, start, size, onEpisode, signal);
 }
 
 async function evaluateEntry(
   entry: SuiteEntry,
   index: number,
-  policy: PolicySource,
+  policy: AnyPolicySource,
   suite: Suite,
   opts: EvaluateOptions,
 ): Promise<EnvironmentResult> {
+  const play = waveOf(entry, index, policy, suite.mode === 'greedy', opts.signal);
   const episodes: Episode[] = [];
   let done = 0;
   const progress = () => {
@@ -129,9 +139,10 @@ async function evaluateEntry(
   };
   for (let start = 0; start < entry.episodes; start += WAVE) {
     const size = Math.min(WAVE, entry.episodes - start);
-    episodes.push(...(await playWave(entry, index, policy, suite.mode === 'greedy', start, size, progress, opts.signal)));
+    episodes.push(...(await play(start, size, progress)));
   }
   const successes = episodes.reduce((a, e) => a + e.score, 0);
+  const names = Object.keys(episodes[0]?.components ?? {});
   const result: EnvironmentResult = {
     name: entry.name,
     env_id: entry.env.id,
@@ -142,7 +153,8 @@ async function evaluateEntry(
     successes,
     success_rate: successes / entry.episodes,
     interval: jeffreysInterval(successes, entry.episodes),
-    returns: summarize(episodes.map((e) => e.return)),
+    returns: summarize(episodes.map((e) => total(e.components))),
+    components: Object.fromEntries(names.map((c) => [c, episodes.reduce((a, e) => a + (e.components[c] ?? 0), 0) / episodes.length])),
     lengths: summarize(episodes.map((e) => e.length)),
     seeds: episodes.map((_, i) => entry.seed + i),
   };
@@ -151,7 +163,7 @@ async function evaluateEntry(
 }
 
 /** Evaluates `policy` on every entry of `suite` (validated again here, so a suite built in code is checked too). */
-export async function evaluate(suite: Suite, policy: PolicySource, opts: EvaluateOptions = {}): Promise<EvaluationResult> {
+export async function evaluate(suite: Suite, policy: AnyPolicySource, opts: EvaluateOptions = {}): Promise<EvaluationResult> {
   const checked = parseSuite(suite);
   const t0 = performance.now();
   const created = new Date();

@@ -58,6 +58,7 @@ export function evaluationToProto(r: EvaluationResult): Evaluation {
       lengths: stat(e.lengths),
       seeds: e.seeds,
       level: e.level,
+      components: { ...e.components },
     })),
     all: agg(r.aggregate.all),
     bySplit: Object.fromEntries(Object.entries(r.aggregate.by_split).map(([k, a]) => [k, agg(a)])),

@@ -6,14 +6,25 @@
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { ConfigError, type Env, type EvaluationResult, envSpec, makeEnv, parseConfigText, resetEnv } from '@rlmesh/core';
+import {
+  ConfigError,
+  type Env,
+  type EvaluationResult,
+  envSpec,
+  isTextEnv,
+  makeEnv,
+  makeTextEnv,
+  parseConfigText,
+  resetEnv,
+} from '@rlmesh/core';
 import { type Bus, failedPrecondition, invalidArgument, type Logger, MeshError, notFound } from '@rlmesh/mesh';
 import { dominates, paretoFrontier } from './compare';
 import { evaluate } from './evaluator';
-import { checkpointPolicy, type PolicySource } from './policy-source';
+import { type AnyPolicySource, isTextPolicy, openCheckpoint, PolicyFitError, type TextPolicySource } from './policy-source';
 import { BusPolicy, busPolicy, type Channel, resolvePointer } from './remote-policy';
 import type { EvaluationFilter, EvaluationStore, EvaluationSummary } from './store';
-import { parseSuite, type Suite } from './suite';
+import { parseSuite, type Suite, type SuiteEntry } from './suite';
+import { checkPromptFits } from './text-episodes';
 
 /** A run's version (by number or channel) or a checkpoint file; exactly one of run_id and checkpoint. */
 export interface PolicySelector {
@@ -108,32 +119,32 @@ export class EvaluatorCore {
     }
   }
 
-  /** The file a request's checkpoint names, confined to checkpointRoot when there is one. */
+  /** The file (or GPT-2 directory) a request's checkpoint names, confined to checkpointRoot when there is one. */
   private checkpointPath(requested: string): string {
     const root = this.opts.checkpointRoot;
     const path = root ? resolve(root, requested) : requested;
-    if (!existsSync(path)) throw notFound('policy.checkpoint', `no file ${JSON.stringify(requested)} on the evaluator`);
+    if (!existsSync(path)) throw notFound('policy.checkpoint', `no file or directory ${JSON.stringify(requested)} on the evaluator`);
     if (root) {
       const real = realpathSync(path);
       const inside = relative(realpathSync(root), real);
       if (inside === '' || inside.startsWith('..') || isAbsolute(inside))
         throw invalidArgument(
           'policy.checkpoint',
-          `must name a file under the evaluator's checkpoint root, got ${JSON.stringify(requested)}`,
+          `must name a file or directory under the evaluator's checkpoint root, got ${JSON.stringify(requested)}`,
         );
     }
     return path;
   }
 
   /** Opens the policy a selector names; the caller closes it. */
-  async openPolicy(sel: PolicySelector): Promise<PolicySource> {
+  async openPolicy(sel: PolicySelector): Promise<AnyPolicySource> {
     const run = sel.run_id ?? '';
     const checkpoint = sel.checkpoint ?? '';
     if (run && checkpoint) throw invalidArgument('policy', 'set either run_id or checkpoint, not both');
     if (checkpoint) {
       const path = this.checkpointPath(checkpoint);
       try {
-        return await checkpointPolicy(path, sel.label || undefined);
+        return await openCheckpoint(path, sel.label || undefined);
       } catch (e) {
         if (e instanceof MeshError) throw e;
         throw invalidArgument('policy.checkpoint', `cannot be loaded as a policy: ${(e as Error).message}`);
@@ -176,6 +187,8 @@ export class EvaluatorCore {
           },
         });
       } catch (e) {
+        // A later prompt can still overflow the context the first one fitted.
+        if (e instanceof PolicyFitError) throw invalidArgument(policyField, e.message);
         throw suiteError(e);
       }
       await this.opts.store.put(result);
@@ -237,12 +250,21 @@ export class EvaluatorCore {
 /**
  * Every suite entry's environment must exist with its options, and the policy must act in it: the
  * spaces a bus policy declares must match, and one greedy action on the entry's first observation
- * must come back with the action space's width. A policy of another model or environment is thus
- * refused before any episode runs, naming the entry.
+ * must come back with the action space's width. A text env needs a text policy whose context holds
+ * the entry's first prompt and its token budget, and which completes that prompt. A policy of
+ * another model or environment is thus refused before any episode runs, naming the entry.
  */
-async function checkFit(suite: Suite, policy: PolicySource, field: string): Promise<void> {
+async function checkFit(suite: Suite, policy: AnyPolicySource, field: string): Promise<void> {
   const declared = policy instanceof BusPolicy ? policy : null;
   for (const [i, entry] of suite.entries.entries()) {
+    const where = `suite entry "${entry.name}" (${entry.env.id})`;
+    if (isTextEnv(entry.env.id)) {
+      if (!isTextPolicy(policy))
+        throw invalidArgument(field, `${where} is a text env: it needs a language model (a GPT-2 directory), not an action policy`);
+      await checkTextFit(entry, i, policy, field, where);
+      continue;
+    }
+    if (isTextPolicy(policy)) throw invalidArgument(field, `${where} takes actions: a language model (GPT-2 directory) cannot act in it`);
     let env: Env;
     try {
       envSpec(entry.env.id, `suite.entries[${i}].env.id`);
@@ -250,7 +272,6 @@ async function checkFit(suite: Suite, policy: PolicySource, field: string): Prom
     } catch (e) {
       throw suiteError(e);
     }
-    const where = `suite entry "${entry.name}" (${entry.env.id})`;
     if (declared) {
       const obs = declared.observationSpace.flatSize;
       if (obs !== env.observationSpace.flatSize)
@@ -267,5 +288,26 @@ async function checkFit(suite: Suite, policy: PolicySource, field: string): Prom
     }
     if (actions.length !== env.actionSpace.flatSize)
       throw invalidArgument(field, `the policy gives ${actions.length} action values per row, ${where} needs ${env.actionSpace.flatSize}`);
+  }
+}
+
+async function checkTextFit(entry: SuiteEntry, i: number, policy: TextPolicySource, field: string, where: string): Promise<void> {
+  let prompt: string;
+  try {
+    prompt = makeTextEnv(entry.env.id, entry.env.options, `suite.entries[${i}].env.options`).reset(entry.seed, {
+      difficulty: entry.level ?? 0,
+    });
+  } catch (e) {
+    throw suiteError(e);
+  }
+  try {
+    checkPromptFits(entry, policy, prompt, entry.seed);
+  } catch (e) {
+    throw invalidArgument(field, `${(e as Error).message}`);
+  }
+  try {
+    await policy.complete([prompt], { greedy: true, seeds: [entry.seed], maxNewTokens: 1 });
+  } catch (e) {
+    throw invalidArgument(field, `the language model cannot complete the prompts of ${where}: ${(e as Error).message}`);
   }
 }

@@ -60,8 +60,8 @@ describe('rlmesh eval', () => {
     expect(await main(['eval', join(SUITES, 'pattern-echo.yaml'), '--checkpoint', ckpt])).toBe(0);
     expect(io.err).toEqual([]);
     expect(io.log[0]).toMatch(/^rlmesh eval: echo update 2 on suite pattern-echo \(greedy\)/);
-    expect(io.log[1]).toMatch(/^entry\s+split\s+env\s+episodes\s+success \[80\.0% interval\]\s+return mean$/);
-    expect(io.log[2]).toMatch(/^single-step\s+ID\s+PatternEcho\s+200\s+\d+\.\d% \[\d+\.\d%, \d+\.\d%\]\s+\d\.\d\d$/);
+    expect(io.log[1]).toMatch(/^entry\s+split\s+env\s+episodes\s+success \[80\.0% interval\]\s+return mean\s+components$/);
+    expect(io.log[2]).toMatch(/^single-step\s+ID\s+PatternEcho\s+200\s+\d+\.\d% \[\d+\.\d%, \d+\.\d%\]\s+\d\.\d\d\s+goal \d\.\d\d/);
     expect(io.log[3]).toMatch(/^eight-steps\s+ID\s+PatternEcho\s+100\s+/);
     expect(io.log[4]).toMatch(/^weighted: all \d+\.\d% \(return \d+\.\d\d\); ID /);
     const written = readdirSync(join(echoRun, 'evaluations'));
@@ -116,7 +116,7 @@ describe('rlmesh eval', () => {
     [
       'a missing checkpoint',
       () => ['eval', suite, '--checkpoint', join(out, 'none.safetensors')],
-      /^rlmesh: --checkpoint: no file at .*none\.safetensors$/,
+      /^rlmesh: --checkpoint: no file or directory at .*none\.safetensors$/,
     ],
     [
       'a file that is no checkpoint',

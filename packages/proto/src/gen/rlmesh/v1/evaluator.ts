@@ -164,7 +164,19 @@ export interface EnvironmentEvaluation {
   /** The seed of each episode, in order. */
   seeds: number[];
   /** The curriculum level (reset difficulty) every episode started at; unset when the suite set none. */
-  level?: number | undefined;
+  level?:
+    | number
+    | undefined;
+  /**
+   * Mean per-episode return of each reward component (returns.mean is their sum), e.g. a text
+   * env's correct and format; empty in results stored before it was recorded.
+   */
+  components: { [key: string]: number };
+}
+
+export interface EnvironmentEvaluation_ComponentsEntry {
+  key: string;
+  value: number;
 }
 
 /** Weighted means over a group of environments. */
@@ -1787,6 +1799,7 @@ function createBaseEnvironmentEvaluation(): EnvironmentEvaluation {
     lengths: undefined,
     seeds: [],
     level: undefined,
+    components: {},
   };
 }
 
@@ -1835,6 +1848,9 @@ export const EnvironmentEvaluation: MessageFns<EnvironmentEvaluation> = {
     if (message.level !== undefined) {
       writer.uint32(104).int32(message.level);
     }
+    globalThis.Object.entries(message.components).forEach(([key, value]: [string, number]) => {
+      EnvironmentEvaluation_ComponentsEntry.encode({ key: key as any, value }, writer.uint32(114).fork()).join();
+    });
     return writer;
   },
 
@@ -1965,6 +1981,17 @@ export const EnvironmentEvaluation: MessageFns<EnvironmentEvaluation> = {
             message.level = reader.int32();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            const entry14 = EnvironmentEvaluation_ComponentsEntry.decode(reader, reader.uint32());
+            if (entry14.value !== undefined) {
+              message.components[entry14.key] = entry14.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2006,6 +2033,20 @@ export const EnvironmentEvaluation: MessageFns<EnvironmentEvaluation> = {
         ? object.seeds.map((e: any) => globalThis.Number(e))
         : [],
       level: isSet(object.level) ? globalThis.Number(object.level) : undefined,
+      components: isObject(object.components)
+        ? (globalThis.Object.entries(object.components) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -2050,6 +2091,15 @@ export const EnvironmentEvaluation: MessageFns<EnvironmentEvaluation> = {
     if (message.level !== undefined) {
       obj.level = Math.round(message.level);
     }
+    if (message.components) {
+      const entries = globalThis.Object.entries(message.components) as [string, number][];
+      if (entries.length > 0) {
+        obj.components = {};
+        entries.forEach(([k, v]) => {
+          obj.components[k] = floatToJson(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -2077,6 +2127,100 @@ export const EnvironmentEvaluation: MessageFns<EnvironmentEvaluation> = {
       : undefined;
     message.seeds = object.seeds?.map((e) => e) || [];
     message.level = object.level ?? undefined;
+    message.components = (globalThis.Object.entries(object.components ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseEnvironmentEvaluation_ComponentsEntry(): EnvironmentEvaluation_ComponentsEntry {
+  return { key: "", value: 0 };
+}
+
+export const EnvironmentEvaluation_ComponentsEntry: MessageFns<EnvironmentEvaluation_ComponentsEntry> = {
+  encode(message: EnvironmentEvaluation_ComponentsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnvironmentEvaluation_ComponentsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnvironmentEvaluation_ComponentsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EnvironmentEvaluation_ComponentsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: EnvironmentEvaluation_ComponentsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EnvironmentEvaluation_ComponentsEntry>): EnvironmentEvaluation_ComponentsEntry {
+    return EnvironmentEvaluation_ComponentsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EnvironmentEvaluation_ComponentsEntry>): EnvironmentEvaluation_ComponentsEntry {
+    const message = createBaseEnvironmentEvaluation_ComponentsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };

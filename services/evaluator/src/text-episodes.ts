@@ -1,0 +1,104 @@
+/**
+ * Episodes of a text env (a prompt in, a completion out), played by a text policy: every episode of
+ * a wave is reset with its seed, the prompts of all episodes still running are completed together
+ * (one batch per step, greedy or seeded sampling), and each completion goes to its env's step,
+ * whose verifier gives the reward components and the success flag. A one-step env (the card game)
+ * thus costs one batched generation per wave.
+ *
+ * A completion the env refuses (empty, bytes that are not UTF-8, too long) or that could not be
+ * decoded scores 0 on every component and ends its episode as a failure: the env would show the
+ * same prompt again, and a greedy policy would write the same completion forever.
+ */
+import { makeTextEnv, TextInputError } from '@rlmesh/core';
+import { PolicyFitError, type TextPolicySource } from './policy-source';
+import { DEFAULT_MAX_NEW_TOKENS, type SuiteEntry } from './suite';
+
+export interface TextEpisode {
+  /** 1 when the env's success flag was set on the last step, else 0. */
+  score: number;
+  /** Summed over steps, per reward component. */
+  components: Record<string, number>;
+  length: number;
+  /** Completions the env refused or that were not text. */
+  refused: number;
+}
+
+/** The seed of a sampled completion: one per episode and step, so a suite gives the same draws every time. */
+export const completionSeed = (episodeSeed: number, step: number): number => (episodeSeed * 31 + step) >>> 0;
+
+/**
+ * Throws a PolicyFitError unless `prompt` (episode seed `seed` of `entry`) and the entry's token
+ * budget fit the model's context: a completion cut to the room left would be scored as the model's
+ * answer when the model was never given the room to write one.
+ */
+export function checkPromptFits(entry: SuiteEntry, policy: TextPolicySource, prompt: string, seed: number): void {
+  const budget = entry.max_new_tokens ?? DEFAULT_MAX_NEW_TOKENS;
+  const tokens = policy.promptTokens(prompt);
+  if (tokens + budget > policy.contextLength)
+    throw new PolicyFitError(
+      entry.name,
+      `entry "${entry.name}" (${entry.env.id}): the prompt of episode seed ${seed} has ${tokens} tokens; with max_new_tokens ${budget} it exceeds the model's context of ${policy.contextLength}`,
+    );
+}
+
+/** Plays episodes [start, start + size) of a text entry. */
+export async function playTextWave(
+  entry: SuiteEntry,
+  index: number,
+  policy: TextPolicySource,
+  greedy: boolean,
+  start: number,
+  size: number,
+  onEpisode: () => void,
+  signal?: AbortSignal,
+): Promise<TextEpisode[]> {
+  const envs = Array.from({ length: size }, () => makeTextEnv(entry.env.id, entry.env.options, `entries[${index}].env.options`));
+  const seeds = envs.map((_, j) => entry.seed + start + j);
+  const prompts = envs.map((env, j) => env.reset(seeds[j], { difficulty: entry.level ?? 0 }));
+  for (const [j, p] of prompts.entries()) checkPromptFits(entry, policy, p, seeds[j]);
+  const episodes: TextEpisode[] = envs.map((env) => ({
+    score: 0,
+    components: Object.fromEntries(env.rewardComponents.map((c) => [c, 0])),
+    length: 0,
+    refused: 0,
+  }));
+  const maxSteps = entry.max_steps ?? Number.POSITIVE_INFINITY;
+  let running = envs.map((_, j) => j);
+  for (let step = 0; running.length > 0; step++) {
+    signal?.throwIfAborted();
+    const done = await policy.complete(
+      running.map((j) => prompts[j]),
+      {
+        greedy,
+        seeds: running.map((j) => completionSeed(seeds[j], step)),
+        maxNewTokens: entry.max_new_tokens ?? DEFAULT_MAX_NEW_TOKENS,
+      },
+    );
+    const next: number[] = [];
+    running.forEach((j, k) => {
+      const e = episodes[j];
+      e.length++;
+      const text = done[k].text;
+      let ended = true;
+      if (text === null) e.refused++;
+      else {
+        try {
+          const r = envs[j].step(text);
+          for (const [c, v] of Object.entries(r.reward)) e.components[c] += v;
+          e.score = r.success ? 1 : 0;
+          ended = r.terminated || r.truncated;
+          prompts[j] = r.prompt;
+          if (!ended) checkPromptFits(entry, policy, r.prompt, seeds[j]);
+        } catch (err) {
+          if (!(err instanceof TextInputError)) throw err;
+          e.refused++;
+        }
+      }
+      if (!ended && e.length >= maxSteps) ended = true;
+      if (ended) onEpisode();
+      else next.push(j);
+    });
+    running = next;
+  }
+  return episodes;
+}
