@@ -77,12 +77,24 @@ function parseUrl(raw: string): ParsedUrl {
   return out;
 }
 
-/** A URL (or comma-separated URLs) fit to print: the password or token replaced by ***. */
+/**
+ * A URL (or comma-separated URLs) fit to print: the password or token replaced by ***. Everything
+ * up to a URL's last @ counts as the secret, so that one holding a '/' or '@' (not percent-encoded,
+ * hence no valid URL) is hidden whole too.
+ */
 export function redactNatsUrl(urls: string): string {
-  return urls.replace(/(^|,|\/\/)([^,/@\s]*)@/g, (_m, before: string, secret: string) => {
-    const colon = secret.indexOf(':');
-    return `${before}${colon >= 0 ? `${secret.slice(0, colon)}:***` : '***'}@`;
-  });
+  return urls
+    .split(',')
+    .map((u) => {
+      const scheme = u.indexOf('://');
+      const start = scheme >= 0 ? scheme + 3 : 0;
+      const at = u.lastIndexOf('@');
+      if (at < start) return u;
+      const user = u.slice(start, at);
+      const colon = user.indexOf(':');
+      return `${u.slice(0, start)}${colon >= 0 ? `${user.slice(0, colon)}:***` : '***'}${u.slice(at)}`;
+    })
+    .join(',');
 }
 
 function read(flag: string, path: string): Buffer {

@@ -27,6 +27,8 @@ describe('redactNatsUrl', () => {
     expect(redactNatsUrl('tls://a:b@h1:1,nats://c:d@h2:2')).toBe('tls://a:***@h1:1,nats://c:***@h2:2');
     expect(redactNatsUrl('u:p@h:4222')).toBe('u:***@h:4222');
     expect(redactNatsUrl('nats://127.0.0.1:4222')).toBe('nats://127.0.0.1:4222');
+    expect(redactNatsUrl('nats://u:pa/ss@w@h:4222')).toBe('nats://u:***@h:4222');
+    expect(() => natsConnectOptions('nats://u:pa/ss@h:x')).toThrow('NATS URL: cannot parse "nats://u:***@h:x"');
   });
 });
 
