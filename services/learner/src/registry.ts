@@ -3,9 +3,22 @@
  * and one registration line (models/index.ts, algorithms/index.ts). Config types come from the
  * specs' schemas, and each section is validated by its own schema, so errors name the key.
  */
-import type { ActionDistribution, Box, EpisodeSummary, Infer, Rng, Rollout, Schema, Space } from '@rlmesh/core';
+import type {
+  ActionDistribution,
+  Box,
+  EpisodeSummary,
+  Infer,
+  Rng,
+  Rollout,
+  Schema,
+  SequenceRollout,
+  SequenceSampling,
+  Space,
+} from '@rlmesh/core';
 import { ConfigError } from '@rlmesh/core';
-import type { Module, TrainProgram, Value } from '@rlmesh/graph';
+import type { HostTensor, InputSpec, Module, TrainProgram, Value } from '@rlmesh/graph';
+import type { Gpt2LMHeadModel } from './models/gpt2';
+import type { AdamWConfig, SummedGradient, TracedLoss } from './models/gpt2-step';
 
 // ---- policy models ---------------------------------------------------------------------------
 
@@ -118,10 +131,58 @@ export interface AlgorithmSpec<S extends Schema = Schema, St = unknown> {
   criteria?(rows: readonly UpdateRecord[], ctx: { numActions: number }): Check[];
 }
 
+// ---- sequence algorithms (RL on token sequences: GRPO) ----------------------------------------
+
+/** What a sequence algorithm's update may call on the learner (run/sequence-run.ts). */
+export interface SequenceUpdateContext<C, St> {
+  cfg: C;
+  state: St;
+  /** 0-based index of this update (one rollout each) and the run's total. */
+  update: number;
+  totalUpdates: number;
+  /** Learner version minus the rollout's policy version: 0 on-policy. */
+  lag: number;
+  /** Optimizer steps taken before this update (the learning-rate schedule counts them). */
+  optimizerSteps: number;
+  /** The summed gradient of the algorithm's loss over micro-batch feeds, with the loss's named sums. */
+  gradient(micro: readonly Record<string, HostTensor>[]): Promise<SummedGradient>;
+  /** One AdamW step with `grad`; returns the gradient norm before clipping. */
+  apply(grad: Float32Array, lr: number): Promise<number>;
+  /** log p(labels) [B, T] under the frozen reference (the run's starting checkpoint) on an LM batch. */
+  referenceLogProbs(batch: Record<string, HostTensor>): Promise<Float32Array>;
+  /** The id padding is written with (never scored). */
+  padId: number;
+  components: readonly string[];
+}
+
+export interface SequenceAlgorithmSpec<S extends Schema = Schema, St = unknown> {
+  name: string;
+  description: string;
+  /** Marks the kind of rollout it trains on: token sequences from text envs. */
+  rollout: 'sequence';
+  config: S;
+  check?(cfg: Infer<S>): void;
+  /** How the actor samples: G, the completion budget and the sampling settings, and prompts per update. */
+  sampling(cfg: Infer<S>): Omit<SequenceSampling, 'eosTokenId'> & { promptsPerUpdate: number };
+  /** The optimizer's settings. */
+  adamw(cfg: Infer<S>): AdamWConfig;
+  /** Inputs of the gradient program beyond the LM batch (models/gpt2-step.ts LM_BATCH_INPUTS). */
+  inputs(cfg: Infer<S>): InputSpec[];
+  /** The loss traced on a micro-batch; every term normalised for the whole update (see gpt2-step.ts). */
+  loss(model: Gpt2LMHeadModel, b: Record<string, Value>, cfg: Infer<S>): TracedLoss;
+  /** Whether update() asks for reference log-probs (a KL term); the run then keeps the reference program. */
+  usesReference(cfg: Infer<S>): boolean;
+  initialState(cfg: Infer<S>): St;
+  update(rollout: SequenceRollout, ctx: SequenceUpdateContext<Infer<S>, St>): Promise<Record<string, number>>;
+  rewardWeights(cfg: Infer<S>, components: readonly string[]): Record<string, number>;
+  progressMetrics: readonly string[];
+}
+
 // ---- registries ------------------------------------------------------------------------------
 
 const MODELS = new Map<string, ModelSpec>();
 const ALGORITHMS = new Map<string, AlgorithmSpec>();
+const SEQUENCE_ALGORITHMS = new Map<string, SequenceAlgorithmSpec>();
 
 export function registerModel<S extends Schema>(spec: ModelSpec<S>): void {
   if (MODELS.has(spec.id)) throw new Error(`registerModel: "${spec.id}" is already registered`);
@@ -129,8 +190,15 @@ export function registerModel<S extends Schema>(spec: ModelSpec<S>): void {
 }
 
 export function registerAlgorithm<S extends Schema, St>(spec: AlgorithmSpec<S, St>): void {
-  if (ALGORITHMS.has(spec.name)) throw new Error(`registerAlgorithm: "${spec.name}" is already registered`);
+  if (ALGORITHMS.has(spec.name) || SEQUENCE_ALGORITHMS.has(spec.name))
+    throw new Error(`registerAlgorithm: "${spec.name}" is already registered`);
   ALGORITHMS.set(spec.name, spec as unknown as AlgorithmSpec);
+}
+
+export function registerSequenceAlgorithm<S extends Schema, St>(spec: SequenceAlgorithmSpec<S, St>): void {
+  if (ALGORITHMS.has(spec.name) || SEQUENCE_ALGORITHMS.has(spec.name))
+    throw new Error(`registerSequenceAlgorithm: "${spec.name}" is already registered`);
+  SEQUENCE_ALGORITHMS.set(spec.name, spec as unknown as SequenceAlgorithmSpec);
 }
 
 export function modelSpec(id: string): ModelSpec {
@@ -141,8 +209,23 @@ export function modelSpec(id: string): ModelSpec {
 
 export function algorithmSpec(name: string): AlgorithmSpec {
   const a = ALGORITHMS.get(name);
+  if (!a && SEQUENCE_ALGORITHMS.has(name))
+    throw new ConfigError(
+      'algo.name',
+      `${name} trains on token sequences: its env must be a text env (known algorithms for this env: ${[...ALGORITHMS.keys()].join(', ')})`,
+    );
   if (!a)
     throw new ConfigError('algo.name', `unknown algorithm ${JSON.stringify(name)}; known algorithms: ${[...ALGORITHMS.keys()].join(', ')}`);
+  return a;
+}
+
+export function sequenceAlgorithmSpec(name: string): SequenceAlgorithmSpec {
+  const a = SEQUENCE_ALGORITHMS.get(name);
+  if (!a)
+    throw new ConfigError(
+      'algo.name',
+      `unknown algorithm ${JSON.stringify(name)} for a text env; known sequence algorithms: ${[...SEQUENCE_ALGORITHMS.keys()].join(', ')}`,
+    );
   return a;
 }
 

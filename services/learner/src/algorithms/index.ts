@@ -1,7 +1,9 @@
 /** Every algorithm the learner knows: one file each, one registration line here. */
-import { registerAlgorithm } from '../registry';
+import { registerAlgorithm, registerSequenceAlgorithm } from '../registry';
+import { grpo } from './grpo';
 import { ppo } from './ppo';
 import { reinforce } from './reinforce';
 
 registerAlgorithm(reinforce);
 registerAlgorithm(ppo);
+registerSequenceAlgorithm(grpo);

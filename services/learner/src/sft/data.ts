@@ -141,7 +141,7 @@ export interface SftBatch {
  * loss mask is 1 exactly where ids[t+1] is a completion token (EOS included); prompt and padding
  * positions are 0, and padding is also 0 in the attention mask.
  */
-export function collate(examples: readonly TokenizedExample[], padId: number): SftBatch {
+export function collate(examples: readonly Pick<TokenizedExample, 'ids' | 'promptLength'>[], padId: number): SftBatch {
   const B = examples.length;
   const T = Math.max(...examples.map((e) => e.ids.length));
   const ids = new BigInt64Array(B * T).fill(BigInt(padId));

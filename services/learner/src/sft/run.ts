@@ -254,7 +254,7 @@ function meanMetrics(window: readonly Record<string, number>[], seconds: number)
  * A fresh run starts metrics.jsonl empty; a resumed one keeps the lines of the updates it has not
  * redone, from its own file or, in a new run directory, from the checkpoint's run.
  */
-function keepLinesUpTo(path: string, update: number, checkpoint?: string): void {
+export function keepLinesUpTo(path: string, update: number, checkpoint?: string): void {
   const source = existsSync(path) ? path : checkpoint ? join(checkpoint, '..', '..', 'metrics.jsonl') : '';
   if (update === 0 || !source || !existsSync(source)) {
     writeFileSync(path, '');

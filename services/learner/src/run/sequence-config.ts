@@ -1,0 +1,67 @@
+/**
+ * The run config of RL on token sequences (`rlmesh train` with a text env): fixed sections (run,
+ * env, train) and the algorithm's, validated by its registry entry's schema. The policy is the
+ * Hugging Face GPT-2 directory `init_from` names (an `rlmesh sft` checkpoint, with its tokenizer),
+ * which is also the frozen reference of a KL term.
+ */
+import { ConfigError, type Infer, isTextEnv, makeTextEnv, type Schema, validate } from '@rlmesh/core';
+import '@rlmesh/envs';
+import '../algorithms';
+import { sequenceAlgorithmSpec } from '../registry';
+
+export const SEQUENCE_RUN_SCHEMA = {
+  run: {
+    kind: 'section',
+    fields: {
+      name: { kind: 'string', default: 'run' },
+      seed: { kind: 'int', default: 0, min: 0, max: 2 ** 31 - 1, doc: 'the prompts drawn and the sampling of completions' },
+      out_dir: { kind: 'string', default: 'runs' },
+    },
+  },
+  env: {
+    kind: 'section',
+    fields: {
+      id: { kind: 'string', default: 'CardRules' },
+      options: { kind: 'open', doc: "the text environment's own options, checked by its schema" },
+    },
+  },
+  init_from: { kind: 'string', default: '', doc: 'a Hugging Face GPT-2 directory with its tokenizer (rlmesh sft writes them)' },
+  algo: { kind: 'open', doc: 'name plus the algorithm options' },
+  train: {
+    kind: 'section',
+    fields: {
+      total_updates: { kind: 'int', default: 100, min: 1, doc: 'rollouts, each trained on once (with num_iterations optimizer steps)' },
+      checkpoint_every: { kind: 'int', default: 0, min: 0, doc: 'updates between checkpoints; 0 = only at the end' },
+      threads: { kind: 'int', default: 2, min: 1, max: 64 },
+      success_window: { kind: 'int', default: 10, min: 1, doc: 'updates averaged for the reported success rate' },
+    },
+  },
+} as const satisfies Schema;
+
+type Base = Infer<typeof SEQUENCE_RUN_SCHEMA>;
+
+export interface SequenceRunConfig extends Omit<Base, 'algo'> {
+  algo: { name: string } & Record<string, unknown>;
+}
+
+/** Whether a raw config trains on a text env, so that `rlmesh train` hands it to the sequence run. */
+export function isSequenceRunConfig(raw: unknown): boolean {
+  const id = (raw as { env?: { id?: unknown } } | null)?.env?.id;
+  return typeof id === 'string' && isTextEnv(id);
+}
+
+/** Validates a sequence run config; ConfigError names the first bad key. */
+export function parseSequenceRunConfig(raw: unknown): SequenceRunConfig {
+  const base = validate(SEQUENCE_RUN_SCHEMA, raw);
+  makeTextEnv(base.env.id, base.env.options);
+  if (base.init_from === '')
+    throw new ConfigError('init_from', 'must name a Hugging Face GPT-2 directory with its tokenizer (an rlmesh sft checkpoint)');
+  const { name = 'grpo', ...rest } = base.algo;
+  if (typeof name !== 'string') throw new ConfigError('algo.name', `must be a string, got ${JSON.stringify(name)}`);
+  const spec = sequenceAlgorithmSpec(name);
+  const algoCfg = validate(spec.config, rest, 'algo');
+  spec.check?.(algoCfg);
+  if (!/^[\w.-]+$/.test(base.run.name))
+    throw new ConfigError('run.name', `must be a plain directory name, got ${JSON.stringify(base.run.name)}`);
+  return { ...base, algo: { name, ...algoCfg } };
+}
