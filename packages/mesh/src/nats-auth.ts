@@ -33,9 +33,6 @@ export const NATS_AUTH_OPTIONS = {
   'nats-tls-key': ['tlsKey', 'RLMESH_NATS_TLS_KEY'],
 } as const satisfies Record<string, [keyof NatsAuth, string]>;
 
-export const NATS_AUTH_USAGE =
-  '[--nats-creds F | --nats-nkey F] [--nats-tls-ca F [--nats-tls-cert F --nats-tls-key F]]   NATS login and TLS (or RLMESH_NATS_CREDS / _NKEY / _TLS_CA / _TLS_CERT / _TLS_KEY); user:password@ or token@ go in the URL';
-
 /** The --nats-* file options, falling back to their RLMESH_NATS_* variables. */
 export function natsAuthFrom(options: Record<string, string | undefined>, env: NodeJS.ProcessEnv = process.env): NatsAuth {
   const auth: NatsAuth = {};
