@@ -24,6 +24,8 @@ const TRAIN_USAGE = `rlmesh train <config.yaml> [--section.key value ...] [--res
     Trains the run a config describes: in this process (default), on a running mesh (--mesh), or
     with the mesh's services in this process on an in-memory bus (--in-process-mesh). Any config key
     can be overridden (--algo.lr 1e-3). --resume continues from a checkpoint written by any mode.
+    A text env (env.id CardRules) trains a GPT-2 checkpoint by GRPO, embedded: --resume takes a
+    checkpoints/update_<n> directory.
     --mesh follows the run through learner restarts, as rlmesh watch does.`;
 // Here, not in watch.ts: that module loads gRPC, which `serve` must not see loaded before OpenTelemetry starts.
 const WATCH_USAGE = `rlmesh watch <run-id> [--learner HOST:PORT] [--reconnect-timeout SECONDS] [--tls-ca F [--tls-cert F --tls-key F]]
@@ -133,10 +135,20 @@ async function train(argv: readonly string[]): Promise<number> {
     'tls-ca': tlsCa,
     ...overrides
   } = options;
+  const raw = loadConfig(positionals[0], overrides);
+  const { isSequenceRunConfig } = await import('@rlmesh/learner');
+  if (isSequenceRunConfig(raw)) {
+    if (mesh || inProcess)
+      throw new UsageError('--mesh, --in-process-mesh: a text env trains embedded only for now (rlmesh train <config>)');
+    if (learner !== undefined || runId !== undefined || reconnect !== undefined || tlsCert || tlsKey || tlsCa)
+      throw new UsageError('--learner, --run-id, --reconnect-timeout and --tls-* need --mesh');
+    const { trainSequenceCommand } = await import('./train-sequence');
+    return trainSequenceCommand(raw, resume);
+  }
   if (inProcess) {
     if (mesh || resume !== undefined || learner !== undefined)
       throw new UsageError('--in-process-mesh: takes no --mesh, --resume or --learner');
-    return trainInProcess(loadConfig(positionals[0], overrides));
+    return trainInProcess(raw);
   }
   if (mesh) {
     if (resume !== undefined) throw new UsageError('--resume: not supported with --mesh');
@@ -145,14 +157,14 @@ async function train(argv: readonly string[]): Promise<number> {
     const { tlsFilesFrom } = await import('@rlmesh/mesh');
     const tls = tlsFilesFrom({ 'tls-cert': tlsCert, 'tls-key': tlsKey, 'tls-ca': tlsCa });
     const learnerAddress = learner ?? process.env.RLMESH_LEARNER ?? '127.0.0.1:50051';
-    return meshTrain(loadConfig(positionals[0], overrides), learnerAddress, runId ?? '', tls, reconnectTimeout(reconnect));
+    return meshTrain(raw, learnerAddress, runId ?? '', tls, reconnectTimeout(reconnect));
   }
   if (learner !== undefined || runId !== undefined || reconnect !== undefined || tlsCert || tlsKey || tlsCa)
     throw new UsageError('--learner, --run-id, --reconnect-timeout and --tls-* need --mesh');
   if (resume !== undefined && !existsSync(resume)) throw new UsageError(`--resume: no checkpoint at ${resume}`);
   // Loaded lazily so that `rlmesh help` and config errors do not pay for onnxruntime start-up.
   const { parseRunConfig, totalUpdates, trainEmbedded, algorithmSpec } = await import('@rlmesh/learner');
-  const cfg = parseRunConfig(loadConfig(positionals[0], overrides));
+  const cfg = parseRunConfig(raw);
   const total = totalUpdates(cfg);
   const shown = algorithmSpec(cfg.algo.name).progressMetrics;
   const bar = new Progress(total, cfg.run.name);
