@@ -119,6 +119,18 @@ export class GeneratorTextPolicy implements TextPolicySource {
     private readonly eosId: number | null,
   ) {}
 
+  /** Generation stops at the tokenizer's EOS, else config.json's eos_token_id, else only at the token budget. */
+  static async open(
+    ref: PolicyRef,
+    model: Gpt2LMHeadModel,
+    params: ReadonlyMap<string, Float32Array>,
+    tokenizer: Tokenizer,
+  ): Promise<GeneratorTextPolicy> {
+    const c = model.config;
+    const eosId = tokenizer.eosId ?? (c.eos_token_id >= 0 ? c.eos_token_id : null);
+    return new GeneratorTextPolicy(ref, await Gpt2Generator.create(model, params), tokenizer, eosId);
+  }
+
   get contextLength(): number {
     return this.gen.model.config.n_positions;
   }
@@ -145,8 +157,7 @@ export class GeneratorTextPolicy implements TextPolicySource {
 
 /**
  * A Hugging Face GPT-2 directory (config.json, model.safetensors and the tokenizer's files), as
- * `rlmesh sft` writes under runs/<name>/checkpoints/step_<n>/. Generation stops at the tokenizer's
- * EOS (else config.json's eos_token_id, else only at the token budget).
+ * `rlmesh sft` writes under runs/<name>/checkpoints/step_<n>/.
  */
 export async function checkpointTextPolicy(dir: string, label?: string): Promise<TextPolicySource> {
   let loaded: LoadedSftCheckpoint;
@@ -162,12 +173,10 @@ export async function checkpointTextPolicy(dir: string, label?: string): Promise
     throw new Error(
       `${dir}: the tokenizer has ${tokenizer.vocabSize} ids, more than the model's vocab_size ${config.vocab_size}; they were not made for each other`,
     );
-  const gen = await Gpt2Generator.create(new Gpt2LMHeadModel(config), params);
-  const eosId = tokenizer.eosId ?? (config.eos_token_id >= 0 ? config.eos_token_id : null);
   // runs/<name>/checkpoints/step_<n> reads as "<name> step_<n>"; any other directory by its name.
   const parent = dirname(dir);
   const name = basename(parent) === 'checkpoints' ? `${basename(dirname(parent))} ${basename(dir)}` : basename(dir);
-  return new GeneratorTextPolicy({ checkpoint: dir, label: label ?? name }, gen, tokenizer, eosId);
+  return GeneratorTextPolicy.open({ checkpoint: dir, label: label ?? name }, new Gpt2LMHeadModel(config), params, tokenizer);
 }
 
 /** A checkpoint by path: a directory is a GPT-2 text policy, a file a training checkpoint or model.safetensors. */

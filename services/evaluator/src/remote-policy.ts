@@ -2,9 +2,12 @@
  * Policies published on the bus, as PolicySources: a run's latest or promoted version (the
  * PolicyPointer under KV policy.<run> or promoted.<run>) or a specific version (its parameter object
  * under the run's program). They run in this process with mesh's ActProgram, as local-inference
- * actors do, so greedy and seeded actions equal the policy service's.
+ * actors do, so greedy and seeded actions equal the policy service's. A causal LM (a pointer with a
+ * model_config and a tokenizer) becomes a TextPolicySource decoded here with Gpt2Generator, the
+ * code the policy service's Generate runs, rather than through Generate itself.
  */
 import type { PolicyRef, Space } from '@rlmesh/core';
+import { gpt2FromModelConfig, loadPointerTokenizer } from '@rlmesh/learner';
 import {
   ActProgram,
   type Bus,
@@ -20,7 +23,7 @@ import {
   RUN_ID_PATTERN,
   spaceFromProto,
 } from '@rlmesh/mesh';
-import { ProgramPolicy } from './policy-source';
+import { GeneratorTextPolicy, ProgramPolicy, type TextPolicySource } from './policy-source';
 
 export type Channel = 'latest' | 'promoted';
 
@@ -88,16 +91,22 @@ export async function resolvePointer(bus: Bus, sel: RunPolicySelector): Promise<
   return latest;
 }
 
-/** Loads the act program and parameters a pointer names. */
-export async function busPolicy(bus: Bus, run: string, pointer: PolicyPointer, label?: string): Promise<BusPolicy> {
-  const program = await bus.objects.get(pointer.program);
-  if (!program) throw failedPrecondition('policy.run_id', `object "${pointer.program}" of run "${run}" is missing`);
+/**
+ * Loads what a pointer names: a causal LM's (one with a model_config) GPT-2 and tokenizer as a text
+ * policy, decoding in this process as `GeneratorTextPolicy` does for a directory; any other model's
+ * act program and parameters.
+ */
+export async function busPolicy(bus: Bus, run: string, pointer: PolicyPointer, label?: string): Promise<BusPolicy | TextPolicySource> {
   const bytes = await bus.objects.get(pointer.params);
   if (!bytes) throw notFound('policy.version', `object "${pointer.params}" of run "${run}" is missing`);
   const params = paramsFromBytes(bytes);
   const want = pointer.spec?.numParameters || params.length;
   if (params.length !== want)
     throw failedPrecondition('policy.version', `object "${pointer.params}" holds ${params.length} parameters, the spec says ${want}`);
+  const ref = { run_id: run, version: pointer.version, label: label || `${run} v${pointer.version}` };
+  if (pointer.modelConfig) return busTextPolicy(bus, run, pointer, params, ref);
+  const program = await bus.objects.get(pointer.program);
+  if (!program) throw failedPrecondition('policy.run_id', `object "${pointer.program}" of run "${run}" is missing`);
   const { distribution } = pointerShape(pointer);
   let act: ActProgram;
   try {
@@ -105,5 +114,18 @@ export async function busPolicy(bus: Bus, run: string, pointer: PolicyPointer, l
   } catch (e) {
     throw failedPrecondition('policy.run_id', `act program of run "${run}" cannot be loaded: ${(e as Error).message}`);
   }
-  return new BusPolicy({ run_id: run, version: pointer.version, label: label || `${run} v${pointer.version}` }, act, params, pointer);
+  return new BusPolicy(ref, act, params, pointer);
+}
+
+async function busTextPolicy(bus: Bus, run: string, pointer: PolicyPointer, flat: Float32Array, ref: PolicyRef): Promise<TextPolicySource> {
+  let built: ReturnType<typeof gpt2FromModelConfig>;
+  try {
+    built = gpt2FromModelConfig(pointer.modelConfig as string, flat);
+  } catch (e) {
+    throw failedPrecondition('policy.run_id', `policy of run "${run}" is no GPT-2 this evaluator can run: ${(e as Error).message}`);
+  }
+  if (!pointer.tokenizer)
+    throw failedPrecondition('policy.run_id', `policy of run "${run}" publishes no tokenizer; text prompts cannot be encoded without one`);
+  const tokenizer = await loadPointerTokenizer(bus, run, pointer.tokenizer, built.model.config.vocab_size, 'policy.run_id');
+  return GeneratorTextPolicy.open(ref, built.model, built.params, tokenizer);
 }

@@ -8,12 +8,16 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '@rlmesh/cli';
-import type { EvaluationResult } from '@rlmesh/core';
+import { Discrete, type EvaluationResult, TokenSequence } from '@rlmesh/core';
 import { buildCardsDatasets } from '@rlmesh/envs';
-import { parseRunConfig, trainEmbedded } from '@rlmesh/learner';
+import { ParamLayout } from '@rlmesh/graph';
+import { Gpt2LMHeadModel, gpt2ModelConfig, loadGpt2Directory, parseRunConfig, trainEmbedded } from '@rlmesh/learner';
+import { createLogger, MemoryBus, publishPolicy, spaceToProto } from '@rlmesh/mesh';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { evaluate } from '../src/evaluator';
 import { checkpointPolicy, PolicyFitError, type TextCompletionOptions, type TextPolicySource } from '../src/policy-source';
+import { EvaluatorCore } from '../src/service';
+import { BusEvaluationStore } from '../src/store';
 import { loadSuite, parseSuite } from '../src/suite';
 import { completionSeed } from '../src/text-episodes';
 import { CARD_SEED, CARDS_SUITE, tinyGpt2Dir, unknownTokenizer } from './gpt2-fixture';
@@ -164,6 +168,38 @@ describe('text episodes', () => {
     const short = Object.assign(new ScriptedPolicy(new Map()), { contextLength: 60 });
     await expect(evaluate(suite, short)).rejects.toThrow(
       /^entry "id" \(CardRules\): the prompt of episode seed 0 has \d+ tokens; with max_new_tokens 9 it exceeds the model's context of 60$/,
+    );
+  });
+});
+
+describe('a text policy published on the bus', () => {
+  it('evaluates as the same weights and tokenizer from a directory do, and is refused without a tokenizer', async () => {
+    const { config, params } = await loadGpt2Directory(gpt2);
+    const layout = new ParamLayout(new Gpt2LMHeadModel(config));
+    const bus = new MemoryBus();
+    const publish = (run: string, tokenizer?: Uint8Array) =>
+      publishPolicy(bus, run, {
+        version: 1,
+        params: layout.pack(params),
+        spec: {
+          observationSpace: spaceToProto(new TokenSequence(config.vocab_size, config.n_positions, 0)),
+          actionSpace: spaceToProto(new Discrete(config.vocab_size)),
+          model: 'gpt2',
+          numParameters: layout.total,
+        },
+        distribution: 'categorical',
+        modelConfig: gpt2ModelConfig(config),
+        tokenizer,
+      });
+    await publish('lm', readFileSync(join(gpt2, 'tokenizer.json')));
+    await publish('lm-bare');
+    const core = new EvaluatorCore({ store: new BusEvaluationStore(bus), bus, logger: createLogger('evaluator', 'error') });
+    const viaBus = await core.evaluate({ suite: CARDS_SUITE, policy: { run_id: 'lm' } });
+    const viaDir = await core.evaluate({ suite: CARDS_SUITE, policy: { checkpoint: gpt2 } });
+    expect(viaBus.policy).toEqual({ run_id: 'lm', version: 1, label: 'lm v1' });
+    expect(viaBus.environments).toEqual(viaDir.environments);
+    await expect(core.evaluate({ suite: CARDS_SUITE, policy: { run_id: 'lm-bare' } })).rejects.toThrow(
+      'policy.run_id: policy of run "lm-bare" publishes no tokenizer; text prompts cannot be encoded without one',
     );
   });
 });

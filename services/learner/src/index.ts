@@ -5,6 +5,7 @@ export * from './capture';
 export * from './mesh/grpc';
 export * from './mesh/learner-core';
 export * from './mesh/mesh-run';
+export * from './mesh/text-pointer';
 export * from './models';
 export * from './models/gpt2-step';
 export * from './registry';

@@ -11,7 +11,7 @@
  */
 
 import { ConfigError } from '@rlmesh/core';
-import { type GeneratedRow, type GenerateRow, Gpt2Generator, gpt2FromModelConfig } from '@rlmesh/learner';
+import { type GeneratedRow, type GenerateRow, Gpt2Generator, gpt2FromModelConfig, loadPointerTokenizer } from '@rlmesh/learner';
 import {
   type Bus,
   failedPrecondition,
@@ -21,7 +21,7 @@ import {
   resourceExhausted,
   unavailable,
 } from '@rlmesh/mesh';
-import { Tokenizer } from '@rlmesh/text';
+import type { Tokenizer } from '@rlmesh/text';
 import { OpenRuns } from './open-runs';
 import { fetchParams } from './run';
 
@@ -365,27 +365,11 @@ async function load(runId: string, pointer: PolicyPointer, deps: GenerationDeps)
   } catch (e) {
     throw failedPrecondition('run_id', `policy of run "${runId}" cannot generate: ${(e as Error).message}`);
   }
-  const tokenizer = pointer.tokenizer ? await loadTokenizer(runId, pointer.tokenizer, built.model.config.vocab_size, deps.bus) : null;
+  const tokenizer = pointer.tokenizer
+    ? await loadPointerTokenizer(deps.bus, runId, pointer.tokenizer, built.model.config.vocab_size)
+    : null;
   const generator = await Gpt2Generator.create(built.model, built.params, { threads: deps.threads, worker: true });
   return { version: pointer.version, generator, tokenizer };
-}
-
-/** The run's tokenizer.json from the object store, checked to fit the model's vocabulary. */
-async function loadTokenizer(runId: string, name: string, vocabSize: number, bus: Bus): Promise<Tokenizer> {
-  const bytes = await bus.objects.get(name);
-  if (!bytes) throw failedPrecondition('run_id', `policy of run "${runId}" names tokenizer "${name}", which is not in the object store`);
-  let tokenizer: Tokenizer;
-  try {
-    tokenizer = Tokenizer.fromJSON(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)));
-  } catch (e) {
-    throw failedPrecondition('run_id', `policy of run "${runId}" has an unusable tokenizer "${name}": ${(e as Error).message}`);
-  }
-  if (tokenizer.vocabSize > vocabSize)
-    throw failedPrecondition(
-      'run_id',
-      `policy of run "${runId}": its tokenizer has ${tokenizer.vocabSize} ids, more than the model's vocab_size ${vocabSize}`,
-    );
-  return tokenizer;
 }
 
 /** The generation runs of a policy service, opened on first use and closed when idle (OpenRuns). */
