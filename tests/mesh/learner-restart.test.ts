@@ -119,6 +119,7 @@ describe.skipIf(missing !== null)('losing the learner: SIGKILL mid-run, a new le
     await startLearner(learnerPort);
 
     const resumed = await until(() => getRun().catch(() => undefined), 30_000, 'the new learner to take the run over');
+    const tookOverMs = Date.now() - killedAt;
     // It waited for the dead learner's lease (10 s from its last renewal) to expire.
     expect(Date.now() - killedAt).toBeGreaterThan(5_000);
     expect(resumed.resumedFromUpdate % 8).toBe(0);
@@ -146,6 +147,17 @@ describe.skipIf(missing !== null)('losing the learner: SIGKILL mid-run, a new le
     expect(updates.every((u) => u.env_steps === u.update * 64)).toBe(true);
     expect(versions.length).toBeGreaterThan(2);
     for (let k = 1; k < versions.length; k++) expect(versions[k]).toBeGreaterThan(versions[k - 1]);
+    console.log(
+      JSON.stringify({
+        fault: 'learner SIGKILL',
+        updatesBeforeKill: before.updates,
+        tookOverMs,
+        resumedFromUpdate: resumed.resumedFromUpdate,
+        // Trained again after the take-over (they were past the last checkpoint), logged once.
+        updatesRedone: before.updates - resumed.resumedFromUpdate,
+        versionsSeen: versions.length,
+      }),
+    );
   }, 90_000);
 
   it('rlmesh watch: one line and exit 1 for a run the learner does not have, and for a learner that never comes back', async () => {

@@ -96,6 +96,22 @@ describe.skipIf(missing !== null)('mesh: learner, policy and 2 env replicas as p
     // Flow control (one chunk in flight per actor, played with the newest version) keeps chunks about a
     // version late while two actors run, and on time once one is left.
     expect(final.policyLagMean).toBeLessThan(1);
+    // Every update logged once through the kill.
+    const logged = readFileSync(join(dir, 'runs', 'mesh-echo', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { update: number }).update);
+    expect(logged).toEqual(Array.from({ length: final.totalUpdates }, (_, k) => k + 1));
+    console.log(
+      JSON.stringify({
+        fault: 'env replica SIGKILL',
+        updatesAtKill: before.updates,
+        chunksFromKilledAfterKill: final.chunksByActor['env-1-a0'] - killedAt,
+        updates: final.updates,
+        success: final.success,
+        policyLagMean: final.policyLagMean,
+      }),
+    );
   });
 
   it('continues a run on a new learner process after the learner is stopped mid-run', async () => {
