@@ -16,6 +16,7 @@ import {
   SPLIT_SPECS,
   SPLITS,
   TEMPLATES,
+  testSet,
   UNSEEN_COLOUR,
   verifyAnswer,
 } from '../src';
@@ -296,6 +297,8 @@ describe('CardRules text env', () => {
       expect(env.reset(7)).toBe(want[7].prompt);
       expect(env.step(want[7].completion)).toMatchObject({ success: true, reward: { correct: 1, format: 1 } });
     }
+    // Built once per process: every env of a suite's wave shares the set rather than drawing it again.
+    expect(testSet(11, 'ood_values', 40)).toBe(testSet(11, 'ood_values', 40));
     const env = makeTextEnv('CardRules', { test_seed: 11, test_n: 40 });
     expect(() => env.reset(40)).toThrow('reset seed 40: the id test set holds examples 0..39 (test_n)');
     expect(() => env.reset()).toThrow(/reset needs a seed/);

@@ -80,7 +80,7 @@ const TEST_SETS = new Map<string, readonly CardExample[]>();
  */
 export function testSet(seed: number, split: SplitName, n: number): readonly CardExample[] {
   const key = `${seed}/${n}`;
-  if (!TEST_SETS.has(key))
+  if (!TEST_SETS.has(`${key}/${split}`))
     for (const s of buildCardsDatasets({ seed, nTrain: 0, nVal: 0, nTest: n }))
       if (s.name.startsWith('test_')) TEST_SETS.set(`${key}/${s.split}`, s.examples);
   return TEST_SETS.get(`${key}/${split}`) as readonly CardExample[];
