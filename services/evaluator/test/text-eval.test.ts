@@ -226,6 +226,12 @@ describe('rlmesh eval with a GPT-2 directory', () => {
     const again = join(out, 'again.json');
     expect(await main(['eval', suite, '--checkpoint', gpt2, '--out', again])).toBe(0);
     expect((JSON.parse(readFileSync(again, 'utf8')) as EvaluationResult).environments).toEqual(r.environments);
+    // Sampling is seeded per episode and step: the same command draws the same completions.
+    const sampled = [join(out, 's1.json'), join(out, 's2.json')];
+    for (const f of sampled) expect(await main(['eval', suite, '--checkpoint', gpt2, '--sampled', '--out', f])).toBe(0);
+    const [s1, s2] = sampled.map((f) => JSON.parse(readFileSync(f, 'utf8')) as EvaluationResult);
+    expect(s1.mode).toBe('sampled');
+    expect(s2.environments).toEqual(s1.environments);
   });
 
   it('parses the shipped cards suite: six splits of 500 test examples', () => {
