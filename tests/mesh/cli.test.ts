@@ -30,7 +30,7 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
   });
 
   it('trains PatternEcho on the mesh that up started, whose NATS admits only the login up generated', async () => {
-    const base = await freeUpBase(4);
+    const base = await freeUpBase(5);
     const env = { ...process.env, NATS_URL: '', RLMESH_LOG_LEVEL: 'error' };
     up = spawn(process.execPath, [BIN, 'up', '--base-port', String(base), '--out-dir', join(dir, 'runs')], {
       env,
@@ -96,7 +96,7 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
   });
 
   it('up serves TLS from every service with its --tls-* files, restarts a service killed by a signal, and Ctrl-C then stops everything it started', async () => {
-    const base = await freeUpBase(4);
+    const base = await freeUpBase(5);
     const fixture = (f: string) => join(ROOT, 'packages', 'mesh', 'test', 'fixtures', f);
     const tls = ['--tls-cert', fixture('server.pem'), '--tls-key', fixture('server.key'), '--tls-ca', fixture('ca.pem')];
     const child = spawn(process.execPath, [BIN, 'up', '--base-port', String(base), '--out-dir', join(dir, 'runs-up2'), ...tls], {
@@ -119,7 +119,7 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
         return m ? [[m[1], Number(m[2])]] : [];
       }),
     );
-    expect(Object.keys(pids).sort()).toEqual(['env-0', 'evaluator', 'learner', 'policy']);
+    expect(Object.keys(pids).sort()).toEqual(['env-0', 'evaluator', 'learner', 'policy', 'sae']);
     const natsPort = Number(UP_NATS.exec(out.join('\n'))![1]);
     process.kill(pids.policy, 'SIGKILL');
     await until(() => (/policy is back \(pid \d+\)/.test(err) ? true : undefined), 60_000, 'the policy service to come back');
@@ -139,7 +139,7 @@ describe.skipIf(missing !== null)('rlmesh up + rlmesh train --mesh', () => {
         });
         socket.once('error', () => resolve(false));
       });
-    for (let port = base; port < base + 4; port++) expect(await mtls(port), `port ${port}`).toBe(true);
+    for (let port = base; port < base + 5; port++) expect(await mtls(port), `port ${port}`).toBe(true);
     expect(out.find((l) => l.startsWith('ready:'))).toContain(`--tls-ca ${fixture('ca.pem')}`);
     const alive = (pid: number) => {
       try {

@@ -14,6 +14,7 @@ import { EVAL_USAGE, evalCommand } from './eval';
 import { policyAct } from './policy-act';
 import { Progress } from './progress';
 import { REPORT_USAGE, report } from './report';
+import { SAE_USAGE, saeCommand } from './sae';
 import { SERVE_USAGE, serve } from './serve';
 import { SFT_USAGE, sftCommand } from './sft';
 import { UP_USAGE, up } from './up';
@@ -44,7 +45,8 @@ const USAGE = `usage:
   ${REPORT_USAGE}
   ${DASHBOARD_USAGE}
   ${DATA_USAGE}
-  ${SFT_USAGE}`;
+  ${SFT_USAGE}
+  ${SAE_USAGE}`;
 
 /** `rlmesh <command> --help` prints that command's usage. */
 const HELP: Record<string, string> = {
@@ -58,6 +60,7 @@ const HELP: Record<string, string> = {
   dashboard: DASHBOARD_USAGE,
   data: DATA_USAGE,
   sft: SFT_USAGE,
+  sae: SAE_USAGE,
 };
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -77,6 +80,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === 'dashboard') return await dashboard(rest);
     if (command === 'data') return await dataCommand(rest);
     if (command === 'sft') return await sftCommand(rest);
+    if (command === 'sae') return await saeCommand(rest);
     if (command === undefined || command === 'help' || command === '--help') {
       console.log(USAGE);
       return command === undefined ? 2 : 0;

@@ -1,5 +1,5 @@
 /**
- * `rlmesh serve <env|policy|learner|evaluator>`: one service as its own process. OpenTelemetry starts first,
+ * `rlmesh serve <env|policy|learner|evaluator|sae>`: one service as its own process. OpenTelemetry starts first,
  * before anything loads @grpc/grpc-js (hence the subpath import and the lazy imports below). The
  * process prints one `READY {json}` line on stdout once it listens (what `rlmesh up` and the tests
  * wait for), logs JSON lines on stderr, and shuts down gracefully on SIGTERM / SIGINT.
@@ -11,7 +11,7 @@ import { startTelemetry } from '@rlmesh/mesh/telemetry';
 import { parseArgs, UsageError } from './args';
 import { connectBus, NATS_OPTIONS, natsTarget } from './nats-args';
 
-export const SERVE_USAGE = `rlmesh serve <env|policy|learner|evaluator> [--port N] [--host H] [--nats URL] [--metrics-port N]
+export const SERVE_USAGE = `rlmesh serve <env|policy|learner|evaluator|sae> [--port N] [--host H] [--nats URL] [--metrics-port N]
     [--tls-cert F --tls-key F [--tls-ca F]]   TLS; with a CA, mTLS both ways (or RLMESH_TLS_CERT / _KEY / _CA)
     [--nats-creds F | --nats-nkey F] [--nats-tls-ca F [--nats-tls-cert F --nats-tls-key F]]   NATS login and TLS
         (or RLMESH_NATS_CREDS / _NKEY / _TLS_CA / _TLS_CERT / _TLS_KEY); a password or token goes in the URL:
@@ -19,9 +19,10 @@ export const SERVE_USAGE = `rlmesh serve <env|policy|learner|evaluator> [--port 
     env:     [--policy HOST:PORT] [--replica-id ID]
     policy:  [--max-batch ROWS] [--max-wait-ms MS] [--seed N] [--device cpu|cuda]
     learner: [--out-dir DIR] [--device cpu|cuda]   --device: onnxruntime's execution provider (default cpu)
-    evaluator: [--checkpoint-root DIR]   checkpoints named in requests are read only from under DIR (default runs)`;
+    evaluator: [--checkpoint-root DIR]   checkpoints named in requests are read only from under DIR (default runs)
+    sae:     [--sae-root DIR]   activation stores are read from under DIR, SAEs kept in DIR/saes (default sae)`;
 
-const SERVICES = ['env', 'policy', 'learner', 'evaluator'] as const;
+const SERVICES = ['env', 'policy', 'learner', 'evaluator', 'sae'] as const;
 type ServiceName = (typeof SERVICES)[number];
 
 function intOption(options: Record<string, string>, key: string, fallback: number | undefined): number | undefined {
@@ -54,6 +55,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     'tls-ca',
     'device',
     'checkpoint-root',
+    'sae-root',
   ]);
   for (const k of Object.keys(options)) if (!known.has(k)) throw new UsageError(`serve: unknown option --${k}`);
   const port = intOption(options, 'port', 0);
@@ -119,6 +121,13 @@ export async function serve(argv: readonly string[]): Promise<number> {
     const checkpointRoot = options['checkpoint-root'] ?? 'runs';
     mkdirSync(checkpointRoot, { recursive: true });
     const server = await startEvaluatorServer({ bus, port, host, logger, credentials, checkpointRoot });
+    boundPort = server.port;
+    shutdown = () => server.shutdown({ drainMs: 200 });
+  } else if (name === 'sae') {
+    const { startSaeServer } = await import('@rlmesh/sae');
+    const root = options['sae-root'] ?? 'sae';
+    mkdirSync(root, { recursive: true });
+    const server = await startSaeServer({ root, port, host, logger, credentials });
     boundPort = server.port;
     shutdown = () => server.shutdown({ drainMs: 200 });
   } else {

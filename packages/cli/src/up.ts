@@ -1,9 +1,9 @@
 /**
  * `rlmesh up`: the mesh on one machine. Uses NATS_URL, or starts a private nats-server (JetStream,
  * temp store, a generated login: up-nats.ts) when one is on the PATH, and otherwise fails with a
- * clear message. Then starts the learner, the policy service, the env replicas and the evaluator as
- * child processes (`rlmesh serve ...`) with the same NATS login and gRPC TLS files, waits for each
- * to listen, prints their addresses, and stops them all on Ctrl-C.
+ * clear message. Then starts the learner, the policy service, the env replicas, the evaluator and
+ * the SAE service as child processes (`rlmesh serve ...`) with the same NATS login and gRPC TLS
+ * files, waits for each to listen, prints their addresses, and stops them all on Ctrl-C.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -154,6 +154,8 @@ export async function up(argv: readonly string[]): Promise<number> {
     // After the replicas, so that adding replicas moves it rather than the ports users already know.
     // The evaluator reads checkpoints where the learner writes runs.
     { name: 'evaluator', port: base + 2 + replicas, extra: ['--checkpoint-root', options['out-dir'] ?? 'runs'] },
+    // Activation stores are read, and SAEs kept, under ./sae (rlmesh sae capture --out sae/<name>).
+    { name: 'sae', port: base + 3 + replicas, extra: ['--sae-root', 'sae'] },
   ];
   const running: Supervised[] = [];
   let stopped = false;
@@ -181,7 +183,7 @@ export async function up(argv: readonly string[]): Promise<number> {
     await stopAll();
     if (stopped && (e as Error).message === 'stopped') return 0;
     throw new UsageError(
-      `up: ${(e as Error).message} (is port ${base}..${base + 2 + replicas} or its +100 metrics port taken? try --base-port)`,
+      `up: ${(e as Error).message} (is port ${base}..${base + 3 + replicas} or its +100 metrics port taken? try --base-port)`,
     );
   }
   console.log(bus.describe);

@@ -128,10 +128,10 @@ describe('rlmesh mesh commands: bad input', () => {
 
   it('serve and up reject unknown services and options', async () => {
     const io = capture();
-    expect(await main(['serve', 'sae'])).toBe(2);
+    expect(await main(['serve', 'bogus'])).toBe(2);
     expect(await main(['serve', 'env', '--nats', 'nats://127.0.0.1:1', '--bogus', '1'])).toBe(2);
     expect(await main(['up', '--env-replicas', '0'])).toBe(2);
-    expect(io.err[0]).toMatch(/^rlmesh: serve needs one of env, policy, learner, evaluator/);
+    expect(io.err[0]).toMatch(/^rlmesh: serve needs one of env, policy, learner, evaluator, sae/);
     expect(io.err[1]).toBe('rlmesh: serve: unknown option --bogus');
     expect(io.err[2]).toBe('rlmesh: --env-replicas: must be an integer in 1..32, got 0');
   });

@@ -12,6 +12,7 @@ export * from './gen/rlmesh/v1/env';
 export * from './gen/rlmesh/v1/evaluator';
 export * from './gen/rlmesh/v1/learner';
 export * from './gen/rlmesh/v1/policy';
+export * from './gen/rlmesh/v1/sae';
 export * from './tensor';
 
 /** `buf build` output for every rlmesh proto file: what reflection serves. */

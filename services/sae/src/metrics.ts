@@ -59,3 +59,30 @@ export function saeMetrics({ x, xHat, dIn, fired, denseThreshold = 0.1 }: Metric
     dense_fraction: dense / fired.length,
   };
 }
+
+export interface DensityBin {
+  /** Latents with lo <= log10(firing frequency) < hi. */
+  lo: number;
+  hi: number;
+  count: number;
+}
+
+/**
+ * The feature density histogram (SAELens's log10 feature density plot) over `rows` rows: one bin per
+ * `width` decades from 10^`from` up to 1, and a first bin (lo = -Infinity) for latents that never
+ * fired. Frequencies below 10^from fall in the lowest finite bin.
+ */
+export function densityHistogram(fired: ArrayLike<number>, rows: number, from = -5, width = 0.5): DensityBin[] {
+  const n = Math.round(-from / width);
+  const bins: DensityBin[] = [{ lo: Number.NEGATIVE_INFINITY, hi: from, count: 0 }];
+  for (let i = 0; i < n; i++) bins.push({ lo: from + i * width, hi: from + (i + 1) * width, count: 0 });
+  for (let j = 0; j < fired.length; j++) {
+    if (fired[j] === 0) {
+      bins[0].count++;
+      continue;
+    }
+    const at = Math.floor((Math.log10(fired[j] / rows) - from) / width);
+    bins[1 + Math.min(n - 1, Math.max(0, at))].count++;
+  }
+  return bins;
+}
