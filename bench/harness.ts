@@ -3,6 +3,7 @@
  * from the environment, and a timer that measures a subject and its baseline interleaved, so that
  * the noise of a shared machine lands on both and their ratio stays meaningful.
  */
+import * as os from 'node:os';
 
 /** One reported number. `ratio` compares it with `baseline`, measured in the same run; `notes` says how. */
 export interface BenchResult {
@@ -13,6 +14,38 @@ export interface BenchResult {
   baseline?: { name: string; value: number };
   ratio?: number;
   notes: string;
+}
+
+/** The machine a results file was measured on. */
+export interface Machine {
+  cpu: string;
+  cores: number;
+  os: string;
+  node: string;
+  onnxruntime: string;
+}
+
+/** bench/results/<suite>.json: what one suite measured, from which the README's section is written. */
+export interface SuiteFile {
+  suite: string;
+  description: string;
+  generatedAt: string;
+  command: string;
+  machine: Machine;
+  settings: BenchSettings;
+  durationS: number;
+  results: BenchResult[];
+}
+
+export function machine(): Machine {
+  const versions = (require('onnxruntime-node') as { env: { versions: Record<string, string | undefined> } }).env.versions;
+  return {
+    cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
+    cores: os.cpus().length,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    onnxruntime: versions.node ?? versions.common ?? 'unknown',
+  };
 }
 
 /** A group of benchmarks that writes bench/results/<name>.json. */

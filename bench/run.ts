@@ -10,12 +10,11 @@
  * and add it to SUITES below.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { runEvalBenchmarks } from './eval.bench';
 import { runGenerateBenchmarks } from './generate.bench';
 import { runGraphBenchmarks } from './graph.bench';
-import { type BenchResult, type BenchSettings, type BenchSuite, settingsFromEnv } from './harness';
+import { type BenchResult, type BenchSettings, type BenchSuite, type Machine, machine, type SuiteFile, settingsFromEnv } from './harness';
 import { runMeshBenchmarks } from './mesh.bench';
 import { runPolicyBenchmarks } from './policy.bench';
 import { runPpoBenchmarks } from './ppo.bench';
@@ -77,36 +76,6 @@ const BENCH_DIR = __dirname;
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const README = path.join(BENCH_DIR, 'README.md');
 const COMMAND = 'npm run bench';
-
-interface Machine {
-  cpu: string;
-  cores: number;
-  os: string;
-  node: string;
-  onnxruntime: string;
-}
-
-interface SuiteFile {
-  suite: string;
-  description: string;
-  generatedAt: string;
-  command: string;
-  machine: Machine;
-  settings: BenchSettings;
-  durationS: number;
-  results: BenchResult[];
-}
-
-function machine(): Machine {
-  const versions = (require('onnxruntime-node') as { env: { versions: Record<string, string | undefined> } }).env.versions;
-  return {
-    cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
-    cores: os.cpus().length,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    onnxruntime: versions.node ?? versions.common ?? 'unknown',
-  };
-}
 
 function describeMachine(m: Machine): string {
   return `${m.cpu}, ${m.cores} cores, ${m.os}, Node ${m.node}, onnxruntime-node ${m.onnxruntime}`;
