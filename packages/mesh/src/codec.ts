@@ -3,8 +3,8 @@
  * and rollouts (TrajectoryChunk). An actor encodes a Rollout, the learner decodes it back, checked
  * against the run's shapes so that a malformed chunk is a TensorError naming the field.
  */
-import { Box, Discrete, MultiDiscrete, type Rollout, type Space, TokenSequence } from '@rlmesh/core';
-import { decodeTensor, encodeTensor, type Space as PbSpace, type Tensor, TrajectoryChunk } from '@rlmesh/proto';
+import { Box, Discrete, MultiDiscrete, type Rollout, type SequenceRollout, type Space, TokenSequence } from '@rlmesh/core';
+import { decodeTensor, encodeTensor, type Space as PbSpace, type Tensor, TensorError, TrajectoryChunk } from '@rlmesh/proto';
 
 export function spaceToProto(s: Space): PbSpace {
   switch (s.kind) {
@@ -102,6 +102,102 @@ export function decodeRollout(c: TrajectoryChunk, want: RolloutShape): Rollout {
     truncated: decodeTensor('truncated', c.truncated, { dtype: 'uint8', shape: tn }).data,
     success: decodeTensor('success', c.success, { dtype: 'uint8', shape: tn }).data,
     nextObs: decodeTensor('next_obs', c.nextObs, { dtype: 'float32', shape: [T, N, S] }).data,
+    episodes: c.episodes.map((e) => ({ length: e.length, returns: { ...e.returns }, success: e.success })),
+  };
+}
+
+/** A token-sequence rollout as a chunk: the sequences fields, with log_probs, rewards, success and truncated per row. */
+export function encodeSequenceRollout(runId: string, r: SequenceRollout): TrajectoryChunk {
+  const rows = r.numPrompts * r.groupSize;
+  const Lp = r.promptLength;
+  const Lc = r.completionLength;
+  return TrajectoryChunk.fromPartial({
+    runId,
+    actorId: r.actorId,
+    sequence: r.sequence,
+    policyVersion: r.policyVersion,
+    groupId: `${r.actorId}/${r.sequence}`,
+    numSteps: 1,
+    numEnvs: rows,
+    logProbs: encodeTensor(r.logProbs, [rows, Lc]),
+    rewards: Object.fromEntries(Object.entries(r.rewards).map(([c, x]): [string, Tensor] => [c, encodeTensor(x, [rows])])),
+    success: encodeTensor(r.success, [rows]),
+    truncated: encodeTensor(r.truncated, [rows]),
+    episodes: r.episodes.map((e) => ({ length: e.length, returns: e.returns, success: e.success })),
+    sequences: {
+      numPrompts: r.numPrompts,
+      groupSize: r.groupSize,
+      promptIds: encodeTensor(r.promptIds, [rows, Lp]),
+      promptLengths: encodeTensor(r.promptLengths, [rows]),
+      completionIds: encodeTensor(r.completionIds, [rows, Lc]),
+      completionMask: encodeTensor(r.completionMask, [rows, Lc]),
+      refused: encodeTensor(r.refused, [rows]),
+      groupIds: encodeTensor(r.groupIds, [rows]),
+    },
+  });
+}
+
+export interface SequenceRolloutShape {
+  numPrompts: number;
+  groupSize: number;
+  /** Completion tokens a row may hold (the run's max_completion_length). */
+  maxCompletionLength: number;
+  /** Token ids must be below it. */
+  vocabSize: number;
+  components: readonly string[];
+}
+
+/** Decodes a sequence chunk for a run of these shapes; TensorError names the field that breaks a rule. */
+export function decodeSequenceRollout(c: TrajectoryChunk, want: SequenceRolloutShape): SequenceRollout {
+  const s = c.sequences;
+  if (!s) throw new TensorError('sequences', 'is required in a chunk of a text-env run');
+  if (s.numPrompts !== want.numPrompts || s.groupSize !== want.groupSize)
+    throw new TensorError(
+      'sequences',
+      `holds ${s.numPrompts} prompts x ${s.groupSize}; the run expects ${want.numPrompts} x ${want.groupSize}`,
+    );
+  const rows = want.numPrompts * want.groupSize;
+  const promptIds = decodeTensor('sequences.prompt_ids', s.promptIds, { dtype: 'int32', shape: [rows, -1] });
+  const Lp = promptIds.shape[1];
+  const completionIds = decodeTensor('sequences.completion_ids', s.completionIds, { dtype: 'int32', shape: [rows, -1] });
+  const Lc = completionIds.shape[1];
+  if (Lc > want.maxCompletionLength)
+    throw new TensorError('sequences.completion_ids', `has ${Lc} tokens per row; the run allows ${want.maxCompletionLength}`);
+  const inVocab = (field: string, ids: Int32Array) => {
+    const bad = ids.findIndex((id) => id < 0 || id >= want.vocabSize);
+    if (bad >= 0) throw new TensorError(field, `element ${bad} is ${ids[bad]}, not a token id below ${want.vocabSize}`);
+  };
+  inVocab('sequences.prompt_ids', promptIds.data);
+  inVocab('sequences.completion_ids', completionIds.data);
+  const promptLengths = decodeTensor('sequences.prompt_lengths', s.promptLengths, { dtype: 'int32', shape: [rows] }).data;
+  const badLength = promptLengths.findIndex((n) => n < 1 || n > Lp);
+  if (badLength >= 0)
+    throw new TensorError('sequences.prompt_lengths', `element ${badLength} is ${promptLengths[badLength]}, not in 1..${Lp}`);
+  const groupIds = decodeTensor('sequences.group_ids', s.groupIds, { dtype: 'int32', shape: [rows] }).data;
+  const badGroup = groupIds.findIndex((g, r) => g !== Math.floor(r / want.groupSize));
+  if (badGroup >= 0)
+    throw new TensorError('sequences.group_ids', `row ${badGroup} is in group ${groupIds[badGroup]}; rows run group after group`);
+  const rewards: Record<string, Float32Array> = {};
+  for (const comp of want.components)
+    rewards[comp] = decodeTensor(`rewards.${comp}`, c.rewards[comp], { dtype: 'float32', shape: [rows] }).data;
+  return {
+    actorId: c.actorId,
+    sequence: c.sequence,
+    policyVersion: c.policyVersion,
+    numPrompts: want.numPrompts,
+    groupSize: want.groupSize,
+    promptLength: Lp,
+    completionLength: Lc,
+    promptIds: promptIds.data,
+    promptLengths,
+    completionIds: completionIds.data,
+    completionMask: decodeTensor('sequences.completion_mask', s.completionMask, { dtype: 'uint8', shape: [rows, Lc] }).data,
+    logProbs: decodeTensor('log_probs', c.logProbs, { dtype: 'float32', shape: [rows, Lc] }).data,
+    rewards,
+    success: decodeTensor('success', c.success, { dtype: 'uint8', shape: [rows] }).data,
+    refused: decodeTensor('sequences.refused', s.refused, { dtype: 'uint8', shape: [rows] }).data,
+    truncated: decodeTensor('truncated', c.truncated, { dtype: 'uint8', shape: [rows] }).data,
+    groupIds,
     episodes: c.episodes.map((e) => ({ length: e.length, returns: { ...e.returns }, success: e.success })),
   };
 }

@@ -181,11 +181,46 @@ export interface TrajectoryChunk {
    */
   nextObs?: Tensor | undefined;
   episodes: EpisodeSummary[];
+  /**
+   * Token-sequence rollouts (text envs: P prompts x G completions each, for GRPO) set this instead
+   * of obs, actions, values, terminated and next_obs. Rows run group after group; log_probs is then
+   * [rows, Lc] (the completion tokens' behaviour log-probs, 0 on padding) and rewards, success and
+   * truncated are [rows] (truncated: the completion hit its token budget without EOS).
+   */
+  sequences?: SequenceBatch | undefined;
 }
 
 export interface TrajectoryChunk_RewardsEntry {
   key: string;
   value?: Tensor | undefined;
+}
+
+export interface SequenceBatch {
+  numPrompts: number;
+  /** completions per prompt (G) */
+  groupSize: number;
+  /** [rows, Lp] int32: each prompt left-aligned, padded with 0 */
+  promptIds?:
+    | Tensor
+    | undefined;
+  /** [rows] int32 */
+  promptLengths?:
+    | Tensor
+    | undefined;
+  /** [rows, Lc] int32, padded with 0 */
+  completionIds?:
+    | Tensor
+    | undefined;
+  /** [rows, Lc] uint8: 1 on generated tokens (EOS included) */
+  completionMask?:
+    | Tensor
+    | undefined;
+  /** [rows] uint8: the env refused the completion or it was not text (rewards 0) */
+  refused?:
+    | Tensor
+    | undefined;
+  /** [rows] int32 */
+  groupIds?: Tensor | undefined;
 }
 
 function createBaseTensor(): Tensor {
@@ -1286,6 +1321,7 @@ function createBaseTrajectoryChunk(): TrajectoryChunk {
     success: undefined,
     nextObs: undefined,
     episodes: [],
+    sequences: undefined,
   };
 }
 
@@ -1344,6 +1380,9 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
     }
     for (const v of message.episodes) {
       EpisodeSummary.encode(v!, writer.uint32(146).fork()).join();
+    }
+    if (message.sequences !== undefined) {
+      SequenceBatch.encode(message.sequences, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -1508,6 +1547,14 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
             message.episodes.push(EpisodeSummary.decode(reader, reader.uint32()));
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.sequences = SequenceBatch.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1587,6 +1634,7 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
       episodes: globalThis.Array.isArray(object?.episodes)
         ? object.episodes.map((e: any) => EpisodeSummary.fromJSON(e))
         : [],
+      sequences: isSet(object.sequences) ? SequenceBatch.fromJSON(object.sequences) : undefined,
     };
   },
 
@@ -1652,6 +1700,9 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
     if (message.episodes?.length) {
       obj.episodes = message.episodes.map((e) => EpisodeSummary.toJSON(e));
     }
+    if (message.sequences !== undefined) {
+      obj.sequences = SequenceBatch.toJSON(message.sequences);
+    }
     return obj;
   },
 
@@ -1700,6 +1751,9 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
       ? Tensor.fromPartial(object.nextObs)
       : undefined;
     message.episodes = object.episodes?.map((e) => EpisodeSummary.fromPartial(e)) || [];
+    message.sequences = (object.sequences !== undefined && object.sequences !== null)
+      ? SequenceBatch.fromPartial(object.sequences)
+      : undefined;
     return message;
   },
 };
@@ -1786,6 +1840,236 @@ export const TrajectoryChunk_RewardsEntry: MessageFns<TrajectoryChunk_RewardsEnt
     message.key = object.key ?? "";
     message.value = (object.value !== undefined && object.value !== null)
       ? Tensor.fromPartial(object.value)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSequenceBatch(): SequenceBatch {
+  return {
+    numPrompts: 0,
+    groupSize: 0,
+    promptIds: undefined,
+    promptLengths: undefined,
+    completionIds: undefined,
+    completionMask: undefined,
+    refused: undefined,
+    groupIds: undefined,
+  };
+}
+
+export const SequenceBatch: MessageFns<SequenceBatch> = {
+  encode(message: SequenceBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.numPrompts !== 0) {
+      writer.uint32(8).uint32(message.numPrompts);
+    }
+    if (message.groupSize !== 0) {
+      writer.uint32(16).uint32(message.groupSize);
+    }
+    if (message.promptIds !== undefined) {
+      Tensor.encode(message.promptIds, writer.uint32(26).fork()).join();
+    }
+    if (message.promptLengths !== undefined) {
+      Tensor.encode(message.promptLengths, writer.uint32(34).fork()).join();
+    }
+    if (message.completionIds !== undefined) {
+      Tensor.encode(message.completionIds, writer.uint32(42).fork()).join();
+    }
+    if (message.completionMask !== undefined) {
+      Tensor.encode(message.completionMask, writer.uint32(50).fork()).join();
+    }
+    if (message.refused !== undefined) {
+      Tensor.encode(message.refused, writer.uint32(58).fork()).join();
+    }
+    if (message.groupIds !== undefined) {
+      Tensor.encode(message.groupIds, writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SequenceBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSequenceBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.numPrompts = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.groupSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.promptIds = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.promptLengths = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.completionIds = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.completionMask = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.refused = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.groupIds = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SequenceBatch {
+    return {
+      numPrompts: isSet(object.numPrompts)
+        ? globalThis.Number(object.numPrompts)
+        : isSet(object.num_prompts)
+        ? globalThis.Number(object.num_prompts)
+        : 0,
+      groupSize: isSet(object.groupSize)
+        ? globalThis.Number(object.groupSize)
+        : isSet(object.group_size)
+        ? globalThis.Number(object.group_size)
+        : 0,
+      promptIds: isSet(object.promptIds)
+        ? Tensor.fromJSON(object.promptIds)
+        : isSet(object.prompt_ids)
+        ? Tensor.fromJSON(object.prompt_ids)
+        : undefined,
+      promptLengths: isSet(object.promptLengths)
+        ? Tensor.fromJSON(object.promptLengths)
+        : isSet(object.prompt_lengths)
+        ? Tensor.fromJSON(object.prompt_lengths)
+        : undefined,
+      completionIds: isSet(object.completionIds)
+        ? Tensor.fromJSON(object.completionIds)
+        : isSet(object.completion_ids)
+        ? Tensor.fromJSON(object.completion_ids)
+        : undefined,
+      completionMask: isSet(object.completionMask)
+        ? Tensor.fromJSON(object.completionMask)
+        : isSet(object.completion_mask)
+        ? Tensor.fromJSON(object.completion_mask)
+        : undefined,
+      refused: isSet(object.refused) ? Tensor.fromJSON(object.refused) : undefined,
+      groupIds: isSet(object.groupIds)
+        ? Tensor.fromJSON(object.groupIds)
+        : isSet(object.group_ids)
+        ? Tensor.fromJSON(object.group_ids)
+        : undefined,
+    };
+  },
+
+  toJSON(message: SequenceBatch): unknown {
+    const obj: any = {};
+    if (message.numPrompts !== 0) {
+      obj.numPrompts = Math.round(message.numPrompts);
+    }
+    if (message.groupSize !== 0) {
+      obj.groupSize = Math.round(message.groupSize);
+    }
+    if (message.promptIds !== undefined) {
+      obj.promptIds = Tensor.toJSON(message.promptIds);
+    }
+    if (message.promptLengths !== undefined) {
+      obj.promptLengths = Tensor.toJSON(message.promptLengths);
+    }
+    if (message.completionIds !== undefined) {
+      obj.completionIds = Tensor.toJSON(message.completionIds);
+    }
+    if (message.completionMask !== undefined) {
+      obj.completionMask = Tensor.toJSON(message.completionMask);
+    }
+    if (message.refused !== undefined) {
+      obj.refused = Tensor.toJSON(message.refused);
+    }
+    if (message.groupIds !== undefined) {
+      obj.groupIds = Tensor.toJSON(message.groupIds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SequenceBatch>): SequenceBatch {
+    return SequenceBatch.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SequenceBatch>): SequenceBatch {
+    const message = createBaseSequenceBatch();
+    message.numPrompts = object.numPrompts ?? 0;
+    message.groupSize = object.groupSize ?? 0;
+    message.promptIds = (object.promptIds !== undefined && object.promptIds !== null)
+      ? Tensor.fromPartial(object.promptIds)
+      : undefined;
+    message.promptLengths = (object.promptLengths !== undefined && object.promptLengths !== null)
+      ? Tensor.fromPartial(object.promptLengths)
+      : undefined;
+    message.completionIds = (object.completionIds !== undefined && object.completionIds !== null)
+      ? Tensor.fromPartial(object.completionIds)
+      : undefined;
+    message.completionMask = (object.completionMask !== undefined && object.completionMask !== null)
+      ? Tensor.fromPartial(object.completionMask)
+      : undefined;
+    message.refused = (object.refused !== undefined && object.refused !== null)
+      ? Tensor.fromPartial(object.refused)
+      : undefined;
+    message.groupIds = (object.groupIds !== undefined && object.groupIds !== null)
+      ? Tensor.fromPartial(object.groupIds)
       : undefined;
     return message;
   },
