@@ -8,13 +8,17 @@ import { parseArgs, UsageError } from './args';
 export const SAE_USAGE = `rlmesh sae hooks --checkpoint <policy file>
   rlmesh sae capture --checkpoint <policy file> --hook NAME (--episodes N [--env ID] [--level L] [--seed S] | --data FILE.jsonl) --out DIR
   rlmesh sae train --activations DIR [--root DIR] [--id ID] [--steps N] [--batch-size N] [--config.key value ...]
+  rlmesh sae loss-recovered --checkpoint <policy file> --sae DIR --activations DIR [--rows N]
     hooks lists the hook points of a trained policy (a checkpoint or a run's model.safetensors) with
     their shapes. capture runs the policy over episodes of its env at curriculum level L (default 0;
     actions sampled from it; --env names another) or over JSONL lines {"obs": [...], "labels": {...}} and writes DIR/activations.safetensors
     (F32 [rows, d]) and DIR/context.jsonl (one line per row). train trains an SAE on a store (path
     relative to --root, default .) with SAELens's config keys (--config.architecture topk --config.k 20
     --config.d_sae 256 ...), writes <root>/saes/<id> in SAELens's layout with rlmesh_sae.json
-    (metrics on held-out rows) and analysis.json, and prints the metrics.`;
+    (metrics on held-out rows) and analysis.json, and prints the metrics. loss-recovered splices an SAE
+    (a directory in SAELens's layout) into the policy at the store's hook and prints the policy's loss
+    (cross-entropy against its clean action distribution) clean, with the SAE and zero-ablated, on the
+    store's first N observations (default 4096), and the fraction recovered.`;
 
 function int(options: Record<string, string>, key: string, fallback?: number): number | undefined {
   const raw = options[key];
@@ -61,8 +65,27 @@ async function asUsage<T>(sub: string, f: () => Promise<T>): Promise<T> {
 export async function saeCommand(argv: readonly string[]): Promise<number> {
   const { positionals, options } = parseArgs(argv);
   const sub = positionals[0];
-  if (positionals.length !== 1 || !['hooks', 'capture', 'train'].includes(sub))
-    throw new UsageError(`sae needs one of hooks, capture, train\n${SAE_USAGE}`);
+  if (positionals.length !== 1 || !['hooks', 'capture', 'train', 'loss-recovered'].includes(sub))
+    throw new UsageError(`sae needs one of hooks, capture, train, loss-recovered\n${SAE_USAGE}`);
+  if (sub === 'loss-recovered') {
+    only(options, ['checkpoint', 'sae', 'activations', 'rows'], sub);
+    const [checkpoint, saeDir, activations] = ['checkpoint', 'sae', 'activations'].map((k) => need(options, k, sub));
+    const limit = int(options, 'rows', 4096) as number;
+    const { loadPolicyFile } = await import('@rlmesh/learner');
+    const { loadSaeLens, lossRecovered, readActivationStore } = await import('@rlmesh/sae');
+    const r = await asUsage(sub, async () => {
+      const store = await readActivationStore(activations);
+      if (!store.observations)
+        throw new Error(`${activations} holds no observations (rows are token positions, or it was not written by rlmesh sae capture)`);
+      const rows = Math.min(limit, store.rows);
+      const obs = store.observations.data.subarray(0, rows * store.observations.d);
+      return lossRecovered(await loadPolicyFile(checkpoint), store.metadata.hook ?? '', await loadSaeLens(saeDir), obs, rows);
+    });
+    console.log(
+      `loss (cross-entropy to the clean policy) on ${r.rows} observations: clean ${r.clean.toFixed(4)}  sae ${r.sae.toFixed(4)}  zero-ablated ${r.zero.toFixed(4)}  recovered ${r.recovered.toFixed(4)}  KL ${r.kl.toExponential(3)}`,
+    );
+    return 0;
+  }
   if (sub === 'hooks') {
     only(options, ['checkpoint'], sub);
     const checkpoint = need(options, 'checkpoint', sub);

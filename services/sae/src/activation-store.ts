@@ -1,12 +1,13 @@
 /**
  * Reading an activation store as `rlmesh sae capture` writes it (capture.ts): activations.safetensors
- * with `activations` F32 [rows, d], and context.jsonl with one line per row (optional). Errors name
+ * with `activations` F32 [rows, d] (and, when rows are observations, `observations` F32 [rows, obs_dim]),
+ * and context.jsonl with one line per row (optional). Errors name
  * the file and the rule, so a service can pass them on as a bad request.
  */
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { loadSafetensors, saveSafetensors } from '@rlmesh/graph';
+import { loadSafetensors, type SafeTensor, saveSafetensors } from '@rlmesh/graph';
 
 export const ACTIVATIONS_FILE = 'activations.safetensors';
 export const CONTEXT_FILE = 'context.jsonl';
@@ -19,6 +20,8 @@ export interface ActivationStore {
   metadata: Record<string, string>;
   /** One record per row, or null when the store has no context.jsonl. */
   context: Record<string, unknown>[] | null;
+  /** The policy observation each row was read on (capture writes them when rows are observations). */
+  observations: { data: Float32Array; d: number } | null;
 }
 
 export class StoreError extends Error {}
@@ -51,23 +54,30 @@ export async function readActivationStore(path: string): Promise<ActivationStore
     // Context that does not line up with the rows would label features wrongly: left out instead.
     if (lines.length === rows) context = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   }
-  return { data, rows, d, metadata: st.metadata, context };
+  const o = st.tensors.observations;
+  if (o && (o.dtype !== 'F32' || o.shape.length !== 2 || o.shape[0] !== rows))
+    throw new StoreError(`${file}: observations must be F32 [${rows}, obs_dim], got ${o.dtype} [${o.shape}]`);
+  const observations = o ? { data: o.data as Float32Array, d: o.shape[1] } : null;
+  return { data, rows, d, metadata: st.metadata, context, observations };
 }
 
-/** Writes a store: `data` [rows, d] row-major, with one context record per row (or none). */
+/** Writes a store: `data` [rows, d] row-major, with one context record per row (or none) and optionally each row's observation. */
 export async function writeActivationStore(
   dir: string,
   acts: { data: Float32Array; rows: number; d: number },
   metadata: Record<string, string>,
   context: readonly Record<string, unknown>[] | null,
+  observations?: { data: Float32Array; d: number },
 ): Promise<void> {
   if (acts.data.length !== acts.rows * acts.d) throw new Error(`store: ${acts.data.length} values is not ${acts.rows} rows of ${acts.d}`);
   if (context && context.length !== acts.rows) throw new Error(`store: ${context.length} context records for ${acts.rows} rows`);
   await mkdir(dir, { recursive: true });
-  await saveSafetensors(
-    join(dir, ACTIVATIONS_FILE),
-    { activations: { dtype: 'F32', shape: [acts.rows, acts.d], data: acts.data } },
-    metadata,
-  );
+  const tensors: Record<string, SafeTensor> = { activations: { dtype: 'F32', shape: [acts.rows, acts.d], data: acts.data } };
+  if (observations) {
+    if (observations.data.length !== acts.rows * observations.d)
+      throw new Error(`store: ${observations.data.length} observation values is not ${acts.rows} rows of ${observations.d}`);
+    tensors.observations = { dtype: 'F32', shape: [acts.rows, observations.d], data: observations.data };
+  }
+  await saveSafetensors(join(dir, ACTIVATIONS_FILE), tensors, metadata);
   if (context) await writeFile(join(dir, CONTEXT_FILE), context.map((x) => `${JSON.stringify(x)}\n`).join(''));
 }

@@ -2,7 +2,8 @@
  * Offline activation capture: a trained policy's capture program (its act program plus one hook as
  * an extra output) run over env episodes or over a file of observations, writing an activation
  * store an SAE trains from:
- *   DIR/activations.safetensors  `activations` F32 [rows, d] (metadata: hook, model, source, rows, d)
+ *   DIR/activations.safetensors  `activations` F32 [rows, d] (metadata: hook, model, checkpoint, source),
+ *                                and `observations` F32 [rows, obs_dim] when each row is one observation
  *   DIR/context.jsonl            one line per row: where it came from (env, episode, step, action,
  *                                position for token sequences, and the labels a data line carries)
  * A hook read as [batch, ...rest] gives one row per observation of width prod(rest); on a token
@@ -79,14 +80,25 @@ class Capturer {
 /** Collects rows and their context; written once at the end. */
 class RowSink {
   private readonly chunks: Float32Array[] = [];
+  private readonly obs: Float32Array[] = [];
   readonly context: RowContext[] = [];
   constructor(readonly d: number) {}
 
-  add(row: Float32Array, ctx: RowContext): void {
+  add(row: Float32Array, ctx: RowContext, obs?: Float32Array): void {
     for (let i = 0; i < row.length; i++)
       if (!Number.isFinite(row[i])) throw new Error(`capture: row ${this.context.length} has ${row[i]} at ${i} (${JSON.stringify(ctx)})`);
     this.chunks.push(row.slice());
+    if (obs) this.obs.push(obs.slice());
     this.context.push(ctx);
+  }
+
+  /** Each row's observation, when every row is one (not token positions). */
+  observations(): { data: Float32Array; d: number } | undefined {
+    if (this.obs.length !== this.rows || this.rows === 0) return undefined;
+    const d = this.obs[0].length;
+    const data = new Float32Array(this.rows * d);
+    for (const [i, o] of this.obs.entries()) data.set(o, i * d);
+    return { data, d };
   }
 
   get rows(): number {
@@ -105,7 +117,7 @@ function emitRows(c: Capturer, sink: RowSink, hook: Float32Array, r: number, obs
   const per = c.width * (c.perPosition ? c.file.model.obsDim : 1);
   const block = hook.subarray(r * per, (r + 1) * per);
   if (!c.perPosition) {
-    sink.add(block, ctx);
+    sink.add(block, ctx, obs.subarray(r * c.file.model.obsDim, (r + 1) * c.file.model.obsDim));
     return;
   }
   const S = c.file.model.obsDim;
@@ -180,6 +192,7 @@ export async function captureActivations(checkpoint: string, hook: string, sourc
     { data: sink.data(), rows: sink.rows, d: sink.d },
     { hook, model: file.model.name, checkpoint, source: from },
     sink.context,
+    sink.observations(),
   );
   return { dir, hook, rows: sink.rows, d: sink.d };
 }

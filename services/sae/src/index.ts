@@ -2,6 +2,7 @@ export * from './activation-store';
 export * from './capture';
 export * from './config';
 export * from './grpc';
+export * from './loss-recovered';
 export * from './metrics';
 export * from './planted';
 export * from './sae';
