@@ -82,12 +82,12 @@ describe('sequence rollouts as chunks', () => {
     ).toThrow(/sequences\.completion_ids: has 4 tokens per row; the run allows 3/);
     expect(
       bad((c) => {
-        if (c.sequences?.promptLengths) c.sequences.promptLengths.data = new Uint8Array(24);
+        if (c.sequences?.promptLengths) c.sequences.promptLengths.data = Buffer.alloc(24);
       }),
     ).toThrow(/sequences\.prompt_lengths: element 0 is 0/);
     expect(
       bad((c) => {
-        if (c.sequences?.groupIds) c.sequences.groupIds.data = new Uint8Array(24);
+        if (c.sequences?.groupIds) c.sequences.groupIds.data = Buffer.alloc(24);
       }),
     ).toThrow(/sequences\.group_ids: row 3 is in group 0/);
     expect(
