@@ -15,5 +15,6 @@ export * from './run/embedded';
 export * from './run/learner-run';
 export * from './run/policy-file';
 export * from './run/sequence-config';
+export * from './run/sequence-learner-run';
 export * from './run/sequence-run';
 export * from './sft';

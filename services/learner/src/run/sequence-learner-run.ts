@@ -1,0 +1,295 @@
+/**
+ * The learner core of RL on token sequences: turns SequenceRollouts into train steps, whoever
+ * played them (the embedded driver in sequence-run.ts now; the mesh's text actors through
+ * trajectory chunks next). Reads top to bottom:
+ *   create: init_from (a Hugging Face GPT-2 directory with its tokenizer), or the checkpoint resumed
+ *           -> model -> the algorithm's gradient program + AdamW (models/gpt2-step.ts) -> reference
+ *   update: lag -> algorithm.update -> counters -> metrics.jsonl line -> checkpoint every
+ *           train.checkpoint_every updates
+ *   finish: final checkpoint, summary.json
+ *
+ * It shares LearnerRun's conventions rather than its class, whose model, act program and rollout
+ * are numeric: runs/<name>/ holds config.json, metrics.jsonl (one UpdateRecord per update, the
+ * algorithm's metrics under `metrics`), checkpoints/update_<n>/ and summary.json (RunSummary's
+ * fields). A checkpoint is a Hugging Face GPT-2 directory with its tokenizer (so SFT's evaluation,
+ * the evaluator and `transformers` read it), the AdamW state and trainer_state.json as SFT writes
+ * them, and rl_state.json: the counters, the actor's state (the embedded driver's envs and sampling
+ * generator) and the algorithm's state, so a resumed run continues exactly where it was written.
+ * The reference of a KL term is always init_from, re-read on resume.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, makeTextEnv, type SequenceCollectorState, type SequenceRollout, type SequenceSampling } from '@rlmesh/core';
+import { buildForwardProgram, type HostTensor, Session } from '@rlmesh/graph';
+import type { Tokenizer } from '@rlmesh/text';
+import { type Gpt2Config, Gpt2LMHeadModel } from '../models/gpt2';
+import { buildGradientProgram, GradientTrainer, LM_BATCH_INPUTS, tokenLogProbs } from '../models/gpt2-step';
+import { type SequenceAlgorithmSpec, sequenceAlgorithmSpec, type UpdateRecord } from '../registry';
+import { loadSftCheckpoint, saveSftCheckpoint } from '../sft/checkpoint';
+import { keepLinesUpTo } from '../sft/run';
+import type { RunSummary } from './learner-run';
+import type { SequenceRunConfig } from './sequence-config';
+
+export const RL_STATE_FILE = 'rl_state.json';
+
+interface RlState {
+  updates: number;
+  env_steps: number;
+  episodes: number;
+  success_history: number[];
+  reward_history: number[];
+  best: number;
+  collector: SequenceCollectorState | null;
+  algo_state: unknown;
+}
+
+export interface SequenceLearnerRunOptions {
+  runDir: string;
+  /** A checkpoint directory written by a sequence run (checkpoints/update_<n>). */
+  resumeFrom?: string;
+  /** The embedded actor's state, saved with every checkpoint. */
+  collectorState?: () => SequenceCollectorState | null;
+}
+
+export interface SequenceRunSummary extends RunSummary {
+  final_checkpoint: string;
+  /** Mean reward of the first and last train.success_window updates this process trained. */
+  reward_start: number;
+  reward_end: number;
+}
+
+async function loadDir(dir: string, resumable: boolean, key: string) {
+  try {
+    return await loadSftCheckpoint(dir, resumable);
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(key, (e as Error).message);
+  }
+}
+
+const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+
+export class SequenceLearnerRun {
+  readonly total: number;
+  readonly sampling: SequenceSampling & { promptsPerUpdate: number };
+  readonly padId: number;
+  /** What the checkpoint resumed from held for the caller (the embedded actor's state). */
+  resumed: { collector?: SequenceCollectorState } = {};
+  private state: RlState;
+  private readonly rewards: number[] = [];
+  private readonly t0 = performance.now();
+  private readonly trainedAtStart: number;
+
+  private constructor(
+    readonly cfg: SequenceRunConfig,
+    readonly spec: SequenceAlgorithmSpec,
+    private readonly algoCfg: never,
+    /** The checkpoint's GPT-2 config, as saved (the trained copy has dropout off). */
+    readonly config: Gpt2Config,
+    readonly model: Gpt2LMHeadModel,
+    readonly tokenizer: Tokenizer,
+    private readonly trainer: GradientTrainer,
+    private readonly reference: { session: Session; params: Float32Array } | null,
+    private readonly opts: SequenceLearnerRunOptions,
+    state: RlState | null,
+  ) {
+    this.total = cfg.train.total_updates;
+    const eosId = tokenizer.eosId as number;
+    this.padId = tokenizer.padId ?? eosId;
+    this.sampling = { ...spec.sampling(algoCfg), eosTokenId: eosId };
+    this.state = state ?? {
+      updates: 0,
+      env_steps: 0,
+      episodes: 0,
+      success_history: [],
+      reward_history: [],
+      best: 0,
+      collector: null,
+      algo_state: spec.initialState(algoCfg),
+    };
+    if (this.state.collector) this.resumed = { collector: this.state.collector };
+    this.trainedAtStart = this.state.updates;
+  }
+
+  static async create(cfg: SequenceRunConfig, opts: SequenceLearnerRunOptions): Promise<SequenceLearnerRun> {
+    const spec = sequenceAlgorithmSpec(cfg.algo.name);
+    const { name: _name, ...rest } = cfg.algo;
+    const algoCfg = rest as never;
+    // The policy: the checkpoint resumed from, or init_from. The reference is init_from either way.
+    const resumed = opts.resumeFrom ? await loadDir(opts.resumeFrom, true, 'resume') : null;
+    let state: RlState | null = null;
+    if (opts.resumeFrom) {
+      const path = join(opts.resumeFrom, RL_STATE_FILE);
+      if (!existsSync(path))
+        throw new ConfigError('resume', `${opts.resumeFrom}: no ${RL_STATE_FILE}; only a checkpoint of a sequence run resumes one`);
+      state = JSON.parse(readFileSync(path, 'utf8')) as RlState;
+    }
+    const init = await loadDir(cfg.init_from, false, 'init_from');
+    const start = resumed ?? init;
+    const { config, tokenizer } = start;
+    if (tokenizer.eosId === null)
+      throw new ConfigError('init_from', "the checkpoint's tokenizer has no EOS token; completions end with it");
+    const env = makeTextEnv(cfg.env.id, cfg.env.options);
+    for (const [c, w] of Object.entries(spec.rewardWeights(algoCfg, env.rewardComponents)))
+      if (w !== 0 && !env.rewardComponents.includes(c))
+        throw new ConfigError(
+          `algo.reward_weights.${c}`,
+          `${cfg.env.id} has no reward component ${c} (it has: ${env.rewardComponents.join(', ')})`,
+        );
+    // Dropout off, so the learner's log-probs are the generator's (the saved config keeps its own values).
+    const model = new Gpt2LMHeadModel({ ...config, embd_pdrop: 0, attn_pdrop: 0, resid_pdrop: 0 });
+    const program = buildGradientProgram(model, `${spec.name}_gradient`, spec.inputs(algoCfg), (b) => spec.loss(model, b, algoCfg));
+    const trainer = await GradientTrainer.create(program, start.params, spec.adamw(algoCfg), cfg.train.threads);
+    if (resumed?.trainer) trainer.restore(resumed.trainer.state);
+    let reference: { session: Session; params: Float32Array } | null = null;
+    if (spec.usesReference(algoCfg)) {
+      const { onnx, layout } = buildForwardProgram({
+        module: model,
+        name: 'reference_log_probs',
+        inputs: LM_BATCH_INPUTS,
+        forward: (b) => ({ log_probs: tokenLogProbs(model, b).logProbs }),
+      });
+      reference = { session: await Session.create(onnx, { intraOpThreads: cfg.train.threads }), params: layout.pack(init.params) };
+    }
+    mkdirSync(join(opts.runDir, 'checkpoints'), { recursive: true });
+    writeFileSync(join(opts.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
+    keepLinesUpTo(join(opts.runDir, 'metrics.jsonl'), state?.updates ?? 0, opts.resumeFrom);
+    return new SequenceLearnerRun(cfg, spec, algoCfg, config, model, tokenizer, trainer, reference, opts, state);
+  }
+
+  get updates(): number {
+    return this.state.updates;
+  }
+
+  /** Policy versions count from 1 (the starting parameters); one more per update. */
+  get version(): number {
+    return this.state.updates + 1;
+  }
+
+  get done(): boolean {
+    return this.state.updates >= this.total;
+  }
+
+  /** The current parameters by name, for generators and published versions. */
+  parameters(): Map<string, Float32Array> {
+    return this.trainer.parameters();
+  }
+
+  /** Throws a ConfigError when a prompt of `promptTokens` with `maxNewTokens` does not fit the model's context. */
+  checkPrompt(promptTokens: number, maxNewTokens: number): void {
+    const context = this.config.n_positions;
+    if (promptTokens + maxNewTokens > context)
+      throw new ConfigError(
+        'algo.max_completion_length',
+        `a prompt of ${promptTokens} tokens with ${maxNewTokens} new ones exceeds the model context n_positions ${context}`,
+      );
+  }
+
+  /** Trains on one rollout; returns the line it logged, with the actor's `timings` among the metrics. */
+  async update(r: SequenceRollout, timings: Record<string, number> = {}): Promise<UpdateRecord> {
+    const s = this.state;
+    const lag = this.version - r.policyVersion;
+    const t0 = performance.now();
+    const metrics = await this.spec.update(r, {
+      cfg: this.algoCfg,
+      state: s.algo_state,
+      update: s.updates,
+      totalUpdates: this.total,
+      lag,
+      optimizerSteps: this.trainer.stepCount,
+      gradient: (micro) => this.trainer.gradient(micro),
+      apply: (grad, lr) => this.trainer.apply(grad, lr),
+      referenceLogProbs: (batch) => this.referenceLogProbs(batch),
+      padId: this.padId,
+      components: Object.keys(r.rewards),
+    });
+    Object.assign(metrics, timings, { train_s: (performance.now() - t0) / 1000 });
+    const rows = r.numPrompts * r.groupSize;
+    s.updates++;
+    s.env_steps += rows;
+    s.episodes += r.episodes.length;
+    const weights = this.spec.rewardWeights(this.algoCfg, Object.keys(r.rewards));
+    const success = r.success.reduce((a, x) => a + x, 0) / rows;
+    const reward = mean(r.episodes.map((e) => Object.entries(weights).reduce((a, [c, w]) => a + w * (e.returns[c] ?? 0), 0)));
+    this.rewards.push(reward);
+    const window = this.cfg.train.success_window;
+    s.success_history = [...s.success_history, success].slice(-window);
+    s.reward_history = [...s.reward_history, reward].slice(-window);
+    s.best = Math.max(s.best, mean(s.success_history));
+    const record: UpdateRecord = {
+      update: s.updates,
+      env_steps: s.env_steps,
+      episodes: s.episodes,
+      level: 0,
+      success,
+      success_mean: mean(s.success_history),
+      return_mean: reward,
+      policy_lag: lag,
+      metrics,
+    };
+    appendFileSync(join(this.opts.runDir, 'metrics.jsonl'), `${JSON.stringify(record)}\n`);
+    const every = this.cfg.train.checkpoint_every;
+    if (every > 0 && s.updates % every === 0 && !this.done) await this.checkpoint();
+    return record;
+  }
+
+  private async referenceLogProbs(batch: Record<string, HostTensor>): Promise<Float32Array> {
+    const ref = this.reference;
+    if (!ref) throw new Error(`${this.spec.name}: asked for reference log-probs but usesReference is false`);
+    const out = await ref.session.run({
+      params: { data: ref.params, shape: [ref.params.length] },
+      input_ids: batch.input_ids,
+      attention_mask: batch.attention_mask,
+      labels: batch.labels,
+    });
+    return out.log_probs.data as Float32Array;
+  }
+
+  /** Writes checkpoints/update_<n>/; returns its path. */
+  async checkpoint(): Promise<string> {
+    const dir = join(this.opts.runDir, 'checkpoints', `update_${this.state.updates}`);
+    const iterations = Number((this.algoCfg as Record<string, unknown>).num_iterations ?? 1);
+    await saveSftCheckpoint(dir, this.config, this.tokenizer, this.trainer.snapshot(), {
+      total_steps: this.total * iterations,
+      seed: this.cfg.run.seed,
+    });
+    this.state.collector = this.opts.collectorState?.() ?? null;
+    writeFileSync(join(dir, RL_STATE_FILE), `${JSON.stringify(this.state)}\n`);
+    return dir;
+  }
+
+  /** The final checkpoint and summary.json. */
+  async finish(): Promise<SequenceRunSummary> {
+    const finalCheckpoint = await this.checkpoint();
+    const s = this.state;
+    const seconds = (performance.now() - this.t0) / 1000;
+    const trained = s.updates - this.trainedAtStart;
+    const window = this.cfg.train.success_window;
+    const summary: SequenceRunSummary = {
+      run_dir: this.opts.runDir,
+      updates: s.updates,
+      env_steps: s.env_steps,
+      episodes: s.episodes,
+      final_success: mean(s.success_history),
+      best_success: s.best,
+      return_mean: mean(s.reward_history),
+      level: 0,
+      parameters: this.model.parameterCount(),
+      seconds,
+      env_steps_per_s: seconds > 0 ? (trained * this.sampling.promptsPerUpdate * this.sampling.numGenerations) / seconds : 0,
+      updates_per_s: seconds > 0 ? trained / seconds : 0,
+      criteria: [],
+      pass: true,
+      final_checkpoint: finalCheckpoint,
+      reward_start: mean(this.rewards.slice(0, window)),
+      reward_end: mean(this.rewards.slice(-window)),
+    };
+    writeFileSync(join(this.opts.runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    return summary;
+  }
+
+  async release(): Promise<void> {
+    await this.trainer.release();
+    await this.reference?.session.release();
+  }
+}
