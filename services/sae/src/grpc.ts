@@ -80,11 +80,11 @@ export function saeServiceBinding(core: SaeServiceCore): ServiceBinding {
       getSae: async (req: GetSaeRequest): Promise<Sae> => saeToProto(await core.get(req.id)),
       listSaes: async (): Promise<ListSaesResponse> => ({ saes: (await core.list()).map(saeToProto) }),
       encode: async (req: EncodeRequest): Promise<EncodeResponse> => {
-        const { codes, relative_error } = await core.encode(req.saeId, rowsOf(req.activations), req.topK || 32);
+        const { codes, relative_error } = await core.encode(req.saeId, rowsOf(req.activations), req.topK || undefined);
         return { rows: codes, relativeError: relative_error };
       },
       explain: async (req: ExplainRequest): Promise<ExplainResponse> => {
-        const rows = await core.explain(req.saeId, rowsOf(req.activations), req.topK || 8);
+        const rows = await core.explain(req.saeId, rowsOf(req.activations), req.topK || undefined);
         return {
           rows: rows.map((features) => ({
             features: features.map((f) => ({

@@ -84,6 +84,8 @@ function checkId(field: string, id: string): void {
 }
 
 export class SaeServiceCore {
+  /** Ids being trained now: a second Train under the same id is refused before it starts. */
+  private readonly training = new Set<string>();
   private readonly models = new Map<string, Promise<{ model: SaeModel; analysis: FeatureAnalysis[] | null }>>();
   private readonly root: string;
 
@@ -110,7 +112,17 @@ export class SaeServiceCore {
     const id = call.id || newSaeId();
     checkId('id', id);
     const dir = join(this.saesDir, id);
-    if (existsSync(dir)) throw new MeshError(status.ALREADY_EXISTS, `id: an SAE ${JSON.stringify(id)} already exists`);
+    if (existsSync(dir) || this.training.has(id))
+      throw new MeshError(status.ALREADY_EXISTS, `id: an SAE ${JSON.stringify(id)} already exists`);
+    this.training.add(id);
+    try {
+      return await this.trainAs(id, dir, call);
+    } finally {
+      this.training.delete(id);
+    }
+  }
+
+  private async trainAs(id: string, dir: string, call: TrainCall): Promise<SaeInfo> {
     const steps = call.steps || 2000;
     const batchSize = call.batch_size || 1024;
     if (steps > MAX_STEPS) throw invalidArgument('steps', `must be at most ${MAX_STEPS}, got ${steps}`);
@@ -208,16 +220,18 @@ export class SaeServiceCore {
     return n;
   }
 
-  async encode(saeId: string, rows: Rows, topK = 32): Promise<{ codes: Code[]; relative_error: number[] }> {
+  /** `topK` unset: 32, or every latent when the SAE has fewer. */
+  async encode(saeId: string, rows: Rows, topK?: number): Promise<{ codes: Code[]; relative_error: number[] }> {
     const { model } = await this.open('sae_id', saeId);
     const { d_in, d_sae } = model.weights.cfg;
     const n = this.checkRows(rows, d_in);
-    if (topK > d_sae) throw invalidArgument('top_k', `must be at most d_sae (${d_sae}), got ${topK}`);
+    if (topK !== undefined && topK > d_sae) throw invalidArgument('top_k', `must be at most d_sae (${d_sae}), got ${topK}`);
+    const k = topK ?? Math.min(32, d_sae);
     const { featureActs, saeOut } = await model.forward({ data: rows.data, rows: n });
     const codes: Code[] = [];
     const relative_error: number[] = [];
     for (let r = 0; r < n; r++) {
-      codes.push(topCodes(featureActs.subarray(r * d_sae, (r + 1) * d_sae), topK));
+      codes.push(topCodes(featureActs.subarray(r * d_sae, (r + 1) * d_sae), k));
       let err = 0;
       let norm = 0;
       for (let j = 0; j < d_in; j++) {
@@ -230,9 +244,10 @@ export class SaeServiceCore {
     return { codes, relative_error };
   }
 
-  async explain(saeId: string, rows: Rows, topK = 8): Promise<ExplainedFeature[][]> {
-    const { analysis } = await this.open('sae_id', saeId);
-    const { codes } = await this.encode(saeId, rows, topK);
+  /** `topK` unset: 8, or every latent when the SAE has fewer. */
+  async explain(saeId: string, rows: Rows, topK?: number): Promise<ExplainedFeature[][]> {
+    const { model, analysis } = await this.open('sae_id', saeId);
+    const { codes } = await this.encode(saeId, rows, topK ?? Math.min(8, model.weights.cfg.d_sae));
     return codes.map((c) =>
       c.indices.map((index, i) => {
         const a = analysis?.[index];

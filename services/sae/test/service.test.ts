@@ -4,6 +4,7 @@
  * context carried, and every bad request refused with its code and field.
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSaeLens, plantedDictionary, SaeServiceCore, sampleActivations, topCodes, writeActivationStore } from '../src';
 
 const D_IN = 16;
+const rmDir = (p: string) => rm(p, { recursive: true, force: true });
 const ROWS = 3000;
 
 /** Each row's context labels the planted direction with the largest coefficient (what an SAE feature should track). */
@@ -168,6 +170,12 @@ describe('SaeServiceCore', () => {
       /^activations: .*row 0 holds Infinity at column 7/,
     );
     expect((await core.encode('planted-topk', ok, 3)).codes).toHaveLength(1);
+    // Two trainings under one id at once: the second is refused before it starts.
+    const cfg = { activations: 'acts/planted', config: '{"d_sae": 8}', steps: 5, batch_size: 16, id: 'twice' };
+    const [a, b] = await Promise.allSettled([core.train(cfg), core.train(cfg)]);
+    expect(a.status).toBe('fulfilled');
+    expect(b.status === 'rejected' && (b.reason as MeshError).code).toBe(status.ALREADY_EXISTS);
+    await rmDir(join(root, 'saes', 'twice'));
     // Nothing was left behind by the refused trainings.
     expect((await core.list()).map((s) => s.id)).toEqual(['planted-topk']);
   });

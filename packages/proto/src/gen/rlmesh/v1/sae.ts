@@ -115,7 +115,10 @@ export interface EncodeRequest {
   activations?:
     | Tensor
     | undefined;
-  /** Codes kept per row, largest first (default 32, at most d_sae); zero codes are left out. */
+  /**
+   * Codes kept per row, largest first (default 32, or d_sae when smaller; at most d_sae); zero
+   * codes are left out.
+   */
   topK: number;
 }
 
@@ -136,7 +139,7 @@ export interface ExplainRequest {
   activations?:
     | Tensor
     | undefined;
-  /** Features per row (default 8). */
+  /** Features per row (default 8, or d_sae when smaller). */
   topK: number;
 }
 
