@@ -6,6 +6,9 @@
 #   deploy/image.sh smoke      env + policy services from the image, checked from the host over loopback
 #   deploy/image.sh clean      removes the images this script made (the rootfs cache stays)
 #   deploy/image.sh ci         build, smoke, clean (what .ci/run calls)
+#   deploy/image.sh nats-secret [FILE]
+#                              writes the NATS login the Kubernetes manifests require (default
+#                              deploy/k8s/base/nats-auth.env, not committed) with a fresh password
 #
 # The base: Debian bookworm's root filesystem made by `mmdebstrap --variant=essential` from the apt
 # mirror this machine uses, plus tini, CA certificates and libstdc++, with Node and npm from their npm
@@ -15,6 +18,7 @@
 # Environment: RLMESH_IMAGE (tag, default localhost/rlmesh:dev), RLMESH_IMAGE_CACHE (rootfs and
 # tarball cache, default ~/.cache/rlmesh-image), ORT_INSTALL (skip | cuda12; cuda12 needs the network).
 set -euo pipefail
+CALLER_DIR=$PWD
 cd "$(dirname "$0")/.."
 
 NODE_VERSION=20.20.2
@@ -157,6 +161,27 @@ JS
   log "smoke passed: health, Reset and a CPU inference in the container; both services stopped cleanly on SIGTERM"
 }
 
+# The login kustomize's secretGenerator turns into the rlmesh-nats-auth Secret. The password is
+# "nats" and 64 hex digits: URL-safe (it goes into NATS_URL as is) and, starting with a letter, read
+# as a string where nats-server's config expands $NATS_PASSWORD (a bare hex string such as 3e4f...
+# parses as a number there, and the server refuses to start). An existing file is kept: a new password
+# restarts every pod that uses it, which should be a deliberate step.
+nats_secret() {
+  [ $# -le 1 ] || die "usage: deploy/image.sh nats-secret [FILE]"
+  local file=${1:-deploy/k8s/base/nats-auth.env}
+  case "$file" in /*) ;; *) [ $# -gt 0 ] && file=$CALLER_DIR/$file ;; esac
+  [ -e "$file" ] && die "$file exists; remove it first to make a new password (pods restart with it)"
+  need openssl
+  local password
+  password=nats$(openssl rand -hex 32)
+  (
+    umask 077
+    printf '%s\n' "# The NATS login of the rlmesh mesh (deploy/README.md); never commit it." \
+      NATS_USER=rlmesh "NATS_PASSWORD=$password" >"$file"
+  )
+  log "wrote $file (user rlmesh, a new password)"
+}
+
 clean() {
   podman rmi -f "$IMAGE" "$BASE_IMAGE" >/dev/null 2>&1 || true
   podman image prune -f >/dev/null 2>&1 || true
@@ -175,5 +200,9 @@ case "${1:-}" in
     build
     (smoke) # a subshell: smoke's own cleanup trap must not replace this one
     ;;
-  *) die "usage: deploy/image.sh base|build|smoke|clean|ci" ;;
+  nats-secret)
+    shift
+    nats_secret "$@"
+    ;;
+  *) die "usage: deploy/image.sh base|build|smoke|clean|ci|nats-secret [FILE]" ;;
 esac

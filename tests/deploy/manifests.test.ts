@@ -11,15 +11,31 @@ import { parseRunConfig } from '@rlmesh/learner';
 import { TRAJ_STREAM } from '@rlmesh/mesh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { expectations, K8S, missingKubectl, type Obj, OVERLAYS, type Overlay, ROOT, ref, render, validateAll } from './manifests';
+import {
+  expectations,
+  K8S,
+  k8sWithLogin,
+  missingKubectl,
+  type Obj,
+  OVERLAYS,
+  type Overlay,
+  ROOT,
+  ref,
+  render,
+  validateAll,
+} from './manifests';
 
 const missing = missingKubectl();
 
 describe.skipIf(missing !== null)('deploy/k8s manifests', () => {
   const rendered = {} as Record<Overlay, Obj[]>;
+  // The overlays render from a copy with a fresh NATS login: the real one is never committed.
+  let k8s: ReturnType<typeof k8sWithLogin>;
   beforeAll(() => {
-    for (const o of OVERLAYS) rendered[o] = render(join(K8S, 'overlays', o));
+    k8s = k8sWithLogin();
+    for (const o of OVERLAYS) rendered[o] = render(join(k8s.dir, 'overlays', o));
   });
+  afterAll(() => k8s?.remove());
 
   const find = (objects: Obj[], kind: string, name: string) => {
     const o = objects.find((x) => x.kind === kind && x.metadata?.name === name);
@@ -270,7 +286,7 @@ describe.skipIf(missing !== null)('deploy/k8s manifests', () => {
       writeFileSync(
         join(dir, 'kustomization.yaml'),
         // A patch for a Deployment the base lacks (a target selector matching nothing is silently skipped instead).
-        `resources:\n  - ${relative(dir, join(K8S, 'base'))}\npatches:\n  - patch: |-\n      apiVersion: apps/v1\n      kind: Deployment\n      metadata:\n        name: rlmesh-actors\n      spec:\n        replicas: 3\n`,
+        `resources:\n  - ${relative(dir, join(k8s.dir, 'base'))}\npatches:\n  - patch: |-\n      apiVersion: apps/v1\n      kind: Deployment\n      metadata:\n        name: rlmesh-actors\n      spec:\n        replicas: 3\n`,
       );
       expect(() => render(dir)).toThrow(/rlmesh-actors/);
     });

@@ -5,25 +5,26 @@
  *   2. unknown fields: a walk over @kubernetes/client-node's model type map (an API server drops or,
  *      with strict field validation, refuses fields its schema lacks; a typo would be silently lost);
  *   3. the cross-object rules below, which neither checks: selectors, names, ports, what Services,
- *      NetworkPolicies, PodDisruptionBudgets and autoscalers point at, GPUs, images, probes, security.
+ *      NetworkPolicies, PodDisruptionBudgets and autoscalers point at, GPUs, images, probes, security;
+ *   4. the NATS login: server, clients, Secret and NetworkPolicy agree (nats-login.ts).
  * Every finding names the object (Kind/name) and the field, e.g.
  *   `Deployment/rlmesh-env: spec.selector.matchLabels: {"app":"x"} does not select spec.template.metadata.labels`.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { matches, nsOf, type Obj, type PodTemplate, podHasPort, podTemplates, ref, selects } from './k8s-objects';
+import { natsLoginErrors } from './nats-login';
+
+export { type Obj, ref } from './k8s-objects';
 
 export const ROOT = join(__dirname, '..', '..');
 export const K8S = join(ROOT, 'deploy', 'k8s');
 export const OVERLAYS = ['dev', 'gpu', 'scale'] as const;
 export type Overlay = (typeof OVERLAYS)[number];
-
-// biome-ignore lint/suspicious/noExplicitAny: rendered manifests are untyped JSON until validated.
-export type Obj = Record<string, any>;
-
-export const ref = (o: Obj) => `${o.kind}/${o.metadata?.name ?? '(unnamed)'}`;
 
 /** Why the manifest tests cannot run here, or null. Under CI nothing may be missing. */
 export function missingKubectl(): string | null {
@@ -34,6 +35,22 @@ export function missingKubectl(): string | null {
     if (process.env.CI === 'true') throw new Error('the manifest tests need kubectl (with its built-in kustomize)');
     return 'kubectl';
   }
+}
+
+/** The NATS login file the base's secretGenerator reads; never committed (deploy/k8s/base/.gitignore). */
+export const NATS_AUTH_ENV = 'nats-auth.env';
+
+/**
+ * deploy/k8s copied to a temporary directory with a fresh login written by `deploy/image.sh
+ * nats-secret`, to render from: the real login is not in the repository, and a developer's own
+ * nats-auth.env is left out of the copy so that the tests neither depend on it nor print it.
+ */
+export function k8sWithLogin(): { dir: string; envFile: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'rlmesh-k8s-'));
+  cpSync(K8S, dir, { recursive: true, filter: (src) => basename(src) !== NATS_AUTH_ENV });
+  const envFile = join(dir, 'base', NATS_AUTH_ENV);
+  execFileSync('bash', [join(ROOT, 'deploy', 'image.sh'), 'nats-secret', envFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return { dir, envFile, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** `kubectl kustomize <dir>`, parsed: the objects `kubectl apply -k` would send. */
@@ -58,13 +75,24 @@ export async function schemaErrors(o: Obj): Promise<string[]> {
   const Model = mod[o.kind];
   if (!Model) return [`${ref(o)}: kind: ${o.kind} does not exist in ${o.apiVersion}`];
   try {
-    new Model(o).validate();
+    new Model(apiServerView(o)).validate();
     return [];
   } catch (e) {
     const errors = (e as { errors?: { instancePath: string; message?: string }[] }).errors;
     if (!errors) return [`${ref(o)}: ${(e as Error).message}`];
     return errors.map((x) => `${ref(o)}: ${dotted(x.instancePath) || '(root)'}: ${x.message}`);
   }
+}
+
+/**
+ * The object as the API server decodes it where that differs from the OpenAPI format: kustomize
+ * wraps a Secret's long base64 values at 70 characters, and Go's base64 decoder skips the newlines,
+ * while the schema's "byte" format does not allow them.
+ */
+function apiServerView(o: Obj): Obj {
+  if (o.kind !== 'Secret' || !o.data) return o;
+  const data = Object.fromEntries(Object.entries(o.data).map(([k, v]) => [k, typeof v === 'string' ? v.replace(/\r?\n/g, '') : v]));
+  return { ...o, data };
 }
 
 /** JSON pointer /spec/template/spec/containers/0/name -> spec.template.spec.containers[0].name */
@@ -139,7 +167,6 @@ export interface Expectations {
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const IANA_SVC_NAME = /^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
-const WORKLOADS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job']);
 const GPU = 'nvidia.com/gpu';
 /** Label keys that select pods made outside these manifests (clients such as a `kubectl run` shell). */
 const EXTERNAL_SELECTOR_KEYS = new Set(['rlmesh.dev/client']);
@@ -157,51 +184,6 @@ export function declaredGrpcServices(): Set<string> {
   return names;
 }
 
-interface PodTemplate {
-  owner: Obj;
-  namespace: string;
-  labels: Record<string, string>;
-  spec: Obj;
-  at: string;
-}
-
-function podTemplates(objects: Obj[]): PodTemplate[] {
-  return objects
-    .filter((o) => WORKLOADS.has(o.kind) && o.spec?.template)
-    .map((o) => ({
-      owner: o,
-      namespace: o.metadata?.namespace ?? 'default',
-      labels: o.spec.template.metadata?.labels ?? {},
-      spec: o.spec.template.spec ?? {},
-      at: 'spec.template',
-    }));
-}
-
-const matches = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
-  Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
-
-/** A LabelSelector (matchLabels and matchExpressions) against labels. */
-function selects(sel: Obj | undefined, labels: Record<string, string>): boolean {
-  if (!sel) return true;
-  if (!matches(sel.matchLabels, labels)) return false;
-  return (sel.matchExpressions ?? []).every((e: Obj) => {
-    const has = e.key in labels;
-    if (e.operator === 'In') return has && e.values.includes(labels[e.key]);
-    if (e.operator === 'NotIn') return !has || !e.values.includes(labels[e.key]);
-    if (e.operator === 'Exists') return has;
-    return !has;
-  });
-}
-
-function containerPorts(spec: Obj): Obj[] {
-  return (spec.containers ?? []).flatMap((c: Obj) => c.ports ?? []);
-}
-
-/** A port (number or name) that one of the pods exposes. */
-function podHasPort(spec: Obj, port: number | string): boolean {
-  return containerPorts(spec).some((p) => (typeof port === 'number' ? p.containerPort === port : p.name === port));
-}
-
 function portInRange(port: unknown): boolean {
   return Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535;
 }
@@ -211,7 +193,6 @@ export function projectErrors(objects: Obj[], expect: Expectations): string[] {
   const err = (o: Obj, field: string, rule: string) => errors.push(`${ref(o)}: ${field}: ${rule}`);
   const pods = podTemplates(objects);
   const podsIn = (ns: string) => pods.filter((p) => p.namespace === ns);
-  const nsOf = (o: Obj) => o.metadata?.namespace ?? 'default';
 
   for (const o of objects) {
     const name = o.metadata?.name ?? '';
@@ -356,7 +337,7 @@ export function projectErrors(objects: Obj[], expect: Expectations): string[] {
 export async function validateAll(objects: Obj[], expect: Expectations): Promise<string[]> {
   const errors: string[] = [];
   for (const o of objects) errors.push(...(await schemaErrors(o)), ...unknownFields(o));
-  return [...errors, ...projectErrors(objects, expect)];
+  return [...errors, ...projectErrors(objects, expect), ...natsLoginErrors(objects)];
 }
 
 /** The tag deploy/image.sh builds by default: the manifests must run exactly that image. */
