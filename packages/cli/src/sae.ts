@@ -6,13 +6,15 @@
 import { parseArgs, UsageError } from './args';
 
 export const SAE_USAGE = `rlmesh sae hooks --checkpoint <policy file>
-  rlmesh sae capture --checkpoint <policy file> --hook NAME (--episodes N [--env ID] [--level L] [--seed S] | --data FILE.jsonl) --out DIR
+  rlmesh sae capture --checkpoint <policy file | GPT-2 dir> --hook NAME (--episodes N [--env ID] [--level L] [--seed S] | --data FILE.jsonl) --out DIR
   rlmesh sae train --activations DIR [--root DIR] [--id ID] [--steps N] [--batch-size N] [--config.key value ...]
   rlmesh sae loss-recovered --checkpoint <policy file> --sae DIR --activations DIR [--rows N]
     hooks lists the hook points of a trained policy (a checkpoint or a run's model.safetensors) with
     their shapes. capture runs the policy over episodes of its env at curriculum level L (default 0;
-    actions sampled from it; --env names another) or over JSONL lines {"obs": [...], "labels": {...}} and writes DIR/activations.safetensors
-    (F32 [rows, d]) and DIR/context.jsonl (one line per row). train trains an SAE on a store (path
+    actions sampled from it; --env names another) or over JSONL lines {"obs": [...], "labels": {...}}
+    (for a GPT-2 directory: {"prompt" or "text": "...", "labels": {...}}, as rlmesh data cards writes,
+    one row per token) and writes DIR/activations.safetensors (F32 [rows, d]) and DIR/context.jsonl
+    (one line per row). train trains an SAE on a store (path
     relative to --root, default .) with SAELens's config keys (--config.architecture topk --config.k 20
     --config.d_sae 256 ...), writes <root>/saes/<id> in SAELens's layout with rlmesh_sae.json
     (metrics on held-out rows) and analysis.json, and prints the metrics. loss-recovered splices an SAE

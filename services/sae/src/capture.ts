@@ -8,14 +8,16 @@
  *                                position for token sequences, and the labels a data line carries)
  * A hook read as [batch, ...rest] gives one row per observation of width prod(rest); on a token
  * sequence policy a hook read as [batch, positions, ...rest] gives one row per token position up to
- * the sequence's last token (padding after it is not captured).
+ * the sequence's last token (padding after it is not captured). The policy is an rlmesh policy file,
+ * or a GPT-2 directory in Hugging Face's layout with text data lines (capture-text.ts).
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { makeEnv, Rng, resetEnv, stepEnv } from '@rlmesh/core';
 import { Session } from '@rlmesh/graph';
-import { buildCaptureProgram, loadPolicyFile, type PolicyFile } from '@rlmesh/learner';
+import { buildCaptureProgram, loadPolicyFile, type PolicyFile, type PolicyModel } from '@rlmesh/learner';
 import { writeActivationStore } from './activation-store';
+import { readTextData } from './capture-text';
 
 export interface RowContext {
   [key: string]: unknown;
@@ -35,10 +37,30 @@ export interface CaptureResult {
   d: number;
 }
 
+/** What capture needs of a policy, whether from an rlmesh policy file or a GPT-2 directory. */
+export interface CapturedPolicy {
+  model: PolicyModel;
+  params: Map<string, Float32Array>;
+  /** The pad id of a token-sequence policy (rows are then token positions); null otherwise. */
+  padId: number | null;
+  /** The env the policy was trained on, for episodes. */
+  env?: { id: string; options: Record<string, unknown> };
+}
+
+export function policyFromFile(file: PolicyFile): CapturedPolicy {
+  const space = file.shape.observationSpace as unknown as { kind: string; padId?: number };
+  return {
+    model: file.model,
+    params: file.params,
+    padId: space.kind === 'token_sequence' ? (space.padId as number) : null,
+    env: { id: file.cfg.env.id, options: file.cfg.env.options as Record<string, unknown> },
+  };
+}
+
 /** Runs one policy's capture program on batches of observations, returning the hook's rows. */
-class Capturer {
+export class Capturer {
   private constructor(
-    readonly file: PolicyFile,
+    readonly file: CapturedPolicy,
     readonly hook: string,
     private readonly session: Session,
     private readonly flat: Float32Array,
@@ -46,7 +68,7 @@ class Capturer {
     private readonly rest: (number | string)[],
   ) {}
 
-  static async open(file: PolicyFile, hook: string): Promise<Capturer> {
+  static async open(file: CapturedPolicy, hook: string): Promise<Capturer> {
     const program = buildCaptureProgram(file.model, [hook]);
     const rest = program.shapes[hook].slice(1);
     if (rest.some((d) => typeof d !== 'number'))
@@ -57,7 +79,7 @@ class Capturer {
 
   /** True when rows are token positions: a token-sequence policy and a hook with a position axis. */
   get perPosition(): boolean {
-    return this.file.shape.observationSpace.kind === ('token_sequence' as string) && this.rest[0] === this.file.model.obsDim;
+    return this.file.padId !== null && this.rest[0] === this.file.model.obsDim;
   }
 
   get width(): number {
@@ -78,7 +100,7 @@ class Capturer {
 }
 
 /** Collects rows and their context; written once at the end. */
-class RowSink {
+export class RowSink {
   private readonly chunks: Float32Array[] = [];
   private readonly obs: Float32Array[] = [];
   readonly context: RowContext[] = [];
@@ -112,8 +134,19 @@ class RowSink {
   }
 }
 
-/** The rows one observation gives: itself, or each token position up to the last token. */
-function emitRows(c: Capturer, sink: RowSink, hook: Float32Array, r: number, obs: Float32Array, ctx: RowContext): void {
+/**
+ * The rows one observation gives: itself, or each token position up to the last token (`length`
+ * tokens when known, otherwise up to the last non-pad id).
+ */
+export function emitRows(
+  c: Capturer,
+  sink: RowSink,
+  hook: Float32Array,
+  r: number,
+  obs: Float32Array,
+  ctx: RowContext,
+  length?: number,
+): void {
   const per = c.width * (c.perPosition ? c.file.model.obsDim : 1);
   const block = hook.subarray(r * per, (r + 1) * per);
   if (!c.perPosition) {
@@ -121,15 +154,17 @@ function emitRows(c: Capturer, sink: RowSink, hook: Float32Array, r: number, obs
     return;
   }
   const S = c.file.model.obsDim;
-  const padId = (c.file.shape.observationSpace as unknown as { padId: number }).padId;
   let last = S - 1;
-  while (last > 0 && obs[r * S + last] === padId) last--;
-  for (let t = 0; t <= last; t++) sink.add(block.subarray(t * c.width, (t + 1) * c.width), { ...ctx, position: t, token: obs[r * S + t] });
+  if (length !== undefined) last = length - 1;
+  else while (last > 0 && obs[r * S + last] === c.file.padId) last--;
+  for (let t = 0; t <= last; t++)
+    sink.add(block.subarray(t * c.width, (t + 1) * c.width), { ...ctx, position: t, token: obs[r * S + t], last: t === last });
 }
 
 async function captureEpisodes(c: Capturer, sink: RowSink, src: NonNullable<CaptureSource['env']>): Promise<void> {
-  const id = src.id ?? c.file.cfg.env.id;
-  const options = src.options ?? (src.id ? {} : c.file.cfg.env.options);
+  if (!src.id && !c.file.env) throw new Error('capture --env: this policy names no env to play; give one');
+  const id = src.id ?? (c.file.env?.id as string);
+  const options = src.options ?? (src.id ? {} : c.file.env?.options);
   const dist = c.file.model.distribution;
   if (dist.kind !== 'categorical')
     throw new Error(`capture --env: only policies with a Discrete action space can play episodes here, this one is ${dist.kind}`);
@@ -176,17 +211,23 @@ async function captureData(c: Capturer, sink: RowSink, path: string): Promise<vo
 /** Captures `hook` of the policy in `checkpoint` over `source` into `dir`. */
 export async function captureActivations(checkpoint: string, hook: string, source: CaptureSource, dir: string): Promise<CaptureResult> {
   if (!source.env === !source.data) throw new Error('capture: give either env episodes or a data file');
-  const file = await loadPolicyFile(checkpoint);
+  // A directory is a GPT-2 checkpoint in Hugging Face's layout: its data lines are text.
+  const text = existsSync(checkpoint) && statSync(checkpoint).isDirectory();
+  if (text && !source.data)
+    throw new Error(`capture: ${checkpoint} is a GPT-2 directory, which captures over a data file (--data), not env episodes`);
+  const lines = text ? await readTextData(checkpoint, source.data as string) : null;
+  const file = lines ? lines.policy : policyFromFile(await loadPolicyFile(checkpoint));
   const c = await Capturer.open(file, hook);
   const sink = new RowSink(c.width);
   try {
-    if (source.env) await captureEpisodes(c, sink, source.env);
+    if (lines) for (const l of lines.rows) emitRows(c, sink, (await c.run(l.obs, 1)).hook, 0, l.obs, l.context, l.length);
+    else if (source.env) await captureEpisodes(c, sink, source.env);
     else await captureData(c, sink, source.data as string);
   } finally {
     await c.release();
   }
   if (sink.rows === 0) throw new Error('capture: no rows were captured');
-  const from = source.env ? `env:${source.env.id ?? file.cfg.env.id}` : `data:${source.data}`;
+  const from = source.env ? `env:${source.env.id ?? file.env?.id}` : `data:${source.data}`;
   await writeActivationStore(
     dir,
     { data: sink.data(), rows: sink.rows, d: sink.d },

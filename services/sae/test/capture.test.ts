@@ -5,10 +5,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng } from '@rlmesh/core';
+import { Discrete, Rng, TokenSequence } from '@rlmesh/core';
+import { buildCardsDatasets, exampleRecord } from '@rlmesh/envs';
 import { initParameters, Session, saveWeights } from '@rlmesh/graph';
-import { buildCaptureProgram, buildModel, envShape, parseRunConfig } from '@rlmesh/learner';
+import { buildCaptureProgram, buildModel, envShape, gpt2Model, loadSftCheckpoint, parseRunConfig } from '@rlmesh/learner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tinyGpt2Dir } from '../../evaluator/test/gpt2-fixture';
 import { captureActivations, readActivationStore } from '../src';
 
 describe('captureActivations', () => {
@@ -81,6 +83,62 @@ describe('captureActivations', () => {
     );
     await expect(captureActivations(checkpoint, 'hook_embed', { env: { id: 'PatternEcho', episodes: 1 } }, join(dir, 'x'))).rejects.toThrow(
       /observations have \d+ values, the policy reads 24/,
+    );
+  });
+});
+
+describe('captureActivations from a GPT-2 directory', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rlmesh-capture-gpt2-'));
+    await tinyGpt2Dir(join(dir, 'gpt2'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("tokenizes each line's prompt and keeps one row per token, labelled, as the unpadded sequence gives it", async () => {
+    const examples = buildCardsDatasets({ seed: 1, nTrain: 0, nVal: 0, nTest: 3 })[0].examples.slice(0, 3);
+    writeFileSync(join(dir, 'cards.jsonl'), examples.map((e) => `${JSON.stringify(exampleRecord(e))}\n`).join(''));
+    const r = await captureActivations(
+      join(dir, 'gpt2'),
+      'blocks.0.hook_resid_post',
+      { data: join(dir, 'cards.jsonl') },
+      join(dir, 'acts'),
+    );
+    const { config, params, tokenizer } = await loadSftCheckpoint(join(dir, 'gpt2'), false);
+    const lengths = examples.map((e) => tokenizer.encode(e.prompt).length);
+    expect(r).toMatchObject({ rows: lengths.reduce((a, b) => a + b, 0), d: 32 });
+    const store = await readActivationStore(join(dir, 'acts'));
+    expect(store.observations).toBeNull();
+    const ctx = store.context ?? [];
+    expect(ctx[0]).toMatchObject({ line: 1, position: 0, labels: exampleRecord(examples[0]).labels });
+    expect(ctx[lengths[0] - 1]).toMatchObject({ line: 1, position: lengths[0] - 1, last: true });
+    expect(ctx[lengths[0]]).toMatchObject({ line: 2, position: 0 });
+    // The first line alone, unpadded: the same rows (attention is causal, so padding after it changes nothing).
+    const ids = tokenizer.encode(examples[0].prompt);
+    const model = gpt2Model.build(config, {
+      observationSpace: new TokenSequence(config.vocab_size, ids.length, 0),
+      actionSpace: new Discrete(config.vocab_size),
+      distribution: { kind: 'categorical', n: config.vocab_size },
+    } as never);
+    const p = buildCaptureProgram(model, ['blocks.0.hook_resid_post']);
+    const s = await Session.create(p.onnx, { intraOpThreads: 1 });
+    const flat = p.layout.pack(params);
+    const out = await s.run({
+      params: { data: flat, shape: [flat.length] },
+      obs: { data: Float32Array.from(ids), shape: [1, ids.length] },
+    });
+    await s.release();
+    const want = out['blocks.0.hook_resid_post'].data as Float32Array;
+    for (let i = 0; i < want.length; i++) expect(store.data[i]).toBeCloseTo(want[i], 4);
+  });
+
+  it('refuses env episodes and lines without text', async () => {
+    await expect(captureActivations(join(dir, 'gpt2'), 'hook_embed', { env: { episodes: 1 } }, join(dir, 'x'))).rejects.toThrow(
+      /is a GPT-2 directory, which captures over a data file/,
+    );
+    writeFileSync(join(dir, 'bad.jsonl'), '{"labels": {}}\n');
+    await expect(captureActivations(join(dir, 'gpt2'), 'hook_embed', { data: join(dir, 'bad.jsonl') }, join(dir, 'x'))).rejects.toThrow(
+      /bad\.jsonl:1: needs a non-empty "prompt" or "text" string/,
     );
   });
 });
