@@ -19,8 +19,6 @@ export interface TextEpisode {
   /** Summed over steps, per reward component. */
   components: Record<string, number>;
   length: number;
-  /** Completions the env refused or that were not text. */
-  refused: number;
 }
 
 /** The seed of a sampled completion: one per episode and step, so a suite gives the same draws every time. */
@@ -60,7 +58,6 @@ export async function playTextWave(
     score: 0,
     components: Object.fromEntries(env.rewardComponents.map((c) => [c, 0])),
     length: 0,
-    refused: 0,
   }));
   const maxSteps = entry.max_steps ?? Number.POSITIVE_INFINITY;
   let running = envs.map((_, j) => j);
@@ -79,9 +76,9 @@ export async function playTextWave(
       const e = episodes[j];
       e.length++;
       const text = done[k].text;
+      // A completion that is not text, or that the env refuses, ends the episode as it stands.
       let ended = true;
-      if (text === null) e.refused++;
-      else {
+      if (text !== null) {
         try {
           const r = envs[j].step(text);
           for (const [c, v] of Object.entries(r.reward)) e.components[c] += v;
@@ -91,7 +88,6 @@ export async function playTextWave(
           if (!ended) checkPromptFits(entry, policy, r.prompt, seeds[j]);
         } catch (err) {
           if (!(err instanceof TextInputError)) throw err;
-          e.refused++;
         }
       }
       if (!ended && e.length >= maxSteps) ended = true;
