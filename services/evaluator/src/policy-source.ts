@@ -106,7 +106,7 @@ export type AnyPolicySource = PolicySource | TextPolicySource;
 
 export const isTextPolicy = (p: AnyPolicySource): p is TextPolicySource => (p as TextPolicySource).kind === 'text';
 
-/** Sampled completions draw at temperature 1 from the model's own distribution, as GRPO's rollouts do by default. */
+/** Sampled completions draw from the model's own distribution: temperature 1, no top-k or top-p cut. */
 const SAMPLING_TEMPERATURE = 1;
 
 /** A GPT-2 run in this process: Gpt2Generator (KV cache) with its tokenizer, through learner's `complete`. */
