@@ -134,6 +134,16 @@ describe('grpo: embedded run', () => {
     const b = timeless(lines(resumed.run_dir));
     expect(b).toHaveLength(6);
     expect(b).toEqual(a);
+    // Without a KL term the starting directory is not needed to resume; with one it is, and the error names it.
+    const gone = join(dir, 'gone');
+    const noKl = await config('nokl', { ...over, beta: 0 }, { total_updates: 2 });
+    await trainSequences(noKl, { maxUpdates: 1 });
+    await expect(
+      trainSequences({ ...noKl, init_from: gone }, { resumeFrom: join(dir, 'runs', 'nokl', 'checkpoints', 'update_1') }),
+    ).resolves.toMatchObject({ updates: 2 });
+    await expect(
+      trainSequences({ ...cut, init_from: gone }, { resumeFrom: join(dir, 'runs', 'cut', 'checkpoints', 'update_3') }),
+    ).rejects.toThrow(/init_from: .*gone/);
   }, 120_000);
 
   it('bad configs name their key', async () => {

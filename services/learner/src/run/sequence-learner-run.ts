@@ -124,8 +124,10 @@ export class SequenceLearnerRun {
         throw new ConfigError('resume', `${opts.resumeFrom}: no ${RL_STATE_FILE}; only a checkpoint of a sequence run resumes one`);
       state = JSON.parse(readFileSync(path, 'utf8')) as RlState;
     }
-    const init = await loadDir(cfg.init_from, false, 'init_from');
+    // A resumed run reads init_from only for the reference, so a run without a KL term resumes without it.
+    const init = resumed && !spec.usesReference(algoCfg) ? null : await loadDir(cfg.init_from, false, 'init_from');
     const start = resumed ?? init;
+    if (!start) throw new ConfigError('init_from', 'must name a Hugging Face GPT-2 directory');
     const { config, tokenizer } = start;
     if (tokenizer.eosId === null)
       throw new ConfigError('init_from', "the checkpoint's tokenizer has no EOS token; completions end with it");
@@ -149,7 +151,10 @@ export class SequenceLearnerRun {
         inputs: LM_BATCH_INPUTS,
         forward: (b) => ({ log_probs: tokenLogProbs(model, b).logProbs }),
       });
-      reference = { session: await Session.create(onnx, { intraOpThreads: cfg.train.threads }), params: layout.pack(init.params) };
+      reference = {
+        session: await Session.create(onnx, { intraOpThreads: cfg.train.threads }),
+        params: layout.pack((init ?? start).params),
+      };
     }
     mkdirSync(join(opts.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(opts.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
