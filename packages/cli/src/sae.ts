@@ -142,7 +142,7 @@ export async function saeCommand(argv: readonly string[]): Promise<number> {
     `  held-out rows ${m.rows}: l0 ${m.l0.toFixed(2)}  mse ${m.mse.toFixed(4)}  normalized_mse ${m.normalized_mse.toFixed(4)}  explained_variance ${m.explained_variance.toFixed(4)}  dead ${m.dead_fraction.toFixed(3)}  dense ${m.dense_fraction.toFixed(3)}`,
   );
   console.log(
-    `  density (log10 firing frequency): ${m.density.map((b) => `${b.lo === null || b.lo === Number.NEGATIVE_INFINITY ? 'dead' : b.lo}:${b.count}`).join(' ')}`,
+    `  density (log10 firing frequency): ${m.density.map((b) => `${b.lo === Number.NEGATIVE_INFINITY ? 'dead' : b.lo}:${b.count}`).join(' ')}`,
   );
   console.log(`written to ${options.root ?? '.'}/saes/${sae.id}`);
   return 0;

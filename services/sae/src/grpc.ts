@@ -42,8 +42,7 @@ export function saeToProto(s: SaeInfo): Sae {
       deadFraction: m.dead_fraction,
       denseFraction: m.dense_fraction,
       rows: m.rows,
-      // JSON keeps -Infinity as null; the first bin's lower edge is -Infinity by definition.
-      density: m.density.map((b) => ({ lo: b.lo ?? Number.NEGATIVE_INFINITY, hi: b.hi, count: b.count })),
+      density: m.density.map((b) => ({ lo: b.lo, hi: b.hi, count: b.count })),
     },
   };
 }

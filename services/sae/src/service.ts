@@ -180,6 +180,8 @@ export class SaeServiceCore {
     const dir = join(this.saesDir, id);
     if (!existsSync(join(dir, SAE_RECORD_FILE))) throw notFound('id', `no SAE ${JSON.stringify(id)}`);
     const record = JSON.parse(await readFile(join(dir, SAE_RECORD_FILE), 'utf8')) as SaeRecord;
+    // JSON has no -Infinity: the dead latents' bin comes back with lo null.
+    for (const b of record.metrics.density) b.lo ??= Number.NEGATIVE_INFINITY;
     const config = JSON.parse(await readFile(join(dir, 'cfg.json'), 'utf8')) as Record<string, unknown>;
     return { ...record, config, d_in: config.d_in as number, d_sae: config.d_sae as number, architecture: config.architecture as string };
   }
