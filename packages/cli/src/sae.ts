@@ -3,14 +3,15 @@
  * activation store, and SAE training on a store (the SAE service's own Train, run in this process,
  * writing <root>/saes/<id>). Bad arguments and unusable inputs print one line and exit 2.
  */
+import { existsSync, statSync } from 'node:fs';
 import { parseArgs, UsageError } from './args';
 
-export const SAE_USAGE = `rlmesh sae hooks --checkpoint <policy file>
+export const SAE_USAGE = `rlmesh sae hooks --checkpoint <policy file | GPT-2 dir>
   rlmesh sae capture --checkpoint <policy file | GPT-2 dir> --hook NAME (--episodes N [--env ID] [--level L] [--seed S] | --data FILE.jsonl) --out DIR
   rlmesh sae train --activations DIR [--root DIR] [--id ID] [--steps N] [--batch-size N] [--config.key value ...]
   rlmesh sae loss-recovered --checkpoint <policy file> --sae DIR --activations DIR [--rows N]
-    hooks lists the hook points of a trained policy (a checkpoint or a run's model.safetensors) with
-    their shapes. capture runs the policy over episodes of its env at curriculum level L (default 0;
+    hooks lists the hook points of a trained policy (a checkpoint or a run's model.safetensors, or a
+    GPT-2 directory) with their shapes. capture runs the policy over episodes of its env at curriculum level L (default 0;
     actions sampled from it; --env names another) or over JSONL lines {"obs": [...], "labels": {...}}
     (for a GPT-2 directory: {"prompt" or "text": "...", "labels": {...}}, as rlmesh data cards writes,
     one row per token) and writes DIR/activations.safetensors (F32 [rows, d]) and DIR/context.jsonl
@@ -92,8 +93,13 @@ export async function saeCommand(argv: readonly string[]): Promise<number> {
     only(options, ['checkpoint'], sub);
     const checkpoint = need(options, 'checkpoint', sub);
     const { loadPolicyFile, modelHooks } = await import('@rlmesh/learner');
-    const file = await asUsage(sub, () => loadPolicyFile(checkpoint));
-    for (const h of modelHooks(file.model)) console.log(`${h.name.padEnd(36)} [${h.shape.join(', ')}]`);
+    const { gpt2DirectoryHooks } = await import('@rlmesh/sae');
+    // A directory is a GPT-2 checkpoint in Hugging Face's layout, its positions up to n_positions.
+    const dir = existsSync(checkpoint) && statSync(checkpoint).isDirectory();
+    const hooks = await asUsage(sub, async () =>
+      dir ? gpt2DirectoryHooks(checkpoint) : modelHooks((await loadPolicyFile(checkpoint)).model),
+    );
+    for (const h of hooks) console.log(`${h.name.padEnd(36)} [${h.shape.join(', ')}]`);
     return 0;
   }
   if (sub === 'capture') {

@@ -6,8 +6,17 @@
  * its token positions, each with the line's labels, so features can be read against them.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Discrete, TokenSequence } from '@rlmesh/core';
-import { gpt2Model, loadSftCheckpoint } from '@rlmesh/learner';
+import {
+  type Gpt2Config,
+  gpt2ConfigFromJson,
+  gpt2Model,
+  type HookInfo,
+  loadSftCheckpoint,
+  modelHooks,
+  type PolicyModel,
+} from '@rlmesh/learner';
 import type { CapturedPolicy, RowContext } from './capture';
 
 export interface TextRow {
@@ -15,6 +24,28 @@ export interface TextRow {
   /** Tokens in the line (positions captured). */
   length: number;
   context: RowContext;
+}
+
+/** A GPT-2 of `config` as a policy over token sequences of `width` (what its capture program reads). */
+export function gpt2Policy(config: Gpt2Config, width: number, padId: number): PolicyModel {
+  return gpt2Model.build(config, {
+    observationSpace: new TokenSequence(config.vocab_size, width, padId) as never,
+    actionSpace: new Discrete(config.vocab_size),
+    distribution: { kind: 'categorical', n: config.vocab_size },
+  });
+}
+
+/** The hook points of the GPT-2 in `dir`, traced on sequences of its full n_positions. */
+export async function gpt2DirectoryHooks(dir: string): Promise<HookInfo[]> {
+  const path = join(dir, 'config.json');
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path}: cannot read (${(e as Error).message})`);
+  }
+  const config = gpt2ConfigFromJson(json, path);
+  return modelHooks(gpt2Policy(config, config.n_positions, 0));
 }
 
 export async function readTextData(dir: string, path: string): Promise<{ policy: CapturedPolicy; rows: TextRow[] }> {
@@ -45,11 +76,7 @@ export async function readTextData(dir: string, path: string): Promise<{ policy:
   const width = Math.max(...lines.map((l) => l.ids.length));
   // Padding is cut by each line's length, so any id pads; the model's own when it names one.
   const padId = config.pad_token_id >= 0 ? config.pad_token_id : config.eos_token_id >= 0 ? config.eos_token_id : 0;
-  const model = gpt2Model.build(config, {
-    observationSpace: new TokenSequence(config.vocab_size, width, padId) as never,
-    actionSpace: new Discrete(config.vocab_size),
-    distribution: { kind: 'categorical', n: config.vocab_size },
-  });
+  const model = gpt2Policy(config, width, padId);
   const rows = lines.map((l) => {
     const obs = new Float32Array(width).fill(padId);
     obs.set(l.ids);

@@ -1,5 +1,6 @@
 export * from './activation-store';
 export * from './capture';
+export * from './capture-text';
 export * from './config';
 export * from './grpc';
 export * from './loss-recovered';

@@ -11,7 +11,7 @@ import { initParameters, Session, saveWeights } from '@rlmesh/graph';
 import { buildCaptureProgram, buildModel, envShape, gpt2Model, loadSftCheckpoint, parseRunConfig } from '@rlmesh/learner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyGpt2Dir } from '../../evaluator/test/gpt2-fixture';
-import { captureActivations, readActivationStore } from '../src';
+import { captureActivations, gpt2DirectoryHooks, readActivationStore } from '../src';
 
 describe('captureActivations', () => {
   let dir: string;
@@ -130,6 +130,13 @@ describe('captureActivations from a GPT-2 directory', () => {
     await s.release();
     const want = out['blocks.0.hook_resid_post'].data as Float32Array;
     for (let i = 0; i < want.length; i++) expect(store.data[i]).toBeCloseTo(want[i], 4);
+  });
+
+  it("lists the directory's hooks at its full n_positions", async () => {
+    const hooks = Object.fromEntries((await gpt2DirectoryHooks(join(dir, 'gpt2'))).map((h) => [h.name, h.shape]));
+    expect(hooks['blocks.0.hook_resid_post']).toEqual(['batch', 256, 32]);
+    expect(hooks['blocks.0.attn.hook_pattern']).toEqual(['batch', 2, 256, 256]);
+    expect(hooks['ln_final.hook_normalized']).toEqual(['batch', 256, 32]);
   });
 
   it('refuses env episodes and lines without text', async () => {
