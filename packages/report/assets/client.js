@@ -47,7 +47,7 @@
       borderColor: color(i),
       backgroundColor: color(i),
       borderWidth: 1.5,
-      pointRadius: 0,
+      pointRadius: s.points ? 3 : 0,
       tension: 0,
     }));
   }
@@ -58,6 +58,8 @@
     const box = document.getElementById('curves');
     box.replaceChildren();
     const run = selected === null ? undefined : runs.get(selected);
+    const xLabel = run?.x_label || 'env steps';
+    document.getElementById('curves-x').textContent = `(x: ${xLabel})`;
     document.getElementById('curves-note').textContent = run
       ? `${run.name}: ${run.samples.length} updates logged${run.state ? `, ${run.state}` : ''}`
       : 'No runs.';
@@ -87,7 +89,7 @@
             responsive: true,
             maintainAspectRatio: false,
             interaction: { mode: 'nearest', intersect: false },
-            scales: { x: { type: 'linear', title: { display: true, text: 'env steps' } } },
+            scales: { x: { type: 'linear', title: { display: true, text: xLabel } } },
             plugins: {
               legend: { display: group.series.length > 1, labels: { boxWidth: 12 } },
               // Long runs draw a few hundred representative points per line instead of every update.

@@ -9,6 +9,8 @@ import type { MetricRow } from './data';
 export interface SeriesKey {
   key: string;
   label: string;
+  /** Draw each point: a sparse series (an evaluation every epoch) is invisible as a bare line. */
+  points?: boolean;
 }
 
 export interface CurveGroup {

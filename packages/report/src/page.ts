@@ -8,8 +8,17 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { EvaluationsView, RunView } from './view';
 
+/** A conclusion shown above the charts: one sentence, a table of the numbers behind it, notes. */
+export interface PageSummary {
+  headline: string;
+  columns: string[];
+  rows: string[][];
+  notes?: string[];
+}
+
 export interface PageData {
   title: string;
+  summary?: PageSummary;
   /** true: the page subscribes to `events` (server-sent events) on its own origin. */
   live: boolean;
   runs: RunView[];
@@ -57,10 +66,20 @@ h2 { font-size: 15px; margin: 22px 0 8px; }
 .plot { position: relative; height: 240px; }
 .wide .plot { height: 320px; }
 .note { color: #5b6475; font-size: 12px; margin: 4px 0; }
+.headline { font-size: 17px; font-weight: 600; margin: 14px 0 10px; }
 table { border-collapse: collapse; background: #fff; font-size: 12px; }
 td, th { border: 1px solid #dde1e7; padding: 3px 8px; text-align: left; }
 select { font: inherit; }
 `;
+
+function summaryHtml(s: PageSummary): string {
+  const cells = (row: string[], tag: string) => `<tr>${row.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
+  return `<section id="summary">
+  <p class="headline">${escapeHtml(s.headline)}</p>
+  <table>${cells(s.columns, 'th')}${s.rows.map((r) => cells(r, 'td')).join('')}</table>
+  ${(s.notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n  ')}
+</section>`;
+}
 
 export function renderPage(data: PageData): string {
   const { chart, client } = pageAssets();
@@ -79,7 +98,8 @@ export function renderPage(data: PageData): string {
   <span class="meta" id="status"></span>
 </header>
 <main>
-  <h2>Learning curves <span class="note">(x: env steps)</span></h2>
+  ${data.summary ? summaryHtml(data.summary) : ''}
+  <h2>Learning curves <span class="note" id="curves-x"></span></h2>
   <p class="note" id="curves-note"></p>
   <div class="grid" id="curves"></div>
   <h2>Evaluations</h2>

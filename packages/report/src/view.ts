@@ -20,6 +20,8 @@ export interface RunView {
   state?: string;
   layout: CurveGroup[];
   samples: Sample[];
+  /** What a sample's x counts; env steps when absent (a training run's metrics). */
+  x_label?: string;
 }
 
 export function samplesOf(rows: readonly MetricRow[], layout: readonly CurveGroup[]): Sample[] {
