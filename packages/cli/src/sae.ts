@@ -9,7 +9,7 @@ import { parseArgs, UsageError } from './args';
 export const SAE_USAGE = `rlmesh sae hooks --checkpoint <policy file | GPT-2 dir>
   rlmesh sae capture --checkpoint <policy file | GPT-2 dir> --hook NAME (--episodes N [--env ID] [--level L] [--seed S] | --data FILE.jsonl) --out DIR
   rlmesh sae train --activations DIR [--root DIR] [--id ID] [--steps N] [--batch-size N] [--config.key value ...]
-  rlmesh sae loss-recovered --checkpoint <policy file> --sae DIR --activations DIR [--rows N]
+  rlmesh sae loss-recovered --checkpoint <policy file | GPT-2 dir> --sae DIR --activations DIR [--rows N]
     hooks lists the hook points of a trained policy (a checkpoint or a run's model.safetensors, or a
     GPT-2 directory) with their shapes. capture runs the policy over episodes of its env at curriculum level L (default 0;
     actions sampled from it; --env names another) or over JSONL lines {"obs": [...], "labels": {...}}
@@ -20,8 +20,9 @@ export const SAE_USAGE = `rlmesh sae hooks --checkpoint <policy file | GPT-2 dir
     --config.d_sae 256 ...), writes <root>/saes/<id> in SAELens's layout with rlmesh_sae.json
     (metrics on held-out rows) and analysis.json, and prints the metrics. loss-recovered splices an SAE
     (a directory in SAELens's layout) into the policy at the store's hook and prints the policy's loss
-    (cross-entropy against its clean action distribution) clean, with the SAE and zero-ablated, on the
-    store's first N observations (default 4096), and the fraction recovered.`;
+    (cross-entropy against its clean action distribution, or next-token distribution at every token)
+    clean, with the SAE and zero-ablated, on the store's first N rows (default 4096), and the
+    fraction recovered.`;
 
 function int(options: Record<string, string>, key: string, fallback?: number): number | undefined {
   const raw = options[key];
@@ -75,17 +76,22 @@ export async function saeCommand(argv: readonly string[]): Promise<number> {
     const [checkpoint, saeDir, activations] = ['checkpoint', 'sae', 'activations'].map((k) => need(options, k, sub));
     const limit = int(options, 'rows', 4096) as number;
     const { loadPolicyFile } = await import('@rlmesh/learner');
-    const { loadSaeLens, lossRecovered, readActivationStore } = await import('@rlmesh/sae');
+    const { gpt2Policy, loadSaeLens, lossRecovered, openGpt2Directory, readActivationStore } = await import('@rlmesh/sae');
     const r = await asUsage(sub, async () => {
       const store = await readActivationStore(activations);
-      if (!store.observations)
-        throw new Error(`${activations} holds no observations (rows are token positions, or it was not written by rlmesh sae capture)`);
+      const seen = store.observations;
+      if (!seen) throw new Error(`${activations} holds no observations (it was not written by rlmesh sae capture)`);
       const rows = Math.min(limit, store.rows);
-      const obs = store.observations.data.subarray(0, rows * store.observations.d);
-      return lossRecovered(await loadPolicyFile(checkpoint), store.metadata.hook ?? '', await loadSaeLens(saeDir), obs, rows);
+      const obs = seen.data.subarray(0, rows * seen.d);
+      let policy: Parameters<typeof lossRecovered>[0];
+      if (existsSync(checkpoint) && statSync(checkpoint).isDirectory()) {
+        const g = await openGpt2Directory(checkpoint);
+        policy = { model: gpt2Policy(g.config, seen.d, g.padId), params: g.params };
+      } else policy = await loadPolicyFile(checkpoint);
+      return lossRecovered(policy, store.metadata.hook ?? '', await loadSaeLens(saeDir), obs, rows);
     });
     console.log(
-      `loss (cross-entropy to the clean policy) on ${r.rows} observations: clean ${r.clean.toFixed(4)}  sae ${r.sae.toFixed(4)}  zero-ablated ${r.zero.toFixed(4)}  recovered ${r.recovered.toFixed(4)}  KL ${r.kl.toExponential(3)}`,
+      `loss (cross-entropy to the clean policy) on ${r.rows} observations or positions: clean ${r.clean.toFixed(4)}  sae ${r.sae.toFixed(4)}  zero-ablated ${r.zero.toFixed(4)}  recovered ${r.recovered.toFixed(4)}  KL ${r.kl.toExponential(3)}`,
     );
     return 0;
   }

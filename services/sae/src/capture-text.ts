@@ -48,8 +48,16 @@ export async function gpt2DirectoryHooks(dir: string): Promise<HookInfo[]> {
   return modelHooks(gpt2Policy(config, config.n_positions, 0));
 }
 
-export async function readTextData(dir: string, path: string): Promise<{ policy: CapturedPolicy; rows: TextRow[] }> {
+/** A GPT-2 directory's weights and tokenizer, and the id its sequences are padded with. */
+export async function openGpt2Directory(dir: string) {
   const { config, params, tokenizer } = await loadSftCheckpoint(dir, false);
+  // Padding is cut by each line's length, so any id pads; the model's own when it names one.
+  const padId = config.pad_token_id >= 0 ? config.pad_token_id : config.eos_token_id >= 0 ? config.eos_token_id : 0;
+  return { config, params, tokenizer, padId };
+}
+
+export async function readTextData(dir: string, path: string): Promise<{ policy: CapturedPolicy; rows: TextRow[] }> {
+  const { config, params, tokenizer, padId } = await openGpt2Directory(dir);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -74,8 +82,6 @@ export async function readTextData(dir: string, path: string): Promise<{ policy:
   }
   if (lines.length === 0) throw new Error(`${path}: no data lines`);
   const width = Math.max(...lines.map((l) => l.ids.length));
-  // Padding is cut by each line's length, so any id pads; the model's own when it names one.
-  const padId = config.pad_token_id >= 0 ? config.pad_token_id : config.eos_token_id >= 0 ? config.eos_token_id : 0;
   const model = gpt2Policy(config, width, padId);
   const rows = lines.map((l) => {
     const obs = new Float32Array(width).fill(padId);

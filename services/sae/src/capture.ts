@@ -3,7 +3,8 @@
  * an extra output) run over env episodes or over a file of observations, writing an activation
  * store an SAE trains from:
  *   DIR/activations.safetensors  `activations` F32 [rows, d] (metadata: hook, model, checkpoint, source),
- *                                and `observations` F32 [rows, obs_dim] when each row is one observation
+ *                                and `observations` F32 [rows, obs_dim], each row's observation (its
+ *                                whole sequence for a token position)
  *   DIR/context.jsonl            one line per row: where it came from (env, episode, step, action,
  *                                position for token sequences, and the labels a data line carries)
  * A hook read as [batch, ...rest] gives one row per observation of width prod(rest); on a token
@@ -114,7 +115,7 @@ export class RowSink {
     this.context.push(ctx);
   }
 
-  /** Each row's observation, when every row is one (not token positions). */
+  /** Each row's observation (for token positions, the whole sequence the position is in). */
   observations(): { data: Float32Array; d: number } | undefined {
     if (this.obs.length !== this.rows || this.rows === 0) return undefined;
     const d = this.obs[0].length;
@@ -157,8 +158,9 @@ export function emitRows(
   let last = S - 1;
   if (length !== undefined) last = length - 1;
   else while (last > 0 && obs[r * S + last] === c.file.padId) last--;
+  const sequence = obs.subarray(r * S, (r + 1) * S);
   for (let t = 0; t <= last; t++)
-    sink.add(block.subarray(t * c.width, (t + 1) * c.width), { ...ctx, position: t, token: obs[r * S + t], last: t === last });
+    sink.add(block.subarray(t * c.width, (t + 1) * c.width), { ...ctx, position: t, token: obs[r * S + t], last: t === last }, sequence);
 }
 
 async function captureEpisodes(c: Capturer, sink: RowSink, src: NonNullable<CaptureSource['env']>): Promise<void> {

@@ -108,7 +108,10 @@ describe('captureActivations from a GPT-2 directory', () => {
     const lengths = examples.map((e) => tokenizer.encode(e.prompt).length);
     expect(r).toMatchObject({ rows: lengths.reduce((a, b) => a + b, 0), d: 32 });
     const store = await readActivationStore(join(dir, 'acts'));
-    expect(store.observations).toBeNull();
+    // Each row keeps its whole sequence: the first line's ids, right-padded to the longest line.
+    const width = Math.max(...lengths);
+    expect(store.observations?.d).toBe(width);
+    expect(Array.from(store.observations?.data.subarray(0, lengths[0]) ?? [])).toEqual(tokenizer.encode(examples[0].prompt));
     const ctx = store.context ?? [];
     expect(ctx[0]).toMatchObject({ line: 1, position: 0, labels: exampleRecord(examples[0]).labels });
     expect(ctx[lengths[0] - 1]).toMatchObject({ line: 1, position: lengths[0] - 1, last: true });

@@ -1,21 +1,33 @@
 /**
  * Loss recovered against SAEs whose answer is known: one that reconstructs its input exactly
  * (codes relu(x) and relu(−x), decoded back as x) recovers all of the loss, and one that outputs
- * zeros recovers none of it; a real, briefly trained one lies in between.
+ * zeros recovers none of it; a real, briefly trained one lies in between. The same for a causal
+ * language model over every token position.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '@rlmesh/core';
+import { buildCardsDatasets, exampleRecord } from '@rlmesh/envs';
 import { initParameters, saveWeights } from '@rlmesh/graph';
 import { buildModel, envShape, loadPolicyFile, type PolicyFile, parseRunConfig } from '@rlmesh/learner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { captureActivations, lossRecovered, readActivationStore, type SaeWeights, saeConfig, trainOnStore } from '../src';
+import { tinyGpt2Dir } from '../../evaluator/test/gpt2-fixture';
+import {
+  captureActivations,
+  gpt2Policy,
+  lossRecovered,
+  openGpt2Directory,
+  readActivationStore,
+  type SaeWeights,
+  saeConfig,
+  trainOnStore,
+} from '../src';
 
 const HOOK = 'blocks.0.hook_resid_post';
 const H = 16;
 
-function exactSae(): SaeWeights {
+function exactSae(H = 16): SaeWeights {
   const cfg = saeConfig({ architecture: 'standard', d_in: H, d_sae: 2 * H, apply_b_dec_to_input: false, normalize_activations: 'none' });
   const W_enc = new Float32Array(H * 2 * H);
   const W_dec = new Float32Array(2 * H * H);
@@ -34,8 +46,8 @@ function exactSae(): SaeWeights {
   return { cfg, params, metadata: {} };
 }
 
-function zeroSae(): SaeWeights {
-  const w = exactSae();
+function zeroSae(H = 16): SaeWeights {
+  const w = exactSae(H);
   for (const v of w.params.values()) v.fill(0);
   return w;
 }
@@ -88,7 +100,34 @@ describe('lossRecovered', () => {
     expect(r.recovered).toBeGreaterThan(0.2);
     expect(r.recovered).toBeLessThan(1.0001);
     await expect(lossRecovered(file, 'blocks.0.mlp.hook_post', exactSae(), obs, rows)).rejects.toThrow(
-      /the hook is \[batch,32\].*\[batch, 16\]/,
+      /the hook is \[batch,32\], the SAE reads rows of 16/,
     );
+  });
+});
+
+describe('lossRecovered on a causal language model', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rlmesh-lossrec-lm-'));
+    await tinyGpt2Dir(join(dir, 'gpt2'));
+    const examples = buildCardsDatasets({ seed: 2, nTrain: 0, nVal: 0, nTest: 4 })[0].examples.slice(0, 4);
+    writeFileSync(join(dir, 'cards.jsonl'), examples.map((e) => `${JSON.stringify(exampleRecord(e))}\n`).join(''));
+    await captureActivations(join(dir, 'gpt2'), HOOK, { data: join(dir, 'cards.jsonl') }, join(dir, 'acts'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('averages the next-token cross-entropy over every token: 1 for an exact SAE, 0 for a zero one', async () => {
+    const store = await readActivationStore(join(dir, 'acts'));
+    const seen = store.observations as { data: Float32Array; d: number };
+    const g = await openGpt2Directory(join(dir, 'gpt2'));
+    const policy = { model: gpt2Policy(g.config, seen.d, g.padId), params: g.params };
+    const exact = await lossRecovered(policy, HOOK, exactSae(32), seen.data, store.rows);
+    // Every captured row is one token position, each counted once.
+    expect(exact.rows).toBe(store.rows);
+    // Random weights: ablating costs little, but enough that the ratio is well defined.
+    expect(exact.zero - exact.clean).toBeGreaterThan(1e-3);
+    expect(exact.recovered).toBeCloseTo(1, 4);
+    const zero = await lossRecovered(policy, HOOK, zeroSae(32), seen.data, store.rows);
+    expect(zero.recovered).toBeCloseTo(0, 4);
   });
 });
