@@ -72,6 +72,21 @@ td, th { border: 1px solid #dde1e7; padding: 3px 8px; text-align: left; }
 select { font: inherit; }
 `;
 
+const CURVES = `<h2>Learning curves <span class="note" id="curves-x"></span></h2>
+  <p class="note" id="curves-note"></p>
+  <div class="grid" id="curves"></div>`;
+
+const EVALUATIONS = `<h2>Evaluations</h2>
+  <p class="note" id="evaluations-note"></p>
+  <div id="evaluations-table"></div>
+  <div class="grid">
+    <div class="card wide"><h3>Success rate per environment and split, with its interval</h3><div class="plot"><canvas id="intervals"></canvas></div></div>
+    <div class="card wide"><h3>Pareto frontier
+      <select id="frontier-x" aria-label="x axis"></select> vs <select id="frontier-y" aria-label="y axis"></select></h3>
+      <p class="note" id="frontier-note"></p>
+      <div class="plot"><canvas id="frontier"></canvas></div></div>
+  </div>`;
+
 function summaryHtml(s: PageSummary): string {
   const cells = (row: string[], tag: string) => `<tr>${row.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
   return `<section id="summary">
@@ -98,20 +113,10 @@ export function renderPage(data: PageData): string {
   <span class="meta" id="status"></span>
 </header>
 <main>
-  ${data.summary ? summaryHtml(data.summary) : ''}
-  <h2>Learning curves <span class="note" id="curves-x"></span></h2>
-  <p class="note" id="curves-note"></p>
-  <div class="grid" id="curves"></div>
-  <h2>Evaluations</h2>
-  <p class="note" id="evaluations-note"></p>
-  <div id="evaluations-table"></div>
-  <div class="grid">
-    <div class="card wide"><h3>Success rate per environment and split, with its interval</h3><div class="plot"><canvas id="intervals"></canvas></div></div>
-    <div class="card wide"><h3>Pareto frontier
-      <select id="frontier-x" aria-label="x axis"></select> vs <select id="frontier-y" aria-label="y axis"></select></h3>
-      <p class="note" id="frontier-note"></p>
-      <div class="plot"><canvas id="frontier"></canvas></div></div>
-  </div>
+  ${
+    // A page with a conclusion shows its evidence (the evaluations) next, then how training went.
+    data.summary ? `${summaryHtml(data.summary)}\n${EVALUATIONS}\n${CURVES}` : `${CURVES}\n${EVALUATIONS}`
+  }
 </main>
 <script id="rlmesh-data" type="application/json">${inlineJson(data)}</script>
 <script>${inlineScript(chart)}</script>
