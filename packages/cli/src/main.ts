@@ -1,7 +1,8 @@
 /**
  * The `rlmesh` command. `train` runs a config in one process (embedded mode) or, with --mesh, on a
  * running mesh; `serve` runs one service; `up` starts the mesh locally; `policy act` queries a
- * trained checkpoint and `eval` evaluates one on a suite. A bad config or argument prints one line and exits 2.
+ * trained checkpoint and `eval` evaluates one on a suite; `experiment` runs the card game's data ->
+ * SFT -> GRPO -> eval. A bad config or argument prints one line and exits 2.
  * Nothing here imports @grpc/grpc-js at load time: `serve` must start OpenTelemetry before it loads.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { parseArgs, UsageError } from './args';
 import { DASHBOARD_USAGE, dashboard } from './dashboard';
 import { DATA_USAGE, dataCommand } from './data';
 import { EVAL_USAGE, evalCommand } from './eval';
+import { EXPERIMENT_USAGE } from './experiment-config';
 import { policyAct } from './policy-act';
 import { Progress } from './progress';
 import { REPORT_USAGE, report } from './report';
@@ -46,6 +48,7 @@ const USAGE = `usage:
   ${DASHBOARD_USAGE}
   ${DATA_USAGE}
   ${SFT_USAGE}
+  ${EXPERIMENT_USAGE}
   ${SAE_USAGE}`;
 
 /** `rlmesh <command> --help` prints that command's usage. */
@@ -60,6 +63,7 @@ const HELP: Record<string, string> = {
   dashboard: DASHBOARD_USAGE,
   data: DATA_USAGE,
   sft: SFT_USAGE,
+  experiment: EXPERIMENT_USAGE,
   sae: SAE_USAGE,
 };
 
@@ -80,6 +84,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === 'dashboard') return await dashboard(rest);
     if (command === 'data') return await dataCommand(rest);
     if (command === 'sft') return await sftCommand(rest);
+    if (command === 'experiment') return await (await import('./experiment')).experimentCommand(rest);
     if (command === 'sae') return await saeCommand(rest);
     if (command === undefined || command === 'help' || command === '--help') {
       console.log(USAGE);

@@ -21,7 +21,11 @@ export async function sftCommand(argv: readonly string[]): Promise<number> {
   const { resume, ...overrides } = options;
   if (resume !== undefined && !existsSync(join(resume, 'trainer_state.json')))
     throw new UsageError(`--resume: ${resume} is not a checkpoint written by rlmesh sft (no trainer_state.json)`);
-  const raw = loadConfig(positionals[0], overrides);
+  return sftFromConfig(loadConfig(positionals[0], overrides), resume);
+}
+
+/** Runs SFT on a loaded config (rlmesh sft, and rlmesh experiment's sft stage), printing its progress. */
+export async function sftFromConfig(raw: Record<string, unknown>, resume?: string): Promise<number> {
   // Loaded lazily so that usage and config errors do not pay for onnxruntime start-up.
   const { parseSftConfig, runSft } = await import('@rlmesh/learner');
   const cfg = parseSftConfig(raw);
