@@ -12,7 +12,7 @@
  * checkpoint_every); a re-run stage changes its record, so the stages after it run again too.
  * --force re-runs a stage from its start.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs, UsageError } from './args';
 import { dataCommand } from './data';
@@ -34,15 +34,23 @@ type Records = Partial<Record<Stage, StageRecord>>;
 interface Running {
   stage: Stage;
   hash: string;
+  /** ms since the epoch: checkpoints older than this belong to an earlier run of the stage. */
+  started_at: number;
 }
 
-/** The newest checkpoint `<runDir>/checkpoints/<prefix>_<n>` that holds `stateFile` (a resumable one). */
-function latestCheckpoint(runDir: string, prefix: string, stateFile: string): string | undefined {
+/**
+ * The newest checkpoint `<runDir>/checkpoints/<prefix>_<n>` that holds `stateFile` (a resumable one)
+ * and was written since `since`, so that a longer earlier run's leftovers are never resumed.
+ */
+function latestCheckpoint(runDir: string, prefix: string, stateFile: string, since: number): string | undefined {
   const dir = join(runDir, 'checkpoints');
   if (!existsSync(dir)) return undefined;
   const steps = readdirSync(dir)
     .map((f) => new RegExp(`^${prefix}_(\\d+)$`).exec(f))
-    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(dir, m[0], stateFile)))
+    .filter((m): m is RegExpExecArray => {
+      const state = m && join(dir, m[0], stateFile);
+      return state !== null && existsSync(state) && statSync(state).mtimeMs >= since;
+    })
     .map((m) => Number(m[1]));
   return steps.length ? join(dir, `${prefix}_${Math.max(...steps)}`) : undefined;
 }
@@ -83,7 +91,7 @@ export async function experimentCommand(argv: readonly string[]): Promise<number
     inputs: unknown,
     done: () => boolean,
     run: (resumeFrom?: string) => Promise<void>,
-    resumable?: () => string | undefined,
+    resumable?: (since: number) => string | undefined,
   ) => {
     const hash = hashOf(inputs);
     const rec = records[name];
@@ -92,7 +100,7 @@ export async function experimentCommand(argv: readonly string[]): Promise<number
       return;
     }
     const sameRun = !forced.has(name) && interrupted?.stage === name && interrupted.hash === hash;
-    const resumeFrom = sameRun ? resumable?.() : undefined;
+    const resumeFrom = sameRun ? resumable?.(interrupted.started_at) : undefined;
     const why = resumeFrom
       ? `interrupted, resuming from ${resumeFrom}`
       : rec && rec.hash !== hash
@@ -100,7 +108,8 @@ export async function experimentCommand(argv: readonly string[]): Promise<number
         : 'running';
     console.log(`rlmesh experiment: ${name}: ${why} (inputs ${hash})`);
     const t0 = Date.now();
-    save({ stage: name, hash });
+    // A resumed run keeps its first start, so that its earlier checkpoints stay resumable.
+    save({ stage: name, hash, started_at: resumeFrom && interrupted ? interrupted.started_at : t0 });
     await run(resumeFrom);
     records[name] = { hash, finished_at: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 };
     save();
@@ -129,7 +138,7 @@ export async function experimentCommand(argv: readonly string[]): Promise<number
     { data: records.data, config: plan.sftRaw },
     () => finalCheckpoint(plan.sftDir) !== null,
     async (resumeFrom) => ok(await sftFromConfig(plan.sftRaw, resumeFrom), 'sft'),
-    () => latestCheckpoint(plan.sftDir, 'step', 'trainer_state.json'),
+    (since) => latestCheckpoint(plan.sftDir, 'step', 'trainer_state.json', since),
   );
   const sftCheckpoint = finalCheckpoint(plan.sftDir);
   if (!sftCheckpoint) throw new Error(`experiment: the sft stage left no final checkpoint in ${plan.sftDir}`);
@@ -139,7 +148,7 @@ export async function experimentCommand(argv: readonly string[]): Promise<number
     { sft: records.sft, config: rlRaw },
     () => finalCheckpoint(plan.rlDir) !== null,
     async (resumeFrom) => ok(await trainSequenceCommand(rlRaw, resumeFrom), 'rl'),
-    () => latestCheckpoint(plan.rlDir, 'update', 'rl_state.json'),
+    (since) => latestCheckpoint(plan.rlDir, 'update', 'rl_state.json', since),
   );
   const rlCheckpoint = finalCheckpoint(plan.rlDir);
   if (!rlCheckpoint) throw new Error(`experiment: the rl stage left no final checkpoint in ${plan.rlDir}`);

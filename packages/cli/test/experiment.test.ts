@@ -169,7 +169,10 @@ describe('rlmesh experiment', () => {
     const state = readJson(join(out, 'experiment.json'));
     writeFileSync(
       join(out, 'experiment.json'),
-      JSON.stringify({ stages: { data: state.stages.data }, running: { stage: 'sft', hash: state.stages.sft.hash } }),
+      JSON.stringify({
+        stages: { data: state.stages.data },
+        running: { stage: 'sft', hash: state.stages.sft.hash, started_at: Date.parse(state.stages.data.finished_at) },
+      }),
     );
     rmSync(join(out, 'sft', 'summary.json'));
     rmSync(join(out, 'sft', 'checkpoints', 'step_4'), { recursive: true });
@@ -184,6 +187,21 @@ describe('rlmesh experiment', () => {
       .split('\n')
       .map((l) => JSON.parse(l));
     expect(sftLines.filter((l) => l.kind === 'train').map((l) => l.update)).toEqual([1, 2, 3, 4]);
+
+    // Checkpoints older than the interrupted run's start are an earlier run's: SFT starts over.
+    const again = readJson(join(out, 'experiment.json'));
+    writeFileSync(
+      join(out, 'experiment.json'),
+      JSON.stringify({
+        stages: { data: again.stages.data },
+        running: { stage: 'sft', hash: again.stages.sft.hash, started_at: Date.now() + 1000 },
+      }),
+    );
+    rmSync(join(out, 'sft', 'summary.json'));
+    c = capture();
+    expect(await main(['experiment', config, '--rl.overrides.train.total_updates', '3'])).toBe(0);
+    expect(c.log.join('\n')).toMatch(/sft: running /);
+    expect(c.log.join('\n')).not.toMatch(/resuming at update/);
   }, 120_000);
 
   it('refuses a bad config or option in one line with exit 2', async () => {
