@@ -58,6 +58,12 @@ function entries(r: EvaluationResult): EntryResult[] {
   }));
 }
 
+/** One checkpoint's evaluation in results.json: each entry, and the weighted accuracy per split (ID, OOD). */
+function evaluationSummary(file: string, r: EvaluationResult) {
+  const bySplit = Object.fromEntries(Object.entries(r.aggregate.by_split).map(([split, a]) => [split, a.success_rate]));
+  return { file, id: r.id, suite: r.suite, mode: r.mode, entries: entries(r), accuracy_by_split: bySplit };
+}
+
 const pts = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
 
 /** Compares the two evaluations entry by entry (suite entries of split ID against all the others). */
@@ -156,10 +162,7 @@ export function writeExperimentResults(plan: ExperimentPlan, checkpoints: { sft:
   const results = {
     config: plan.cfg,
     checkpoints,
-    evaluations: {
-      sft: { file: evalFile(plan, 'sft'), id: sftEval.id, suite: sftEval.suite, mode: sftEval.mode, entries: entries(sftEval) },
-      rl: { file: evalFile(plan, 'rl'), id: rlEval.id, suite: rlEval.suite, mode: rlEval.mode, entries: entries(rlEval) },
-    },
+    evaluations: { sft: evaluationSummary(evalFile(plan, 'sft'), sftEval), rl: evaluationSummary(evalFile(plan, 'rl'), rlEval) },
     // The evaluator reports no per-family accuracy; SFT's summary has it per eval file (by_family).
     training: { sft: sftSummary, rl: rlSummary },
     verdict,

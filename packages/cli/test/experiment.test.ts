@@ -107,6 +107,10 @@ describe('rlmesh experiment', () => {
         })),
       );
       expect(results.evaluations[who].entries.map((e: { n: number }) => e.n)).toEqual([12, 12, 12]);
+      expect(results.evaluations[who].accuracy_by_split).toEqual({
+        ID: ev.aggregate.by_split.ID.success_rate,
+        OOD: ev.aggregate.by_split.OOD.success_rate,
+      });
       expect(results.evaluations[who].entries[0].interval).toMatchObject({ level: 0.8, method: 'jeffreys' });
     }
     expect(results.checkpoints.sft).toBe(join(out, 'sft', 'checkpoints', 'step_4'));
