@@ -194,8 +194,9 @@ export function writeExperimentResults(plan: ExperimentPlan, checkpoints: { sft:
       columns: ['entry', 'split', 'n', `SFT [${level}% interval]`, `SFT + GRPO [${level}% interval]`, 'RL - SFT (points)', 'verdict'],
       rows,
       notes: [
-        `SFT: ${sftSummary.updates} updates in ${Math.round(sftSummary.seconds)} s (${resolve(checkpoints.sft)}); ` +
-          `GRPO: ${rlSummary.updates} updates in ${Math.round(rlSummary.seconds)} s, sampled reward ${rlSummary.reward_start.toFixed(3)} -> ${rlSummary.reward_end.toFixed(3)} (${resolve(checkpoints.rl)}).`,
+        // A resumed run's summary counts the seconds (and SFT's the updates) of its last process only.
+        `SFT: ${sftSummary.total_updates} updates, ${Math.round(sftSummary.seconds)} s in its last process (${resolve(checkpoints.sft)}); ` +
+          `GRPO: ${rlSummary.updates} updates, ${Math.round(rlSummary.seconds)} s in its last process, sampled reward ${rlSummary.reward_start.toFixed(3)} -> ${rlSummary.reward_end.toFixed(3)} (${resolve(checkpoints.rl)}).`,
       ],
     },
     runs: [
