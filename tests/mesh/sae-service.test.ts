@@ -12,7 +12,18 @@ import { join } from 'node:path';
 import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { Rng } from '@rlmesh/core';
 import { type NatsServer, startNatsServer } from '@rlmesh/mesh';
-import { encodeTensor, type Sae, SaeServiceClient, type TrainSaeResponse } from '@rlmesh/proto';
+import {
+  type EncodeRequest,
+  type EncodeResponse,
+  type ExplainRequest,
+  type ExplainResponse,
+  encodeTensor,
+  type ListSaesRequest,
+  type ListSaesResponse,
+  type Sae,
+  SaeServiceClient,
+  type TrainSaeResponse,
+} from '@rlmesh/proto';
 import { plantedDictionary, sampleActivations, writeActivationStore } from '@rlmesh/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnService } from '../../packages/cli/src/up';
@@ -94,16 +105,16 @@ describe.skipIf(missing !== null)('SaeService over gRPC (rlmesh serve sae)', () 
     expect(sae.metrics?.density[0].lo).toBe(Number.NEGATIVE_INFINITY);
     expect(JSON.parse(sae.configJson)).toMatchObject({ architecture: 'topk', d_in: D_IN, d_sae: 32, k: 3 });
     expect(await call(client.getSae, { id: 'planted' })).toEqual(sae);
-    expect((await call(client.listSaes, {})).saes.map((s: Sae) => s.id)).toEqual(['planted']);
+    expect((await call<ListSaesRequest, ListSaesResponse>(client.listSaes, {})).saes.map((s: Sae) => s.id)).toEqual(['planted']);
 
-    const enc = await call(client.encode, { saeId: 'planted', activations: rows(3), topK: 2 });
+    const enc = await call<EncodeRequest, EncodeResponse>(client.encode, { saeId: 'planted', activations: rows(3), topK: 2 });
     expect(enc.rows).toHaveLength(3);
     for (const r of enc.rows) {
       expect(r.indices.length).toBeLessThanOrEqual(2);
       expect(r.values).toEqual([...r.values].sort((a, b) => b - a));
     }
     expect(enc.relativeError).toHaveLength(3);
-    const ex = await call(client.explain, { saeId: 'planted', activations: rows(1), topK: 2 });
+    const ex = await call<ExplainRequest, ExplainResponse>(client.explain, { saeId: 'planted', activations: rows(1), topK: 2 });
     expect(ex.rows[0].features.length).toBeGreaterThan(0);
     for (const f of ex.rows[0].features) {
       expect(f.label).toMatch(/^half=(first|second)$/);
@@ -154,7 +165,9 @@ describe.skipIf(missing !== null)('SaeService over gRPC (rlmesh serve sae)', () 
       /^id: /,
     );
     expect(child.exitCode).toBeNull();
-    expect((await call(client.encode, { saeId: 'planted', activations: rows(1), topK: 2 })).rows).toHaveLength(1);
+    expect(
+      (await call<EncodeRequest, EncodeResponse>(client.encode, { saeId: 'planted', activations: rows(1), topK: 2 })).rows,
+    ).toHaveLength(1);
   }, 60_000);
 
   it('answers health checks and serves its descriptors by reflection', async () => {
