@@ -7,6 +7,7 @@ export * from './log';
 export * from './nats-auth';
 export * from './nats-bus';
 export * from './nats-server';
+export * from './paths';
 export * from './policy-pointer';
 export * from './protocol';
 export * from './server';

@@ -4,8 +4,7 @@
  * ListEvaluations over the store. Every bad request becomes a MeshError naming the request field
  * (`suite.entries[0].env.id`, `policy.version`, `ids[1]`), which the gRPC adapter turns into a status.
  */
-import { existsSync, realpathSync } from 'node:fs';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
 import {
   ConfigError,
   type Env,
@@ -17,7 +16,7 @@ import {
   parseConfigText,
   resetEnv,
 } from '@rlmesh/core';
-import { type Bus, failedPrecondition, invalidArgument, type Logger, MeshError, notFound } from '@rlmesh/mesh';
+import { type Bus, failedPrecondition, invalidArgument, type Logger, MeshError, notFound, pathUnder } from '@rlmesh/mesh';
 import { dominates, paretoFrontier } from './compare';
 import { evaluate } from './evaluator';
 import { type AnyPolicySource, isTextPolicy, openCheckpoint, PolicyFitError, type TextPolicySource } from './policy-source';
@@ -122,18 +121,9 @@ export class EvaluatorCore {
   /** The file (or GPT-2 directory) a request's checkpoint names, confined to checkpointRoot when there is one. */
   private checkpointPath(requested: string): string {
     const root = this.opts.checkpointRoot;
-    const path = root ? resolve(root, requested) : requested;
-    if (!existsSync(path)) throw notFound('policy.checkpoint', `no file or directory ${JSON.stringify(requested)} on the evaluator`);
-    if (root) {
-      const real = realpathSync(path);
-      const inside = relative(realpathSync(root), real);
-      if (inside === '' || inside.startsWith('..') || isAbsolute(inside))
-        throw invalidArgument(
-          'policy.checkpoint',
-          `must name a file or directory under the evaluator's checkpoint root, got ${JSON.stringify(requested)}`,
-        );
-    }
-    return path;
+    if (root) return pathUnder(root, requested, 'policy.checkpoint', "the evaluator's checkpoint root");
+    if (!existsSync(requested)) throw notFound('policy.checkpoint', `no file or directory ${JSON.stringify(requested)} on the evaluator`);
+    return requested;
   }
 
   /** Opens the policy a selector names; the caller closes it. */
