@@ -16,14 +16,17 @@ import {
   MeshError,
   notFound,
   parsePolicyPointer,
+  pathUnder,
   RUN_ID_PATTERN,
   type Subscription,
 } from '@rlmesh/mesh';
 import { type Run, RunState } from '@rlmesh/proto';
 import { parseRunConfig, type RunConfig } from '../run/config';
 import { buildModel, envShape } from '../run/learner-run';
+import { isSequenceRunConfig, parseSequenceRunConfig } from '../run/sequence-config';
 import { DEFAULT_LEASE_TTL_MS, isLease, Lease, leaseOwner } from './lease';
 import { MeshRun } from './mesh-run';
+import type { MeshRunConfig } from './trainee';
 
 /** Where runs go when the service is given no --out-dir. */
 export const DEFAULT_RUN_ROOT = 'runs';
@@ -72,11 +75,9 @@ export class LearnerCore {
     const raw = checked(() => parseConfigText(config, 'config'));
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
       throw invalidArgument('config', 'must be a mapping of sections (env, model, algo, train, ...); an empty config starts nothing');
-    const cfg = this.placed(checked(() => parseRunConfig(raw)));
-    // Building the model only declares its parameters: a size no train step could hold is refused here.
-    checked(() => buildModel(cfg, envShape(cfg)));
+    const cfg = isSequenceRunConfig(raw) ? this.sequenceConfig(raw) : this.numericConfig(raw);
     // A client must not choose where the service writes: every run lives under the service's own root.
-    cfg.run.out_dir = this.opts.outDir ?? DEFAULT_RUN_ROOT;
+    cfg.run.out_dir = this.root;
     const id = runId || `${cfg.run.name}-${randomBytes(3).toString('hex')}`;
     if (!RUN_ID_PATTERN.test(id)) throw invalidArgument('run_id', `must match ${RUN_ID_PATTERN}, got ${JSON.stringify(id)}`);
     if (this.runs.has(id)) throw new MeshError(status.ALREADY_EXISTS, `run_id: run "${id}" already exists`);
@@ -96,6 +97,24 @@ export class LearnerCore {
       throw e;
     }
     return run.toProto();
+  }
+
+  private get root(): string {
+    return this.opts.outDir ?? DEFAULT_RUN_ROOT;
+  }
+
+  private numericConfig(raw: unknown): RunConfig {
+    const cfg = this.placed(checked(() => parseRunConfig(raw)));
+    // Building the model only declares its parameters: a size no train step could hold is refused here.
+    checked(() => buildModel(cfg, envShape(cfg)));
+    return cfg;
+  }
+
+  /** A text-env run: its init_from is a GPT-2 directory under this learner's run root, like everything it reads. */
+  private sequenceConfig(raw: unknown): MeshRunConfig {
+    const cfg = checked(() => parseSequenceRunConfig(raw));
+    cfg.init_from = pathUnder(this.root, cfg.init_from, 'config.init_from', "the learner's run root");
+    return cfg;
   }
 
   /** A run trains on this learner's device; its resolved config (config.json) records which. */
@@ -270,7 +289,9 @@ export class LearnerCore {
     }
     let cfg: RunConfig;
     try {
-      cfg = this.placed(parseRunConfig(JSON.parse(b.config)));
+      const raw = JSON.parse(b.config);
+      if (isSequenceRunConfig(raw)) return await this.refuseTakeOver(runId, raw, claim);
+      cfg = this.placed(parseRunConfig(raw));
     } catch (e) {
       // Written by a learner of another version, or by hand: no learner here can train it.
       this.opts.logger.error('announced run has a config this learner cannot train; left alone', {
@@ -304,6 +325,21 @@ export class LearnerCore {
       // Seen by GetRun and WatchRun once started (or failed): a client that finds it sees where it resumed.
       this.runs.set(runId, run);
     }
+  }
+
+  /**
+   * A text-env run's checkpoints are directories on its learner's disk, not objects on the bus, so
+   * no other learner can continue it: it ends as failed, saying so, and its actors stop.
+   */
+  private async refuseTakeOver(runId: string, raw: unknown, claim: Lease): Promise<false> {
+    const run = new MeshRun(runId, raw as MeshRunConfig, this.opts.bus, this.opts.logger, this.root);
+    this.runs.set(runId, run);
+    this.hold(run, claim);
+    const why =
+      'a text-env run cannot be taken over by another learner (its checkpoints are directories, not stored on the bus); start it again';
+    this.opts.logger.error('run not taken over', { run: runId, error: why });
+    await run.finish('failed', why);
+    return false;
   }
 
   /**

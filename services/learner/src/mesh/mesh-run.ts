@@ -1,22 +1,22 @@
 /**
- * One training run in the mesh: the LearnerRun core (the same one the embedded trainer drives) fed
- * by trajectory chunks from any number of env actors. This file only adapts: it decodes chunks,
+ * One training run in the mesh: a learner core (the same one the embedded trainer drives; LearnerRun
+ * or SequenceLearnerRun, seen through MeshTrainee) fed by trajectory chunks from any number of env
+ * actors. This file only adapts: it decodes chunks,
  * drops stale ones, publishes policy versions (object store + KV pointer), announces the run, puts
  * checkpoints in the object store, and reports progress for the actors' flow control.
- *   start: LearnerRun -> (take over: resume from the checkpoint object) -> publish policy -> announce
+ *   start: trainee -> (take over: resume from the checkpoint object) -> publish policy -> announce
  *          -> pull-consume rlmesh.traj.<run> (durable consumer, explicit ack)
- *   chunk: decode + check -> policy lag (drop beyond max_policy_lag) -> LearnerRun.update -> publish
+ *   chunk: decode + check -> policy lag (drop beyond max_policy_lag) -> trainee.update -> publish
  *          version -> ack -> progress
- *   end:   LearnerRun.finish (checkpoint, exports, summary); announce completed / stopped / failed.
+ *   end:   trainee.finish (checkpoint, exports, summary); announce completed / stopped / failed.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { metrics, SpanKind } from '@opentelemetry/api';
 import {
   type Bus,
   type BusMessage,
   type ConsumerProgress,
-  decodeRollout,
   encodeAnnouncement,
   encodeJson,
   extractContext,
@@ -27,12 +27,13 @@ import {
   publishPolicy,
   type RunStateName,
   type Subscription,
-  spaceToProto,
   subjects,
 } from '@rlmesh/mesh';
 import { type Run, RunState, TrajectoryChunk } from '@rlmesh/proto';
 import type { RunConfig } from '../run/config';
-import { LearnerRun } from '../run/learner-run';
+import { isSequenceRunConfig, type SequenceRunConfig } from '../run/sequence-config';
+import { sequenceTrainee } from './sequence-trainee';
+import { type MeshRunConfig, type MeshTrainee, numericTrainee } from './trainee';
 
 const STATE: Record<RunStateName, RunState> = {
   running: RunState.RUN_STATE_RUNNING,
@@ -72,7 +73,7 @@ const ANNOUNCE_RETRY_MS = 5000;
 export class MeshRun {
   state: RunStateName = 'running';
   error = '';
-  private run!: LearnerRun;
+  private run!: MeshTrainee;
   private consumed = 0;
   private dropped = 0;
   private lagSum = 0;
@@ -97,7 +98,7 @@ export class MeshRun {
 
   constructor(
     readonly id: string,
-    readonly cfg: RunConfig,
+    readonly cfg: MeshRunConfig,
     private readonly bus: Bus,
     private readonly log: Logger,
     outDir: string,
@@ -121,15 +122,16 @@ export class MeshRun {
       writeFileSync(resumeFrom, bytes);
       this.lastCheckpoint = this.takeOver.checkpoint;
     }
-    // The step runs in a worker thread: this process also serves gRPC and consumes NATS.
-    this.run = await LearnerRun.create(this.cfg, { runDir: this.runDir, inWorker: true, resumeFrom });
+    this.run = isSequenceRunConfig(this.cfg)
+      ? await sequenceTrainee(this.cfg as SequenceRunConfig, this.runDir)
+      : await numericTrainee(this.cfg as RunConfig, this.runDir, resumeFrom);
     if (this.takeOver) {
       this.resumedFrom = this.run.updates;
       // Versions keep moving forward past whatever the previous learner published: policy services never go back.
-      this.run.version = Math.max(this.run.version, this.takeOver.publishedVersion + 1);
+      this.run.continueAfter(this.takeOver.publishedVersion);
       this.log.info('run taken over', { run: this.id, updates: this.run.updates, version: this.run.version });
     }
-    await this.publishPolicy(this.run.actProgram);
+    await this.publishPolicy(true);
     await this.announce();
     this.t0 = performance.now();
     this.subscription = await this.bus.consume({ subject: subjects.trajectories(this.id), durable: `learner-${this.id}` }, (m) =>
@@ -148,9 +150,9 @@ export class MeshRun {
         seed: c.run.seed,
         envId: c.env.id,
         envOptions: JSON.stringify(c.env.options),
-        numEnvs: c.env.num_envs,
-        numSteps: c.env.num_steps,
-        level: this.run?.curriculum.level ?? c.curriculum.start_level,
+        numEnvs: this.run?.chunkShape.numEnvs ?? 0,
+        numSteps: this.run?.chunkShape.numSteps ?? 0,
+        level: this.run?.level ?? 0,
         actorsPerReplica: c.mesh.actors_per_replica,
         maxChunksInFlight: c.mesh.max_chunks_in_flight,
         inference: c.mesh.inference,
@@ -160,21 +162,10 @@ export class MeshRun {
     );
   }
 
-  private async publishPolicy(program?: Uint8Array): Promise<void> {
+  private async publishPolicy(first = false): Promise<void> {
     const run = this.run;
     this.publishedVersion = run.version;
-    await publishPolicy(this.bus, this.id, {
-      version: run.version,
-      params: run.params.slice(),
-      program,
-      spec: {
-        observationSpace: spaceToProto(run.shape.observationSpace),
-        actionSpace: spaceToProto(run.shape.actionSpace),
-        model: run.model.name,
-        numParameters: run.model.module.parameterCount(),
-      },
-      distribution: run.shape.distribution.kind,
-    });
+    await publishPolicy(this.bus, this.id, { version: run.version, ...run.publication(first) });
     // Nobody waits on the clean-up, so it does not hold up the next chunk.
     if (run.version > KEEP_VERSIONS)
       this.bus.objects
@@ -191,16 +182,10 @@ export class MeshRun {
     }
     const run = this.run;
     let chunk: TrajectoryChunk;
-    let rollout: ReturnType<typeof decodeRollout>;
+    let rollout: { policyVersion: number };
     try {
       chunk = TrajectoryChunk.decode(m.data);
-      rollout = decodeRollout(chunk, {
-        numSteps: this.cfg.env.num_steps,
-        numEnvs: this.cfg.env.num_envs,
-        obsDim: run.model.obsDim,
-        actionSpace: run.shape.actionSpace,
-        components: run.shape.components,
-      });
+      rollout = run.decode(chunk);
     } catch (e) {
       this.log.warn('malformed chunk dropped', { run: this.id, error: (e as Error).message });
       this.dropped++;
@@ -215,7 +200,7 @@ export class MeshRun {
       m.ack();
       return this.markConsumed(chunk);
     }
-    const levelBefore = run.curriculum.level;
+    const levelBefore = run.level;
     try {
       const step = inSpan(
         'learner',
@@ -241,7 +226,7 @@ export class MeshRun {
     // The bus calls below wait (retrying) while NATS is down: the run pauses here and goes on when it is back.
     // One that still fails does not fail the run: the next update publishes again.
     try {
-      if (run.curriculum.level !== levelBefore) await this.announce();
+      if (run.level !== levelBefore) await this.announce();
       if (run.updates % this.cfg.mesh.publish_every === 0 || run.done) await this.publishPolicy();
       const every = this.cfg.train.checkpoint_every;
       // A StopRun that came while this waited for the bus has released the run and written its own checkpoint.
@@ -273,10 +258,11 @@ export class MeshRun {
     await this.bus.kv.put(keys.progress(this.id), encodeJson(progress));
   }
 
-  /** Puts a checkpoint file in the object store, for any learner process to resume from. */
-  private async storeCheckpoint(path: string): Promise<void> {
+  /** Puts a checkpoint in the object store, for any learner process to resume from (null: none to store). */
+  private async storeCheckpoint(bytes: Uint8Array | null): Promise<void> {
+    if (!bytes) return;
     const name = objects.checkpoint(this.id, this.run.updates);
-    await this.bus.objects.put(name, readFileSync(path));
+    await this.bus.objects.put(name, bytes);
     this.lastCheckpoint = name;
     if (this.state === 'running') await this.announce();
   }
@@ -292,7 +278,7 @@ export class MeshRun {
         // A StopRun can arrive while a train step runs: the final outputs and release wait for it.
         await this.training;
         try {
-          await this.run.finish({ mesh: this.toProto() });
+          await this.run.finish(this.toProto());
         } catch (e) {
           this.log.error('final outputs failed', { run: this.id, error: (e as Error).message });
           if (this.state === 'completed') [this.state, this.error] = ['failed', `final outputs: ${(e as Error).message}`];
@@ -305,7 +291,7 @@ export class MeshRun {
       this.notify();
       if (this.run) {
         try {
-          await this.storeCheckpoint(this.run.checkpointPath());
+          await this.storeCheckpoint(this.run.lastCheckpoint());
         } catch (e) {
           this.log.warn('final checkpoint not stored in the object store', { run: this.id, error: (e as Error).message });
         }
@@ -378,7 +364,7 @@ export class MeshRun {
     const run = this.run;
     const seconds = this.t0 ? (performance.now() - this.t0) / 1000 : 0;
     const trained = (run?.updates ?? 0) - this.resumedFrom;
-    const stepsPerUpdate = this.cfg.env.num_envs * this.cfg.env.num_steps;
+    const stepsPerUpdate = run?.stepsPerUpdate ?? 0;
     return {
       runId: this.id,
       state: STATE[this.state],
@@ -389,8 +375,8 @@ export class MeshRun {
       episodes: run?.episodes ?? 0,
       envSteps: run?.envSteps ?? 0,
       returnMean: run?.returnMean() ?? 0,
-      success: run?.curriculum.success ?? 0,
-      level: run?.curriculum.level ?? 0,
+      success: run?.success ?? 0,
+      level: run?.level ?? 0,
       metrics: { ...(run?.metrics ?? {}) },
       chunksConsumed: this.consumed,
       chunksDropped: this.dropped,

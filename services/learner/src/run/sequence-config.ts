@@ -4,10 +4,11 @@
  * Hugging Face GPT-2 directory `init_from` names (an `rlmesh sft` checkpoint, with its tokenizer),
  * which is also the frozen reference of a KL term.
  */
-import { ConfigError, type Infer, isTextEnv, makeTextEnv, type Schema, validate } from '@rlmesh/core';
+import { ConfigError, type Infer, isTextEnv, makeTextEnv, type Schema, type SequenceSampling, validate } from '@rlmesh/core';
 import '@rlmesh/envs';
 import '../algorithms';
 import { sequenceAlgorithmSpec } from '../registry';
+import { RUN_SCHEMA } from './config';
 
 export const SEQUENCE_RUN_SCHEMA = {
   run: {
@@ -36,6 +37,8 @@ export const SEQUENCE_RUN_SCHEMA = {
       success_window: { kind: 'int', default: 10, min: 1, doc: 'updates averaged for the reported success rate' },
     },
   },
+  // The same settings as a numeric run's; text actors always generate through the policy service.
+  mesh: RUN_SCHEMA.mesh,
 } as const satisfies Schema;
 
 type Base = Infer<typeof SEQUENCE_RUN_SCHEMA>;
@@ -61,7 +64,15 @@ export function parseSequenceRunConfig(raw: unknown): SequenceRunConfig {
   const spec = sequenceAlgorithmSpec(name);
   const algoCfg = validate(spec.config, rest, 'algo');
   spec.check?.(algoCfg);
+  if (base.mesh.inference !== 'central')
+    throw new ConfigError('mesh.inference', 'must be central for a text env: its actors generate through the policy service');
   if (!/^[\w.-]+$/.test(base.run.name))
     throw new ConfigError('run.name', `must be a plain directory name, got ${JSON.stringify(base.run.name)}`);
   return { ...base, algo: { name, ...algoCfg } };
+}
+
+/** How a run's actors sample completions: the algorithm's settings, prompts per update and the tokenizer's EOS. */
+export function sequenceSampling(cfg: SequenceRunConfig, eosTokenId: number): SequenceSampling & { promptsPerUpdate: number } {
+  const { name, ...rest } = cfg.algo;
+  return { ...sequenceAlgorithmSpec(name).sampling(rest as never), eosTokenId };
 }

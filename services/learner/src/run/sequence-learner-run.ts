@@ -28,7 +28,7 @@ import { type SequenceAlgorithmSpec, sequenceAlgorithmSpec, type UpdateRecord } 
 import { loadSftCheckpoint, saveSftCheckpoint } from '../sft/checkpoint';
 import { keepLinesUpTo } from '../sft/run';
 import type { RunSummary } from './learner-run';
-import type { SequenceRunConfig } from './sequence-config';
+import { type SequenceRunConfig, sequenceSampling } from './sequence-config';
 
 export const RL_STATE_FILE = 'rl_state.json';
 
@@ -96,7 +96,7 @@ export class SequenceLearnerRun {
     this.total = cfg.train.total_updates;
     const eosId = tokenizer.eosId as number;
     this.padId = tokenizer.padId ?? eosId;
-    this.sampling = { ...spec.sampling(algoCfg), eosTokenId: eosId };
+    this.sampling = sequenceSampling(cfg, eosId);
     this.state = state ?? {
       updates: 0,
       env_steps: 0,
@@ -175,6 +175,26 @@ export class SequenceLearnerRun {
     return this.state.updates >= this.total;
   }
 
+  get episodes(): number {
+    return this.state.episodes;
+  }
+
+  get envSteps(): number {
+    return this.state.env_steps;
+  }
+
+  /** Mean success and reward over the last train.success_window updates. */
+  get successMean(): number {
+    return mean(this.state.success_history);
+  }
+
+  get rewardMean(): number {
+    return mean(this.state.reward_history);
+  }
+
+  /** The last update's algorithm metrics. */
+  metrics: Record<string, number> = {};
+
   /** The current parameters by name, for generators and published versions. */
   parameters(): Map<string, Float32Array> {
     return this.trainer.parameters();
@@ -209,6 +229,7 @@ export class SequenceLearnerRun {
       components: Object.keys(r.rewards),
     });
     Object.assign(metrics, timings, { train_s: (performance.now() - t0) / 1000 });
+    this.metrics = metrics;
     const rows = r.numPrompts * r.groupSize;
     s.updates++;
     s.env_steps += rows;
