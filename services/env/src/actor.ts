@@ -1,8 +1,10 @@
 /**
- * A rollout actor in the mesh: core's RolloutCollector (the same actor loop the embedded trainer
- * runs) plus the mesh's adapters: it acts through the policy service (central inference) or a local
- * copy of each published version (local inference), and publishes every rollout as a
- * TrajectoryChunk to rlmesh.traj.<run>, with the trace context of its span in the message headers.
+ * A rollout actor in the mesh: an actor loop of core (the same one the embedded trainer runs) plus
+ * the mesh's adapters, publishing every rollout as a TrajectoryChunk to rlmesh.traj.<run>, with the
+ * trace context of its span in the message headers. What it plays is a ChunkSource: for envs that
+ * take actions, core's RolloutCollector acting through the policy service (central inference) or a
+ * local copy of each published version (local inference), see numericSource; for text envs, the
+ * SequenceCollector generating through the policy service (sequence-source.ts).
  *
  * Flow control, without a central scheduler: an actor keeps at most `max_chunks_in_flight` chunks
  * published but not yet consumed by the learner (which reports, per actor, the last chunk it
@@ -10,7 +12,7 @@
  * min_version so that a policy that has not swapped it in yet waits instead of acting stale.
  */
 import { type Counter, metrics, SpanKind } from '@opentelemetry/api';
-import { type ActFn, actorSeed, makeVectorEnv, type Rollout, RolloutCollector } from '@rlmesh/core';
+import { type ActFn, actorSeed, makeVectorEnv, RolloutCollector } from '@rlmesh/core';
 import '@rlmesh/envs';
 import {
   type Bus,
@@ -24,14 +26,38 @@ import {
   type Logger,
   subjects,
 } from '@rlmesh/mesh';
-import type { RunAnnouncement } from '@rlmesh/proto';
+import type { RunAnnouncement, TrajectoryChunk } from '@rlmesh/proto';
 import { PolicyUnreachableError } from './policy-client';
+
+/** What an actor plays: one chunk per call, with at least the policy version it is given. */
+export interface ChunkSource {
+  /** Chunks played so far (the next chunk's sequence). */
+  readonly sequence: number;
+  /** The run's announcement changed its curriculum level. */
+  setLevel(level: number): void;
+  play(minVersion: number): Promise<{ chunk: TrajectoryChunk; steps: number; sequence: number; policyVersion: number }>;
+}
+
+/** An env that takes actions, played by RolloutCollector with `act` (the policy service or a local copy of the policy). */
+export function numericSource(run: RunAnnouncement, actorId: string, act: ActFn): ChunkSource {
+  const vec = makeVectorEnv(run.envId, JSON.parse(run.envOptions || '{}'), run.numEnvs, 'env_options');
+  const collector = new RolloutCollector(vec, actorId, run.numSteps, actorSeed(run.seed, actorId), run.level);
+  return {
+    get sequence() {
+      return collector.sequence;
+    },
+    setLevel: (level) => collector.setLevel(level),
+    play: async (minVersion) => {
+      const r = await collector.collect(act, minVersion);
+      return { chunk: encodeRollout(run.runId, r), steps: r.numSteps * r.numEnvs, sequence: r.sequence, policyVersion: r.policyVersion };
+    },
+  };
+}
 
 export interface ActorOptions {
   actorId: string;
   run: RunAnnouncement;
-  /** Chooses actions: the policy service or a local copy of the policy. */
-  act: ActFn;
+  source: ChunkSource;
   bus: Bus;
   logger: Logger;
 }
@@ -55,7 +81,6 @@ function actorInstruments() {
 const STALL_MS = 10_000;
 
 export class RolloutActor {
-  private readonly collector: RolloutCollector;
   /** Newest policy version announced (0: none yet). */
   private latestVersion = 0;
   /** Sequences of chunks published and not yet reported consumed by the learner. */
@@ -70,18 +95,14 @@ export class RolloutActor {
   }
 
   get sequence(): number {
-    return this.collector.sequence;
+    return this.opts.source.sequence;
   }
 
-  constructor(private readonly opts: ActorOptions) {
-    const { run, actorId } = opts;
-    const vec = makeVectorEnv(run.envId, JSON.parse(run.envOptions || '{}'), run.numEnvs, 'env_options');
-    this.collector = new RolloutCollector(vec, actorId, run.numSteps, actorSeed(run.seed, actorId), run.level);
-  }
+  constructor(private readonly opts: ActorOptions) {}
 
   /** The run's announcement changed (curriculum level). */
   setLevel(level: number): void {
-    this.collector.setLevel(level);
+    this.opts.source.setLevel(level);
   }
 
   /** A newer policy version was announced: the next chunk will be played with it. */
@@ -95,26 +116,20 @@ export class RolloutActor {
     this.wakeUp?.();
   }
 
-  /** Plays one rollout without publishing it. */
-  rollout(): Promise<Rollout> {
-    return this.collector.collect(this.opts.act, this.latestVersion);
-  }
-
   /** Rolls out and publishes one chunk inside a span whose context the chunk carries. */
-  async rolloutAndPublish(): Promise<Rollout> {
+  async rolloutAndPublish(): Promise<void> {
     const { run, actorId, bus } = this.opts;
     return inSpan(
       'env',
       'actor.rollout',
       { kind: SpanKind.PRODUCER, attributes: { 'rlmesh.run': run.runId, 'rlmesh.actor': actorId } },
       async (span) => {
-        const rollout = await this.rollout();
-        actorInstruments().steps.add(rollout.numSteps * rollout.numEnvs, { run: run.runId });
-        span.setAttribute('rlmesh.policy_version', rollout.policyVersion);
-        await bus.publish(subjects.trajectories(run.runId), chunkBytes(encodeRollout(run.runId, rollout)), injectContext());
+        const played = await this.opts.source.play(this.latestVersion);
+        actorInstruments().steps.add(played.steps, { run: run.runId });
+        span.setAttribute('rlmesh.policy_version', played.policyVersion);
+        await bus.publish(subjects.trajectories(run.runId), chunkBytes(played.chunk), injectContext());
         actorInstruments().chunks.add(1, { run: run.runId });
-        this.inFlight.push(rollout.sequence);
-        return rollout;
+        this.inFlight.push(played.sequence);
       },
     );
   }

@@ -9,7 +9,7 @@
  * a call succeeds again, instead of a line per failed call from every actor.
  */
 import { type ChannelCredentials, credentials, type ServiceError, status } from '@grpc/grpc-js';
-import type { ActFn, ActOutput } from '@rlmesh/core';
+import type { ActFn, ActOutput, GenerateFn } from '@rlmesh/core';
 import {
   ActProgram,
   type Bus,
@@ -23,10 +23,13 @@ import {
   unreachableReason,
 } from '@rlmesh/mesh';
 import { DType, decodeTensor, encodeTensor, PolicyServiceClient } from '@rlmesh/proto';
+import { generateThroughPolicy } from './sequence-generate';
 
 /** What an actor needs from the policy service (a gRPC client in the mesh, the core in process). */
 export interface PolicyClient {
   act(runId: string, obs: Float32Array, rows: number, seed: number, minVersion: number): Promise<ActOutput>;
+  /** Text generation for the run's text actors (Generate); a client without it serves no text-env run. */
+  generator?(runId: string, minVersion: () => number): GenerateFn;
 }
 
 /** An Act that failed because the policy service cannot be reached; the client has reported the outage. */
@@ -111,6 +114,10 @@ export class GrpcPolicyClient implements PolicyClient {
     });
     this.downSince = undefined;
     this.failedCalls = 0;
+  }
+
+  generator(runId: string, minVersion: () => number): GenerateFn {
+    return generateThroughPolicy(this.client, runId, { minVersion });
   }
 
   close(): void {

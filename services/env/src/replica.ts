@@ -8,6 +8,8 @@
  * run's end could come while the watch was reconnecting, so each run played here is also re-read
  * every few seconds: actors never keep playing a run that is over.
  */
+
+import { isTextEnv } from '@rlmesh/core';
 import {
   type Bus,
   type ConsumerProgress,
@@ -19,8 +21,9 @@ import {
   type Subscription,
 } from '@rlmesh/mesh';
 import type { RunAnnouncement } from '@rlmesh/proto';
-import { RolloutActor } from './actor';
+import { type ChunkSource, numericSource, RolloutActor } from './actor';
 import { centralAct, LocalPolicy, type PolicyClient } from './policy-client';
+import { sequenceSources } from './sequence-source';
 
 /** How often the runs played here are re-read from the bus. */
 const RECHECK_MS = 5000;
@@ -101,14 +104,31 @@ export class EnvReplica {
       return;
     }
     const { replicaId, bus, policy, logger } = this.opts;
-    const local = run.inference === 'local' ? new LocalPolicy(bus, run.runId) : undefined;
-    const act = local ? local.act : centralAct(policy, run.runId);
-    const actors = Array.from(
-      { length: run.actorsPerReplica },
-      (_, k) => new RolloutActor({ actorId: `${replicaId}-a${k}`, run, act, bus, logger }),
-    );
-    const entry: RunActors = { actors, watches: [], local };
+    // Claimed before the awaits below, so that a second announcement meanwhile starts nothing more.
+    const entry: RunActors = { actors: [], watches: [] };
     this.runs.set(run.runId, entry);
+    let source: (actorId: string) => ChunkSource;
+    if (isTextEnv(run.envId)) {
+      try {
+        source = await sequenceSources(run, bus, policy);
+      } catch (e) {
+        // Retried on the next recheck of the run's announcement.
+        this.runs.delete(run.runId);
+        throw e;
+      }
+      // Ended while its tokenizer was read.
+      if (this.runs.get(run.runId) !== entry) return;
+    } else {
+      entry.local = run.inference === 'local' ? new LocalPolicy(bus, run.runId) : undefined;
+      const act = entry.local ? entry.local.act : centralAct(policy, run.runId);
+      source = (actorId) => numericSource(run, actorId, act);
+    }
+    const { local } = entry;
+    const actors = Array.from({ length: run.actorsPerReplica }, (_, k) => {
+      const actorId = `${replicaId}-a${k}`;
+      return new RolloutActor({ actorId, run, source: source(actorId), bus, logger });
+    });
+    entry.actors = actors;
     entry.watches.push(
       await bus.kv.watch(keys.policy(run.runId), (_k, v) => {
         if (!v) return;
