@@ -27,8 +27,9 @@ const TRAIN_USAGE = `rlmesh train <config.yaml> [--section.key value ...] [--res
     Trains the run a config describes: in this process (default), on a running mesh (--mesh), or
     with the mesh's services in this process on an in-memory bus (--in-process-mesh). Any config key
     can be overridden (--algo.lr 1e-3). --resume continues from a checkpoint written by any mode.
-    A text env (env.id CardRules) trains a GPT-2 checkpoint by GRPO, embedded: --resume takes a
-    checkpoints/update_<n> directory.
+    A text env (env.id CardRules) trains a GPT-2 checkpoint by GRPO, embedded (--resume takes a
+    checkpoints/update_<n> directory) or with --mesh (init_from is then a directory under the
+    learner's run root, its --out-dir).
     --mesh follows the run through learner restarts, as rlmesh watch does.`;
 // Here, not in watch.ts: that module loads gRPC, which `serve` must not see loaded before OpenTelemetry starts.
 const WATCH_USAGE = `rlmesh watch <run-id> [--learner HOST:PORT] [--reconnect-timeout SECONDS] [--tls-ca F [--tls-cert F --tls-key F]]
@@ -146,9 +147,8 @@ async function train(argv: readonly string[]): Promise<number> {
   } = options;
   const raw = loadConfig(positionals[0], overrides);
   const { isSequenceRunConfig } = await import('@rlmesh/learner');
-  if (isSequenceRunConfig(raw)) {
-    if (mesh || inProcess)
-      throw new UsageError('--mesh, --in-process-mesh: a text env trains embedded only for now (rlmesh train <config>)');
+  if (isSequenceRunConfig(raw) && !mesh) {
+    if (inProcess) throw new UsageError('--in-process-mesh: a text env trains embedded (rlmesh train <config>) or with --mesh');
     if (learner !== undefined || runId !== undefined || reconnect !== undefined || tlsCert || tlsKey || tlsCa)
       throw new UsageError('--learner, --run-id, --reconnect-timeout and --tls-* need --mesh');
     const { trainSequenceCommand } = await import('./train-sequence');

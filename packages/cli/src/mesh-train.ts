@@ -2,7 +2,8 @@
  * `rlmesh train --mesh <config>`: submits the run to a running mesh's learner (StartRun) and follows
  * its progress (WatchRun, through learner restarts: watch.ts) until it ends. The config is validated
  * here first, so a bad key fails before anything is sent, with the same one-line error as the
- * embedded mode.
+ * embedded mode. A text env's run (GRPO) goes the same way; its init_from names a GPT-2 directory
+ * under the learner's run root (the learner's --out-dir), since the learner reads it from its disk.
  */
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { type TlsFiles, unary, unreachableReason } from '@rlmesh/mesh';
@@ -18,8 +19,9 @@ export async function meshTrain(
   tls: TlsFiles = {},
   reconnectTimeoutS = DEFAULT_RECONNECT_TIMEOUT_S,
 ): Promise<number> {
-  const { parseRunConfig } = await import('@rlmesh/learner');
-  const cfg = parseRunConfig(config);
+  const { isSequenceRunConfig, parseRunConfig, parseSequenceRunConfig } = await import('@rlmesh/learner');
+  const text = isSequenceRunConfig(config);
+  const cfg = text ? parseSequenceRunConfig(config) : parseRunConfig(config);
   const client = learnerClient(learner, tls);
   let run: Run;
   try {
@@ -39,9 +41,8 @@ export async function meshTrain(
     }
     throw new UsageError(`train --mesh: the learner refused the run: ${err.details}`);
   }
-  console.log(
-    `rlmesh train --mesh: run ${run.runId} on ${learner}: ${cfg.env.id}, ${run.totalUpdates} updates of ${cfg.env.num_envs} envs x ${cfg.env.num_steps} steps`,
-  );
+  const each = 'num_envs' in cfg.env ? `${cfg.env.num_envs} envs x ${cfg.env.num_steps} steps` : `${cfg.algo.name} rollouts`;
+  console.log(`rlmesh train --mesh: run ${run.runId} on ${learner}: ${cfg.env.id}, ${run.totalUpdates} updates of ${each}`);
   const bar = new Progress(run.totalUpdates, run.runId);
   const result = await followRun(client, run.runId, {
     learner,

@@ -99,7 +99,7 @@ describe('rlmesh train on a text env', () => {
         ['--algo.max_completion_length', '150'],
         /config error: algo\.max_completion_length: a prompt of \d+ tokens with 150 new ones exceeds/,
       ],
-      [['--mesh'], /a text env trains embedded only/],
+      [['--in-process-mesh'], /--in-process-mesh: a text env trains embedded \(rlmesh train <config>\) or with --mesh/],
       [['--resume', dir], /is not a checkpoint written by a sequence run/],
     ];
     for (const [args, expected] of cases) {
