@@ -290,7 +290,7 @@ export class LearnerCore {
     let cfg: RunConfig;
     try {
       const raw = JSON.parse(b.config);
-      if (isSequenceRunConfig(raw)) return await this.refuseTakeOver(runId, raw, claim);
+      if (isSequenceRunConfig(raw)) return await this.refuseTakeOver(runId, parseSequenceRunConfig(raw), claim);
       cfg = this.placed(parseRunConfig(raw));
     } catch (e) {
       // Written by a learner of another version, or by hand: no learner here can train it.
@@ -331,8 +331,8 @@ export class LearnerCore {
    * A text-env run's checkpoints are directories on its learner's disk, not objects on the bus, so
    * no other learner can continue it: it ends as failed, saying so, and its actors stop.
    */
-  private async refuseTakeOver(runId: string, raw: unknown, claim: Lease): Promise<false> {
-    const run = new MeshRun(runId, raw as MeshRunConfig, this.opts.bus, this.opts.logger, this.root);
+  private async refuseTakeOver(runId: string, cfg: MeshRunConfig, claim: Lease): Promise<false> {
+    const run = new MeshRun(runId, cfg, this.opts.bus, this.opts.logger, this.root);
     this.runs.set(runId, run);
     this.hold(run, claim);
     const why =
