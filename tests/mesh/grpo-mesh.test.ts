@@ -5,11 +5,11 @@
  * service's Generate and publishes sequence chunks; every update publishes a version the policy
  * service serves next. Completions are one token, scored correct + format: an untrained model
  * rarely answers with the rule's kind of answer (a number, BIG/SMALL or EVEN/ODD), and GRPO teaches
- * it which kind each rule asks for within a few dozen updates. Bad StartRun configs for text envs
- * are refused naming the field.
+ * it which kind each rule asks for within a few dozen updates. `rlmesh train --mesh` submits such a
+ * run and follows it to its end; bad StartRun configs for text envs are refused naming the field.
  */
-import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
@@ -21,7 +21,7 @@ import { LearnerServiceClient, type Run, RunState } from '@rlmesh/proto';
 import { saveTokenizer, trainBpe } from '@rlmesh/text';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnService } from '../../packages/cli/src/up';
-import { missingParts, stopChild, until } from './helpers';
+import { missingParts, ROOT, stopChild, until } from './helpers';
 
 const missing = missingParts();
 const UPDATES = 40;
@@ -75,6 +75,7 @@ describe.skipIf(missing !== null)('GRPO through the mesh: learner, policy and an
   let dir: string;
   const children: ChildProcess[] = [];
   let learner: LearnerServiceClient;
+  let learnerAddress = '';
 
   beforeAll(async () => {
     nats = await startNatsServer();
@@ -86,7 +87,8 @@ describe.skipIf(missing !== null)('GRPO through the mesh: learner, policy and an
     const p = await spawnService('policy', ['policy', ...common, '--seed', '1'], env);
     const e = await spawnService('env-0', ['env', ...common, '--policy', `127.0.0.1:${p.ready.port}`, '--replica-id', 'env-0'], env);
     children.push(l.child, p.child, e.child);
-    learner = new LearnerServiceClient(`127.0.0.1:${l.ready.port}`, credentials.createInsecure());
+    learnerAddress = `127.0.0.1:${l.ready.port}`;
+    learner = new LearnerServiceClient(learnerAddress, credentials.createInsecure());
     bus = await NatsBus.connect({ servers: nats.url, name: 'grpo-mesh-test' });
   }, 60_000);
 
@@ -146,6 +148,26 @@ describe.skipIf(missing !== null)('GRPO through the mesh: learner, policy and an
     await until(() => existsSync(summaryFile) || undefined, 10_000, 'summary.json');
     expect(JSON.parse(readFileSync(summaryFile, 'utf8')).updates).toBe(UPDATES);
   }, 150_000);
+
+  it('rlmesh train --mesh submits a text-env config and follows it to completion', async () => {
+    const file = join(dir, 'grpo-cli.json');
+    writeFileSync(file, JSON.stringify(runConfig({ run: { name: 'grpo-cli', seed: 5 } })));
+    const bin = join(ROOT, 'packages', 'cli', 'bin', 'rlmesh.js');
+    const train = spawn(process.execPath, [bin, 'train', '--mesh', file, '--learner', learnerAddress, '--train.total_updates', '5'], {
+      env: { ...process.env, RLMESH_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    train.stdout?.on('data', (d) => (out += d));
+    train.stderr?.on('data', (d) => (out += d));
+    const code = await new Promise((r) => train.once('exit', r));
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/rlmesh train --mesh: run grpo-cli-\w+ on .*: CardRules, 5 updates of grpo rollouts/);
+    expect(
+      out.split('\n').some((l) => l.startsWith('RUN_STATE_COMPLETED')),
+      out,
+    ).toBe(true);
+  }, 60_000);
 
   it('refuses a text-env run with a numeric algorithm, init_from outside its root or without a tokenizer, or local inference', async () => {
     const refused = (config: unknown, runId: string) =>
