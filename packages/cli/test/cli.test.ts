@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { captureConsole } from '../../../tests/console-capture';
 import { main } from '../src/main';
 
 const dir = mkdtempSync(join(tmpdir(), 'rlmesh-cli-'));
@@ -11,38 +12,25 @@ const cfgFile = (body: string) => {
   return p;
 };
 
-function capture() {
-  const err: string[] = [];
-  const out: string[] = [];
-  vi.spyOn(console, 'error').mockImplementation((...a) => {
-    err.push(a.join(' '));
-  });
-  vi.spyOn(console, 'log').mockImplementation((...a) => {
-    out.push(a.join(' '));
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  return { err, out };
-}
-
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
 describe('rlmesh train', () => {
   it('prints one line naming the key and exits 2 on a bad config', async () => {
-    const io = capture();
+    const io = captureConsole();
     expect(await main(['train', cfgFile('algo:\n  lr: fast\n')])).toBe(2);
     expect(io.err).toEqual(['rlmesh: config error: algo.lr: must be a number > 0, got "fast"']);
   });
 
   it('checks --key overrides the same way', async () => {
-    const io = capture();
+    const io = captureConsole();
     expect(await main(['train', cfgFile('env:\n  id: PatternEcho\n'), '--env.num_envs', '0'])).toBe(2);
     expect(io.err).toEqual(['rlmesh: config error: env.num_envs: must be an integer >= 1 and <= 65536, got 0']);
   });
 
   it('exits 2 with one line on a missing file, bad YAML or unknown command', async () => {
-    const io = capture();
+    const io = captureConsole();
     expect(await main(['train', join(dir, 'missing.yaml')])).toBe(2);
     expect(await main(['train', cfgFile('algo: [1, 2\n')])).toBe(2);
     expect(await main(['fly'])).toBe(2);
@@ -55,7 +43,7 @@ describe('rlmesh train', () => {
   });
 
   it('trains, reports the criteria, and the model answers `policy act`', async () => {
-    const io = capture();
+    const io = captureConsole();
     const echo = join(__dirname, '..', '..', '..', 'configs', 'wmil-pattern-echo.yaml');
     expect(await main(['train', echo, '--run.name', 'cli', '--run.out_dir', dir, '--run.seed', '3'])).toBe(0);
     expect(
@@ -86,7 +74,7 @@ describe('rlmesh train', () => {
   });
 
   it('resumes from a checkpoint with --resume', async () => {
-    const io = capture();
+    const io = captureConsole();
     const echo = join(__dirname, '..', '..', '..', 'configs', 'wmil-pattern-echo.yaml');
     const args = ['--run.name', 'res', '--run.out_dir', dir, '--train.total_env_steps', String(6 * 64), '--train.checkpoint_every', '3'];
     expect(await main(['train', echo, ...args])).toBe(0);
@@ -98,7 +86,7 @@ describe('rlmesh train', () => {
 
 describe('rlmesh --help', () => {
   it('prints the usage of each command and exits 0', async () => {
-    const io = capture();
+    const io = captureConsole();
     for (const cmd of ['train', 'up', 'serve', 'policy']) {
       io.out.length = 0;
       expect(await main([cmd, '--help'])).toBe(0);
@@ -113,13 +101,13 @@ describe('rlmesh --help', () => {
 
 describe('rlmesh mesh commands: bad input', () => {
   it('train --mesh checks the config before sending it', async () => {
-    const io = capture();
+    const io = captureConsole();
     expect(await main(['train', '--mesh', cfgFile('algo:\n  lr: fast\n'), '--learner', '127.0.0.1:1'])).toBe(2);
     expect(io.err).toEqual(['rlmesh: config error: algo.lr: must be a number > 0, got "fast"']);
   });
 
   it('train --mesh with no learner listening prints one line and exits 2', async () => {
-    const io = capture();
+    const io = captureConsole();
     expect(await main(['train', '--mesh', cfgFile('env:\n  id: PatternEcho\n'), '--learner', '127.0.0.1:1'])).toBe(2);
     expect(io.err).toEqual([
       'rlmesh: train --mesh: no learner answers at 127.0.0.1:1: nothing listens there (start the mesh with rlmesh up)',
@@ -127,7 +115,7 @@ describe('rlmesh mesh commands: bad input', () => {
   });
 
   it('serve and up reject unknown services and options', async () => {
-    const io = capture();
+    const io = captureConsole();
     expect(await main(['serve', 'bogus'])).toBe(2);
     expect(await main(['serve', 'env', '--nats', 'nats://127.0.0.1:1', '--bogus', '1'])).toBe(2);
     expect(await main(['up', '--env-replicas', '0'])).toBe(2);
@@ -139,7 +127,7 @@ describe('rlmesh mesh commands: bad input', () => {
 
 describe('rlmesh train --in-process-mesh', () => {
   it('trains PatternEcho through the mesh cores in this process', async () => {
-    const io = capture();
+    const io = captureConsole();
     const config = join(__dirname, '..', '..', '..', 'configs', 'wmil-pattern-echo.yaml');
     expect(await main(['train', '--in-process-mesh', config, '--run.out_dir', dir])).toBe(0);
     const done = io.out.find((l) => l.startsWith('RUN_STATE_COMPLETED'));

@@ -8,24 +8,13 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { captureConsole } from '../../../tests/console-capture';
 import { main } from '../src/main';
 
 const dir = mkdtempSync(join(tmpdir(), 'rlmesh-experiment-'));
 const out = join(dir, 'exp');
 const SEED = 3;
 
-function capture() {
-  const err: string[] = [];
-  const log: string[] = [];
-  vi.spyOn(console, 'error').mockImplementation((...a) => {
-    err.push(a.join(' '));
-  });
-  vi.spyOn(console, 'log').mockImplementation((...a) => {
-    log.push(a.join(' '));
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  return { err, log };
-}
 afterEach(() => {
   vi.restoreAllMocks();
 });
@@ -89,9 +78,9 @@ const ran = (log: string[]) =>
 
 describe('rlmesh experiment', () => {
   it('runs data -> SFT -> GRPO -> eval, writes results and report, and skips finished stages', async () => {
-    let c = capture();
+    let c = captureConsole();
     expect(await main(['experiment', config])).toBe(0);
-    expect(ran(c.log)).toEqual(['data', 'sft', 'rl', 'eval']);
+    expect(ran(c.out)).toEqual(['data', 'sft', 'rl', 'eval']);
 
     const results = readJson(join(out, 'results.json'));
     for (const who of ['sft', 'rl'] as const) {
@@ -147,24 +136,24 @@ describe('rlmesh experiment', () => {
 
     // A re-run with nothing changed skips every stage and rewrites the same verdict.
     const evalTime = statSync(join(out, 'eval', 'rl.json')).mtimeMs;
-    c = capture();
+    c = captureConsole();
     expect(await main(['experiment', config])).toBe(0);
-    expect(skipped(c.log)).toEqual(['data', 'sft', 'rl', 'eval']);
+    expect(skipped(c.out)).toEqual(['data', 'sft', 'rl', 'eval']);
     expect(statSync(join(out, 'eval', 'rl.json')).mtimeMs).toBe(evalTime);
     expect(readJson(join(out, 'results.json')).verdict).toEqual(v);
 
     // A changed RL setting re-runs RL and the evaluation it feeds, nothing before it.
-    c = capture();
+    c = captureConsole();
     expect(await main(['experiment', config, '--rl.overrides.train.total_updates', '3'])).toBe(0);
-    expect(skipped(c.log)).toEqual(['data', 'sft']);
-    expect(ran(c.log)).toEqual(['rl', 'eval']);
+    expect(skipped(c.out)).toEqual(['data', 'sft']);
+    expect(ran(c.out)).toEqual(['rl', 'eval']);
     expect(readJson(join(out, 'results.json')).checkpoints.rl).toBe(join(out, 'rl', 'checkpoints', 'update_3'));
 
     // --force eval re-evaluates: greedy evaluation by seed gives the same numbers.
     const before = readJson(join(out, 'results.json')).evaluations;
-    c = capture();
+    c = captureConsole();
     expect(await main(['experiment', config, '--rl.overrides.train.total_updates', '3', '--force', 'eval'])).toBe(0);
-    expect(ran(c.log)).toEqual(['eval']);
+    expect(ran(c.out)).toEqual(['eval']);
     const after = readJson(join(out, 'results.json')).evaluations;
     expect(after.sft.entries).toEqual(before.sft.entries);
     expect(after.rl.entries).toEqual(before.rl.entries);
@@ -180,12 +169,12 @@ describe('rlmesh experiment', () => {
     );
     rmSync(join(out, 'sft', 'summary.json'));
     rmSync(join(out, 'sft', 'checkpoints', 'step_4'), { recursive: true });
-    c = capture();
+    c = captureConsole();
     expect(await main(['experiment', config, '--rl.overrides.train.total_updates', '3'])).toBe(0);
-    expect(c.log.join('\n')).toMatch(/sft: interrupted, resuming from .*step_2 /);
-    expect(c.log.join('\n')).toMatch(/resuming at update 2/);
-    expect(skipped(c.log)).toEqual(['data']);
-    expect(ran(c.log)).toEqual(['rl', 'eval']);
+    expect(c.out.join('\n')).toMatch(/sft: interrupted, resuming from .*step_2 /);
+    expect(c.out.join('\n')).toMatch(/resuming at update 2/);
+    expect(skipped(c.out)).toEqual(['data']);
+    expect(ran(c.out)).toEqual(['rl', 'eval']);
     const sftLines = readFileSync(join(out, 'sft', 'metrics.jsonl'), 'utf8')
       .trim()
       .split('\n')
@@ -202,10 +191,10 @@ describe('rlmesh experiment', () => {
       }),
     );
     rmSync(join(out, 'sft', 'summary.json'));
-    c = capture();
+    c = captureConsole();
     expect(await main(['experiment', config, '--rl.overrides.train.total_updates', '3'])).toBe(0);
-    expect(c.log.join('\n')).toMatch(/sft: running /);
-    expect(c.log.join('\n')).not.toMatch(/resuming at update/);
+    expect(c.out.join('\n')).toMatch(/sft: running /);
+    expect(c.out.join('\n')).not.toMatch(/resuming at update/);
   }, 120_000);
 
   it('refuses a bad config or option in one line with exit 2', async () => {
@@ -239,7 +228,7 @@ describe('rlmesh experiment', () => {
       [[config, '--force', 'train'], /^rlmesh: --force: unknown stage "train"/],
     ];
     for (const [args, expected] of cases) {
-      const c = capture();
+      const c = captureConsole();
       expect(await main(['experiment', ...args]), args.join(' ')).toBe(2);
       expect(c.err, args.join(' ')).toHaveLength(1);
       expect(c.err[0]).toMatch(expected);

@@ -8,20 +8,12 @@ import { join } from 'node:path';
 import { Rng } from '@rlmesh/core';
 import { plantedDictionary, sampleActivations, writeActivationStore } from '@rlmesh/sae';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { captureConsole } from '../../../tests/console-capture';
 import { main } from '../src/main';
 
 const dir = mkdtempSync(join(tmpdir(), 'rlmesh-sae-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
-
-function capture() {
-  const err: string[] = [];
-  const out: string[] = [];
-  vi.spyOn(console, 'error').mockImplementation((...a) => void err.push(a.join(' ')));
-  vi.spyOn(console, 'log').mockImplementation((...a) => void out.push(a.join(' ')));
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  return { err, out };
-}
 
 describe('rlmesh sae', () => {
   it('refuses bad arguments in one line with exit 2', async () => {
@@ -42,7 +34,7 @@ describe('rlmesh sae', () => {
       [['sae', 'hooks', '--checkpoint', join(dir, 'none.safetensors')], /^rlmesh: sae hooks: cannot read/],
     ];
     for (const [argv, want] of cases) {
-      const io = capture();
+      const io = captureConsole();
       expect(await main(argv), argv.join(' ')).toBe(2);
       expect(io.err, argv.join(' ')).toHaveLength(1);
       expect(io.err[0]).toMatch(want);
@@ -54,7 +46,7 @@ describe('rlmesh sae', () => {
     const rng = new Rng(1);
     const acts = sampleActivations(plantedDictionary(rng, 8, 6, 1), rng, 400, { p: 0.3 });
     await writeActivationStore(join(dir, 'store'), { ...acts, d: 8 }, { hook: 'synthetic' }, null);
-    const io = capture();
+    const io = captureConsole();
     const argv = ['sae', 'train', '--activations', 'store', '--root', dir, '--id', 'tiny', '--steps', '20', '--batch-size', '32'];
     expect(await main([...argv, '--config.architecture', 'topk', '--config.k', '2', '--config.d_sae', '16'])).toBe(0);
     expect(io.out[0]).toMatch(/^sae tiny: topk, d_in 8, d_sae 16/);

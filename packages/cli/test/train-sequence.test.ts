@@ -12,22 +12,11 @@ import { initParameters } from '@rlmesh/graph';
 import { GPT2_124M, type Gpt2Config, Gpt2LMHeadModel, saveGpt2Directory } from '@rlmesh/learner';
 import { saveTokenizer, trainBpe } from '@rlmesh/text';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { captureConsole } from '../../../tests/console-capture';
 import { main } from '../src/main';
 
 const dir = mkdtempSync(join(tmpdir(), 'rlmesh-grpo-cli-'));
 
-function capture() {
-  const err: string[] = [];
-  const out: string[] = [];
-  vi.spyOn(console, 'error').mockImplementation((...a) => {
-    err.push(a.join(' '));
-  });
-  vi.spyOn(console, 'log').mockImplementation((...a) => {
-    out.push(a.join(' '));
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  return { err, out };
-}
 afterEach(() => {
   vi.restoreAllMocks();
 });
@@ -72,7 +61,7 @@ const config = configFile();
 describe('rlmesh train on a text env', () => {
   it('trains GRPO from a GPT-2 directory, then resumes from its checkpoint', async () => {
     const file = await config;
-    const c = capture();
+    const c = captureConsole();
     expect(await main(['train', file])).toBe(0);
     expect(c.out.join('\n')).toMatch(/grpo on CardRules .* 2 prompts x 2 completions per update, 2 updates/);
     const run = join(dir, 'runs', 'g');
@@ -103,7 +92,7 @@ describe('rlmesh train on a text env', () => {
       [['--resume', dir], /is not a checkpoint written by a sequence run/],
     ];
     for (const [args, expected] of cases) {
-      const c = capture();
+      const c = captureConsole();
       expect(await main(['train', file, ...args]), args.join(' ')).toBe(2);
       expect(c.err).toHaveLength(1);
       expect(c.err[0]).toMatch(expected);

@@ -6,6 +6,7 @@ import { main } from '@rlmesh/cli';
 import type { EvaluationResult } from '@rlmesh/core';
 import { parseRunConfig, trainEmbedded } from '@rlmesh/learner';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { captureConsole } from '../../../tests/console-capture';
 
 const SUITES = join(__dirname, '..', '..', '..', 'configs', 'suites');
 const out = mkdtempSync(join(tmpdir(), 'rlmesh-eval-cli-'));
@@ -14,19 +15,6 @@ const file = (name: string, body: string) => {
   writeFileSync(p, body);
   return p;
 };
-
-function capture() {
-  const err: string[] = [];
-  const log: string[] = [];
-  vi.spyOn(console, 'error').mockImplementation((...a) => {
-    err.push(a.join(' '));
-  });
-  vi.spyOn(console, 'log').mockImplementation((...a) => {
-    log.push(a.join(' '));
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  return { err, log };
-}
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -55,18 +43,18 @@ beforeAll(async () => {
 
 describe('rlmesh eval', () => {
   it('prints a row per entry with its interval and writes the result into the run directory', async () => {
-    const io = capture();
+    const io = captureConsole();
     const ckpt = join(echoRun, 'checkpoints', 'update-000002.safetensors');
     expect(await main(['eval', join(SUITES, 'pattern-echo.yaml'), '--checkpoint', ckpt])).toBe(0);
     expect(io.err).toEqual([]);
-    expect(io.log[0]).toMatch(/^rlmesh eval: echo update 2 on suite pattern-echo \(greedy\)/);
-    expect(io.log[1]).toMatch(/^entry\s+split\s+env\s+episodes\s+success \[80\.0% interval\]\s+return mean\s+components$/);
-    expect(io.log[2]).toMatch(/^single-step\s+ID\s+PatternEcho\s+200\s+\d+\.\d% \[\d+\.\d%, \d+\.\d%\]\s+\d\.\d\d\s+goal \d\.\d\d/);
-    expect(io.log[3]).toMatch(/^eight-steps\s+ID\s+PatternEcho\s+100\s+/);
-    expect(io.log[4]).toMatch(/^weighted: all \d+\.\d% \(return \d+\.\d\d\); ID /);
+    expect(io.out[0]).toMatch(/^rlmesh eval: echo update 2 on suite pattern-echo \(greedy\)/);
+    expect(io.out[1]).toMatch(/^entry\s+split\s+env\s+episodes\s+success \[80\.0% interval\]\s+return mean\s+components$/);
+    expect(io.out[2]).toMatch(/^single-step\s+ID\s+PatternEcho\s+200\s+\d+\.\d% \[\d+\.\d%, \d+\.\d%\]\s+\d\.\d\d\s+goal \d\.\d\d/);
+    expect(io.out[3]).toMatch(/^eight-steps\s+ID\s+PatternEcho\s+100\s+/);
+    expect(io.out[4]).toMatch(/^weighted: all \d+\.\d% \(return \d+\.\d\d\); ID /);
     const written = readdirSync(join(echoRun, 'evaluations'));
     expect(written).toHaveLength(1);
-    expect(io.log[5]).toBe(`wrote ${join(echoRun, 'evaluations', written[0])}`);
+    expect(io.out[5]).toBe(`wrote ${join(echoRun, 'evaluations', written[0])}`);
     const r = JSON.parse(readFileSync(join(echoRun, 'evaluations', written[0]), 'utf8')) as EvaluationResult;
     expect(r.suite).toBe('pattern-echo');
     expect(r.policy).toEqual({ checkpoint: ckpt, version: 3, label: 'echo update 2' });
@@ -80,7 +68,7 @@ describe('rlmesh eval', () => {
   });
 
   it('--out, --sampled and --label; the same command gives the same numbers', async () => {
-    capture();
+    captureConsole();
     const ckpt = join(echoRun, 'model.safetensors');
     const args = (f: string) => [
       'eval',
@@ -104,9 +92,9 @@ describe('rlmesh eval', () => {
   });
 
   it('--help prints the usage', async () => {
-    const io = capture();
+    const io = captureConsole();
     expect(await main(['eval', '--help'])).toBe(0);
-    expect(io.log.join('\n')).toMatch(/rlmesh eval <suite.yaml> --checkpoint <path>/);
+    expect(io.out.join('\n')).toMatch(/rlmesh eval <suite.yaml> --checkpoint <path>/);
   });
 
   const suite = join(SUITES, 'pattern-echo.yaml');
@@ -160,7 +148,7 @@ describe('rlmesh eval', () => {
     ],
     ['an unknown option', () => ['eval', suite, '--episodes', '3'], /^rlmesh: eval: unknown option --episodes/],
   ])('%s: one line, exit 2', async (_what, argv, message) => {
-    const io = capture();
+    const io = captureConsole();
     expect(await main(argv())).toBe(2);
     expect(io.err).toHaveLength(1);
     expect(io.err[0]).toMatch(message);

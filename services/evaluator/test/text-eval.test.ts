@@ -14,6 +14,7 @@ import { ParamLayout } from '@rlmesh/graph';
 import { Gpt2LMHeadModel, gpt2ModelConfig, loadGpt2Directory, parseRunConfig, trainEmbedded } from '@rlmesh/learner';
 import { createLogger, MemoryBus, publishPolicy, spaceToProto } from '@rlmesh/mesh';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { captureConsole } from '../../../tests/console-capture';
 import { evaluate } from '../src/evaluator';
 import { checkpointPolicy, PolicyFitError, type TextCompletionOptions, type TextPolicySource } from '../src/policy-source';
 import { EvaluatorCore } from '../src/service';
@@ -56,19 +57,6 @@ class ScriptedPolicy implements TextPolicySource {
     });
   }
   async close() {}
-}
-
-function capture() {
-  const err: string[] = [];
-  const log: string[] = [];
-  vi.spyOn(console, 'error').mockImplementation((...a) => {
-    err.push(a.join(' '));
-  });
-  vi.spyOn(console, 'log').mockImplementation((...a) => {
-    log.push(a.join(' '));
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  return { err, log };
 }
 
 afterEach(() => {
@@ -206,14 +194,14 @@ describe('a text policy published on the bus', () => {
 
 describe('rlmesh eval with a GPT-2 directory', () => {
   it('evaluates the shipped cards suite layout end to end and writes the result into the run directory', async () => {
-    const io = capture();
+    const io = captureConsole();
     const suite = file('cards-small.yaml', CARDS_SUITE);
     expect(await main(['eval', suite, '--checkpoint', gpt2])).toBe(0);
     expect(io.err).toEqual([]);
-    expect(io.log[0]).toMatch(/^rlmesh eval: tiny step_0 on suite cards-small \(greedy\)/);
-    expect(io.log[2]).toMatch(/^id\s+ID\s+CardRules\s+8\s+\d+\.\d% \[\d+\.\d%, \d+\.\d%\]\s+\d\.\d\d\s+correct \d\.\d\d, format \d\.\d\d$/);
-    expect(io.log[3]).toMatch(/^values\s+OOD\s+CardRules\s+6\s+/);
-    const path = io.log[5].replace(/^wrote /, '');
+    expect(io.out[0]).toMatch(/^rlmesh eval: tiny step_0 on suite cards-small \(greedy\)/);
+    expect(io.out[2]).toMatch(/^id\s+ID\s+CardRules\s+8\s+\d+\.\d% \[\d+\.\d%, \d+\.\d%\]\s+\d\.\d\d\s+correct \d\.\d\d, format \d\.\d\d$/);
+    expect(io.out[3]).toMatch(/^values\s+OOD\s+CardRules\s+6\s+/);
+    const path = io.out[5].replace(/^wrote /, '');
     expect(path.startsWith(join(out, 'runs', 'tiny', 'evaluations'))).toBe(true);
     const r = JSON.parse(readFileSync(path, 'utf8')) as EvaluationResult;
     expect(r.policy).toEqual({ checkpoint: gpt2, label: 'tiny step_0' });
@@ -222,7 +210,7 @@ describe('rlmesh eval with a GPT-2 directory', () => {
       ['values', 6, 4, ['correct', 'format']],
     ]);
     // Greedy decoding is deterministic: the same command gives the same numbers.
-    capture();
+    captureConsole();
     const again = join(out, 'again.json');
     expect(await main(['eval', suite, '--checkpoint', gpt2, '--out', again])).toBe(0);
     expect((JSON.parse(readFileSync(again, 'utf8')) as EvaluationResult).environments).toEqual(r.environments);
@@ -301,7 +289,7 @@ describe('rlmesh eval with a GPT-2 directory', () => {
       /^rlmesh: suite .*budget\.yaml: entries\[0\]\.max_new_tokens: applies to text envs only; PatternEcho takes actions, not completions$/,
     ],
   ])('%s: one line, exit 2', async (_what, argv, message) => {
-    const io = capture();
+    const io = captureConsole();
     expect(await main(argv())).toBe(2);
     expect(io.err).toHaveLength(1);
     expect(io.err[0]).toMatch(message);
