@@ -48,7 +48,7 @@ import {
 import type { Gpt2LMHeadModel } from '../models/gpt2';
 import { tokenLogProbs } from '../models/gpt2-step';
 import type { SequenceAlgorithmSpec, SequenceUpdateContext } from '../registry';
-import { collate } from '../sft/data';
+import { completionLengths, rolloutLmBatch } from './sequence-batch';
 
 const CONFIG = {
   num_generations: { kind: 'int', default: 8, min: 2, max: 4096, doc: 'G: completions per prompt (a group)' },
@@ -170,31 +170,13 @@ function grpoLoss(model: Gpt2LMHeadModel, b: Record<string, Value>, cfg: GrpoCon
   return { loss: reduceSum(mul(perToken, weight)), sums };
 }
 
-/** One micro-batch's feeds: the LM batch (prompt ++ completion, right-padded) and the per-token and per-row inputs. */
+/** One micro-batch's feeds: the LM batch and the per-token and per-row inputs. */
 function microBatch(r: SequenceRollout, rows: readonly number[], advantages: Float64Array, weights: Float64Array, padId: number) {
-  const Lp = r.promptLength;
-  const Lc = r.completionLength;
-  const lengths = rows.map((i) => r.completionMask.subarray(i * Lc, (i + 1) * Lc).reduce((a, m) => a + m, 0));
-  const lm = collate(
-    rows.map((i, k) => {
-      const pl = r.promptLengths[i];
-      return {
-        ids: [...r.promptIds.subarray(i * Lp, i * Lp + pl), ...r.completionIds.subarray(i * Lc, i * Lc + lengths[k])],
-        promptLength: pl,
-      };
-    }),
-    padId,
-  );
+  const lm = rolloutLmBatch(r, rows, padId);
   const [B, T] = lm.feeds.input_ids.shape;
-  const old = new Float32Array(B * T);
-  rows.forEach((i, k) => {
-    // Position t predicts token t + 1: completion token j sits at prompt length + j, predicted from the slot before.
-    const at = k * T + r.promptLengths[i] - 1;
-    old.set(r.logProbs.subarray(i * Lc, i * Lc + lengths[k]), at);
-  });
   const feeds: Record<string, HostTensor> = {
     ...lm.feeds,
-    old_log_probs: { data: old, shape: [B, T] },
+    old_log_probs: { data: lm.place(r.logProbs), shape: [B, T] },
     advantages: { data: Float32Array.from(rows, (i) => advantages[i]), shape: [B] },
     row_weight: { data: Float32Array.from(rows, (i) => weights[i]), shape: [B] },
   };
@@ -222,9 +204,7 @@ async function update(r: SequenceRollout, ctx: SequenceUpdateContext<GrpoConfig,
   }
   const { advantages, fracZeroStd } = groupAdvantages(rewards, r.groupSize, cfg.scale_rewards as 'group' | 'batch' | 'none');
   // 2. The loss's row weights, and the micro-batches (fixed for every iteration).
-  const Lc = r.completionLength;
-  const lengths = new Float64Array(rows);
-  for (let i = 0; i < rows; i++) for (let t = 0; t < Lc; t++) lengths[i] += r.completionMask[i * Lc + t];
+  const lengths = completionLengths(r);
   const rowW = rowWeights(cfg.loss_type, lengths, cfg.max_completion_length);
   const micro: Record<string, HostTensor>[] = [];
   let tokens = 0;
