@@ -150,6 +150,8 @@ export interface SequenceUpdateContext<C, St> {
   apply(grad: Float32Array, lr: number): Promise<number>;
   /** log p(labels) [B, T] under the frozen reference (the run's starting checkpoint) on an LM batch. */
   referenceLogProbs(batch: Record<string, HostTensor>): Promise<Float32Array>;
+  /** The current policy's value head [B, T] on an LM batch; only for an algorithm with `valueHead`. */
+  values(batch: Record<string, HostTensor>): Promise<Float32Array>;
   /** The id padding is written with (never scored). */
   padId: number;
   components: readonly string[];
@@ -172,6 +174,11 @@ export interface SequenceAlgorithmSpec<S extends Schema = Schema, St = unknown> 
   loss(model: Gpt2LMHeadModel, b: Record<string, Value>, cfg: Infer<S>): TracedLoss;
   /** Whether update() asks for reference log-probs (a KL term); the run then keeps the reference program. */
   usesReference(cfg: Infer<S>): boolean;
+  /**
+   * Whether the policy carries a value head (PPO): a checkpoint without one gets a fresh head, and
+   * every checkpoint saves it beside the language model's weights.
+   */
+  valueHead?: boolean;
   initialState(cfg: Infer<S>): St;
   update(rollout: SequenceRollout, ctx: SequenceUpdateContext<Infer<S>, St>): Promise<Record<string, number>>;
   rewardWeights(cfg: Infer<S>, components: readonly string[]): Record<string, number>;

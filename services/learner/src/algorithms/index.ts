@@ -2,8 +2,10 @@
 import { registerAlgorithm, registerSequenceAlgorithm } from '../registry';
 import { grpo } from './grpo';
 import { ppo } from './ppo';
+import { ppoSeq } from './ppo-seq';
 import { reinforce } from './reinforce';
 
 registerAlgorithm(reinforce);
 registerAlgorithm(ppo);
 registerSequenceAlgorithm(grpo);
+registerSequenceAlgorithm(ppoSeq);

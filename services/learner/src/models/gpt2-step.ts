@@ -40,12 +40,13 @@ export const LM_BATCH_INPUTS = [
 const GRAD = 'grad';
 
 /**
- * log p(labels[t] | ids[..t]) at every position [B, T], and the logits [B, T, V]: the one place both
- * SFT's NLL and the RL losses take token log-probs from, so they score tokens identically.
+ * log p(labels[t] | ids[..t]) at every position [B, T], the logits [B, T, V] and, with a value head,
+ * the value at every position [B, T]: the one place both SFT's NLL and the RL losses take token
+ * log-probs from, so they score tokens identically.
  */
-export function tokenLogProbs(model: Gpt2LMHeadModel, b: Record<string, Value>): { logProbs: Value; logits: Value } {
-  const { logits } = model.forward({ ids: b.input_ids, attentionMask: b.attention_mask });
-  return { logProbs: categoricalLogProb(logits, b.labels), logits };
+export function tokenLogProbs(model: Gpt2LMHeadModel, b: Record<string, Value>): { logProbs: Value; logits: Value; value?: Value } {
+  const { logits, value } = model.forward({ ids: b.input_ids, attentionMask: b.attention_mask });
+  return { logProbs: categoricalLogProb(logits, b.labels), logits, value };
 }
 
 /**

@@ -20,9 +20,9 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, makeTextEnv, type SequenceCollectorState, type SequenceRollout, type SequenceSampling } from '@rlmesh/core';
-import { buildForwardProgram, type HostTensor, Session } from '@rlmesh/graph';
+import { buildForwardProgram, Rng as GraphRng, type HostTensor, initParameters, Session } from '@rlmesh/graph';
 import type { Tokenizer } from '@rlmesh/text';
-import { type Gpt2Config, Gpt2LMHeadModel } from '../models/gpt2';
+import { type Gpt2Config, Gpt2LMHeadModel, Gpt2ValueHead } from '../models/gpt2';
 import { buildGradientProgram, GradientTrainer, LM_BATCH_INPUTS, tokenLogProbs } from '../models/gpt2-step';
 import { type SequenceAlgorithmSpec, sequenceAlgorithmSpec, type UpdateRecord } from '../registry';
 import { loadSftCheckpoint, saveSftCheckpoint } from '../sft/checkpoint';
@@ -67,6 +67,17 @@ async function loadDir(dir: string, resumable: boolean, key: string) {
   }
 }
 
+/**
+ * `params` with a value head: the checkpoint's own, or a fresh one drawn from `seed` when it has
+ * none (an SFT checkpoint), so PPO starts from any GPT-2 directory.
+ */
+function withValueHead(config: Gpt2Config, params: Map<string, Float32Array>, seed: number): Map<string, Float32Array> {
+  if (config.value_head) return params;
+  const out = new Map(params);
+  for (const [k, v] of initParameters(new Gpt2ValueHead(config.n_embd), new GraphRng(seed))) out.set(`v_head.${k}`, v);
+  return out;
+}
+
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
 export class SequenceLearnerRun {
@@ -90,6 +101,7 @@ export class SequenceLearnerRun {
     readonly tokenizer: Tokenizer,
     private readonly trainer: GradientTrainer,
     private readonly reference: { session: Session; params: Float32Array } | null,
+    private readonly valueSession: Session | null,
     private readonly opts: SequenceLearnerRunOptions,
     state: RlState | null,
   ) {
@@ -128,7 +140,11 @@ export class SequenceLearnerRun {
     const init = resumed && !spec.usesReference(algoCfg) ? null : await loadDir(cfg.init_from, false, 'init_from');
     const start = resumed ?? init;
     if (!start) throw new ConfigError('init_from', 'must name a Hugging Face GPT-2 directory');
-    const { config, tokenizer } = start;
+    const { tokenizer } = start;
+    // A value-head algorithm trains (and saves) the head beside the LM; the reference carries it unused.
+    const headed = spec.valueHead === true;
+    const config: Gpt2Config = headed ? { ...start.config, value_head: true } : start.config;
+    const startParams = headed ? withValueHead(start.config, start.params, cfg.run.seed) : start.params;
     if (tokenizer.eosId === null)
       throw new ConfigError('init_from', "the checkpoint's tokenizer has no EOS token; completions end with it");
     const env = makeTextEnv(cfg.env.id, cfg.env.options);
@@ -141,7 +157,7 @@ export class SequenceLearnerRun {
     // Dropout off, so the learner's log-probs are the generator's (the saved config keeps its own values).
     const model = new Gpt2LMHeadModel({ ...config, embd_pdrop: 0, attn_pdrop: 0, resid_pdrop: 0 });
     const program = buildGradientProgram(model, `${spec.name}_gradient`, spec.inputs(algoCfg), (b) => spec.loss(model, b, algoCfg));
-    const trainer = await GradientTrainer.create(program, start.params, spec.adamw(algoCfg), cfg.train.threads);
+    const trainer = await GradientTrainer.create(program, startParams, spec.adamw(algoCfg), cfg.train.threads);
     if (resumed?.trainer) trainer.restore(resumed.trainer.state);
     let reference: { session: Session; params: Float32Array } | null = null;
     if (spec.usesReference(algoCfg)) {
@@ -153,13 +169,24 @@ export class SequenceLearnerRun {
       });
       reference = {
         session: await Session.create(onnx, { intraOpThreads: cfg.train.threads }),
-        params: layout.pack((init ?? start).params),
+        params: layout.pack(init && headed ? withValueHead(init.config, init.params, cfg.run.seed) : (init ?? start).params),
       };
+    }
+    let valueSession: Session | null = null;
+    if (headed) {
+      const { onnx, layout } = buildForwardProgram({
+        module: model,
+        name: 'values',
+        inputs: LM_BATCH_INPUTS.slice(0, 2),
+        forward: (b) => ({ value: model.forward({ ids: b.input_ids, attentionMask: b.attention_mask }).value as never }),
+      });
+      if (layout.total !== trainer.layout.total) throw new Error("values program: its parameter layout differs from the trainer's");
+      valueSession = await Session.create(onnx, { intraOpThreads: cfg.train.threads });
     }
     mkdirSync(join(opts.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(opts.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
     keepLinesUpTo(join(opts.runDir, 'metrics.jsonl'), state?.updates ?? 0, opts.resumeFrom);
-    return new SequenceLearnerRun(cfg, spec, algoCfg, config, model, tokenizer, trainer, reference, opts, state);
+    return new SequenceLearnerRun(cfg, spec, algoCfg, config, model, tokenizer, trainer, reference, valueSession, opts, state);
   }
 
   get updates(): number {
@@ -225,6 +252,7 @@ export class SequenceLearnerRun {
       gradient: (micro) => this.trainer.gradient(micro),
       apply: (grad, lr) => this.trainer.apply(grad, lr),
       referenceLogProbs: (batch) => this.referenceLogProbs(batch),
+      values: (batch) => this.values(batch),
       padId: this.padId,
       components: Object.keys(r.rewards),
     });
@@ -269,6 +297,18 @@ export class SequenceLearnerRun {
       labels: batch.labels,
     });
     return out.log_probs.data as Float32Array;
+  }
+
+  private async values(batch: Record<string, HostTensor>): Promise<Float32Array> {
+    const session = this.valueSession;
+    if (!session) throw new Error(`${this.spec.name}: asked for values but the algorithm has no valueHead`);
+    const params = this.trainer.flatParams;
+    const out = await session.run({
+      params: { data: params, shape: [params.length] },
+      input_ids: batch.input_ids,
+      attention_mask: batch.attention_mask,
+    });
+    return out.value.data as Float32Array;
   }
 
   /** Writes checkpoints/update_<n>/; returns its path. */
@@ -317,5 +357,6 @@ export class SequenceLearnerRun {
   async release(): Promise<void> {
     await this.trainer.release();
     await this.reference?.session.release();
+    await this.valueSession?.release();
   }
 }
