@@ -27,9 +27,9 @@ const TRAIN_USAGE = `rlmesh train <config.yaml> [--section.key value ...] [--res
     Trains the run a config describes: in this process (default), on a running mesh (--mesh), or
     with the mesh's services in this process on an in-memory bus (--in-process-mesh). Any config key
     can be overridden (--algo.lr 1e-3). --resume continues from a checkpoint written by any mode.
-    A text env (env.id CardRules) trains a GPT-2 checkpoint by GRPO, embedded (--resume takes a
-    checkpoints/update_<n> directory) or with --mesh (init_from is then a directory under the
-    learner's run root, its --out-dir).
+    A text env (env.id CardRules) trains a GPT-2 checkpoint by GRPO (algo.name grpo) or PPO
+    (algo.name ppo_seq), embedded (--resume takes a checkpoints/update_<n> directory), or by GRPO
+    with --mesh (init_from is then a directory under the learner's run root, its --out-dir).
     --mesh follows the run through learner restarts, as rlmesh watch does.`;
 // Here, not in watch.ts: that module loads gRPC, which `serve` must not see loaded before OpenTelemetry starts.
 const WATCH_USAGE = `rlmesh watch <run-id> [--learner HOST:PORT] [--reconnect-timeout SECONDS] [--tls-ca F [--tls-cert F --tls-key F]]
