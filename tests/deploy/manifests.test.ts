@@ -57,6 +57,7 @@ describe.skipIf(missing !== null)('deploy/k8s manifests', () => {
     ])
       expect(kinds).toContain(o);
     expect(kinds).toContain('Deployment/rlmesh-evaluator');
+    expect(kinds).toContain('Deployment/rlmesh-sae');
     expect(await validateAll(objects, expectations(overlay))).toEqual([]);
   });
 

@@ -71,7 +71,7 @@ describe.skipIf(missing !== null)('deploy/k8s NATS login', () => {
 
   it('holds in every overlay: the services present the login nats-server requires', () => {
     expect(natsLoginErrors(dev)).toEqual([]);
-    for (const name of ['rlmesh-learner', 'rlmesh-policy', 'rlmesh-env', 'rlmesh-evaluator']) {
+    for (const name of ['rlmesh-learner', 'rlmesh-policy', 'rlmesh-env', 'rlmesh-evaluator', 'rlmesh-sae']) {
       const c = container(dev, 'Deployment', name);
       expect(envEntry(c, 'NATS_URL').value).toBe('nats://$(NATS_USER):$(NATS_PASSWORD)@$(NATS_ADDRESS)');
       expect(c.args.join(' ')).not.toMatch(/nats:\/\//);
@@ -166,12 +166,12 @@ describe.skipIf(missing !== null)('deploy/k8s NATS login', () => {
     [
       "NATS's client port open to another namespace",
       (o) => find(o, 'NetworkPolicy', 'nats').spec.ingress[0].from.push({ namespaceSelector: {} }),
-      /^NetworkPolicy\/nats: spec\.ingress\[0\]\.from\[4\]: admits sources outside this namespace's pods to NATS's client port 4222/,
+      /^NetworkPolicy\/nats: spec\.ingress\[0\]\.from\[5\]: admits sources outside this namespace's pods to NATS's client port 4222/,
     ],
     [
       "NATS's client port open to every pod of the namespace",
       (o) => find(o, 'NetworkPolicy', 'nats').spec.ingress[0].from.push({ podSelector: {} }),
-      /^NetworkPolicy\/nats: spec\.ingress\[0\]\.from\[4\]\.podSelector: \{\} admits every pod of the namespace, login or not/,
+      /^NetworkPolicy\/nats: spec\.ingress\[0\]\.from\[5\]\.podSelector: \{\} admits every pod of the namespace, login or not/,
     ],
     [
       "a pod without the login admitted to NATS's client port",
