@@ -40,7 +40,6 @@ import {
   mul,
   neg,
   reduceSum,
-  scheduledLr,
   sub,
   unsqueeze,
   type Value,
@@ -49,15 +48,14 @@ import type { Gpt2LMHeadModel } from '../models/gpt2';
 import { tokenLogProbs } from '../models/gpt2-step';
 import type { SequenceAlgorithmSpec, SequenceUpdateContext } from '../registry';
 import { completionLengths, rolloutLmBatch } from './sequence-batch';
+import { adamwOf, OPTIMIZER_OPTIONS, SAMPLING_OPTIONS, sequenceLr } from './sequence-optimizer';
 
 const CONFIG = {
   num_generations: { kind: 'int', default: 8, min: 2, max: 4096, doc: 'G: completions per prompt (a group)' },
   prompts_per_update: { kind: 'int', default: 16, min: 1, max: 65_536, doc: 'P: prompts (groups) per rollout and update' },
   micro_batch_size: { kind: 'int', default: 32, min: 1, max: 65_536, doc: 'rows per gradient pass; must divide P x G' },
   max_completion_length: { kind: 'int', default: 16, min: 1, max: 65_536, doc: 'new tokens per completion (EOS included)' },
-  temperature: { kind: 'number', default: 1, min: 0, exclusiveMin: true },
-  top_k: { kind: 'int', default: 0, min: 0, doc: '0: every token' },
-  top_p: { kind: 'number', default: 1, min: 0, max: 1, exclusiveMin: true },
+  ...SAMPLING_OPTIONS,
   epsilon: { kind: 'number', default: 0.2, min: 0, max: 1, exclusiveMin: true, doc: 'lower clip: ratio >= 1 - epsilon' },
   epsilon_high: { kind: 'number', default: 0, min: 0, doc: 'upper clip: ratio <= 1 + epsilon_high; 0: epsilon' },
   beta: { kind: 'number', default: 0, min: 0, doc: 'weight of the k3 KL to the starting checkpoint; 0 skips the reference forward' },
@@ -70,13 +68,7 @@ const CONFIG = {
   },
   num_iterations: { kind: 'int', default: 1, min: 1, max: 1024, doc: 'optimizer steps on each rollout' },
   learning_rate: { kind: 'number', default: 1e-6, min: 0, exclusiveMin: true },
-  lr_scheduler_type: { kind: 'string', default: 'constant', oneOf: ['constant', 'cosine'], doc: 'after the warm-up' },
-  warmup_steps: { kind: 'int', default: 0, min: 0, doc: 'optimizer steps of linear warm-up' },
-  max_grad_norm: { kind: 'number', default: 1, min: 0, doc: 'global L2 clip; 0: none' },
-  adam_beta1: { kind: 'number', default: 0.9, min: 0, max: 1 },
-  adam_beta2: { kind: 'number', default: 0.999, min: 0, max: 1 },
-  adam_epsilon: { kind: 'number', default: 1e-8, min: 0, exclusiveMin: true },
-  weight_decay: { kind: 'number', default: 0, min: 0, doc: 'AdamW decoupled decay on weight matrices only' },
+  ...OPTIMIZER_OPTIONS,
   reward_weights: { kind: 'numberRecord', default: { correct: 1, format: 0 }, doc: "the verifier's components, weighted into r" },
 } as const satisfies Schema;
 
@@ -222,12 +214,7 @@ async function update(r: SequenceRollout, ctx: SequenceUpdateContext<GrpoConfig,
   let lr = 0;
   for (let it = 0; it < cfg.num_iterations; it++) {
     const step = ctx.optimizerSteps + it;
-    lr = scheduledLr(
-      cfg.lr_scheduler_type === 'cosine'
-        ? { kind: 'cosine', lr: cfg.learning_rate, totalSteps: ctx.totalUpdates * cfg.num_iterations, warmupSteps: cfg.warmup_steps }
-        : { kind: 'linear_warmup', lr: cfg.learning_rate, warmupSteps: cfg.warmup_steps },
-      step,
-    );
+    lr = sequenceLr(cfg, step, ctx.totalUpdates * cfg.num_iterations);
     const g = await ctx.gradient(micro);
     for (const [k, v] of Object.entries(g.sums)) sums[k] = (sums[k] ?? 0) + v;
     gradNorm += await ctx.apply(g.grad, lr);
@@ -280,13 +267,7 @@ export const grpo: SequenceAlgorithmSpec<typeof CONFIG, Record<string, never>> =
     topK: cfg.top_k,
     topP: cfg.top_p,
   }),
-  adamw: (cfg) => ({
-    beta1: cfg.adam_beta1,
-    beta2: cfg.adam_beta2,
-    eps: cfg.adam_epsilon,
-    weightDecay: cfg.weight_decay,
-    maxGradNorm: cfg.max_grad_norm,
-  }),
+  adamw: adamwOf,
   usesReference: (cfg) => cfg.beta > 0,
   inputs: (cfg) => [
     { name: 'loss_mask', dtype: 'float32', shape: ['batch', 'sequence'] },

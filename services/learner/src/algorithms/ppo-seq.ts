@@ -52,7 +52,6 @@ import {
   mul,
   neg,
   reduceSum,
-  scheduledLr,
   square,
   sub,
   unsqueeze,
@@ -63,6 +62,7 @@ import { tokenLogProbs } from '../models/gpt2-step';
 import type { SequenceAlgorithmSpec, SequenceUpdateContext } from '../registry';
 import { vtrace } from './advantages';
 import { completionLengths, rolloutLmBatch } from './sequence-batch';
+import { adamwOf, OPTIMIZER_OPTIONS, SAMPLING_OPTIONS, sequenceLr } from './sequence-optimizer';
 
 const CONFIG = {
   batch_size: { kind: 'int', default: 16, min: 1, max: 65_536, doc: 'prompts (one completion each) per rollout and update' },
@@ -70,9 +70,7 @@ const CONFIG = {
   micro_batch_size: { kind: 'int', default: 16, min: 1, max: 65_536, doc: 'rows per gradient pass; must divide a minibatch' },
   num_ppo_epochs: { kind: 'int', default: 4, min: 1, max: 1024, doc: 'passes over each rollout' },
   response_length: { kind: 'int', default: 16, min: 1, max: 65_536, doc: 'new tokens per completion (EOS included)' },
-  temperature: { kind: 'number', default: 1, min: 0, exclusiveMin: true },
-  top_k: { kind: 'int', default: 0, min: 0, doc: '0: every token' },
-  top_p: { kind: 'number', default: 1, min: 0, max: 1, exclusiveMin: true },
+  ...SAMPLING_OPTIONS,
   kl_coef: { kind: 'number', default: 0.05, min: 0, doc: 'per-token KL penalty in the reward; 0 skips the reference forward' },
   kl_estimator: { kind: 'string', default: 'k1', oneOf: ['k1', 'k3'], doc: 'k1: log pi - log ref; k3: unbiased, non-negative' },
   missing_eos_penalty: { kind: 'number', default: 0, min: 0, doc: 'subtracted from the score of a completion without EOS; 0: none' },
@@ -83,13 +81,7 @@ const CONFIG = {
   gamma: { kind: 'number', default: 1, min: 0, max: 1 },
   lam: { kind: 'number', default: 0.95, min: 0, max: 1 },
   learning_rate: { kind: 'number', default: 3e-6, min: 0, exclusiveMin: true },
-  lr_scheduler_type: { kind: 'string', default: 'constant', oneOf: ['constant', 'cosine'], doc: 'after the warm-up' },
-  warmup_steps: { kind: 'int', default: 0, min: 0, doc: 'optimizer steps of linear warm-up' },
-  max_grad_norm: { kind: 'number', default: 1, min: 0, doc: 'global L2 clip; 0: none' },
-  adam_beta1: { kind: 'number', default: 0.9, min: 0, max: 1 },
-  adam_beta2: { kind: 'number', default: 0.999, min: 0, max: 1 },
-  adam_epsilon: { kind: 'number', default: 1e-8, min: 0, exclusiveMin: true },
-  weight_decay: { kind: 'number', default: 0, min: 0, doc: 'AdamW decoupled decay on weight matrices only' },
+  ...OPTIMIZER_OPTIONS,
   reward_weights: { kind: 'numberRecord', default: { correct: 1, format: 0 }, doc: "the verifier's components, weighted into the score" },
 } as const satisfies Schema;
 
@@ -285,12 +277,7 @@ async function update(
           row_weight: { data: new Float32Array(idx.length).fill(1 / Math.max(1, miniTokens)), shape: [idx.length] },
         });
       }
-      lr = scheduledLr(
-        cfg.lr_scheduler_type === 'cosine'
-          ? { kind: 'cosine', lr: cfg.learning_rate, totalSteps, warmupSteps: cfg.warmup_steps }
-          : { kind: 'linear_warmup', lr: cfg.learning_rate, warmupSteps: cfg.warmup_steps },
-        ctx.optimizerSteps + steps,
-      );
+      lr = sequenceLr(cfg, ctx.optimizerSteps + steps, totalSteps);
       const g = await ctx.gradient(micro);
       for (const [k, v] of Object.entries(g.sums)) sums[k] = (sums[k] ?? 0) + v;
       gradNorm += await ctx.apply(g.grad, lr);
@@ -366,13 +353,7 @@ export const ppoSeq: SequenceAlgorithmSpec<typeof CONFIG, Record<string, never>>
     topK: cfg.top_k,
     topP: cfg.top_p,
   }),
-  adamw: (cfg) => ({
-    beta1: cfg.adam_beta1,
-    beta2: cfg.adam_beta2,
-    eps: cfg.adam_epsilon,
-    weightDecay: cfg.weight_decay,
-    maxGradNorm: cfg.max_grad_norm,
-  }),
+  adamw: adamwOf,
   usesReference: (cfg) => cfg.kl_coef > 0,
   inputs: () => [
     ...['loss_mask', 'old_log_probs', 'old_values', 'advantages', 'returns'].map(
