@@ -1,5 +1,5 @@
 /**
- * The embedded GRPO run end to end on a tiny GPT-2 and a tiny text task registered here (reward 1
+ * The embedded GRPO run end to end on a tiny GPT-2 and a tiny text task (tiny-letters.ts: reward 1
  * when the completion starts with a lower-case letter, about 1 in 10 for an untrained model):
  * the mean reward rises clearly over a few updates (seeded), a run resumed from its checkpoint logs
  * the same metrics as the uninterrupted run, the checkpoint is a Hugging Face GPT-2 directory, and
@@ -8,58 +8,19 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, type Rng, registerTextEnv, TextEnv, type TextProblem, type TextTask } from '@rlmesh/core';
-import { Rng as GraphRng, initParameters } from '@rlmesh/graph';
-import { saveTokenizer, trainBpe } from '@rlmesh/text';
+import { ConfigError } from '@rlmesh/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GPT2_124M, type Gpt2Config, Gpt2LMHeadModel } from '../src/models/gpt2';
-import { saveGpt2Directory } from '../src/models/hf-gpt2';
 import type { UpdateRecord } from '../src/registry';
 import { parseSequenceRunConfig } from '../src/run/sequence-config';
 import { trainSequences } from '../src/run/sequence-run';
+import { registerLettersEnv, tinyGpt2Dir } from './tiny-letters';
 
-const PROMPTS = ['Write a letter:', 'A letter, please:', 'Letter:'];
-
-const letters: TextTask<TextProblem> = {
-  name: 'TinyLetters',
-  rewardComponents: ['correct'],
-  numLevels: 1,
-  draw: (rng: Rng) => ({ prompt: PROMPTS[rng.int(PROMPTS.length)] }),
-  verify: (_p, completion) => {
-    const ok = /^[a-z]/.test(completion);
-    return { reward: { correct: ok ? 1 : 0 }, success: ok, parsed: completion.slice(0, 1) };
-  },
-};
-registerTextEnv({
-  id: 'TinyLetters',
-  description: 'reward 1 for a completion starting with a-z',
-  options: {},
-  make: () => new TextEnv(letters),
-});
+registerLettersEnv('TinyLetters');
 
 const dir = mkdtempSync(join(tmpdir(), 'rlmesh-grpo-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A fresh tiny GPT-2 with a BPE tokenizer trained on the prompts, saved as a Hugging Face directory. */
-async function initDir(): Promise<string> {
-  const tok = trainBpe(PROMPTS, { vocab_size: 264 });
-  const config: Gpt2Config = {
-    ...GPT2_124M,
-    vocab_size: tok.vocabSize,
-    n_positions: 32,
-    n_embd: 32,
-    n_layer: 1,
-    n_head: 2,
-    bos_token_id: tok.bosId ?? -1,
-    eos_token_id: tok.eosId ?? -1,
-    pad_token_id: tok.padId ?? -1,
-  };
-  const out = join(dir, 'init');
-  await saveGpt2Directory(out, config, initParameters(new Gpt2LMHeadModel(config), new GraphRng(1)));
-  saveTokenizer(tok, out, { modelMaxLength: 32 });
-  return out;
-}
-const init = initDir();
+const init = tinyGpt2Dir(dir);
 
 async function config(name: string, over: Record<string, unknown> = {}, train: Record<string, unknown> = {}) {
   return parseSequenceRunConfig({

@@ -1,6 +1,6 @@
 /**
  * The embedded ppo_seq run end to end on a tiny GPT-2 (started without a value head, as an SFT
- * checkpoint is) and a tiny text task registered here (reward 1 when the completion starts with a
+ * checkpoint is) and a tiny text task (tiny-letters.ts: reward 1 when the completion starts with a
  * lower-case letter): the mean reward rises over a few updates (seeded) with every loss term logged,
  * the value head is created fresh and saved as value_head.safetensors beside an LM-only
  * model.safetensors and read back, a resumed run logs what the uninterrupted run logs, and bad
@@ -9,58 +9,21 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Rng, registerTextEnv, TextEnv, type TextProblem, type TextTask } from '@rlmesh/core';
 import { Rng as GraphRng, initParameters, loadSafetensors } from '@rlmesh/graph';
-import { saveTokenizer, trainBpe } from '@rlmesh/text';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GPT2_124M, type Gpt2Config, Gpt2LMHeadModel, Gpt2ValueHead } from '../src/models/gpt2';
-import { loadGpt2Directory, saveGpt2Directory, VALUE_HEAD_WEIGHTS } from '../src/models/hf-gpt2';
+import { Gpt2ValueHead } from '../src/models/gpt2';
+import { loadGpt2Directory, VALUE_HEAD_WEIGHTS } from '../src/models/hf-gpt2';
 import type { UpdateRecord } from '../src/registry';
 import { parseSequenceRunConfig } from '../src/run/sequence-config';
 import { trainSequences } from '../src/run/sequence-run';
+import { registerLettersEnv, tinyGpt2Dir } from './tiny-letters';
 
-const PROMPTS = ['Write a letter:', 'A letter, please:', 'Letter:'];
-
-const letters: TextTask<TextProblem> = {
-  name: 'PpoLetters',
-  rewardComponents: ['correct'],
-  numLevels: 1,
-  draw: (rng: Rng) => ({ prompt: PROMPTS[rng.int(PROMPTS.length)] }),
-  verify: (_p, completion) => {
-    const ok = /^[a-z]/.test(completion);
-    return { reward: { correct: ok ? 1 : 0 }, success: ok, parsed: completion.slice(0, 1) };
-  },
-};
-registerTextEnv({
-  id: 'PpoLetters',
-  description: 'reward 1 for a completion starting with a-z',
-  options: {},
-  make: () => new TextEnv(letters),
-});
+registerLettersEnv('PpoLetters');
 
 const dir = mkdtempSync(join(tmpdir(), 'rlmesh-ppo-seq-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A fresh tiny GPT-2 without a value head and a BPE tokenizer trained on the prompts, as a Hugging Face directory. */
-async function initDir(): Promise<string> {
-  const tok = trainBpe(PROMPTS, { vocab_size: 264 });
-  const config: Gpt2Config = {
-    ...GPT2_124M,
-    vocab_size: tok.vocabSize,
-    n_positions: 32,
-    n_embd: 32,
-    n_layer: 1,
-    n_head: 2,
-    bos_token_id: tok.bosId ?? -1,
-    eos_token_id: tok.eosId ?? -1,
-    pad_token_id: tok.padId ?? -1,
-  };
-  const out = join(dir, 'init');
-  await saveGpt2Directory(out, config, initParameters(new Gpt2LMHeadModel(config), new GraphRng(1)));
-  saveTokenizer(tok, out, { modelMaxLength: 32 });
-  return out;
-}
-const init = initDir();
+const init = tinyGpt2Dir(dir);
 
 async function config(name: string, over: Record<string, unknown> = {}, train: Record<string, unknown> = {}) {
   return parseSequenceRunConfig({
