@@ -5,6 +5,7 @@ export * from './hub';
 export * from './layout';
 export * from './page';
 export * from './report';
+export * from './static-page';
 export * from './store-watch';
 export * from './view';
 export * from './watch';

@@ -41,17 +41,22 @@ function pageAssets(): { chart: string; client: string } {
   return assets;
 }
 
+/** Chart.js's UMD build, for other self-contained pages (static-page.ts). */
+export function chartJsSource(): string {
+  return pageAssets().chart;
+}
+
 /** Inline script text must not close its own tag; JSON keeps its meaning with `<` escaped. */
-function inlineJson(value: unknown): string {
+export function inlineJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c');
 }
 
-function inlineScript(code: string): string {
+export function inlineScript(code: string): string {
   if (/<\/script/i.test(code)) throw new Error('an inlined script contains </script');
   return code;
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
+export const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
 
 const STYLE = `
 body { font: 14px system-ui, sans-serif; margin: 0; color: #1d2330; background: #f6f7f9; }
