@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import { ConfigError, type Schema, validate } from '@rlmesh/core';
 import { parseArgs, UsageError } from './args';
 
-export const DATA_USAGE = `rlmesh data cards --out DIR --seed N [--n-train 20000] [--n-val 500] [--n-test 1000]
+export const DATA_USAGE = `rlmesh data cards --out DIR --seed N [--n-train 20000] [--n-val 500] [--n-test 1000] [--completion answer|worked]
     Writes the card-rule game's datasets from a seed: DIR/train.jsonl and val.jsonl (the id split),
-    DIR/test_<split>.jsonl for id and every OOD split, and DIR/manifest.json.`;
+    DIR/test_<split>.jsonl for id and every OOD split, and DIR/manifest.json. --completion worked
+    writes the work before the answer (" RED 3 - BLUE 2 = 1, ODD"); prompts are the same either way.`;
 
 const OPTIONS = {
   out: { kind: 'string', doc: 'output directory' },
@@ -20,6 +21,7 @@ const OPTIONS = {
   'n-train': { kind: 'int', default: 20000, min: 1, max: 2_000_000 },
   'n-val': { kind: 'int', default: 500, min: 1, max: 100_000 },
   'n-test': { kind: 'int', default: 1000, min: 1, max: 100_000, doc: 'examples in each test set' },
+  completion: { kind: 'string', default: 'answer', oneOf: ['answer', 'worked'], doc: "the completions' form" },
 } as const satisfies Schema;
 
 export async function dataCommand(argv: readonly string[]): Promise<number> {
@@ -37,7 +39,7 @@ export async function dataCommand(argv: readonly string[]): Promise<number> {
   const { buildCardsDatasets, exampleRecord, SPLIT_SPECS } = await import('@rlmesh/envs');
   let sets: ReturnType<typeof buildCardsDatasets>;
   try {
-    sets = buildCardsDatasets({ seed: o.seed, nTrain: o['n-train'], nVal: o['n-val'], nTest: o['n-test'] });
+    sets = buildCardsDatasets({ seed: o.seed, nTrain: o['n-train'], nVal: o['n-val'], nTest: o['n-test'], completion: o.completion });
   } catch (e) {
     throw new UsageError(`data cards: ${(e as Error).message}`);
   }
@@ -66,6 +68,7 @@ export async function dataCommand(argv: readonly string[]): Promise<number> {
     dataset: 'cards',
     seed: o.seed,
     sizes: { train: o['n-train'], val: o['n-val'], test: o['n-test'] },
+    completion: o.completion,
     splits: SPLIT_SPECS,
     files,
   };

@@ -7,6 +7,7 @@
  * train, which is a sample of the training distribution.
  */
 import { Rng } from '@rlmesh/core';
+import type { CompletionStyle } from './prompts';
 import { type CardExample, drawExample, SPLITS, type SplitName } from './splits';
 
 export interface CardsDatasetOptions {
@@ -15,6 +16,8 @@ export interface CardsDatasetOptions {
   nVal: number;
   /** Examples in each test set. */
   nTest: number;
+  /** The completions' form (prompts, answers and labels do not depend on it); default `answer`. */
+  completion?: CompletionStyle;
 }
 
 export interface CardsDataset {
@@ -33,13 +36,21 @@ export const DATASET_SETS: readonly { name: string; split: SplitName }[] = [
 // A set stops early only if its split runs out of unseen prompts, which these sizes never reach.
 const MAX_ATTEMPTS_PER_EXAMPLE = 50;
 
-function drawSet(rng: Rng, split: SplitName, n: number, exclude: Set<string>, unique: boolean, name: string): CardExample[] {
+function drawSet(
+  rng: Rng,
+  split: SplitName,
+  n: number,
+  exclude: Set<string>,
+  unique: boolean,
+  name: string,
+  style: CompletionStyle,
+): CardExample[] {
   const out: CardExample[] = [];
   const own = new Set<string>();
   for (let attempts = 0; out.length < n; attempts++) {
     if (attempts > n * MAX_ATTEMPTS_PER_EXAMPLE)
       throw new Error(`${name}: found only ${out.length} of ${n} prompts of split ${split} not used by another set`);
-    const ex = drawExample(rng, split);
+    const ex = drawExample(rng, split, style);
     if (exclude.has(ex.prompt) || (unique && own.has(ex.prompt))) continue;
     own.add(ex.prompt);
     out.push(ex);
@@ -53,7 +64,7 @@ export function buildCardsDatasets(o: CardsDatasetOptions): CardsDataset[] {
   const idPrompts = new Set<string>();
   return DATASET_SETS.map(({ name, split }, i) => {
     const n = name === 'train' ? o.nTrain : name === 'val' ? o.nVal : o.nTest;
-    const examples = drawSet(rngs[i], split, n, split === 'id' ? idPrompts : new Set(), name !== 'train', name);
+    const examples = drawSet(rngs[i], split, n, split === 'id' ? idPrompts : new Set(), name !== 'train', name, o.completion ?? 'answer');
     if (split === 'id') for (const ex of examples) idPrompts.add(ex.prompt);
     return { name, split, examples };
   });

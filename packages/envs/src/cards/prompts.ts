@@ -8,12 +8,23 @@
  *
  *   Answer:
  *
- * and the completion is a space and the answer (" 7", " BIG"). Rule text is composed from an
+ * and the completion is either the answer alone after a space (" 7", " BIG"; style `answer`) or the work
+ * that leads to it (style `worked`): the selected cards in hand order with their signs, the aggregate,
+ * then the readout, as in
+ *
+ *    RED 3 + RED 5 - BLUE 2 = 6            number
+ *    RED 3 + RED 5 = 8 > 7, BIG            threshold (BIG when the aggregate is greater than K)
+ *    BLUE 4 = 4 <= 7, SMALL
+ *    none = 0, EVEN                        parity (no card selected: the empty sum)
+ *
+ * The worked form writes out the intermediate labels a rule needs (which cards it reads, with which
+ * sign, and their total), so a small model learns one step per token instead of selecting, summing
+ * and reading out inside a single forward pass. Rule text is composed from an
  * aggregate phrase inside a readout sentence, so an unseen (readout, aggregate) composition is
  * written only with phrases the training rules use. Two template sets exist: the training set and a
  * held-out paraphrase set that shares no template with it (the paraphrase split uses only the latter).
  */
-import type { Aggregate, AggregateKind, Card, ReadoutKind, Rule } from './rules';
+import { type Aggregate, type AggregateKind, type Card, type CardLabels, type ReadoutKind, type Rule, signOf } from './rules';
 
 export type TemplateSet = 'train' | 'paraphrase';
 
@@ -98,4 +109,31 @@ export function formatPrompt(text: string, cards: readonly Card[]): string {
 /** The training target for an answer: what follows "Answer:". */
 export function formatCompletion(answer: string): string {
   return ` ${answer}`;
+}
+
+export const COMPLETION_STYLES = ['answer', 'worked'] as const;
+export type CompletionStyle = (typeof COMPLETION_STYLES)[number];
+
+/** The worked completion: the signed selected cards, their aggregate and the readout (see the top of this file). */
+export function formatWorkedCompletion(rule: Rule, cards: readonly Card[], labels: CardLabels): string {
+  const terms: string[] = [];
+  for (const c of cards) {
+    const sign = signOf(rule.aggregate, c.colour);
+    if (sign === 0) continue;
+    const card = `${c.colour} ${c.value}`;
+    terms.push(terms.length === 0 ? (sign < 0 ? `- ${card}` : card) : `${sign < 0 ? '-' : '+'} ${card}`);
+  }
+  const work = `${terms.length === 0 ? 'none' : terms.join(' ')} = ${labels.total}`;
+  switch (rule.readout.kind) {
+    case 'number':
+      return ` ${work}`;
+    case 'threshold':
+      return ` ${work} ${labels.total > rule.readout.k ? '>' : '<='} ${rule.readout.k}, ${labels.label}`;
+    case 'parity':
+      return ` ${work}, ${labels.label}`;
+  }
+}
+
+export function formatCardCompletion(style: CompletionStyle, rule: Rule, cards: readonly Card[], labels: CardLabels): string {
+  return style === 'worked' ? formatWorkedCompletion(rule, cards, labels) : formatCompletion(labels.label);
 }

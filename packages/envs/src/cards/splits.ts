@@ -16,7 +16,7 @@
  * so no split shows a number form that training does not.
  */
 import type { Rng } from '@rlmesh/core';
-import { formatCompletion, formatPrompt, ruleText, type TemplateSet, templateCount } from './prompts';
+import { type CompletionStyle, formatCardCompletion, formatPrompt, ruleText, type TemplateSet, templateCount } from './prompts';
 import {
   type Aggregate,
   type AggregateKind,
@@ -135,8 +135,8 @@ function drawK(rng: Rng, v: number, big: boolean): number | null {
   return hi < lo ? null : lo + rng.int(hi - lo + 1);
 }
 
-/** One example of `split`, every choice drawn from `rng`. */
-export function drawExample(rng: Rng, split: SplitName): CardExample {
+/** One example of `split`, every choice drawn from `rng` (the completion style draws nothing). */
+export function drawExample(rng: Rng, split: SplitName, style: CompletionStyle = 'answer'): CardExample {
   const spec = SPLIT_SPECS[split];
   const f = pick(rng, spec.families);
   const aggregate = drawAggregate(rng, f.aggregate, spec);
@@ -168,7 +168,7 @@ export function drawExample(rng: Rng, split: SplitName): CardExample {
     template,
     cards,
     prompt: formatPrompt(text, cards),
-    completion: formatCompletion(labels.label),
+    completion: formatCardCompletion(style, rule, cards, labels),
     answer: labels.label,
     labels,
   };

@@ -3,12 +3,15 @@
  *
  *   correct  1 when the parsed answer equals the true one, else 0 (the task's reward)
  *   format   1 when the completion is exactly one well-formed answer of the rule's kind (an integer,
- *            BIG/SMALL or EVEN/ODD) with nothing but whitespace around it, else 0; an optional bonus
- *            the learner weights (0 by default in its reward weights)
+ *            BIG/SMALL or EVEN/ODD), alone or as the end of a well-formed worked line (prompts.ts:
+ *            "RED 3 - BLUE 2 = 1, ODD"), with nothing but whitespace around it, else 0; an optional
+ *            bonus the learner weights (0 by default in its reward weights). The work's arithmetic is
+ *            not checked: only the answer is scored.
  *
- * The parse is lenient so that correctness does not hinge on format: the answer is the first token
- * of the first non-blank line, a signed integer or a word (case-insensitive), ending at whitespace,
- * a full stop, a comma or the end. " 17\nRule: ..." (a model that runs on) parses as 17.
+ * The parse is lenient so that correctness does not hinge on format. It reads the first non-blank
+ * line: if that line holds an "=" between spaces (worked), the answer is its last token; otherwise its first. A token
+ * is a signed integer or a word (case-insensitive), ending at whitespace, a full stop, a comma or the
+ * end. " 17\nRule: ..." (a model that runs on) parses as 17, " RED 3 = 3, ODD." as ODD.
  */
 import type { Verdict } from '@rlmesh/core';
 import type { ReadoutKind } from './rules';
@@ -16,17 +19,20 @@ import type { ReadoutKind } from './rules';
 export const CARD_REWARDS = ['correct', 'format'] as const;
 
 const TOKEN = /^(-?\d+|[A-Za-z]+)(?=$|[\s.,;!])/;
+const LAST_TOKEN = /(?:^|[\s=,])(-?\d+|[A-Za-z]+)[.,;!]?$/;
+const WORK = '(?:none|-?\\s?[A-Z]+ \\d+(?: [+-] [A-Z]+ \\d+)*) = -?\\d+';
 const WELL_FORMED: Record<ReadoutKind, RegExp> = {
-  number: /^\s*-?\d+\s*$/,
-  threshold: /^\s*(BIG|SMALL)\s*$/,
-  parity: /^\s*(EVEN|ODD)\s*$/,
+  number: new RegExp(`^\\s*(?:-?\\d+|${WORK})\\s*$`),
+  threshold: new RegExp(`^\\s*(?:(?:${WORK}) (?:>|<=) \\d+, )?(?:BIG|SMALL)\\s*$`),
+  parity: new RegExp(`^\\s*(?:(?:${WORK}), )?(?:EVEN|ODD)\\s*$`),
 };
 
 /** The answer a completion gives, normalised (integers without leading zeros, words upper-case), or null. */
 export function parseAnswer(completion: string): string | null {
   const line = completion.split('\n').find((l) => l.trim() !== '');
   if (line === undefined) return null;
-  const m = TOKEN.exec(line.trim());
+  const text = line.trim();
+  const m = /(?:^|\s)=(?:\s|$)/.test(text) ? LAST_TOKEN.exec(text) : TOKEN.exec(text);
   if (!m) return null;
   const t = m[1];
   if (/^-?\d+$/.test(t)) {
