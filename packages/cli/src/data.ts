@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type Schema, validate } from '@rlmesh/core';
 import { parseArgs, UsageError } from './args';
+import { DATA_STORYWORLD_USAGE, dataStoryworldCommand } from './data-storyworld';
 
 export const DATA_USAGE = `rlmesh data cards --out DIR --seed N [--n-train 20000] [--n-val 500] [--n-test 1000] [--completion answer|worked]
     Writes the card-rule game's datasets from a seed: DIR/train.jsonl and val.jsonl (the id split),
@@ -26,8 +27,9 @@ const OPTIONS = {
 
 export async function dataCommand(argv: readonly string[]): Promise<number> {
   const { positionals, options } = parseArgs(argv);
+  if (positionals.length === 1 && positionals[0] === 'storyworld') return dataStoryworldCommand(options);
   if (positionals.length !== 1 || positionals[0] !== 'cards')
-    throw new UsageError(`data: unknown dataset ${JSON.stringify(positionals.join(' '))}; known datasets: cards`);
+    throw new UsageError(`data: unknown dataset ${JSON.stringify(positionals.join(' '))}; known datasets: cards, storyworld`);
   let o: ReturnType<typeof validate<typeof OPTIONS>>;
   try {
     o = validate(OPTIONS, options);

@@ -6,6 +6,7 @@ import { registerEnv, registerTextEnv } from '@rlmesh/core';
 import { cardRules } from './cards';
 import { cartPole } from './cartpole';
 import { pendulum } from './pendulum';
+import { storyworld } from './storyworld';
 import { conditional, patternEcho, sequenceNext } from './symbolic';
 
 registerEnv(patternEcho);
@@ -14,8 +15,10 @@ registerEnv(conditional);
 registerEnv(cartPole);
 registerEnv(pendulum);
 registerTextEnv(cardRules);
+registerTextEnv(storyworld);
 
 export * from './cards';
+export * from './storyworld';
 export * from './symbolic';
 export * from './tasks';
 export { cartPole, conditional, patternEcho, pendulum, sequenceNext };
