@@ -14,7 +14,8 @@ import { DATA_STORYWORLD_USAGE, dataStoryworldCommand } from './data-storyworld'
 export const DATA_USAGE = `rlmesh data cards --out DIR --seed N [--n-train 20000] [--n-val 500] [--n-test 1000] [--completion answer|worked]
     Writes the card-rule game's datasets from a seed: DIR/train.jsonl and val.jsonl (the id split),
     DIR/test_<split>.jsonl for id and every OOD split, and DIR/manifest.json. --completion worked
-    writes the work before the answer (" RED 3 - BLUE 2 = 1, ODD"); prompts are the same either way.`;
+    writes the work before the answer (" RED 3 - BLUE 2 = 1, ODD"); prompts are the same either way.
+${DATA_STORYWORLD_USAGE}`;
 
 const OPTIONS = {
   out: { kind: 'string', doc: 'output directory' },
