@@ -1,1 +1,9 @@
-export {};
+export * from './account';
+export * from './config';
+export * from './market';
+export * from './news';
+export * from './prices';
+export * from './simulation';
+export * from './strategies';
+export * from './text';
+export * from './window';
