@@ -5,7 +5,8 @@
  * service's Generate and publishes sequence chunks; every update publishes a version the policy
  * service serves next. Completions are one token, scored correct + format: an untrained model
  * rarely answers with the rule's kind of answer (a number, BIG/SMALL or EVEN/ODD), and GRPO teaches
- * it which kind each rule asks for within a few dozen updates. `rlmesh train --mesh` submits such a
+ * it which kind each rule asks for within a few dozen updates. PPO for token policies (ppo_seq, with
+ * its value head) runs through the same processes the same way. `rlmesh train --mesh` submits such a
  * run and follows it to its end; bad StartRun configs for text envs are refused naming the field.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -147,6 +148,50 @@ describe.skipIf(missing !== null)('GRPO through the mesh: learner, policy and an
     const summaryFile = join(dir, 'runs', 'grpo-mesh', 'summary.json');
     await until(() => existsSync(summaryFile) || undefined, 10_000, 'summary.json');
     expect(JSON.parse(readFileSync(summaryFile, 'utf8')).updates).toBe(UPDATES);
+  }, 150_000);
+
+  it('trains with PPO for token policies (ppo_seq: value head, token-level GAE) through the same actors and policy service', async () => {
+    const config = runConfig({
+      run: { name: 'ppo-seq-mesh', seed: 4 },
+      algo: {
+        name: 'ppo_seq',
+        batch_size: 32,
+        num_mini_batches: 1,
+        micro_batch_size: 32,
+        num_ppo_epochs: 2,
+        response_length: 1,
+        kl_coef: 0,
+        learning_rate: 1e-2,
+        warmup_steps: 0,
+        reward_weights: { correct: 1, format: 1 },
+      },
+    });
+    await startRun(config, 'ppo-seq-mesh');
+    const final = await until(
+      async () => {
+        const r = await getRun('ppo-seq-mesh');
+        return r.state === RunState.RUN_STATE_RUNNING ? undefined : r;
+      },
+      120_000,
+      'the ppo_seq run to end',
+    );
+    expect(final.error).toBe('');
+    expect(final.state).toBe(RunState.RUN_STATE_COMPLETED);
+    expect(final.updates).toBe(UPDATES);
+    expect(final.chunksByActor['env-0-a0']).toBe(UPDATES);
+    const rows = readFileSync(join(dir, 'runs', 'ppo-seq-mesh', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as UpdateRecord);
+    expect(rows.map((r) => r.update)).toEqual(Array.from({ length: UPDATES }, (_, k) => k + 1));
+    // The value head is trained: its loss is logged with the policy's.
+    expect(Object.keys(rows[0].metrics)).toEqual(expect.arrayContaining([expect.stringMatching(/value/)]));
+    const mean = (xs: UpdateRecord[]) => xs.reduce((a, r) => a + r.return_mean, 0) / xs.length;
+    const first = mean(rows.slice(0, WINDOW));
+    const last = mean(rows.slice(-WINDOW));
+    console.log(JSON.stringify({ run: 'ppo-seq-mesh', rewardFirst: first, rewardLast: last, updatesPerS: final.updatesPerS }));
+    expect(first).toBeLessThan(0.2);
+    expect(last).toBeGreaterThan(first + 0.25);
   }, 150_000);
 
   it('rlmesh train --mesh submits a text-env config and follows it to completion', async () => {
