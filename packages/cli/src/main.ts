@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { applyOverrides, ConfigError, parseConfigText } from '@rlmesh/core';
 import { RunState } from '@rlmesh/proto';
+import { ANALYZE_USAGE, analyzeCommand } from './analyze';
 import { parseArgs, UsageError } from './args';
 import { DASHBOARD_USAGE, dashboard } from './dashboard';
 import { DATA_USAGE, dataCommand } from './data';
@@ -50,7 +51,8 @@ const USAGE = `usage:
   ${DATA_USAGE}
   ${SFT_USAGE}
   ${EXPERIMENT_USAGE}
-  ${SAE_USAGE}`;
+  ${SAE_USAGE}
+  ${ANALYZE_USAGE}`;
 
 /** `rlmesh <command> --help` prints that command's usage. */
 const HELP: Record<string, string> = {
@@ -66,6 +68,7 @@ const HELP: Record<string, string> = {
   sft: SFT_USAGE,
   experiment: EXPERIMENT_USAGE,
   sae: SAE_USAGE,
+  analyze: ANALYZE_USAGE,
 };
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -87,6 +90,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === 'sft') return await sftCommand(rest);
     if (command === 'experiment') return await (await import('./experiment')).experimentCommand(rest);
     if (command === 'sae') return await saeCommand(rest);
+    if (command === 'analyze') return await analyzeCommand(rest);
     if (command === undefined || command === 'help' || command === '--help') {
       console.log(USAGE);
       return command === undefined ? 2 : 0;
