@@ -5,6 +5,7 @@ export * from './hooks';
 export * as init from './init';
 export * from './layers/attention';
 export * from './layers/basic';
+export * from './layers/rms-norm';
 export * from './losses';
 export * from './module';
 export { encodeModel, type ModelSpec, ONNX_DTYPE, type TensorData } from './onnx';

@@ -132,7 +132,7 @@ export class GeneratorTextPolicy implements TextPolicySource {
   }
 
   get contextLength(): number {
-    return this.gen.model.config.n_positions;
+    return this.gen.model.dims.context;
   }
 
   promptTokens(prompt: string): number {

@@ -282,8 +282,10 @@ describe('gpt2: the registered policy', () => {
   it('is registered, and its act program gives the next-token log-probs after the last token', async () => {
     expect(modelIds()).toContain('gpt2');
     const policy = modelSpec('gpt2').build(opts({ n_layer: 2, n_head: 2, n_embd: 8, n_positions: 10, value_head: true }), ctx(13, 6, 0));
-    if (!isCausalLmPolicy(policy)) throw new Error('gpt2 must build a CausalLmPolicy');
-    expect(policy.config.vocab_size).toBe(13);
+    if (!isCausalLmPolicy(policy) || !(policy.module instanceof Gpt2LMHeadModel))
+      throw new Error('gpt2 must build a CausalLmPolicy of GPT-2');
+    const { config } = policy.module;
+    expect(config.vocab_size).toBe(13);
     expect(policy.obsDim).toBe(6);
     const params = randomParams(policy.module, 4);
     const act = buildActProgram(policy);
@@ -301,7 +303,7 @@ describe('gpt2: the registered policy', () => {
       [4, 0, 11, 3, 1, 7],
     ];
     rows.forEach((ids, b) => {
-      const want = referenceLogits(policy.config, params, ids).at(-1) as Float64Array;
+      const want = referenceLogits(config, params, ids).at(-1) as Float64Array;
       const lse = Math.log(want.reduce((a, v) => a + Math.exp(v), 0));
       for (let v = 0; v < 13; v++) expect(Math.abs(logProbs[b * 13 + v] - (want[v] - lse))).toBeLessThan(1e-4);
     });

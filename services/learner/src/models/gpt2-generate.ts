@@ -1,5 +1,6 @@
 /**
- * Decoding a batch of prompts of different lengths with GPT-2's KV cache: one prefill over the
+ * Decoding a batch of prompts of different lengths with a causal LM's KV cache (any CausalLm: gpt2,
+ * llama): one prefill over the
  * left-padded prompts, then one decode step per new token that feeds back the cache. Each row's
  * output is what the unpadded prompt alone gives (positions count tokens; padding is masked), and
  * each row samples with its own settings and its own seeded generator, so a row's tokens do not
@@ -13,7 +14,8 @@
  */
 import { ConfigError, Rng } from '@rlmesh/core';
 import { type HostTensor, ParamLayout, Session, WorkerSession } from '@rlmesh/graph';
-import { buildKvProgram, type Gpt2Config, Gpt2LMHeadModel, KV_IO } from './gpt2';
+import { buildKvProgram, type CausalLm, KV_IO } from './causal-lm';
+import { type Gpt2Config, Gpt2LMHeadModel } from './gpt2';
 import { gpt2ConfigFromJson, gpt2ConfigJson } from './hf-gpt2';
 
 /** How one row chooses its tokens. */
@@ -304,7 +306,7 @@ export class Gpt2Generator {
   private constructor(
     private readonly prefill: ProgramRunner,
     private readonly decode: ProgramRunner,
-    readonly model: Gpt2LMHeadModel,
+    readonly model: CausalLm,
   ) {}
 
   /**
@@ -313,7 +315,7 @@ export class Gpt2Generator {
    * to the worker and back at every step (a copy each way).
    */
   static async create(
-    model: Gpt2LMHeadModel,
+    model: CausalLm,
     params: ReadonlyMap<string, Float32Array>,
     opts: { threads?: number; worker?: boolean } = {},
   ): Promise<Gpt2Generator> {
@@ -337,18 +339,16 @@ export class Gpt2Generator {
 
   /** Throws a RangeError naming the row and the rule when a row cannot be generated. */
   check(row: GenerateRow, b = 0, hasDecode = true): void {
-    const c = this.model.config;
+    const d = this.model.dims;
     const p = row.prompt;
     if (p.length === 0) throw new RangeError(`prompt ${b} is empty: generation needs at least one token to condition on`);
     if (!Number.isInteger(row.maxNewTokens) || row.maxNewTokens < 0)
       throw new RangeError(`maxNewTokens must be a non-negative integer, got ${row.maxNewTokens}`);
-    if (p.length + row.maxNewTokens > c.n_positions)
-      throw new RangeError(
-        `prompt ${b} has ${p.length} tokens; with ${row.maxNewTokens} new ones it exceeds the context of ${c.n_positions}`,
-      );
+    if (p.length + row.maxNewTokens > d.context)
+      throw new RangeError(`prompt ${b} has ${p.length} tokens; with ${row.maxNewTokens} new ones it exceeds the context of ${d.context}`);
     for (const id of p)
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocab_size)
-        throw new RangeError(`prompt ${b}: token id ${id} is outside the vocabulary of ${c.vocab_size}`);
+      if (!Number.isInteger(id) || id < 0 || id >= d.vocabSize)
+        throw new RangeError(`prompt ${b}: token id ${id} is outside the vocabulary of ${d.vocabSize}`);
     checkSampling(row);
     if (row.stop?.length && !hasDecode) throw new RangeError('stop strings need a decode function (a tokenizer)');
   }
@@ -391,7 +391,7 @@ export class Gpt2Generator {
       onStep?: (emitted: { row: GenerateRow; token: number; logProb: number }[]) => void;
     } = {},
   ): Promise<void> {
-    const V = this.model.config.vocab_size;
+    const V = this.model.dims.vocabSize;
     const maxBatch = opts.maxBatch ?? Number.POSITIVE_INFINITY;
     let batch: Batch | null = null;
     for (;;) {
@@ -496,7 +496,7 @@ export class Gpt2Generator {
 
   /** Every layer's present key then value, in kvName's order. */
   private kvOf(res: Record<string, HostTensor>): HostTensor[] {
-    const L = this.model.config.n_layer;
+    const L = this.model.dims.layers;
     return Array.from({ length: 2 * L }, (_, i) => res[kvName(i, 'present')]);
   }
 

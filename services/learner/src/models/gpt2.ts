@@ -12,11 +12,9 @@
 import { ConfigError, type Infer, type Schema, type Space } from '@rlmesh/core';
 import {
   add,
-  buildInferenceProgram,
   Conv1D,
   cast,
   cumsum,
-  type Dim,
   Dropout,
   Embedding,
   equal,
@@ -45,7 +43,18 @@ import {
   unsqueeze,
   type Value,
 } from '@rlmesh/graph';
-import type { ModelSpec, PolicyForward, PolicyModel } from '../registry';
+import type { ModelContext, ModelSpec, PolicyForward, PolicyModel } from '../registry';
+import {
+  type CausalLm,
+  type CausalLmDims,
+  type CausalLmInputs,
+  type CausalLmOutputs,
+  concatTime,
+  type KeyValue,
+  positionIds,
+} from './causal-lm';
+
+export { buildKvProgram, buildLogitsProgram, type KeyValue, KV_IO } from './causal-lm';
 
 export const GPT2_OPTIONS = {
   vocab_size: { kind: 'int', default: 0, min: 0, max: 1_000_000, doc: "token embeddings; 0 takes the observation space's vocabulary" },
@@ -97,12 +106,6 @@ export const GPT2_124M: Gpt2Config = {
   value_head: false,
 };
 
-/** One layer's cached keys and values, each [B, H, T_past, D]. */
-export interface KeyValue {
-  key: Value;
-  value: Value;
-}
-
 export interface AttendOptions {
   /** bool [B, T_keys], true where the key is padding. */
   keyPadding?: Value;
@@ -146,17 +149,6 @@ export class Gpt2Attention extends Module {
     const z = hookPoint('hook_z', transpose(heads, [0, 2, 1, 3]));
     return { out: this.residDropout.forward(this.cProj.forward(reshape(z, [B, T, E]))), present: { key, value } };
   }
-}
-
-function concatTime(past: Value, now: Value, total: Dim | undefined): Value {
-  // Lengths may be symbolic here (a cache grows), so Concat is emitted directly; the cache is data.
-  const g = now.graph;
-  const shape = [...now.shape];
-  const [a, b] = [past.shape[2], now.shape[2]];
-  shape[2] = typeof a === 'number' && typeof b === 'number' ? a + b : (total ?? `${past.name}_plus_${now.name}`);
-  const [out] = g.node('Concat', [past, now], { axis: 2 }, [{ dtype: now.dtype, shape }]);
-  g.record('Concat', [past, now], [out], null);
-  return out;
 }
 
 /** GPT2MLP: c_fc (E -> n_inner), GELU, c_proj (n_inner -> E), dropout. */
@@ -243,31 +235,11 @@ export class Gpt2ValueHead extends Module {
   }
 }
 
-export interface Gpt2Inputs {
-  /** Token ids [B, T] (any integer or float dtype). */
-  ids: Value;
-  /**
-   * 1 (or true) at tokens, 0 at padding, padding on either side: [B, T], or [B, T_past + T] with
-   * `past`. Absent: no padding (and then no past).
-   */
-  attentionMask?: Value;
-  /** Per-layer keys and values of the positions before these (a KV cache), each [B, H, T_past, D]. */
-  past?: KeyValue[];
-}
-
-export interface Gpt2Outputs {
-  /** Final hidden states [B, T, E] (after ln_f). */
-  hidden: Value;
-  /** Next-token logits at every position [B, T, V]. */
-  logits: Value;
-  /** [B, T] with the value head. */
-  value?: Value;
-  /** Per-layer keys and values, past included. */
-  present: KeyValue[];
-}
+export type Gpt2Inputs = CausalLmInputs;
+export type Gpt2Outputs = CausalLmOutputs;
 
 /** GPT2LMHeadModel: `transformer` (Gpt2Model), lm_head tied to transformer.wte, and optionally `v_head`. */
-export class Gpt2LMHeadModel extends Module {
+export class Gpt2LMHeadModel extends Module implements CausalLm {
   readonly transformer: Gpt2Model;
   readonly vHead: Gpt2ValueHead | null;
 
@@ -276,6 +248,19 @@ export class Gpt2LMHeadModel extends Module {
     checkGpt2Config(config);
     this.transformer = this.child('transformer', new Gpt2Model(config));
     this.vHead = config.value_head ? this.child('v_head', new Gpt2ValueHead(config.n_embd)) : null;
+  }
+
+  get dims(): CausalLmDims {
+    const c = this.config;
+    return {
+      vocabSize: c.vocab_size,
+      context: c.n_positions,
+      layers: c.n_layer,
+      kvHeads: c.n_head,
+      headDim: c.n_embd / c.n_head,
+      hidden: c.n_embd,
+      eosTokenId: c.eos_token_id >= 0 ? c.eos_token_id : null,
+    };
   }
 
   /**
@@ -288,7 +273,7 @@ export class Gpt2LMHeadModel extends Module {
     const ids = cast(inp.ids, 'int64');
     const t = this.transformer;
     const mask = inp.attentionMask;
-    const positions = this.positionIds(ids, mask, inp.past !== undefined);
+    const positions = positionIds(ids, mask, inp.past !== undefined);
     let h = t.drop.forward(add(hookPoint('hook_embed', t.wte.forward(ids)), hookPoint('hook_pos_embed', t.wpe.forward(positions))));
     const keyPadding = mask ? equal(cast(mask, 'int64'), 0) : undefined;
     const present: KeyValue[] = [];
@@ -298,25 +283,6 @@ export class Gpt2LMHeadModel extends Module {
       present.push(r.present);
     });
     return { hidden: hookPoint('ln_final.hook_normalized', t.lnF.forward(h)), present };
-  }
-
-  private positionIds(ids: Value, mask: Value | undefined, hasPast: boolean): Value {
-    const g = ids.graph;
-    const T = ids.shape[1];
-    if (!mask) {
-      if (hasPast) throw new Error('gpt2: a forward with past keys needs the attention mask over past and present positions');
-      if (typeof T === 'number') return g.ints(Array.from({ length: T }, (_, i) => i));
-      const [len] = g.node('Gather', [g.shapeOf(ids), g.scalar(1, 'int64')], { axis: 0 }, [{ dtype: 'int64', shape: [] }]);
-      return g.node('Range', [g.scalar(0, 'int64'), len, g.scalar(1, 'int64')], {}, [{ dtype: 'int64', shape: [T] }])[0];
-    }
-    const counted = maximum(sub(cumsum(cast(mask, 'int64'), 1), 1), 0);
-    if (!hasPast) return counted;
-    // The mask spans past + present; the present positions are its last T columns.
-    const [len] = g.node('Slice', [g.shapeOf(ids), g.ints([1]), g.ints([2])], {}, [{ dtype: 'int64', shape: [1] }]);
-    const [start] = g.node('Neg', [len], {}, [{ dtype: 'int64', shape: [1] }]);
-    return g.node('Slice', [counted, start, g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])], {}, [
-      { dtype: 'int64', shape: [ids.shape[0], T] },
-    ])[0];
   }
 
   /** logits = hidden @ wte^T (the tied head). */
@@ -331,12 +297,11 @@ export class Gpt2LMHeadModel extends Module {
 }
 
 /** A policy over token sequences: the PolicyModel contract plus every position's outputs. */
-export interface CausalLmPolicy extends PolicyModel {
-  readonly module: Gpt2LMHeadModel;
-  readonly config: Gpt2Config;
+export interface CausalLmPolicy<M extends CausalLm = CausalLm> extends PolicyModel {
+  readonly module: M;
   readonly padId: number;
   /** Next-token logits [B, T, V] at every position (and values [B, T] with the value head). */
-  sequence(ids: Value, attentionMask?: Value): Gpt2Outputs;
+  sequence(ids: Value, attentionMask?: Value): CausalLmOutputs;
 }
 
 export function isCausalLmPolicy(m: PolicyModel): m is CausalLmPolicy {
@@ -346,9 +311,9 @@ export function isCausalLmPolicy(m: PolicyModel): m is CausalLmPolicy {
 /**
  * The act contract on a TokenSequence observation [B, S] (ids as numbers, right-padded with `padId`):
  * the sequence ends at its last non-pad token, and the policy's logits are the next-token logits
- * there. Only that position goes through the head ([B, E] @ wte^T instead of [B, S, E]).
+ * there. Only that position goes through the head ([B, E] @ W^T instead of [B, S, E]).
  */
-function actForward(model: Gpt2LMHeadModel, obs: Value, padId: number): PolicyForward {
+function actForward(model: CausalLm, obs: Value, padId: number): PolicyForward {
   const ids = cast(obs, 'int64');
   const S = ids.dim(1);
   const isToken = sub(1, cast(equal(ids, padId), 'int64'));
@@ -363,84 +328,35 @@ function actForward(model: Gpt2LMHeadModel, obs: Value, padId: number): PolicyFo
 }
 
 /**
- * The logits program: inputs `input_ids` and `attention_mask` (int64 [batch, sequence]), output
- * `logits` [batch, sequence, vocab] (and `value` with the value head), the weights baked in under
- * their Hugging Face names: the same interface as an ONNX export of GPT2LMHeadModel.
+ * A causal LM as the registered policy over the env's TokenSequence observations, choosing the
+ * next token from Discrete(vocab_size): what every text model's ModelSpec.build returns.
  */
-export function buildLogitsProgram(model: Gpt2LMHeadModel, params: ReadonlyMap<string, Float32Array>): Uint8Array {
-  return buildInferenceProgram({
-    module: model,
-    params,
-    name: 'gpt2_logits',
-    inputs: [
-      { name: 'input_ids', dtype: 'int64', shape: ['batch', 'sequence'] },
-      { name: 'attention_mask', dtype: 'int64', shape: ['batch', 'sequence'] },
-    ],
-    forward: (i) => {
-      const out = model.forward({ ids: i.input_ids, attentionMask: i.attention_mask });
-      const outputs: Record<string, Value> = { logits: out.logits };
-      if (out.value) outputs.value = out.value;
-      return outputs;
-    },
-  });
-}
-
-/** Input and output names of the KV-cache programs (those of an ONNX export of GPT-2 with past). */
-export const KV_IO = {
-  pastKey: (layer: number) => `past_key_values.${layer}.key`,
-  pastValue: (layer: number) => `past_key_values.${layer}.value`,
-  presentKey: (layer: number) => `present.${layer}.key`,
-  presentValue: (layer: number) => `present.${layer}.value`,
-};
-
-/**
- * A generation program with a per-layer KV cache. Inputs `input_ids` [batch, sequence] and
- * `attention_mask` (int64, 1 = token), and with `past`, every layer's `past_key_values.<i>.key` /
- * `.value` [batch, heads, past_sequence, head_dim] with the mask spanning [batch, past_sequence +
- * sequence]. Outputs the next-token `logits` [batch, vocab] after the last slot (prompts are
- * left-padded, so that is every row's last token) and `present.<i>.key` / `.value`, the cache
- * including these positions. Prefill is the program without past; decode, with it.
- */
-export function buildKvProgram(model: Gpt2LMHeadModel, params: ReadonlyMap<string, Float32Array>, opts: { past: boolean }): Uint8Array {
-  const c = model.config;
-  const kvShape = ['batch', c.n_head, 'past_sequence', c.n_embd / c.n_head];
-  const layers = [...Array(c.n_layer).keys()];
-  const pastInputs = opts.past
-    ? layers.flatMap((i) => [
-        { name: KV_IO.pastKey(i), dtype: 'float32' as const, shape: kvShape },
-        { name: KV_IO.pastValue(i), dtype: 'float32' as const, shape: kvShape },
-      ])
-    : [];
-  return buildInferenceProgram({
-    module: model,
-    params,
-    name: opts.past ? 'gpt2_decode' : 'gpt2_prefill',
-    inputs: [
-      { name: 'input_ids', dtype: 'int64', shape: ['batch', 'sequence'] },
-      { name: 'attention_mask', dtype: 'int64', shape: ['batch', opts.past ? 'total_sequence' : 'sequence'] },
-      ...pastInputs,
-    ],
-    forward: (i, g) => {
-      const past = opts.past ? layers.map((l) => ({ key: i[KV_IO.pastKey(l)], value: i[KV_IO.pastValue(l)] })) : undefined;
-      const { hidden, present } = model.trunk({ ids: i.input_ids, attentionMask: i.attention_mask, past });
-      const [last] = g.node('Gather', [hidden, g.scalar(-1, 'int64')], { axis: 1 }, [
-        { dtype: 'float32', shape: [hidden.shape[0], c.n_embd] },
-      ]);
-      const out: Record<string, Value> = { logits: model.head(last) };
-      present.forEach((kv, l) => {
-        out[KV_IO.presentKey(l)] = kv.key;
-        out[KV_IO.presentValue(l)] = kv.value;
-      });
-      return out;
-    },
-  });
+export function causalLmPolicy<M extends CausalLm>(module: M, name: string, ctx: ModelContext): CausalLmPolicy<M> {
+  const space = ctx.observationSpace as Space;
+  const { vocabSize } = module.dims;
+  if (space.kind !== 'token_sequence')
+    throw new ConfigError('model.id', `${name} needs a token_sequence observation space, the env's is ${space.kind}`);
+  if (vocabSize < space.vocabSize)
+    throw new ConfigError('model.vocab_size', `must hold the observation space's ${space.vocabSize} tokens, got ${vocabSize}`);
+  const d = ctx.distribution;
+  if (d.kind !== 'categorical' || d.n !== vocabSize)
+    throw new ConfigError('model.id', `${name} acts by choosing the next token: it needs a Discrete(${vocabSize}) action space`);
+  return {
+    module,
+    padId: space.padId,
+    name,
+    distribution: d,
+    obsDim: space.maxLength,
+    forward: (obs) => actForward(module, obs, space.padId),
+    sequence: (ids, attentionMask) => module.forward({ ids, attentionMask }),
+  };
 }
 
 export const gpt2Model: ModelSpec<typeof GPT2_OPTIONS> = {
   id: 'gpt2',
   description: "GPT-2 (Hugging Face's GPT2LMHeadModel names and layouts) over token sequences; optional value head",
   options: GPT2_OPTIONS,
-  build(o, ctx): CausalLmPolicy {
+  build(o, ctx): CausalLmPolicy<Gpt2LMHeadModel> {
     const space = ctx.observationSpace as Space;
     if (space.kind !== 'token_sequence')
       throw new ConfigError('model.id', `gpt2 needs a token_sequence observation space, the env's is ${space.kind}`);
@@ -452,19 +368,6 @@ export const gpt2Model: ModelSpec<typeof GPT2_OPTIONS> = {
         'model.n_positions',
         `must be >= the observation space's max_length ${space.maxLength}, got ${config.n_positions}`,
       );
-    const d = ctx.distribution;
-    if (d.kind !== 'categorical' || d.n !== config.vocab_size)
-      throw new ConfigError('model.id', `gpt2 acts by choosing the next token: it needs a Discrete(${config.vocab_size}) action space`);
-    const module = new Gpt2LMHeadModel(config);
-    return {
-      module,
-      config,
-      padId: space.padId,
-      name: 'GPT2LMHeadModel',
-      distribution: d,
-      obsDim: space.maxLength,
-      forward: (obs) => actForward(module, obs, space.padId),
-      sequence: (ids, attentionMask) => module.forward({ ids, attentionMask }),
-    };
+    return causalLmPolicy(new Gpt2LMHeadModel(config), 'GPT2LMHeadModel', ctx);
   },
 };

@@ -44,7 +44,7 @@ export interface Completion {
 
 /** Completes every row, `batchSize` rows per decode loop; results in the rows' order. */
 export async function complete(gen: Gpt2Generator, rows: readonly CompletionRow[], o: CompleteOptions): Promise<Completion[]> {
-  const context = gen.model.config.n_positions;
+  const context = gen.model.dims.context;
   const size = o.batchSize && o.batchSize > 0 ? o.batchSize : Math.max(1, rows.length);
   const out: Completion[] = [];
   for (let i = 0; i < rows.length; i += size) {
