@@ -47,7 +47,7 @@ class Series {
 
 interface AssetState {
   series: Series;
-  logPrice: number;
+  price: number;
   priceRng: Rng;
   newsRng: Rng;
   /** The asset's events not yet fully applied (jumps ahead, drift shifts ahead or running), by time. */
@@ -70,13 +70,13 @@ export class PriceTape {
     this.symbols = cfg.assets.map((a) => a.symbol);
     this.assets = cfg.assets.map((a, i) => {
       this.index.set(a.symbol, i);
-      return { series: new Series(), logPrice: Math.log(a.price), priceRng: root.fork(), newsRng: root.fork(), pending: [] };
+      return { series: new Series(), price: a.price, priceRng: root.fork(), newsRng: root.fork(), pending: [] };
     });
     this.dtHours = cfg.tick_ms / 3_600_000;
     const scheduled = scheduledEvents(cfg, scheduledRng);
     this.nextEventId = scheduled.length;
     this.addEvents(scheduled);
-    for (const a of this.assets) a.series.push(a.logPrice);
+    for (const a of this.assets) a.series.push(a.price);
   }
 
   has(symbol: string): boolean {
@@ -109,14 +109,14 @@ export class PriceTape {
           if (e.atMs > t) break;
           if (e.kind === 'jump') {
             if (e.atMs > from) jump += e.size;
-          } else if (t < e.atMs + e.durationMs) drift += e.size;
+          } else if (e.atMs <= from && from < e.atMs + e.durationMs) drift += e.size;
         }
         // Events are sorted by start; drop the finished ones at the head.
         while (expired < st.pending.length && this.finished(st.pending[expired], t)) expired++;
         if (expired > 0) st.pending.splice(0, expired);
         const sigma = spec.vol;
-        st.logPrice += (drift - 0.5 * sigma * sigma) * this.dtHours + sigma * Math.sqrt(this.dtHours) * st.priceRng.normal() + jump;
-        st.series.push(st.logPrice);
+        st.price *= Math.exp((drift - 0.5 * sigma * sigma) * this.dtHours + sigma * Math.sqrt(this.dtHours) * st.priceRng.normal() + jump);
+        st.series.push(st.price);
       });
     }
     const keepFromMs = ms - this.cfg.retain_ms;
@@ -137,7 +137,7 @@ export class PriceTape {
     if (k >= s.endIndex) throw new Error(`price of ${symbol} at ${ms} ms is in the future (the tape ends at ${this.lastTickMs} ms)`);
     if (k < s.firstIndex)
       throw new Error(`price of ${symbol} at ${ms} ms is older than retain_ms (${this.cfg.retain_ms} ms) and was dropped`);
-    return Math.exp(s.at(Math.max(k, 0)));
+    return s.at(k);
   }
 
   /** Highest and lowest tick prices in [fromMs, toMs]. */
@@ -147,13 +147,17 @@ export class PriceTape {
     this.priceAt(symbol, toMs);
     const s = this.assets[this.index.get(symbol)!].series;
     for (let k = Math.floor(fromMs / this.cfg.tick_ms); k <= Math.floor(toMs / this.cfg.tick_ms); k++) {
-      const p = Math.exp(s.at(k));
+      const p = s.at(k);
       if (p > high) high = p;
       if (p < low) low = p;
     }
     return { high, low };
   }
 
+  /**
+   * A jump is applied in the tick whose interval (from, t] holds it, a drift shift in every tick
+   * whose interval starts within [at, at + duration); the next tick's interval starts at t.
+   */
   private finished(e: NewsEvent, t: number): boolean {
     return e.kind === 'jump' ? e.atMs <= t : e.atMs + e.durationMs <= t;
   }
