@@ -6,6 +6,7 @@ export * from './analysis/matching';
 export * from './capture';
 export * from './capture-text';
 export * from './config';
+export * from './feature-rewards';
 export * from './grpc';
 export * from './loss-recovered';
 export * from './metrics';

@@ -43,8 +43,19 @@ interface RlState {
   algo_state: unknown;
 }
 
+/**
+ * Reward components the env does not compute, scored by the learner on each rollout with the
+ * parameters that generated it (SAE feature rewards: @rlmesh/sae's FeatureRewarder), joined to the
+ * rollout's rewards under their own names before the algorithm weights them.
+ */
+export interface ExtraRewards {
+  readonly components: readonly string[];
+  score(r: SequenceRollout, params: ReadonlyMap<string, Float32Array>): Promise<Record<string, Float32Array>>;
+}
+
 export interface SequenceLearnerRunOptions {
   runDir: string;
+  extraRewards?: ExtraRewards;
   /** A checkpoint directory written by a sequence run (checkpoints/update_<n>). */
   resumeFrom?: string;
   /** The embedded actor's state, saved with every checkpoint. */
@@ -148,12 +159,13 @@ export class SequenceLearnerRun {
     if (tokenizer.eosId === null)
       throw new ConfigError('init_from', "the checkpoint's tokenizer has no EOS token; completions end with it");
     const env = makeTextEnv(cfg.env.id, cfg.env.options);
-    for (const [c, w] of Object.entries(spec.rewardWeights(algoCfg, env.rewardComponents)))
-      if (w !== 0 && !env.rewardComponents.includes(c))
-        throw new ConfigError(
-          `algo.reward_weights.${c}`,
-          `${cfg.env.id} has no reward component ${c} (it has: ${env.rewardComponents.join(', ')})`,
-        );
+    const extra = opts.extraRewards?.components ?? [];
+    for (const c of extra)
+      if (env.rewardComponents.includes(c)) throw new ConfigError('feature_rewards', `${c} is already a reward component of ${cfg.env.id}`);
+    const components = [...env.rewardComponents, ...extra];
+    for (const [c, w] of Object.entries(spec.rewardWeights(algoCfg, components)))
+      if (w !== 0 && !components.includes(c))
+        throw new ConfigError(`algo.reward_weights.${c}`, `${cfg.env.id} has no reward component ${c} (it has: ${components.join(', ')})`);
     // Dropout off, so the learner's log-probs are the generator's (the saved config keeps its own values).
     const model = new Gpt2LMHeadModel({ ...config, embd_pdrop: 0, attn_pdrop: 0, resid_pdrop: 0 });
     const program = buildGradientProgram(model, `${spec.name}_gradient`, spec.inputs(algoCfg), (b) => spec.loss(model, b, algoCfg));
@@ -242,6 +254,7 @@ export class SequenceLearnerRun {
     const s = this.state;
     const lag = this.version - r.policyVersion;
     const t0 = performance.now();
+    if (this.opts.extraRewards) Object.assign(r.rewards, await this.opts.extraRewards.score(r, this.parameters()));
     const metrics = await this.spec.update(r, {
       cfg: this.algoCfg,
       state: s.algo_state,

@@ -12,13 +12,15 @@ import { encodePrompt } from '../models/text-completion';
 import type { UpdateRecord } from '../registry';
 import { LOCAL_ACTOR } from './embedded';
 import type { SequenceRunConfig } from './sequence-config';
-import { SequenceLearnerRun, type SequenceRunSummary } from './sequence-learner-run';
+import { type ExtraRewards, SequenceLearnerRun, type SequenceRunSummary } from './sequence-learner-run';
 
 export interface SequenceRunOptions {
   /** A checkpoint directory written by a sequence run (checkpoints/update_<n>). */
   resumeFrom?: string;
   /** Stop after this many updates in this call (tests cut a run in two with it). */
   maxUpdates?: number;
+  /** Reward components scored by the learner (SAE feature rewards). */
+  extraRewards?: ExtraRewards;
   onStart?(info: { start: number; total: number; parameters: number; prompts: number; generations: number }): void;
   onUpdate?(r: UpdateRecord): void;
 }
@@ -28,6 +30,7 @@ export async function trainSequences(cfg: SequenceRunConfig, opts: SequenceRunOp
   const run = await SequenceLearnerRun.create(cfg, {
     runDir: join(cfg.run.out_dir, cfg.run.name),
     resumeFrom: opts.resumeFrom,
+    extraRewards: opts.extraRewards,
     collectorState: () => collector?.snapshot() ?? null,
   });
   try {
