@@ -20,11 +20,11 @@ import {
   resourceExhausted,
 } from '@rlmesh/mesh';
 import type { PolicySpec } from '@rlmesh/proto';
-import { type GenerateInput, type GenerateResult, GenerationPool } from './generation';
+import { type GenerateInput, type GenerateResult, type GenerationModel, GenerationPool, type OnToken } from './generation';
 import { OpenRuns } from './open-runs';
 import { type ActResult, PolicyRun } from './run';
 
-export type { GenerateInput, GenerateResult } from './generation';
+export type { GenerateInput, GenerateResult, GenerationModel } from './generation';
 export type { ActResult } from './run';
 
 export interface PolicyCoreOptions {
@@ -176,12 +176,18 @@ export class PolicyCore {
   async generate(
     runId: string,
     input: GenerateInput,
-    onToken: (token: number) => void,
+    onToken: OnToken,
     channel: PolicyChannelName = 'latest',
     isCancelled?: () => boolean,
   ): Promise<GenerateResult> {
     checkRunId(runId);
     return this.generation.generate(runKey(runId, channel), runId, () => this.readPointer(runId, channel), input, onToken, isCancelled);
+  }
+
+  /** The context length, EOS and tokenizer of the version the run's generator has loaded (opening it if needed). */
+  async generationModel(runId: string, channel: PolicyChannelName = 'latest'): Promise<GenerationModel> {
+    checkRunId(runId);
+    return this.generation.model(runKey(runId, channel), runId, () => this.readPointer(runId, channel));
   }
 
   /** Generate's decode loops and the requests they held, since construction. */

@@ -53,6 +53,19 @@ export interface GenerateResult extends GeneratedRow {
   text: string;
 }
 
+/**
+ * What a run's loaded version generates with, for adapters that work in text rather than token ids
+ * (the OpenAI-compatible endpoint encodes its chat prompt and decodes streamed tokens with it).
+ */
+export interface GenerationModel {
+  version: number;
+  /** Positions the model attends to: prompt and completion together. */
+  contextLength: number;
+  /** The token a completion stops after unless the request names another. */
+  eosTokenId?: number;
+  tokenizer: Tokenizer | null;
+}
+
 /** Limits on a request that the model's config does not set. */
 const MAX_STOP_SEQUENCES = 16;
 const MAX_STOP_SEQUENCE_TOKENS = 64;
@@ -79,9 +92,12 @@ export interface GenerationDeps {
   readPointer: () => Promise<PolicyPointer>;
 }
 
+/** Called with each new token as it is chosen, and its log-prob (as GeneratedRow.logProbs holds it). */
+export type OnToken = (token: number, logProb: number) => void;
+
 interface Job {
   row: GenerateRow;
-  onToken: (token: number) => void;
+  onToken: OnToken;
   isCancelled: () => boolean;
   resolve: (r: GenerateResult) => void;
   reject: (e: Error) => void;
@@ -125,12 +141,14 @@ export class GenerationRun {
     return this.loaded.version;
   }
 
+  get model(): GenerationModel {
+    const { version, generator, tokenizer } = this.loaded;
+    const c = generator.model.config;
+    return { version, contextLength: c.n_positions, eosTokenId: c.eos_token_id >= 0 ? c.eos_token_id : undefined, tokenizer };
+  }
+
   /** Validates `input` against the loaded model, queues it, and resolves with the whole completion. */
-  async generate(
-    input: GenerateInput,
-    onToken: (token: number) => void,
-    isCancelled: () => boolean = () => false,
-  ): Promise<GenerateResult> {
+  async generate(input: GenerateInput, onToken: OnToken, isCancelled: () => boolean = () => false): Promise<GenerateResult> {
     const row = this.check(input);
     if ((input.minVersion ?? 0) > this.loaded.version) await this.waitForPublished(input.minVersion ?? 0);
     if (this.closed) throw unavailable('policy service is closing');
@@ -167,7 +185,7 @@ export class GenerationRun {
 
   /** The request as a generator row, or INVALID_ARGUMENT naming the field and the rule. */
   private check(input: GenerateInput): GenerateRow {
-    const d = this.loaded.generator.model.dims;
+    const c = this.loaded.generator.model.config;
     const { tokenizer } = this.loaded;
     const { maxNewTokens } = input;
     const text = input.promptText ?? '';
@@ -182,29 +200,29 @@ export class GenerationRun {
       field = 'prompt_text';
     }
     if (prompt.length === 0) throw invalidArgument('prompt', 'must hold at least 1 token id (or prompt_text some text), got none');
-    if (prompt.length >= d.context)
+    if (prompt.length >= c.n_positions)
       throw invalidArgument(
         field,
-        `has ${prompt.length} tokens; the model's context is ${d.context}, which leaves no room for a new token`,
+        `has ${prompt.length} tokens; the model's context is ${c.n_positions}, which leaves no room for a new token`,
       );
-    const bad = prompt.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= d.vocabSize);
-    if (bad >= 0) throw invalidArgument(field, `token id ${prompt[bad]} at index ${bad} is outside the vocabulary of ${d.vocabSize}`);
-    const room = d.context - prompt.length;
+    const bad = prompt.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= c.vocab_size);
+    if (bad >= 0) throw invalidArgument(field, `token id ${prompt[bad]} at index ${bad} is outside the vocabulary of ${c.vocab_size}`);
+    const room = c.n_positions - prompt.length;
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > room)
       throw invalidArgument(
         'max_new_tokens',
-        `must be in [1, ${room}] (the context of ${d.context} less the prompt's ${prompt.length} tokens), got ${maxNewTokens}`,
+        `must be in [1, ${room}] (the context of ${c.n_positions} less the prompt's ${prompt.length} tokens), got ${maxNewTokens}`,
       );
-    if (input.eosTokenId !== undefined && !(Number.isInteger(input.eosTokenId) && input.eosTokenId < d.vocabSize))
-      throw invalidArgument('eos_token_id', `must be a token id below ${d.vocabSize}, got ${input.eosTokenId}`);
+    if (input.eosTokenId !== undefined && !(Number.isInteger(input.eosTokenId) && input.eosTokenId < c.vocab_size))
+      throw invalidArgument('eos_token_id', `must be a token id below ${c.vocab_size}, got ${input.eosTokenId}`);
     const stops = input.stopSequences ?? [];
     if (stops.length > MAX_STOP_SEQUENCES) throw invalidArgument('stop_sequences', `at most ${MAX_STOP_SEQUENCES}, got ${stops.length}`);
     for (const [i, s] of stops.entries()) {
       if (s.length === 0 || s.length > MAX_STOP_SEQUENCE_TOKENS)
         throw invalidArgument('stop_sequences', `entry ${i} must hold 1 to ${MAX_STOP_SEQUENCE_TOKENS} token ids, got ${s.length}`);
-      const id = s.find((t) => t >= d.vocabSize);
+      const id = s.find((t) => t >= c.vocab_size);
       if (id !== undefined)
-        throw invalidArgument('stop_sequences', `entry ${i}: token id ${id} is outside the vocabulary of ${d.vocabSize}`);
+        throw invalidArgument('stop_sequences', `entry ${i}: token id ${id} is outside the vocabulary of ${c.vocab_size}`);
     }
     const stop = input.stop ?? [];
     if (stop.length > 0 && !tokenizer)
@@ -220,7 +238,7 @@ export class GenerationRun {
       topK: input.topK ?? 0,
       topP: input.topP ?? 1,
       seed: input.seed ?? 0,
-      eosTokenId: input.eosTokenId ?? d.eosTokenId ?? undefined,
+      eosTokenId: input.eosTokenId ?? (c.eos_token_id >= 0 ? c.eos_token_id : undefined),
       stopTokens: stops,
       stop,
     };
@@ -331,7 +349,7 @@ export class GenerationRun {
           decode,
           maxBatch: this.deps.maxBatch,
           onStep: (emitted) => {
-            for (const e of emitted) taken.get(e.row)?.onToken(e.token);
+            for (const e of emitted) taken.get(e.row)?.onToken(e.token, e.logProb);
           },
         },
       );
@@ -390,9 +408,23 @@ export class GenerationPool {
     runId: string,
     readPointer: () => Promise<PolicyPointer>,
     input: GenerateInput,
-    onToken: (token: number) => void,
+    onToken: OnToken,
     isCancelled?: () => boolean,
   ): Promise<GenerateResult> {
+    return this.withRun(key, runId, readPointer, (run) => run.generate(input, onToken, isCancelled));
+  }
+
+  /** What the run's loaded version generates with (opening the run if needed). */
+  model(key: string, runId: string, readPointer: () => Promise<PolicyPointer>): Promise<GenerationModel> {
+    return this.withRun(key, runId, readPointer, async (run) => run.model);
+  }
+
+  private async withRun<T>(
+    key: string,
+    runId: string,
+    readPointer: () => Promise<PolicyPointer>,
+    fn: (run: GenerationRun) => Promise<T>,
+  ): Promise<T> {
     // A run whose decode loop failed is replaced by a fresh one (another request may have done so already).
     const existing = this.runs.peek(key);
     if (existing && (await existing.catch(() => null))?.failed)
@@ -401,11 +433,7 @@ export class GenerationPool {
       this.stats.loops++;
       this.stats.rows += rows;
     };
-    return this.runs.with(
-      key,
-      () => GenerationRun.open(runId, { ...this.deps, readPointer, onLoop }),
-      (run) => run.generate(input, onToken, isCancelled),
-    );
+    return this.runs.with(key, () => GenerationRun.open(runId, { ...this.deps, readPointer, onLoop }), fn);
   }
 
   close(): Promise<void> {

@@ -6,4 +6,5 @@ export * from './batcher';
 export * from './core';
 export * from './generation';
 export * from './grpc';
+export * from './openai';
 export { type InferenceOutput, InferenceWorker, WORKER_PATH } from './worker';
