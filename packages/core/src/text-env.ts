@@ -39,6 +39,17 @@ export interface Verdict {
   parsed: string | null;
 }
 
+/** What a multi-turn task makes of one action. */
+export interface Turn extends Verdict {
+  /**
+   * The environment's reply, appended to the conversation right after the action (the task writes
+   * its own separators, e.g. "\nObservation: ...\nAction:").
+   */
+  observation: string;
+  /** The task reached a terminal state (goal reached, or failed for good); the time limit is the env's. */
+  done: boolean;
+}
+
 /** A drawn problem: its prompt and whatever the task needs to score a completion. */
 export interface TextProblem {
   prompt: string;
@@ -58,10 +69,27 @@ export interface TextTask<P extends TextProblem> {
   verify(problem: P, completion: string): Verdict;
 }
 
+/**
+ * A multi-turn text task: the problem is the world's state (plain data, so snapshots can clone it)
+ * and each completion is one action that `act` applies to it, mutating it. Seen by a policy, an
+ * episode is one conversation: the prompt, then per turn the action and the environment's reply;
+ * every next prompt is that conversation so far, and every completion is the next action.
+ */
+export interface MultiTurnTextTask<P extends TextProblem> {
+  readonly name: string;
+  readonly rewardComponents: readonly string[];
+  readonly numLevels: number;
+  draw(rng: Rng, level: number, seed?: number): P;
+  /** Applies one action; an invalid action is a turn with a reply saying why, never an exception. */
+  act(problem: P, action: string): Turn;
+}
+
 export interface TextStep extends StepFlags {
   reward: Record<string, number>;
-  /** The next prompt of a multi-turn episode; '' once the episode has ended. */
+  /** The next prompt of a multi-turn episode (the conversation so far); '' once the episode has ended. */
   prompt: string;
+  /** A multi-turn task's reply to this action ('' for single-turn tasks). */
+  observation: string;
   parsed: string | null;
 }
 
@@ -99,9 +127,10 @@ export class TextEnv<P extends TextProblem = TextProblem> {
   private problem: P | null = null;
   private steps = 0;
   private level = 0;
+  private conversation = '';
 
   constructor(
-    readonly task: TextTask<P>,
+    readonly task: TextTask<P> | MultiTurnTextTask<P>,
     readonly maxEpisodeSteps = 1,
     readonly maxCompletionBytes = DEFAULT_MAX_COMPLETION_BYTES,
   ) {
@@ -127,35 +156,54 @@ export class TextEnv<P extends TextProblem = TextProblem> {
     this.level = level;
     this.problem = this.task.draw(this.rng, level, seed);
     this.steps = 0;
+    this.conversation = this.problem.prompt;
     return this.problem.prompt;
   }
 
   /**
-   * Scores a completion. The episode is terminated once the verifier finds the answer correct or
-   * the steps reach maxEpisodeSteps (one by default, so one completion ends it); a multi-step
-   * episode shows the same prompt again. Bad completions throw TextInputError naming `completion`.
+   * Scores a completion. Single-turn tasks: the episode is terminated once the verifier finds the
+   * answer correct or the steps reach maxEpisodeSteps (one by default, so one completion ends it); a
+   * multi-step episode shows the same prompt again. Multi-turn tasks: terminated when the task says
+   * done, truncated when maxEpisodeSteps actions did not get there (never both), and the next prompt
+   * is the conversation so far. Bad completions throw TextInputError naming `completion`.
    */
   step(completion: string): TextStep {
     if (this.problem === null) throw new Error('step: the episode has ended or was never started; call reset first');
     checkCompletion(completion, this.maxCompletionBytes);
-    const v = this.task.verify(this.problem, completion);
     this.steps++;
+    if ('act' in this.task) {
+      const t = this.task.act(this.problem, completion);
+      const truncated = !t.done && this.steps >= this.maxEpisodeSteps;
+      this.conversation += completion + t.observation;
+      const ended = t.done || truncated;
+      if (ended) this.problem = null;
+      const prompt = ended ? '' : this.conversation;
+      return { reward: t.reward, success: t.success, parsed: t.parsed, terminated: t.done, truncated, prompt, observation: t.observation };
+    }
+    const v = this.task.verify(this.problem, completion);
     const terminated = v.success || this.steps >= this.maxEpisodeSteps;
     const prompt = terminated ? '' : this.problem.prompt;
     if (terminated) this.problem = null;
-    return { reward: v.reward, success: v.success, parsed: v.parsed, terminated, truncated: false, prompt };
+    return { reward: v.reward, success: v.success, parsed: v.parsed, terminated, truncated: false, prompt, observation: '' };
   }
 
   snapshot(): unknown {
-    return { rng: this.rng.state(), problem: structuredClone(this.problem), steps: this.steps, level: this.level };
+    return {
+      rng: this.rng.state(),
+      problem: structuredClone(this.problem),
+      steps: this.steps,
+      level: this.level,
+      conversation: this.conversation,
+    };
   }
 
   restore(saved: unknown): void {
-    const s = saved as { rng: RngState; problem: P | null; steps: number; level: number };
+    const s = saved as { rng: RngState; problem: P | null; steps: number; level: number; conversation?: string };
     this.rng = Rng.fromState(s.rng);
     this.problem = structuredClone(s.problem);
     this.steps = s.steps;
     this.level = s.level;
+    this.conversation = s.conversation ?? s.problem?.prompt ?? '';
   }
 }
 
