@@ -3,6 +3,7 @@
  * a new file exporting its EnvSpec and one registerEnv line here.
  */
 import { registerEnv, registerTextEnv } from '@rlmesh/core';
+import { affineAbduction, affineDeduction, affineSat } from './affine';
 import { cardRules } from './cards';
 import { cartPole } from './cartpole';
 import { pendulum } from './pendulum';
@@ -15,8 +16,12 @@ registerEnv(conditional);
 registerEnv(cartPole);
 registerEnv(pendulum);
 registerTextEnv(cardRules);
+registerTextEnv(affineSat);
+registerTextEnv(affineAbduction);
+registerTextEnv(affineDeduction);
 registerTextEnv(storyworld);
 
+export * from './affine';
 export * from './cards';
 export * from './storyworld';
 export * from './symbolic';
