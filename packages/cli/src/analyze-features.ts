@@ -19,7 +19,8 @@ export const ANALYZE_FEATURES_USAGE = `rlmesh analyze features --sae DIR --activ
     and with --compare the decoder-cosine matching against another SAE (best match and one-to-one).
     Keys: none, obs (the observation as a state id), next_token, record.FIELD (the data line's field,
     e.g. record.family, record.answer) or a context field (action, level, labels.label). Defaults:
-    state obs and action action for episode stores; state record.family (or none) and action
+    state level and action action for episode stores (not obs: the features are a function of the
+    observation, so given it they carry no information about anything); state record.family (or none) and action
     next_token for text stores. --positions last keeps only each text line's last token. Text is
     decoded with the tokenizer of --checkpoint (default: the store's checkpoint when a directory).`;
 

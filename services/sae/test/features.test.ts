@@ -203,6 +203,7 @@ describe('analyseFeatures', () => {
         { name: 'noisier', store: episodeStore(new Rng(8), 4000, 0.4) },
       ],
       compare: { name: 'permuted', sae: permuted },
+      state: 'obs',
       examples: 3,
     });
     const mi = report.mutual_information;

@@ -25,7 +25,7 @@ export interface FeatureAnalysisInput {
   store: ActivationStore;
   ood?: { name: string; store: ActivationStore }[];
   compare?: { name: string; sae: SaeWeights };
-  /** Row keys (row-keys.ts); defaults: state `obs` and action `action` on episode stores, state `record.family` (or `none`) and action `next_token` on text stores. */
+  /** Row keys (row-keys.ts); defaults: state `level` and action `action` on episode stores, state `record.family` (or `none`) and action `next_token` on text stores. */
   state?: string;
   action?: string;
   /** `last`: only rows at a text line's last token (its answer position). */
@@ -88,7 +88,9 @@ function defaultKeys(keys: RowKeys): { state: string; action: string } {
   const ctx = keys.context(0);
   if (typeof ctx.position === 'number')
     return { state: keys.records.of(ctx)?.family !== undefined ? 'record.family' : 'none', action: 'next_token' };
-  return { state: keys.store.observations ? 'obs' : 'none', action: 'action' };
+  // Not the observation: the features are a function of it, so I(z; a | obs) is 0 for every feature
+  // of a deterministic network; the task context (the curriculum level) is what they may not explain.
+  return { state: ctx.level !== undefined ? 'level' : 'none', action: 'action' };
 }
 
 function selectRows(store: ActivationStore, positions: 'all' | 'last', what: string): Int32Array {
