@@ -5,6 +5,7 @@ export * from './analysis/information';
 export * from './analysis/matching';
 export * from './capture';
 export * from './capture-text';
+export * as circuits from './circuits';
 export * from './config';
 export * from './feature-rewards';
 export * from './grpc';
