@@ -338,7 +338,9 @@ export class Archive {
       ['trajectoryIds', input.trajectoryIds],
     ] as const) {
       if (!Array.isArray(list) || list.length === 0) throw new ArchiveInputError(`trainingBatch.${key}: must be a non-empty array`);
-      list.forEach((v, i) => checkId(v, `trainingBatch.${key}[${i}]`));
+      list.forEach((v, i) => {
+        checkId(v, `trainingBatch.${key}[${i}]`);
+      });
     }
     const rate = input.dropoutRate ?? 0;
     if (!(rate >= 0 && rate < 1)) throw new ArchiveInputError(`trainingBatch.dropoutRate: must be in [0, 1), got ${rate}`);

@@ -127,7 +127,9 @@ export function checkJson(value: unknown, path: string, depth = 0): Json {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
   if (typeof value === 'number') return checkFinite(value, path);
   if (Array.isArray(value)) {
-    value.forEach((v, i) => checkJson(v, `${path}[${i}]`, depth + 1));
+    value.forEach((v, i) => {
+      checkJson(v, `${path}[${i}]`, depth + 1);
+    });
     return value as Json[];
   }
   if (isPlainObject(value)) {
