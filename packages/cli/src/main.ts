@@ -10,6 +10,7 @@ import { applyOverrides, ConfigError, parseConfigText } from '@rlmesh/core';
 import { RunState } from '@rlmesh/proto';
 import { ANALYZE_USAGE, analyzeCommand } from './analyze';
 import { parseArgs, UsageError } from './args';
+import { CYCLE_USAGE } from './cycle-config';
 import { DASHBOARD_USAGE, dashboard } from './dashboard';
 import { DATA_USAGE, dataCommand } from './data';
 import { EVAL_USAGE, evalCommand } from './eval';
@@ -51,6 +52,7 @@ const USAGE = `usage:
   ${DATA_USAGE}
   ${SFT_USAGE}
   ${EXPERIMENT_USAGE}
+  ${CYCLE_USAGE}
   ${SAE_USAGE}
   ${ANALYZE_USAGE}`;
 
@@ -67,6 +69,7 @@ const HELP: Record<string, string> = {
   data: DATA_USAGE,
   sft: SFT_USAGE,
   experiment: EXPERIMENT_USAGE,
+  cycle: CYCLE_USAGE,
   sae: SAE_USAGE,
   analyze: ANALYZE_USAGE,
 };
@@ -89,6 +92,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === 'data') return await dataCommand(rest);
     if (command === 'sft') return await sftCommand(rest);
     if (command === 'experiment') return await (await import('./experiment')).experimentCommand(rest);
+    if (command === 'cycle') return await (await import('./cycle')).cycleCommand(rest);
     if (command === 'sae') return await saeCommand(rest);
     if (command === 'analyze') return await analyzeCommand(rest);
     if (command === undefined || command === 'help' || command === '--help') {

@@ -6,6 +6,7 @@ export * from './analysis/matching';
 export * from './capture';
 export * from './capture-text';
 export * as circuits from './circuits';
+export * from './completion-features';
 export * from './config';
 export * from './feature-rewards';
 export * from './grpc';
