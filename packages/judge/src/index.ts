@@ -1,1 +1,7 @@
-export {};
+export * from './answer';
+export * from './cache';
+export * from './chat';
+export * from './heuristic';
+export * from './meter';
+export * from './prompt';
+export * from './types';

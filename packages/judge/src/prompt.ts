@@ -1,0 +1,89 @@
+/**
+ * The chat judge's request, RULER-style: every trajectory of the window in one prompt to be scored
+ * relative to the others, with the ground truth given as context (the judge knows what came next;
+ * the agents did not) rather than folded into a reward. Each trade step carries its own outcome, so
+ * the judge can tell a reasoned trade from a lucky one.
+ */
+import type { JudgeInput, JudgeStep, StepOutcome } from './types';
+
+export const DEFAULT_RUBRIC = [
+  '- A trajectory with a clearly better risk-adjusted P&L over the window should score clearly higher.',
+  '- Trades that anticipated what happened next (bought before rises, sold before falls), above all by acting on',
+  '  public hints and price moves the agent could see, deserve credit even when the P&L is small.',
+  '- Large losses, drawdowns, needless churn paid for in fees, and refused (invalid) actions lower the score.',
+  '- Two trajectories about equally good should get close scores; use the whole range from 0 to 1 across the group.',
+].join('\n');
+
+export interface ChatMessage {
+  role: 'system' | 'user';
+  content: string;
+}
+
+export function systemPrompt(rubric: string): string {
+  return [
+    'You judge trading agents. Every trajectory below traded the same simulated market in the same time window,',
+    'so score them relative to each other.',
+    'You are given ground truth the agents did NOT have when they decided: how each asset moved, which news',
+    'events happened (and whether a hint was public before), and what each traded asset did after each decision.',
+    'Use it to judge the decisions, fairly: what could the agent have known, and how did it turn out?',
+    '',
+    'Rubric:',
+    rubric,
+    '',
+    'Answer with JSON only, one entry per trajectory, using exactly the ids given:',
+    '{"scores": [{"trajectory_id": "<id>", "explanation": "<one or two sentences>", "score": <number from 0 to 1>}]}',
+  ].join('\n');
+}
+
+const pct = (r: number) => `${r >= 0 ? '+' : ''}${(r * 100).toFixed(2)}%`;
+
+function stepLine(i: number, s: JudgeStep, o: StepOutcome | undefined): string {
+  const parts = [`${i}.`];
+  if (s.time) parts.push(s.time);
+  parts.push(s.action);
+  if (s.price !== undefined) parts.push(`@ ${s.price.toFixed(2)}`);
+  if (s.status) parts.push(s.status + (s.reason ? ` (${s.reason})` : ''));
+  if (o && o.forwardReturn !== null) {
+    const minutes = o.horizonMs !== undefined ? ` over the next ${Math.round(o.horizonMs / 60_000)} min` : ' afterwards';
+    parts.push(`-> [truth] ${o.asset ?? 'the asset'} moved ${pct(o.forwardReturn)}${minutes}`);
+  }
+  if (o?.news?.length) parts.push(`; [truth] news within the horizon: ${o.news.join(' | ')}`);
+  return parts.join(' ');
+}
+
+/** The two messages of a judging request; at most `maxSteps` non-hold steps are shown per trajectory. */
+export function buildMessages(input: JudgeInput, rubric = DEFAULT_RUBRIC, maxSteps = 60): ChatMessage[] {
+  const { outcomes = [], ...context } = input.context;
+  const byStep = new Map(outcomes.map((o) => [`${o.trajectoryId}\u0000${o.step}`, o]));
+  const blocks = input.trajectories.map((t) => {
+    const shown: string[] = [];
+    let holds = 0;
+    let hidden = 0;
+    t.steps.forEach((s, i) => {
+      if (s.side === 'hold' || (s.side === undefined && /^hold$/i.test(s.action.trim()))) holds++;
+      else if (shown.length < maxSteps) shown.push(stepLine(i, s, byStep.get(`${t.id}\u0000${i}`)));
+      else hidden++;
+    });
+    const metrics = t.metrics ? ` metrics: ${JSON.stringify(t.metrics)}` : '';
+    return [
+      `<trajectory id="${t.id}">`,
+      `agent: ${t.agentId}; P&L over the window: ${t.finalPnl.toFixed(2)};${metrics}`,
+      `decisions: ${t.steps.length} (${holds} holds not listed${hidden ? `, ${hidden} more not shown` : ''})`,
+      ...shown,
+      '</trajectory>',
+    ].join('\n');
+  });
+  const user = [
+    '<context>',
+    `window: ${input.windowId}`,
+    'ground truth (the agents did not see this):',
+    JSON.stringify(context),
+    '</context>',
+    '',
+    ...blocks,
+  ].join('\n');
+  return [
+    { role: 'system', content: systemPrompt(rubric) },
+    { role: 'user', content: user },
+  ];
+}
