@@ -1,5 +1,5 @@
 export { Archive, type ArchiveOptions, openArchive, type RecordResult, type StartTrajectoryInput } from './archive';
-export { type ArtChoice, type ArtMessageOrChoice, type ArtTrajectory, conversationOf, toArtTrajectory } from './art';
+export { type ArtChoice, type ArtMessageOrChoice, type ArtTrajectory, conversationOf, isChoice, toArtTrajectory } from './art';
 export { applyDropout, type DropoutResult, dropoutRate, MAX_DROPOUT_RATE } from './dropout';
 export { ArchiveConnectionError, ArchiveInputError, ArchiveStateError, isConnectionLoss } from './errors';
 export { MIGRATIONS, type Migration, migrate, SCHEMA_VERSION, schemaVersion } from './migrations';
