@@ -10,17 +10,17 @@ import { basename, dirname } from 'node:path';
 import type { PolicyRef } from '@rlmesh/core';
 import {
   buildActProgram,
+  type CausalLm,
   complete,
   encodePrompt,
   Gpt2Generator,
-  Gpt2LMHeadModel,
-  type LoadedSftCheckpoint,
+  type LoadedCausalLmCheckpoint,
+  loadCausalLmCheckpoint,
   loadPolicyFile,
-  loadSftCheckpoint,
 } from '@rlmesh/learner';
 import { ActProgram } from '@rlmesh/mesh';
 
-type Tokenizer = LoadedSftCheckpoint['tokenizer'];
+type Tokenizer = LoadedCausalLmCheckpoint['tokenizer'];
 
 /** The policy failed to act in an entry's environment (another model, observation width, action space or context). */
 export class PolicyFitError extends Error {
@@ -122,12 +122,11 @@ export class GeneratorTextPolicy implements TextPolicySource {
   /** Generation stops at the tokenizer's EOS, else config.json's eos_token_id, else only at the token budget. */
   static async open(
     ref: PolicyRef,
-    model: Gpt2LMHeadModel,
+    model: CausalLm,
     params: ReadonlyMap<string, Float32Array>,
     tokenizer: Tokenizer,
   ): Promise<GeneratorTextPolicy> {
-    const c = model.config;
-    const eosId = tokenizer.eosId ?? (c.eos_token_id >= 0 ? c.eos_token_id : null);
+    const eosId = tokenizer.eosId ?? model.dims.eosTokenId;
     return new GeneratorTextPolicy(ref, await Gpt2Generator.create(model, params), tokenizer, eosId);
   }
 
@@ -156,27 +155,28 @@ export class GeneratorTextPolicy implements TextPolicySource {
 }
 
 /**
- * A Hugging Face GPT-2 directory (config.json, model.safetensors and the tokenizer's files), as
- * `rlmesh sft` writes under runs/<name>/checkpoints/step_<n>/.
+ * A Hugging Face GPT-2, Llama or Qwen2 directory (config.json, the weights and the tokenizer's
+ * files), as `rlmesh sft` writes under runs/<name>/checkpoints/step_<n>/.
  */
 export async function checkpointTextPolicy(dir: string, label?: string): Promise<TextPolicySource> {
-  let loaded: LoadedSftCheckpoint;
+  let loaded: LoadedCausalLmCheckpoint;
   try {
-    loaded = await loadSftCheckpoint(dir, false);
+    loaded = await loadCausalLmCheckpoint(dir, false);
   } catch (e) {
     // The tokenizer's errors name a key inside its files; say whose files they are.
     if ((e as Error).name === 'TokenizerFormatError') throw new Error(`${dir}: its tokenizer cannot be read: ${(e as Error).message}`);
     throw e;
   }
-  const { config, params, tokenizer } = loaded;
-  if (tokenizer.vocabSize > config.vocab_size)
+  const { model, params, tokenizer } = loaded;
+  const { vocabSize } = model.dims;
+  if (tokenizer.vocabSize > vocabSize)
     throw new Error(
-      `${dir}: the tokenizer has ${tokenizer.vocabSize} ids, more than the model's vocab_size ${config.vocab_size}; they were not made for each other`,
+      `${dir}: the tokenizer has ${tokenizer.vocabSize} ids, more than the model's vocab_size ${vocabSize}; they were not made for each other`,
     );
   // runs/<name>/checkpoints/step_<n> reads as "<name> step_<n>"; any other directory by its name.
   const parent = dirname(dir);
   const name = basename(parent) === 'checkpoints' ? `${basename(dirname(parent))} ${basename(dir)}` : basename(dir);
-  return GeneratorTextPolicy.open({ checkpoint: dir, label: label ?? name }, new Gpt2LMHeadModel(config), params, tokenizer);
+  return GeneratorTextPolicy.open({ checkpoint: dir, label: label ?? name }, model, params, tokenizer);
 }
 
 /** A checkpoint by path: a directory is a GPT-2 text policy, a file a training checkpoint or model.safetensors. */

@@ -7,7 +7,7 @@
  * code the policy service's Generate runs, rather than through Generate itself.
  */
 import type { PolicyRef, Space } from '@rlmesh/core';
-import { gpt2FromModelConfig, loadPointerTokenizer } from '@rlmesh/learner';
+import { causalLmFromModelConfig, loadPointerTokenizer } from '@rlmesh/learner';
 import {
   ActProgram,
   type Bus,
@@ -118,14 +118,14 @@ export async function busPolicy(bus: Bus, run: string, pointer: PolicyPointer, l
 }
 
 async function busTextPolicy(bus: Bus, run: string, pointer: PolicyPointer, flat: Float32Array, ref: PolicyRef): Promise<TextPolicySource> {
-  let built: ReturnType<typeof gpt2FromModelConfig>;
+  let built: ReturnType<typeof causalLmFromModelConfig>;
   try {
-    built = gpt2FromModelConfig(pointer.modelConfig as string, flat);
+    built = causalLmFromModelConfig(pointer.modelConfig as string, flat);
   } catch (e) {
-    throw failedPrecondition('policy.run_id', `policy of run "${run}" is no GPT-2 this evaluator can run: ${(e as Error).message}`);
+    throw failedPrecondition('policy.run_id', `policy of run "${run}" is no causal LM this evaluator can run: ${(e as Error).message}`);
   }
   if (!pointer.tokenizer)
     throw failedPrecondition('policy.run_id', `policy of run "${run}" publishes no tokenizer; text prompts cannot be encoded without one`);
-  const tokenizer = await loadPointerTokenizer(bus, run, pointer.tokenizer, built.model.config.vocab_size, 'policy.run_id');
+  const tokenizer = await loadPointerTokenizer(bus, run, pointer.tokenizer, built.model.dims.vocabSize, 'policy.run_id');
   return GeneratorTextPolicy.open(ref, built.model, built.params, tokenizer);
 }

@@ -6,46 +6,18 @@
  * the 1e-4 tolerance, so the test can tell. Then greedy decoding with the KV cache against full
  * recomputation, and the registered `llama` policy.
  */
-import { Discrete, Rng, TokenSequence } from '@rlmesh/core';
+import { Discrete, TokenSequence } from '@rlmesh/core';
 import { Session } from '@rlmesh/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLogitsProgram } from '../src/models/causal-lm';
 import { isCausalLmPolicy } from '../src/models/gpt2';
 import { Gpt2Generator } from '../src/models/gpt2-generate';
-import { LLAMA_OPTIONS, type LlamaConfig, LlamaForCausalLM } from '../src/models/llama';
+import { type LlamaConfig, LlamaForCausalLM } from '../src/models/llama';
 import { type ModelContext, modelSpec } from '../src/registry';
 import '../src/models';
-
-const DEFAULTS = Object.fromEntries(Object.entries(LLAMA_OPTIONS).map(([k, f]) => [k, f.default])) as LlamaConfig;
-
-export const TINY_LLAMA: LlamaConfig = {
-  ...DEFAULTS,
-  vocab_size: 29,
-  hidden_size: 32,
-  intermediate_size: 48,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 24,
-  rms_norm_eps: 1e-5,
-  rope_theta: 100,
-  attention_bias: true,
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
+import { randomLlamaParams, TINY_LLAMA } from './tiny-llama';
 
 const QWEN2: LlamaConfig = { ...TINY_LLAMA, model_type: 'qwen2', attention_bias: false, tie_word_embeddings: true };
-
-/** Random weights large enough that every term matters (norm gains and biases included). */
-export function randomLlamaParams(model: LlamaForCausalLM, seed: number, scale = 0.3): Map<string, Float32Array> {
-  const rng = new Rng(seed);
-  return new Map(
-    model.namedParameters().map((p) => {
-      const gain = /norm\.weight$/.test(p.name) ? 1 : 0;
-      return [p.name, Float32Array.from({ length: p.shape.reduce((a, b) => a * b, 1) }, () => gain + scale * rng.normal())];
-    }),
-  );
-}
 
 // ---- the float64 reference -------------------------------------------------------------------
 
@@ -86,7 +58,7 @@ function rope(v: Float64Array, pos: number, D: number, theta: number, kind: Vari
 }
 
 /** LlamaForCausalLM's logits [T][V] for one unpadded sequence, positions 0..T-1. */
-export function referenceLlamaLogits(c: LlamaConfig, P: Map<string, Float32Array>, ids: number[], v: Variant = HF): Float64Array[] {
+function referenceLlamaLogits(c: LlamaConfig, P: Map<string, Float32Array>, ids: number[], v: Variant = HF): Float64Array[] {
   const w = (n: string) => P.get(n) as Float32Array;
   const b = (n: string) => P.get(n);
   const [E, H, V] = [c.hidden_size, c.num_attention_heads, c.vocab_size];

@@ -11,7 +11,7 @@
  */
 
 import { ConfigError } from '@rlmesh/core';
-import { type GeneratedRow, type GenerateRow, Gpt2Generator, gpt2FromModelConfig, loadPointerTokenizer } from '@rlmesh/learner';
+import { causalLmFromModelConfig, type GeneratedRow, type GenerateRow, Gpt2Generator, loadPointerTokenizer } from '@rlmesh/learner';
 import {
   type Bus,
   failedPrecondition,
@@ -377,14 +377,14 @@ async function load(runId: string, pointer: PolicyPointer, deps: GenerationDeps)
       `policy of run "${runId}" (model ${JSON.stringify(pointer.spec?.model ?? '')}) publishes no model_config: it cannot generate`,
     );
   const flat = await fetchParams(deps.bus, runId, pointer);
-  let built: ReturnType<typeof gpt2FromModelConfig>;
+  let built: ReturnType<typeof causalLmFromModelConfig>;
   try {
-    built = gpt2FromModelConfig(pointer.modelConfig, flat);
+    built = causalLmFromModelConfig(pointer.modelConfig, flat);
   } catch (e) {
     throw failedPrecondition('run_id', `policy of run "${runId}" cannot generate: ${(e as Error).message}`);
   }
   const tokenizer = pointer.tokenizer
-    ? await loadPointerTokenizer(deps.bus, runId, pointer.tokenizer, built.model.config.vocab_size)
+    ? await loadPointerTokenizer(deps.bus, runId, pointer.tokenizer, built.model.dims.vocabSize)
     : null;
   const generator = await Gpt2Generator.create(built.model, built.params, { threads: deps.threads, worker: true });
   return { version: pointer.version, generator, tokenizer };

@@ -16,7 +16,7 @@ import { ConfigError, Rng } from '@rlmesh/core';
 import { type HostTensor, ParamLayout, Session, WorkerSession } from '@rlmesh/graph';
 import { buildKvProgram, type CausalLm, KV_IO } from './causal-lm';
 import { type Gpt2Config, Gpt2LMHeadModel } from './gpt2';
-import { gpt2ConfigFromJson, gpt2ConfigJson } from './hf-gpt2';
+import { causalLmConfigJson, causalLmFromConfigJson } from './hf-causal-lm';
 
 /** How one row chooses its tokens. */
 export interface SamplingOptions {
@@ -89,15 +89,20 @@ export function checkSampling(s: SamplingOptions): void {
 }
 
 /**
- * What a PolicyPointer's model_config holds for GPT-2: its config.json, plus whether the flat
- * parameters include the value head (config.json has no key for it).
+ * What a PolicyPointer's model_config holds for a causal LM: its config.json (model_type says which
+ * architecture), plus whether the flat parameters include the value head (config.json has no key for it).
  */
-export function gpt2ModelConfig(c: Gpt2Config): string {
-  return JSON.stringify({ ...gpt2ConfigJson(c), rlmesh_value_head: c.value_head });
+export function causalLmModelConfig(model: CausalLm): string {
+  return JSON.stringify({ ...causalLmConfigJson(model), rlmesh_value_head: model.vHead !== null });
 }
 
-/** The model and named parameters of a published GPT-2 policy: its model_config and flat params (state_dict order). */
-export function gpt2FromModelConfig(json: string, flat: Float32Array): { model: Gpt2LMHeadModel; params: Map<string, Float32Array> } {
+/** causalLmModelConfig of a GPT-2 config. */
+export function gpt2ModelConfig(c: Gpt2Config): string {
+  return causalLmModelConfig(new Gpt2LMHeadModel(c));
+}
+
+/** The model and named parameters of a published causal-LM policy: its model_config and flat params (state_dict order). */
+export function causalLmFromModelConfig(json: string, flat: Float32Array): { model: CausalLm; params: Map<string, Float32Array> } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
@@ -105,12 +110,11 @@ export function gpt2FromModelConfig(json: string, flat: Float32Array): { model: 
     throw new ConfigError('model_config', `is not JSON: ${(e as Error).message}`);
   }
   const valueHead = (parsed as { rlmesh_value_head?: unknown } | null)?.rlmesh_value_head === true;
-  const model = new Gpt2LMHeadModel(gpt2ConfigFromJson(parsed, 'model_config', valueHead));
+  const model = causalLmFromConfigJson(parsed, 'model_config', valueHead);
   const layout = new ParamLayout(model);
   if (flat.length !== layout.total)
-    throw new ConfigError('params', `holds ${flat.length} values; the model_config's GPT-2 has ${layout.total} parameters`);
-  const params = layout.unpack(flat);
-  return { model, params };
+    throw new ConfigError('params', `holds ${flat.length} values; the model_config's model has ${layout.total} parameters`);
+  return { model, params: layout.unpack(flat) };
 }
 
 /**

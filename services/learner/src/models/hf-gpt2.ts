@@ -14,11 +14,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, validate } from '@rlmesh/core';
-import { bf16ToF32, f16ToF32, loadSafetensors, type SafeTensor, saveSafetensors } from '@rlmesh/graph';
+import { loadSafetensors, type SafeTensor, saveSafetensors } from '@rlmesh/graph';
 import { checkGpt2Config, GPT2_OPTIONS, type Gpt2Config, Gpt2LMHeadModel } from './gpt2';
+import { asFloat32, HF_WEIGHTS, readHfWeights } from './hf-weights';
+
+export { HF_WEIGHTS } from './hf-weights';
 
 export const HF_CONFIG = 'config.json';
-export const HF_WEIGHTS = 'model.safetensors';
 export const VALUE_HEAD_WEIGHTS = 'value_head.safetensors';
 
 /** The transformers release whose GPT2Config this file's keys follow (written as transformers_version). */
@@ -140,21 +142,6 @@ export async function saveGpt2Directory(
 
 const IGNORED = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
 
-function asFloat32(t: SafeTensor, where: string): Float32Array {
-  switch (t.dtype) {
-    case 'F32':
-      return t.data as Float32Array;
-    case 'F64':
-      return Float32Array.from(t.data as Float64Array);
-    case 'F16':
-      return f16ToF32(t.data as Uint16Array);
-    case 'BF16':
-      return bf16ToF32(t.data as Uint16Array);
-    default:
-      throw new Error(`${where}: dtype ${t.dtype} is not a floating-point weight`);
-  }
-}
-
 /** Reads a GPT-2 directory into a config and parameters under rlmesh's (= GPT2LMHeadModel's) names. */
 export async function loadGpt2Directory(
   dir: string,
@@ -170,8 +157,7 @@ export async function loadGpt2Directory(
   const headPath = join(dir, VALUE_HEAD_WEIGHTS);
   const config = gpt2ConfigFromJson(json, configPath, existsSync(headPath));
   const weightsPath = join(dir, HF_WEIGHTS);
-  if (!existsSync(weightsPath)) throw new Error(`${dir}: no ${HF_WEIGHTS} (only safetensors weights are read)`);
-  const { tensors } = await loadSafetensors(weightsPath);
+  const { tensors } = await readHfWeights(dir);
   if (config.value_head) Object.assign(tensors, (await loadSafetensors(headPath)).tensors);
 
   const expected = new Gpt2LMHeadModel(config).namedParameters();

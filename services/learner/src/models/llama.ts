@@ -97,6 +97,11 @@ export function checkLlamaConfig(c: LlamaConfig, prefix = 'model'): void {
   if (c.num_attention_heads % kvHeads !== 0)
     throw new ConfigError(`${prefix}.num_key_value_heads`, `must divide num_attention_heads (${c.num_attention_heads}), got ${kvHeads}`);
   if (headDim % 2 !== 0) throw new ConfigError(`${prefix}.head_dim`, `rotary embeddings need an even head size, got ${headDim}`);
+  if (c.model_type === 'qwen2' && headDim * c.num_attention_heads !== c.hidden_size)
+    throw new ConfigError(
+      `${prefix}.head_dim`,
+      `qwen2's head size is hidden_size / num_attention_heads (${c.hidden_size / c.num_attention_heads}), got ${headDim}`,
+    );
   if (c.model_type === 'qwen2' && c.attention_bias)
     throw new ConfigError(`${prefix}.attention_bias`, 'qwen2 has fixed biases (q, k, v); attention_bias applies to llama only');
   for (const k of ['bos_token_id', 'eos_token_id', 'pad_token_id'] as const) {

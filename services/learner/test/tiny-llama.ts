@@ -1,0 +1,33 @@
+/** The tiny Llama the llama tests share (2 layers, GQA 4 heads / 2 kv heads, hidden 32) and its random weights. */
+import { Rng } from '@rlmesh/core';
+import { LLAMA_OPTIONS, type LlamaConfig, type LlamaForCausalLM } from '../src/models/llama';
+
+const DEFAULTS = Object.fromEntries(Object.entries(LLAMA_OPTIONS).map(([k, f]) => [k, f.default])) as LlamaConfig;
+
+export const TINY_LLAMA: LlamaConfig = {
+  ...DEFAULTS,
+  vocab_size: 29,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 8,
+  max_position_embeddings: 24,
+  rms_norm_eps: 1e-5,
+  rope_theta: 100,
+  attention_bias: true,
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
+/** Random weights large enough that every term matters (norm gains and biases included). */
+export function randomLlamaParams(model: LlamaForCausalLM, seed: number, scale = 0.3): Map<string, Float32Array> {
+  const rng = new Rng(seed);
+  return new Map(
+    model.namedParameters().map((p) => {
+      const gain = /norm\.weight$/.test(p.name) ? 1 : 0;
+      return [p.name, Float32Array.from({ length: p.shape.reduce((a, b) => a * b, 1) }, () => gain + scale * rng.normal())];
+    }),
+  );
+}
