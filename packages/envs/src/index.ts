@@ -3,7 +3,7 @@
  * a new file exporting its EnvSpec and one registerEnv line here.
  */
 import { registerEnv, registerTextEnv } from '@rlmesh/core';
-import { affineAbduction, affineDeduction, affineSat } from './affine';
+import { affineAbduction, affineDeduction, affineSat, gridGoals, shopSearch, textCraft } from './affine';
 import { cardRules } from './cards';
 import { cartPole } from './cartpole';
 import { pendulum } from './pendulum';
@@ -19,6 +19,9 @@ registerTextEnv(cardRules);
 registerTextEnv(affineSat);
 registerTextEnv(affineAbduction);
 registerTextEnv(affineDeduction);
+registerTextEnv(textCraft);
+registerTextEnv(gridGoals);
+registerTextEnv(shopSearch);
 registerTextEnv(storyworld);
 
 export * from './affine';
