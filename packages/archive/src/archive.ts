@@ -406,16 +406,27 @@ export class Archive {
 
   // ---- judge cache -----------------------------------------------------------------------------
 
+  /**
+   * The judge cache as a `{get, put}` pair: structurally @rlmesh/judge's ScoreCache, so a judge can
+   * take the archive's table without either package depending on the other.
+   */
+  get scoreCache(): {
+    get(hash: string): Promise<CachedJudgeScores | undefined>;
+    put(hash: string, scores: CachedJudgeScores): Promise<void>;
+  } {
+    return { get: (hash) => this.getScore(hash), put: (hash, scores) => this.putScore(hash, scores) };
+  }
+
+  /** The cached scores for a content hash (e.g. sha256 of the window's canonical input and the judge id). */
   async getScore(hash: string): Promise<CachedJudgeScores | undefined> {
     const rows = await this.db.query(
-      `SELECT content_hash, judge_id, scores, explanation, prompt_tokens, completion_tokens, cost_usd
+      `SELECT judge_id, scores, explanation, prompt_tokens, completion_tokens, cost_usd
        FROM judge_scores WHERE content_hash = $1`,
       [checkString(hash, 'hash', 200)],
     );
     if (rows.length === 0) return undefined;
     const r = rows[0];
     return {
-      hash: r.content_hash as string,
       judgeId: r.judge_id as string,
       scores: r.scores as CachedJudgeScores['scores'],
       ...(r.explanation === null ? {} : { explanation: r.explanation as string }),
@@ -426,9 +437,9 @@ export class Archive {
   }
 
   /** Caches a judge's scores under a content hash; the first entry for a hash wins. */
-  async putScore(entry: CachedJudgeScores): Promise<void> {
+  async putScore(hash: string, entry: CachedJudgeScores): Promise<void> {
+    checkString(hash, 'hash', 200);
     if (!isPlainObject(entry)) throw new ArchiveInputError('judgeScore: expected an object');
-    const hash = checkString(entry.hash, 'judgeScore.hash', 200);
     if (!Array.isArray(entry.scores) || entry.scores.length === 0)
       throw new ArchiveInputError('judgeScore.scores: must be a non-empty array');
     entry.scores.forEach((s, i) => {

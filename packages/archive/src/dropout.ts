@@ -51,7 +51,9 @@ export function applyDropout<T>(
   const available = windows.reduce((n, w) => n + w.members.length, 0);
   const rate = dropoutRate(available, options.target, options.maxRate);
   const out = windows.map(({ windowId, members }) => {
-    const drop = Math.floor(rate * members.length);
+    // 1 - 4/5 is 0.19999999999999996 in floating point; the epsilon keeps floor(0.2 * 5) at 1. A true
+    // fraction below an integer is at least 1/available away from it, far above the epsilon.
+    const drop = Math.floor(rate * members.length + 1e-9);
     if (drop === 0) return { windowId, members: [...members] };
     const rng = new Rng((options.seed ^ hash32(windowId)) >>> 0);
     const order = rng.shuffle(members.map((_, i) => i));

@@ -58,9 +58,8 @@ export interface JudgeScore {
   explanation?: string;
 }
 
+/** A judge's scores for one judged input; the same shape as @rlmesh/judge's CachedScores. */
 export interface CachedJudgeScores {
-  /** Hash of the judged content (e.g. sha256 of the window's canonical input and the judge id). */
-  hash: string;
   judgeId: string;
   scores: JudgeScore[];
   explanation?: string;

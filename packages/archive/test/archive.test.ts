@@ -226,7 +226,6 @@ for (const backend of BACKENDS) {
     it('caches judge scores by content hash; the first entry wins', async () => {
       expect(await archive.getScore('sha256:abc')).toBeUndefined();
       const entry = {
-        hash: 'sha256:abc',
         judgeId: 'heuristic-v1',
         scores: [
           { trajectoryId: 't1', score: 0.9, explanation: 'sold before the crash' },
@@ -236,10 +235,11 @@ for (const backend of BACKENDS) {
         completionTokens: 30,
         costUsd: 0.0004,
       };
-      await archive.putScore(entry);
-      await archive.putScore({ ...entry, scores: [{ trajectoryId: 't1', score: 0 }] });
+      await archive.putScore('sha256:abc', entry);
+      await archive.scoreCache.put('sha256:abc', { ...entry, scores: [{ trajectoryId: 't1', score: 0 }] });
       expect(await archive.getScore('sha256:abc')).toEqual(entry);
-      await expect(archive.putScore({ ...entry, hash: 'h2', scores: [{ trajectoryId: 't1', score: 1.5 }] })).rejects.toThrow(
+      expect(await archive.scoreCache.get('sha256:abc')).toEqual(entry);
+      await expect(archive.putScore('h2', { ...entry, scores: [{ trajectoryId: 't1', score: 1.5 }] })).rejects.toThrow(
         /judgeScore.scores\[0\].score: must be in \[0, 1\], got 1.5/,
       );
     });

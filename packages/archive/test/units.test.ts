@@ -60,6 +60,9 @@ describe('dropout', () => {
       });
       expect(applyDropout(windows, { target: 1, seed })).toEqual(out);
     }
+    // 1 - 4/5 is not exactly 0.2 in floating point; one of five must still go.
+    const five = applyDropout([{ windowId: 'w', members: [1, 2, 3, 4, 5] }], { target: 4, seed: 0 });
+    expect(five.kept).toBe(4);
     const picks = new Set(Array.from({ length: 20 }, (_, seed) => applyDropout(windows, { target: 1, seed }).windows[6].members.join()));
     expect(picks.size).toBe(20);
     // A window's choice depends on the seed and its id, not on which other windows are present.
