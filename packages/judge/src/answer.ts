@@ -14,13 +14,13 @@ function jsonOf(text: string): unknown {
   return JSON.parse(text.slice(start, end + 1));
 }
 
-/** Checks scores against the window's ids; returns them in the window's order. */
+/** Checks scores (`trajectory_id` as models write it, `trajectoryId` as the cache stores it) against the window's ids; returns them in the window's order. */
 export function readScores(entries: unknown, ids: readonly string[]): ReadScores {
   if (!Array.isArray(entries)) return { ok: false, error: '"scores" must be a list' };
   const byId = new Map<string, TrajectoryScore>();
   for (const [i, e] of entries.entries()) {
-    const entry = e as { trajectory_id?: unknown; id?: unknown; score?: unknown; explanation?: unknown } | null;
-    const id = entry?.trajectory_id ?? entry?.id;
+    const entry = e as { trajectory_id?: unknown; trajectoryId?: unknown; score?: unknown; explanation?: unknown } | null;
+    const id = entry?.trajectory_id ?? entry?.trajectoryId;
     if (typeof id !== 'string') return { ok: false, error: `scores[${i}].trajectory_id must be a string` };
     if (!ids.includes(id))
       return { ok: false, error: `scores[${i}].trajectory_id ${JSON.stringify(id)} is not a trajectory of the window` };

@@ -6,18 +6,19 @@
  */
 import { createHash } from 'node:crypto';
 import { readScores } from './answer';
-import { checkInput, type Judge, type JudgeInput, type JudgeResult, noUsage, type TrajectoryScore } from './types';
+import { checkInput, type Judge, type JudgeInput, type JudgeResult, noUsage } from './types';
 
+/** A window's scores as stored; field names match the archive's judge_scores rows. */
 export interface CachedScores {
   judgeId: string;
-  windowId: string;
-  scores: TrajectoryScore[];
+  scores: { trajectoryId: string; score: number; explanation?: string }[];
   /** What the original call cost; a cache hit costs nothing. */
   promptTokens: number;
   completionTokens: number;
   costUsd: number;
 }
 
+/** Where scores are kept: this map, or a table (the archive's judge_scores, through its getScore / putScore). */
 export interface ScoreCache {
   get(hash: string): Promise<CachedScores | undefined>;
   put(hash: string, scores: CachedScores): Promise<void>;
@@ -95,8 +96,7 @@ export class CachedJudge implements Judge {
       const { usage } = result;
       await this.cache.put(hash, {
         judgeId: this.id,
-        windowId: input.windowId,
-        scores: result.scores,
+        scores: result.scores.map(({ id, ...rest }) => ({ trajectoryId: id, ...rest })),
         promptTokens: usage.promptTokens,
         completionTokens: usage.completionTokens,
         costUsd: usage.costUsd,
