@@ -6,6 +6,8 @@ export * as init from './init';
 export * from './layers/attention';
 export * from './layers/basic';
 export * from './layers/rms-norm';
+export * from './lora';
+export * from './lora-peft';
 export * from './losses';
 export * from './module';
 export { encodeModel, type ModelSpec, ONNX_DTYPE, type TensorData } from './onnx';

@@ -44,6 +44,22 @@ export abstract class Module {
     return m;
   }
 
+  /**
+   * Adds a child after construction (an adapter PEFT-style methods attach to an existing layer);
+   * its parameters follow the module's own ones, named under `name`.
+   */
+  attach<M extends Module>(name: string, m: M): M {
+    if (this.children.some(([n]) => n === name)) throw new Error(`${this.constructor.name}: a child ${name} is already attached`);
+    return this.child(name, m);
+  }
+
+  /** This module and every descendant with its dotted name ('' for this one), as torch's named_modules(). */
+  namedModules(prefix = ''): Array<[string, Module]> {
+    const out: Array<[string, Module]> = [[prefix, this]];
+    for (const [name, m] of this.children) out.push(...m.namedModules(prefix ? `${prefix}.${name}` : name));
+    return out;
+  }
+
   /** Parameters with dotted PyTorch names: own first, then each child in registration order. */
   namedParameters(prefix = ''): ParamSpec[] {
     const out = this.ownParams.map((p) => ({ ...p, name: prefix + p.name }));

@@ -30,14 +30,18 @@ export class ParamLayout {
   readonly entries: ParamEntry[];
   readonly total: number;
 
-  constructor(module: Module) {
+  /** `include` keeps some parameters (a train step's trainable ones, or its frozen ones). */
+  constructor(module: Module, include: (name: string) => boolean = () => true) {
     let offset = 0;
-    this.entries = module.namedParameters().map((p) => {
-      const size = p.shape.reduce((a, b) => a * b, 1);
-      const e = { name: p.name, shape: p.shape, offset, size };
-      offset += size;
-      return e;
-    });
+    this.entries = module
+      .namedParameters()
+      .filter((p) => include(p.name))
+      .map((p) => {
+        const size = p.shape.reduce((a, b) => a * b, 1);
+        const e = { name: p.name, shape: p.shape, offset, size };
+        offset += size;
+        return e;
+      });
     this.total = offset;
   }
 
@@ -147,6 +151,12 @@ export interface TrainProgramSpec {
   batch: readonly InputSpec[];
   loss: (batch: Record<string, Value>, g: Graph) => LossResult;
   optimizer: OptimizerConfig;
+  /**
+   * Parameters that are inputs of the step but not trained (LoRA's base weights): they come from a
+   * second flat input `frozen` (their own state_dict-order layout), get no gradient and no optimiser
+   * state, and the step does not output them.
+   */
+  frozen?: (name: string) => boolean;
   /** float64 for gradient checks; float32 otherwise. */
   dtype?: 'float32' | 'float64';
   name?: string;
@@ -154,7 +164,10 @@ export interface TrainProgramSpec {
 
 export interface TrainProgram {
   onnx: Uint8Array;
+  /** The trained parameters. */
   layout: ParamLayout;
+  /** The frozen parameters fed as `frozen`, when the spec has any. */
+  frozenLayout?: ParamLayout;
   stateNames: string[];
   metricNames: string[];
   dtype: 'float32' | 'float64';
@@ -163,6 +176,7 @@ export interface TrainProgram {
 /** Input and output names of the train-step program. */
 export const TRAIN_IO = {
   params: 'params',
+  frozen: 'frozen',
   step: 'step',
   lr: 'lr',
   state: (s: string) => `opt.${s}`,
@@ -172,15 +186,20 @@ export const TRAIN_IO = {
 
 export function buildTrainProgram(spec: TrainProgramSpec): TrainProgram {
   const dtype = spec.dtype ?? 'float32';
-  const layout = new ParamLayout(spec.module);
+  const isFrozen = spec.frozen ?? (() => false);
+  const layout = new ParamLayout(spec.module, (n) => !isFrozen(n));
+  if (layout.total === 0) throw new Error('train program: every parameter is frozen; nothing to train');
+  const frozenLayout = spec.frozen ? new ParamLayout(spec.module, isFrozen) : undefined;
   const g = new Graph(spec.name ?? 'train_step');
   const flat = g.input(TRAIN_IO.params, dtype, [layout.total]);
+  const frozenFlat = frozenLayout ? g.input(TRAIN_IO.frozen, dtype, [frozenLayout.total]) : null;
   const stateNames = optimizerStateNames(spec.optimizer);
   const state = Object.fromEntries(stateNames.map((s) => [s, g.input(TRAIN_IO.state(s), dtype, [layout.total])]));
   const step = g.input(TRAIN_IO.step, dtype, []);
   const lr = g.input(TRAIN_IO.lr, dtype, []);
   const scope = flatScope(g, flat, layout, dtype);
-  spec.module.train(true).bind(scope);
+  const frozenScope = frozenLayout && frozenFlat ? flatScope(g, frozenFlat, frozenLayout, dtype) : null;
+  spec.module.train(true).bind(frozenScope ? { dtype, get: (n) => (isFrozen(n) ? frozenScope.get(n) : scope.get(n)) } : scope);
   const batch = Object.fromEntries(spec.batch.map((i) => [i.name, g.input(i.name, i.dtype, i.shape)]));
   const { loss, metrics = {} } = spec.loss(batch, g);
   if (loss.rank !== 0) throw new Error(`train program: loss must be a scalar, got ${loss}`);
@@ -200,5 +219,5 @@ export function buildTrainProgram(spec: TrainProgramSpec): TrainProgram {
     if (v.rank !== 0) throw new Error(`train program: metric ${m} must be a scalar, got ${v}`);
     g.output(TRAIN_IO.metric(m), cast(v, dtype));
   }
-  return { onnx: g.toOnnx(), layout, stateNames, metricNames: Object.keys(allMetrics), dtype };
+  return { onnx: g.toOnnx(), layout, frozenLayout, stateNames, metricNames: Object.keys(allMetrics), dtype };
 }

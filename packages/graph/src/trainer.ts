@@ -12,6 +12,8 @@ import { WorkerSession } from './worker-session';
 export interface TrainerOptions extends SessionOptions {
   /** Run the train step in a worker thread, leaving this thread's event loop free (services do). */
   inWorker?: boolean;
+  /** The frozen parameters of a program with `frozenLayout`, when `params` is a flat vector. */
+  frozen?: ReadonlyMap<string, Float32Array>;
 }
 
 /** What a Trainer needs of a session: Session runs on this thread, WorkerSession on its own. */
@@ -31,6 +33,8 @@ export class Trainer {
     readonly program: TrainProgram,
     private readonly session: StepRunner,
     private current: TrainerState,
+    /** The frozen parameters, fed unchanged to every step. */
+    private readonly frozen: Flat | null,
   ) {}
 
   /** Starts from `params` (named values or a flat vector) with zeroed optimiser state. */
@@ -39,7 +43,7 @@ export class Trainer {
     params: ReadonlyMap<string, Float32Array> | Flat,
     options: TrainerOptions = {},
   ): Promise<Trainer> {
-    const { inWorker, ...sessionOptions } = options;
+    const { inWorker, frozen: frozenValues, ...sessionOptions } = options;
     const session = inWorker
       ? await WorkerSession.create(program.onnx, sessionOptions)
       : await Session.create(program.onnx, sessionOptions);
@@ -48,7 +52,13 @@ export class Trainer {
     if (flat.length !== program.layout.total)
       throw new Error(`trainer: ${flat.length} parameters given, program expects ${program.layout.total}`);
     const state = Object.fromEntries(program.stateNames.map((s) => [s, new Ctor(program.layout.total)]));
-    return new Trainer(program, session, { params: Ctor.from(flat), state, step: 0 });
+    let frozen: Flat | null = null;
+    if (program.frozenLayout) {
+      const values = frozenValues ?? (params instanceof Map ? params : null);
+      if (!values) throw new Error('trainer: the program has frozen parameters; pass them by name (params or options.frozen)');
+      frozen = Ctor.from(program.frozenLayout.pack(values));
+    }
+    return new Trainer(program, session, { params: Ctor.from(flat), state, step: 0 }, frozen);
   }
 
   /** A fresh trainer whose parameters are the module's PyTorch-style initialisation under `seed`. */
@@ -91,6 +101,7 @@ export class Trainer {
     const feeds: Record<string, HostTensor> = {
       ...batch,
       [TRAIN_IO.params]: { data: this.current.params, shape: [P] },
+      ...(this.frozen ? { [TRAIN_IO.frozen]: { data: this.frozen, shape: [this.frozen.length] } } : {}),
       [TRAIN_IO.step]: { data: Ctor.of(this.current.step + 1), shape: [] },
       [TRAIN_IO.lr]: { data: Ctor.of(lr), shape: [] },
     };

@@ -18,8 +18,12 @@ export class Linear extends Module {
     if (bias) this.register('bias', [outFeatures], (r) => init.linearBias(outFeatures, inFeatures, r));
   }
 
+  /** Adds to the layer's output given its input (a LoRA adapter, lora.ts); attached children hold its parameters. */
+  adapter: ((x: Value, y: Value) => Value) | null = null;
+
   forward(x: Value): Value {
-    return linear(x, this.param('weight'), this.bias ? this.param('bias') : null);
+    const y = linear(x, this.param('weight'), this.bias ? this.param('bias') : null);
+    return this.adapter ? this.adapter(x, y) : y;
   }
 }
 
