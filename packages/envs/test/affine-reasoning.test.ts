@@ -4,6 +4,7 @@ import {
   abductionAnswer,
   argsMatch,
   deductionAnswer,
+  demonstrations,
   drawAbduction,
   drawDeduction,
   drawProgram,
@@ -194,5 +195,16 @@ describe('AffineDED', () => {
     expect(env.step(deductionAnswer(problem))).toMatchObject({ success: true, terminated: true, reward: { correct: 1, tests: 1 } });
     expect(makeTextEnv('AffineABD', {}).reset(1)).toMatch(/^Here is a JavaScript function f\(/);
     expect(() => makeTextEnv('AffineDED', { memory_mb: 64 })).toThrow(/env\.options\.memory_mb/);
+  });
+});
+
+describe('Affine demonstrations', () => {
+  it("writes the experts' answers for abduction and deduction, each checked by the env", () => {
+    for (const id of ['AffineABD', 'AffineDED']) {
+      const recs = demonstrations(id, 3, 20);
+      expect(recs.map((r) => r.seed)).toEqual([20, 21, 22]);
+      for (const r of recs) expect(r.reward).toMatchObject({ correct: 1, format: 1 });
+    }
+    expect(() => demonstrations('CardRules', 1, 0)).toThrow(/no expert for "CardRules"/);
   });
 });

@@ -178,7 +178,7 @@ export function actCraft(p: CraftProblem, completion: string): Turn {
     for (const [item, n] of Object.entries(recipe.inputs)) p.inventory[item] -= n;
     const progress = gain(p, recipe.output, recipe.count);
     const done = (p.inventory[p.goal] ?? 0) >= 1;
-    const text = `Crafted ${recipe.count} ${recipe.output}. Inventory: ${inventoryText(p.inventory)}.${done ? ` Goal reached: you have a ${p.goal}.` : ''}`;
+    const text = `Crafted ${recipe.count} ${recipe.output}. Inventory: ${inventoryText(p.inventory)}.${done ? ` Goal reached: you have 1 ${p.goal}.` : ''}`;
     return worldTurn({ text, action: a, progress, goal: done ? 1 : 0, done, success: done });
   }
   return invalidTurn(a, `unknown action "${a.verb}"; actions: get[item], get[N item], craft[item], inventory`);

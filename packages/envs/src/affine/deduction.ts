@@ -49,6 +49,7 @@ export function deductionPrompt(p: ProgramInstance, examples: readonly ProgramTe
     `Write a JavaScript function ${d.signature} that takes ${d.takes} and returns ${d.returns}.`,
     `Examples: ${examples.map((t) => `${call(t)} returns ${t.expected}`).join('; ')}.`,
     'Answer with the function only, in one ```javascript code block.',
+    'Answer:',
   ].join('\n');
 }
 
@@ -68,7 +69,7 @@ export function drawDeduction(rng: Rng, nExamples: number, nHidden: number): Ded
 
 /** The expert's completion: the reference source in a fence. */
 export function deductionAnswer(p: DeductionProblem): string {
-  return `\`\`\`javascript\n${p.program.source}\n\`\`\``;
+  return `\n\`\`\`javascript\n${p.program.source}\n\`\`\``;
 }
 
 export function verifyDeduction(p: DeductionProblem, completion: string, limits: SandboxLimits): Verdict {

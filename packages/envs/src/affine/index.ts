@@ -3,6 +3,7 @@ export * from './abduction';
 export * from './common';
 export * from './craft';
 export * from './deduction';
+export * from './demonstrations';
 export * from './grid';
 export * from './programs';
 export * from './sandbox';

@@ -111,8 +111,8 @@ export function formatAssignment(a: readonly boolean[]): string {
 
 export function satPrompt(n: number, k: number, clauses: readonly Clause[]): string {
   return [
-    `Find values for the variables x1..x${n} that make this ${k}-SAT formula true. It is the AND (∧) of the`,
-    `${clauses.length} clauses below, one per line; a clause is true when at least one of its literals is, and ¬ negates a variable.`,
+    `Find values for the variables x1..x${n} that make this ${k}-SAT formula true.`,
+    `The formula is the AND (∧) of the ${clauses.length} clauses below, one per line. A clause is true when at least one of its literals is; ¬ negates a variable.`,
     '',
     clauses.map(formatClause).join(' ∧\n'),
     '',
