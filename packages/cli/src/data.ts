@@ -9,13 +9,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type Schema, validate } from '@rlmesh/core';
 import { parseArgs, UsageError } from './args';
+import { DATA_AFFINE_USAGE, dataAffineCommand } from './data-affine';
 import { DATA_STORYWORLD_USAGE, dataStoryworldCommand } from './data-storyworld';
 
 export const DATA_USAGE = `rlmesh data cards --out DIR --seed N [--n-train 20000] [--n-val 500] [--n-test 1000] [--completion answer|worked]
     Writes the card-rule game's datasets from a seed: DIR/train.jsonl and val.jsonl (the id split),
     DIR/test_<split>.jsonl for id and every OOD split, and DIR/manifest.json. --completion worked
     writes the work before the answer (" RED 3 - BLUE 2 = 1, ODD"); prompts are the same either way.
-${DATA_STORYWORLD_USAGE}`;
+${DATA_STORYWORLD_USAGE}
+${DATA_AFFINE_USAGE}`;
 
 const OPTIONS = {
   out: { kind: 'string', doc: 'output directory' },
@@ -29,8 +31,9 @@ const OPTIONS = {
 export async function dataCommand(argv: readonly string[]): Promise<number> {
   const { positionals, options } = parseArgs(argv);
   if (positionals.length === 1 && positionals[0] === 'storyworld') return dataStoryworldCommand(options);
+  if (positionals.length === 1 && positionals[0] === 'affine') return dataAffineCommand(options);
   if (positionals.length !== 1 || positionals[0] !== 'cards')
-    throw new UsageError(`data: unknown dataset ${JSON.stringify(positionals.join(' '))}; known datasets: cards, storyworld`);
+    throw new UsageError(`data: unknown dataset ${JSON.stringify(positionals.join(' '))}; known datasets: cards, storyworld, affine`);
   let o: ReturnType<typeof validate<typeof OPTIONS>>;
   try {
     o = validate(OPTIONS, options);
