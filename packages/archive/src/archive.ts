@@ -480,11 +480,23 @@ export class Archive {
    * scores by trajectory id) sets each reward; a trajectory without one gets its final P&L.
    */
   async exportWindowArt(window: string, options: { rewards?: ReadonlyMap<string, number> } = {}): Promise<string> {
+    const trajectories = await this.trajectoriesOf(window);
+    // One query for the whole window's calls rather than one per trajectory.
+    const rows = await this.db.query(
+      `SELECT ${LLM_CALL_COLUMNS} FROM llm_calls WHERE window_id = $1 AND trajectory_id IS NOT NULL ORDER BY trajectory_id, seq`,
+      [window],
+    );
+    const calls = new Map<string, StoredLlmCall[]>();
+    for (const call of rows.map(llmCallFromRow)) {
+      const list = calls.get(call.trajectoryId!) ?? [];
+      list.push(call);
+      calls.set(call.trajectoryId!, list);
+    }
     const lines: string[] = [];
-    for (const t of await this.trajectoriesOf(window)) {
+    for (const t of trajectories) {
       const reward = options.rewards?.get(t.id);
       if (reward !== undefined) checkFinite(reward, `rewards[${t.id}]`);
-      lines.push(JSON.stringify(toArtTrajectory(t, await this.llmCallsOf(t.id), { reward })));
+      lines.push(JSON.stringify(toArtTrajectory(t, calls.get(t.id) ?? [], { reward })));
     }
     return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
   }
