@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -40,7 +41,7 @@ describe('affine sandbox', () => {
 
   it('stops an endless loop at the CPU limit and a sleeping one at the wall-clock limit', () => {
     const t0 = Date.now();
-    expect(run('while (true) {}').error).toMatch(/stopped \((cpu|killed|timeout)\)/);
+    expect(run('while (true) {}').error).toMatch(/stopped \((killed|timeout)\)/);
     const sleeper = 'function f(x) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); }';
     expect(runProgram(sleeper, [[1]], { ...LIMITS, wallMs: 1500 }).error).toBe('the program was stopped (timeout)');
     expect(Date.now() - t0).toBeLessThan(LIMITS.wallMs + 1500 + 2000);
@@ -64,6 +65,20 @@ describe('affine sandbox', () => {
       expect(out.results?.[0]).toMatchObject({ ok: false });
     }
     expect(existsSync(MARKER)).toBe(false);
+  });
+
+  it('sees no process of the host, so it cannot signal one', () => {
+    const victim = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const out = run(`process.kill(${victim.pid}, 'SIGKILL'); return 'sent';`);
+      expect(out.results?.[0]).toMatchObject({ ok: false, error: expect.stringMatching(/ESRCH/) });
+      expect(run('return [process.pid, process.ppid];').results?.[0]).toEqual({ ok: true, value: '[1,0]' });
+      expect(victim.exitCode).toBeNull();
+      expect(victim.signalCode).toBeNull();
+      expect(() => process.kill(victim.pid as number, 0)).not.toThrow();
+    } finally {
+      victim.kill('SIGKILL');
+    }
   });
 
   it('refuses every file write, outside its dir and inside', () => {

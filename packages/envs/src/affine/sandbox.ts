@@ -5,8 +5,11 @@
  *
  *   prlimit     --cpu (CPU seconds; SIGXCPU, then SIGKILL), --as (address space: every allocation,
  *               ArrayBuffers included), --fsize 0 (no file may grow), --nofile, --core 0
- *   unshare -rn a new user and network namespace: the process sees only a loopback that is down,
- *               so no socket reaches anything; needs unprivileged user namespaces (or root)
+ *   unshare     -rn: a new user and network namespace, so the process sees only a loopback that
+ *               is down and no socket reaches anything; --pid --fork: a new PID namespace, so it sees
+ *               no process of the host and cannot signal one (same-uid processes otherwise could
+ *               be killed); --kill-child: it dies with unshare. Needs unprivileged user namespaces
+ *               (or root)
  *   node        --experimental-permission with --allow-fs-read of the run's temp dir only and no
  *               --allow-fs-write, --allow-child-process or --allow-worker: no file is writable
  *               anywhere, and spawning a process or a thread throws ERR_ACCESS_DENIED;
@@ -14,7 +17,8 @@
  *               a small enough address space for the --as limit), --max-old-space-size
  *   spawnSync   a wall-clock timeout and an output cap (both SIGKILL), an empty environment
  *
- * prlimit and unshare exec the next program in place, so the process killed is Node itself. Where
+ * prlimit execs unshare in place, and unshare's child dies with it, so the timeout's SIGKILL ends the
+ * program. Where
  * user namespaces are off (some container runtimes, Ubuntu's AppArmor default), checkSandbox says so
  * and the environments that need the sandbox refuse to reset: there is no weaker fallback.
  */
@@ -36,10 +40,13 @@ export interface SandboxLimits {
 
 export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = { wallMs: 4000, cpuSeconds: 2, memoryMb: 256, outputBytes: 64 * 1024 };
 
-export type SandboxStatus = 'ok' | 'exit' | 'timeout' | 'cpu' | 'output_limit' | 'killed';
+export type SandboxStatus = 'ok' | 'exit' | 'timeout' | 'output_limit' | 'killed';
 
 export interface SandboxResult {
-  /** ok: exit code 0; exit: another code (errors, out of memory); the rest: stopped by a limit. */
+  /**
+   * ok: exit code 0; exit: another code (an uncaught error); killed: a signal ended the program (the
+   * CPU limit's SIGXCPU, V8's abort when the heap is full); timeout and output_limit: spawnSync's caps.
+   */
   status: SandboxStatus;
   exitCode: number | null;
   stdout: string;
@@ -60,13 +67,17 @@ let checked: string | null | undefined;
  */
 export function sandboxUnavailable(): string | null {
   if (checked !== undefined) return checked;
-  const r = spawnSync('prlimit', ['--nofile=64', '--', 'unshare', '-rn', '--', process.execPath, '-e', '0'], {
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
+  const r = spawnSync(
+    'prlimit',
+    ['--nofile=64', '--', 'unshare', '-rn', '--pid', '--fork', '--kill-child', '--', process.execPath, '-e', '0'],
+    {
+      encoding: 'utf8',
+      timeout: 10_000,
+    },
+  );
   if (r.error) checked = `cannot run prlimit / unshare (util-linux): ${r.error.message}`;
   else if (r.status !== 0)
-    checked = `unshare -rn failed (unprivileged user namespaces are off here?): ${r.stderr.trim().slice(0, 300) || `exit ${r.status}`}`;
+    checked = `unshare -rn --pid failed (unprivileged user namespaces are off here?): ${r.stderr.trim().slice(0, 300) || `exit ${r.status}`}`;
   else checked = null;
   return checked;
 }
@@ -76,6 +87,12 @@ export function checkSandbox(): void {
   const why = sandboxUnavailable();
   if (why) throw new Error(`the program sandbox cannot run on this machine: ${why}`);
 }
+
+/**
+ * What unshare --fork prints when its child was killed by a signal and it fails to re-raise that
+ * signal on itself (it then exits 1): the sign that a limit, not the program, ended the run.
+ */
+const KILLED_CHILD = /^unshare: sigprocmask unblock failed/m;
 
 function sandboxArgs(dir: string, main: string, l: SandboxLimits): string[] {
   const heapMb = Math.max(16, Math.floor(l.memoryMb / 2));
@@ -88,6 +105,9 @@ function sandboxArgs(dir: string, main: string, l: SandboxLimits): string[] {
     '--',
     'unshare',
     '-rn',
+    '--pid',
+    '--fork',
+    '--kill-child',
     '--',
     process.execPath,
     '--experimental-permission',
@@ -130,13 +150,11 @@ export function runSandboxed(
         ? 'timeout'
         : code === 'ENOBUFS'
           ? 'output_limit'
-          : r.signal === 'SIGXCPU'
-            ? 'cpu'
-            : r.signal
-              ? 'killed'
-              : r.status === 0
-                ? 'ok'
-                : 'exit';
+          : r.signal || KILLED_CHILD.test(r.stderr ?? '')
+            ? 'killed'
+            : r.status === 0
+              ? 'ok'
+              : 'exit';
     return { status, exitCode: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '').slice(-2048) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
