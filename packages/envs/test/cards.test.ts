@@ -213,15 +213,16 @@ describe('card game: verifier', () => {
   });
 
   it('parses the last token of a worked line and checks its shape, not its arithmetic', () => {
-    expect(parseAnswer(' RED 3 - BLUE 2 = 1, ODD\nRule: more')).toBe('ODD');
+    expect(parseAnswer(' RED 3 = 3 - BLUE 2 = 1, ODD\nRule: more')).toBe('ODD');
     expect(parseAnswer(' - RED 3 = -3')).toBe('-3');
-    expect(parseAnswer(' RED 3 + RED 5 = 8 > 7, big.')).toBe('BIG');
+    expect(parseAnswer(' RED 3 = 3 + RED 5 = 8 > 7, big.')).toBe('BIG');
     expect(parseAnswer(' RED 3 = ')).toBeNull();
     expect(verifyAnswer(' none = 0, EVEN', 'EVEN', 'parity').reward).toEqual({ correct: 1, format: 1 });
     expect(verifyAnswer(' RED 3 = 4, EVEN', 'EVEN', 'parity').reward).toEqual({ correct: 1, format: 1 });
     expect(verifyAnswer(' RED 3 = 3, EVEN', 'ODD', 'parity').reward).toEqual({ correct: 0, format: 1 });
     expect(verifyAnswer(' RED 3 = 3 > 2, BIG', 'ODD', 'parity').reward).toEqual({ correct: 0, format: 0 });
-    expect(verifyAnswer(' RED 3 + = 3', '3', 'number').reward).toEqual({ correct: 1, format: 0 });
+    expect(verifyAnswer(' RED 3 = 3 + = 3', '3', 'number').reward).toEqual({ correct: 1, format: 0 });
+    expect(verifyAnswer(' RED 3 = 3 + BLUE 4 = 9', '9', 'number').reward).toEqual({ correct: 1, format: 1 });
   });
 });
 
@@ -235,20 +236,26 @@ describe('card game: worked completions', () => {
     }
   });
 
-  it('lists the selected cards in hand order with their signs, their sum, and the readout; the verifier takes it', () => {
+  it('lists the selected cards in hand order with their signs and running totals, then the readout; the verifier takes it', () => {
     const rule: Rule = { aggregate: { kind: 'add_sub', add: 'RED', sub: 'BLUE' }, readout: { kind: 'threshold', k: 2 } };
     const cards = [
       { colour: 'BLUE', value: 2 },
       { colour: 'GREEN', value: 9 },
       { colour: 'RED', value: 7 },
     ];
-    expect(formatWorkedCompletion(rule, cards, evaluateRule(rule, cards, ID_COLOURS))).toBe(' - BLUE 2 + RED 7 = 5 > 2, BIG');
+    expect(formatWorkedCompletion(rule, cards, evaluateRule(rule, cards, ID_COLOURS))).toBe(' - BLUE 2 = -2 + RED 7 = 5 > 2, BIG');
     for (const s of worked)
       for (const ex of s.examples.slice(0, 200)) {
         const picked = ex.cards.filter((_, j) => ex.labels.selected[j] === 1);
-        const terms = [...ex.completion.matchAll(/([A-Z]+) (\d+)(?= [-+=])/g)].map((m) => ({ colour: m[1], value: Number(m[2]) }));
-        expect(terms).toEqual(picked);
-        expect(ex.completion).toContain(` = ${ex.labels.total}`);
+        const steps = [...ex.completion.matchAll(/([-+] )?([A-Z]+) (\d+) = (-?\d+)/g)];
+        expect(steps.map((m) => ({ colour: m[2], value: Number(m[3]) }))).toEqual(picked);
+        let running = 0;
+        for (const [j, m] of steps.entries()) {
+          running += (m[1] === '- ' ? -1 : 1) * Number(m[3]);
+          expect(Number(m[4])).toBe(running);
+          if (j > 0) expect(m[1]).toBeDefined();
+        }
+        expect(ex.completion).toContain(`= ${ex.labels.total}`);
         expect(verifyAnswer(ex.completion, ex.answer, ex.rule.readout.kind).reward).toEqual({ correct: 1, format: 1 });
       }
   });

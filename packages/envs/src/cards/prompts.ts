@@ -9,17 +9,17 @@
  *   Answer:
  *
  * and the completion is either the answer alone after a space (" 7", " BIG"; style `answer`) or the work
- * that leads to it (style `worked`): the selected cards in hand order with their signs, the aggregate,
- * then the readout, as in
+ * that leads to it (style `worked`): the selected cards in hand order, each with its sign and the
+ * running total after it, then the readout, as in
  *
- *    RED 3 + RED 5 - BLUE 2 = 6            number
- *    RED 3 + RED 5 = 8 > 7, BIG            threshold (BIG when the aggregate is greater than K)
- *    BLUE 4 = 4 <= 7, SMALL
- *    none = 0, EVEN                        parity (no card selected: the empty sum)
+ *    RED 3 = 3 + RED 5 = 8 - BLUE 2 = 6            number: the last total is the answer
+ *    RED 3 = 3 + RED 5 = 8 > 7, BIG                threshold (BIG when the total is greater than K)
+ *    - BLUE 4 = -4 <= 7, SMALL
+ *    none = 0, EVEN                                parity (no card selected: the empty sum)
  *
  * The worked form writes out the intermediate labels a rule needs (which cards it reads, with which
- * sign, and their total), so a small model learns one step per token instead of selecting, summing
- * and reading out inside a single forward pass. Rule text is composed from an
+ * sign, and the running sum), so a small model learns one step per token, each a copy or a one-digit
+ * addition, instead of selecting, summing and reading out inside a single forward pass. Rule text is composed from an
  * aggregate phrase inside a readout sentence, so an unseen (readout, aggregate) composition is
  * written only with phrases the training rules use. Two template sets exist: the training set and a
  * held-out paraphrase set that shares no template with it (the paraphrase split uses only the latter).
@@ -114,16 +114,18 @@ export function formatCompletion(answer: string): string {
 export const COMPLETION_STYLES = ['answer', 'worked'] as const;
 export type CompletionStyle = (typeof COMPLETION_STYLES)[number];
 
-/** The worked completion: the signed selected cards, their aggregate and the readout (see the top of this file). */
+/** The worked completion: the signed selected cards with running totals, then the readout (see the top of this file). */
 export function formatWorkedCompletion(rule: Rule, cards: readonly Card[], labels: CardLabels): string {
-  const terms: string[] = [];
+  const steps: string[] = [];
+  let total = 0;
   for (const c of cards) {
     const sign = signOf(rule.aggregate, c.colour);
     if (sign === 0) continue;
-    const card = `${c.colour} ${c.value}`;
-    terms.push(terms.length === 0 ? (sign < 0 ? `- ${card}` : card) : `${sign < 0 ? '-' : '+'} ${card}`);
+    total += sign * c.value;
+    const op = sign < 0 ? '- ' : steps.length === 0 ? '' : '+ ';
+    steps.push(`${op}${c.colour} ${c.value} = ${total}`);
   }
-  const work = `${terms.length === 0 ? 'none' : terms.join(' ')} = ${labels.total}`;
+  const work = steps.length === 0 ? `none = ${labels.total}` : steps.join(' ');
   switch (rule.readout.kind) {
     case 'number':
       return ` ${work}`;

@@ -4,14 +4,14 @@
  *   correct  1 when the parsed answer equals the true one, else 0 (the task's reward)
  *   format   1 when the completion is exactly one well-formed answer of the rule's kind (an integer,
  *            BIG/SMALL or EVEN/ODD), alone or as the end of a well-formed worked line (prompts.ts:
- *            "RED 3 - BLUE 2 = 1, ODD"), with nothing but whitespace around it, else 0; an optional
- *            bonus the learner weights (0 by default in its reward weights). The work's arithmetic is
- *            not checked: only the answer is scored.
+ *            "RED 3 = 3 - BLUE 2 = 1, ODD"), with nothing but whitespace around it, else 0; an optional
+ *            bonus the learner weights (0 by default in its reward weights).
  *
  * The parse is lenient so that correctness does not hinge on format. It reads the first non-blank
  * line: if that line holds an "=" between spaces (worked), the answer is its last token; otherwise its first. A token
  * is a signed integer or a word (case-insensitive), ending at whitespace, a full stop, a comma or the
- * end. " 17\nRule: ..." (a model that runs on) parses as 17, " RED 3 = 3, ODD." as ODD.
+ * end. " 17\nRule: ..." (a model that runs on) parses as 17, " RED 3 = 3, ODD." as ODD. The running
+ * totals of the work are not checked: only the answer is scored.
  */
 import type { Verdict } from '@rlmesh/core';
 import type { ReadoutKind } from './rules';
@@ -20,7 +20,7 @@ export const CARD_REWARDS = ['correct', 'format'] as const;
 
 const TOKEN = /^(-?\d+|[A-Za-z]+)(?=$|[\s.,;!])/;
 const LAST_TOKEN = /(?:^|[\s=,])(-?\d+|[A-Za-z]+)[.,;!]?$/;
-const WORK = '(?:none|-?\\s?[A-Z]+ \\d+(?: [+-] [A-Z]+ \\d+)*) = -?\\d+';
+const WORK = '(?:none = -?\\d+|(?:- )?[A-Z]+ \\d+ = -?\\d+(?: [+-] [A-Z]+ \\d+ = -?\\d+)*)';
 const WELL_FORMED: Record<ReadoutKind, RegExp> = {
   number: new RegExp(`^\\s*(?:-?\\d+|${WORK})\\s*$`),
   threshold: new RegExp(`^\\s*(?:(?:${WORK}) (?:>|<=) \\d+, )?(?:BIG|SMALL)\\s*$`),
