@@ -99,7 +99,7 @@ export async function analyzeCircuits(argv: readonly string[]): Promise<number> 
         .filter((x) => x.at.split(' ')[1] !== 'readout' && x.at.split(' ')[1] !== 'answer')
         .sort((x, y) => y.v - x.v)[0];
       console.log(
-        `  patching ${k.kind}: ${k.pairs} pairs, logit diff clean ${k.source_logit_diff.toFixed(2)} corrupted ${k.target_logit_diff.toFixed(2)}; strongest resid patch before the answer ${best ? `${best.at} ${best.v.toFixed(2)}` : 'none'}`,
+        `  patching ${k.kind}: ${k.pairs} pairs, logit diff clean ${k.source_logit_diff.toFixed(2)} corrupted ${k.target_logit_diff.toFixed(2)}; strongest resid patch before the answer ${best ? `${best.at} ${best.v.toFixed(2)}` : 'none'}${circuits.separated(k) ? '' : ' (clean and corrupted barely differ: noise)'}`,
       );
     }
     console.log(

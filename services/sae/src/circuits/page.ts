@@ -47,8 +47,9 @@ export function heatmap(xLabels: string[], yLabels: string[], values: (number | 
         backgroundColor: cellColour(v, scale),
         borderColor: 'rgba(0,0,0,0.08)',
         pointStyle: 'rect',
-        pointRadius: 13,
-        pointHoverRadius: 15,
+        // A 'rect' point's side is radius * sqrt(2): about 23 px, the rows being 32 px apart.
+        pointRadius: 16,
+        pointHoverRadius: 17,
       };
     }),
   );
@@ -109,13 +110,19 @@ function probeSection(c: CheckpointAnalysis, tag: string): StaticSection {
   };
 }
 
+/** Below this gap (nats) between the source's and the target's mean logit difference, normalising divides noise by noise. */
+export const MIN_SEPARATION = 0.1;
+
+export const separated = (k: PatchKindResult) => Math.abs(k.source_logit_diff - k.target_logit_diff) >= MIN_SEPARATION;
+
 function patchSection(c: CheckpointAnalysis, tag: string): StaticSection {
   return {
     title: `Activation patching ${tag}`,
     notes: [
-      "Source activations patched into the target run (for clean/corrupted kinds: clean into corrupted). 1 = the patched run gives the source's logit difference between the two answers' first tokens, 0 = the target's. Grey: no pair has that slot.",
+      "Source activations patched into the target run (for clean/corrupted kinds: clean into corrupted). 1 = the patched run gives the source's logit difference between the two answers' first differing tokens, 0 = the target's. Grey: no pair has that slot.",
       ...c.patching.map(
-        (k) => `${k.kind}: ${k.pairs} pairs, logit difference source ${fmt(k.source_logit_diff)} / target ${fmt(k.target_logit_diff)}`,
+        (k) =>
+          `${k.kind}: ${k.pairs} pairs, logit difference source ${fmt(k.source_logit_diff)} / target ${fmt(k.target_logit_diff)}${separated(k) ? '' : ` (within ${MIN_SEPARATION}: the model hardly tells the two prompts apart, so the normalised values are noise)`}`,
       ),
     ],
     charts: c.patching.flatMap((k) => [

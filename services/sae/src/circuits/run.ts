@@ -91,8 +91,9 @@ export async function analyzeCircuits(o: CircuitsOptions): Promise<CircuitsResul
     ablation: 'mean' as AblationKind,
     threshold: 0.05,
     topK: 5,
-    ...o,
-  };
+    // An option given as undefined keeps its default.
+    ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
+  } as Required<Omit<CircuitsOptions, 'compare' | 'probeHooks' | 'onProgress'>> & CircuitsOptions;
   const checkpoints = [await analyzeOne(o.checkpoint, full)];
   if (o.compare !== undefined) checkpoints.push(await analyzeOne(o.compare, full));
   const result: CircuitsResult = { data: o.data, examples: checkpoints[0].ablation.examples, seed: full.seed, checkpoints };
