@@ -7,7 +7,9 @@
 
 import { mkdirSync } from 'node:fs';
 import type { Device } from '@rlmesh/graph';
+import type { Bus, Logger } from '@rlmesh/mesh';
 import { startTelemetry } from '@rlmesh/mesh/telemetry';
+import type { startPolicyServer } from '@rlmesh/policy';
 import { parseArgs, UsageError } from './args';
 import { connectBus, NATS_OPTIONS, natsTarget } from './nats-args';
 
@@ -18,6 +20,8 @@ export const SERVE_USAGE = `rlmesh serve <env|policy|learner|evaluator|sae> [--p
         nats://user:password@host:4222, nats://token@host:4222, tls://host:4222
     env:     [--policy HOST:PORT] [--replica-id ID]
     policy:  [--max-batch ROWS] [--max-wait-ms MS] [--seed N] [--device cpu|cuda]
+             [--openai-port N]   OpenAI-compatible chat endpoint on N (http://HOST:N/v1; default 0: off);
+             with RLMESH_OPENAI_API_KEY set, it requires Authorization: Bearer <that key>
     learner: [--out-dir DIR] [--device cpu|cuda]   --device: onnxruntime's execution provider (default cpu)
     evaluator: [--checkpoint-root DIR]   checkpoints named in requests are read only from under DIR (default runs)
     sae:     [--sae-root DIR]   activation stores are read from under DIR, SAEs kept in DIR/saes (default sae)`;
@@ -56,6 +60,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     'device',
     'checkpoint-root',
     'sae-root',
+    'openai-port',
   ]);
   for (const k of Object.keys(options)) if (!known.has(k)) throw new UsageError(`serve: unknown option --${k}`);
   const port = intOption(options, 'port', 0);
@@ -82,6 +87,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
   });
   let shutdown: () => Promise<void>;
   let boundPort: number;
+  let openaiPort: number | undefined;
   if (name === 'env') {
     const { startEnvServer, EnvReplica, GrpcPolicyClient } = await import('@rlmesh/env');
     const server = await startEnvServer({ port, host, logger, credentials });
@@ -114,7 +120,16 @@ export async function serve(argv: readonly string[]): Promise<number> {
       device,
     });
     boundPort = server.port;
-    shutdown = () => server.shutdown({ drainMs: 200 });
+    const openai = await startOpenAi(intOption(options, 'openai-port', 0) ?? 0, host, server, bus, logger).catch(async (e) => {
+      await bus.close();
+      await telemetry.shutdown().catch(() => undefined);
+      throw e;
+    });
+    openaiPort = openai?.port;
+    shutdown = async () => {
+      await openai?.close();
+      await server.shutdown({ drainMs: 200 });
+    };
   } else if (name === 'evaluator') {
     // Results go to the bus (KV summary + object per evaluation); the promotion gate runs here too.
     const { startEvaluatorServer } = await import('@rlmesh/evaluator');
@@ -145,7 +160,8 @@ export async function serve(argv: readonly string[]): Promise<number> {
     boundPort = server.port;
     shutdown = () => server.shutdown({ drainMs: 200 });
   }
-  console.log(`READY ${JSON.stringify({ service: name, host, port: boundPort, metrics_port: metricsPort ?? null, pid: process.pid })}`);
+  const ready = { service: name, host, port: boundPort, metrics_port: metricsPort ?? null, pid: process.pid };
+  console.log(`READY ${JSON.stringify(openaiPort ? { ...ready, openai_port: openaiPort } : ready)}`);
   let busLost = false;
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -188,6 +204,21 @@ async function deviceOption(name: ServiceName, raw: string | undefined): Promise
   const why = deviceUnavailable(raw as Device);
   if (why) throw new UsageError(`--device ${raw}: ${why}`);
   return raw as Device;
+}
+
+/**
+ * The policy service's OpenAI-compatible endpoint on `port` (0: none) over the gRPC server's core. A
+ * port it cannot take stops the service with one line (exit 2), as a taken gRPC port does.
+ */
+async function startOpenAi(port: number, host: string, server: Awaited<ReturnType<typeof startPolicyServer>>, bus: Bus, logger: Logger) {
+  if (port === 0) return undefined;
+  const { startOpenAiServer } = await import('@rlmesh/policy');
+  try {
+    return await startOpenAiServer({ core: server.core, bus, logger, host, port, apiKey: process.env.RLMESH_OPENAI_API_KEY || undefined });
+  } catch (e) {
+    await server.shutdown({ drainMs: 0 });
+    throw new UsageError(`--openai-port ${port}: cannot listen on ${host} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }
 
 /** A TLS file or option mistake is a usage error: one line, exit 2. */

@@ -13,11 +13,12 @@ import { NATS_OPTIONS } from './nats-args';
 import { tlsOrUsage } from './serve';
 import { upNats } from './up-nats';
 
-export const UP_USAGE = `rlmesh up [--env-replicas N] [--base-port P] [--out-dir DIR] [--tls-cert F --tls-key F --tls-ca F]
+export const UP_USAGE = `rlmesh up [--env-replicas N] [--base-port P] [--out-dir DIR] [--tls-cert F --tls-key F --tls-ca F] [--openai-port N]
       [--nats URL] [--nats-creds F | --nats-nkey F] [--nats-tls-ca F [--nats-tls-cert F --nats-tls-key F]]
     Without --nats or NATS_URL, starts a nats-server that admits only a generated login (the file
     holding it is printed). --tls-*: every service serves mTLS and env replicas call the policy
-    service with the same files, so all three are needed.`;
+    service with the same files, so all three are needed. --openai-port: the policy service's
+    OpenAI-compatible chat endpoint (default P + 200; 0: off).`;
 
 /** First and longest wait before restarting a service that died; a run of 60 s resets it. */
 const RESTART_DELAY_MS = { first: 1000, max: 30_000, healthyAfter: 60_000 };
@@ -131,7 +132,7 @@ export function spawnService(
 
 export async function up(argv: readonly string[]): Promise<number> {
   const { options } = parseArgs(argv);
-  const known = ['env-replicas', 'base-port', 'out-dir', 'tls-cert', 'tls-key', 'tls-ca', ...NATS_OPTIONS];
+  const known = ['env-replicas', 'base-port', 'out-dir', 'tls-cert', 'tls-key', 'tls-ca', 'openai-port', ...NATS_OPTIONS];
   for (const k of Object.keys(options)) if (!known.includes(k)) throw new UsageError(`up: unknown option --${k}\n  ${UP_USAGE}`);
   const replicas = Number(options['env-replicas'] ?? 1);
   const base = Number(options['base-port'] ?? 50051);
@@ -139,13 +140,17 @@ export async function up(argv: readonly string[]): Promise<number> {
     throw new UsageError(`--env-replicas: must be an integer in 1..32, got ${options['env-replicas']}`);
   if (!Number.isInteger(base) || base < 1024 || base > 65000)
     throw new UsageError(`--base-port: must be an integer in 1024..65000, got ${options['base-port']}`);
+  // Agents reach a trained run through OpenAI's clients; on by default so that `up` serves them too.
+  const openaiPort = Number(options['openai-port'] ?? base + 200);
+  if (!Number.isInteger(openaiPort) || openaiPort < 0 || openaiPort > 65535)
+    throw new UsageError(`--openai-port: must be an integer in 0..65535 (0: off), got ${options['openai-port']}`);
 
   const tlsArgs = await upTlsArgs(options);
   const bus = await upNats(options);
   const nats = bus.server;
   const plan = [
     { name: 'learner', port: base, extra: options['out-dir'] ? ['--out-dir', options['out-dir']] : [] },
-    { name: 'policy', port: base + 1, extra: [] as string[] },
+    { name: 'policy', port: base + 1, extra: openaiPort ? ['--openai-port', String(openaiPort)] : [] },
     ...Array.from({ length: replicas }, (_, i) => ({
       name: `env-${i}`,
       port: base + 2 + i,
@@ -189,6 +194,7 @@ export async function up(argv: readonly string[]): Promise<number> {
   console.log(bus.describe);
   for (const s of running)
     console.log(`  ${s.name.padEnd(8)} ${s.address}   metrics http://127.0.0.1:${s.metricsPort}/metrics   pid ${s.child.pid}`);
+  if (openaiPort) console.log(`  openai   http://127.0.0.1:${openaiPort}/v1   (the policy service's chat endpoint; model: a run id)`);
   console.log(
     `ready: rlmesh train --mesh configs/wmil-pattern-echo.yaml --learner 127.0.0.1:${base}${tlsArgs.length ? ` ${tlsArgs.join(' ')}` : ''}   (Ctrl-C stops the mesh)`,
   );
