@@ -202,7 +202,7 @@ export class Market {
   /** Headlines published in [fromMs, toMs], newest first. */
   headlines(fromMs: number, toMs: number): Headline[] {
     const out: Headline[] = [];
-    for (const e of this.eventsBetween(fromMs, toMs + this.config.news.lead_max_ms + 1)) {
+    for (const e of this.eventsBetween(fromMs, toMs + this.tape.maxLeadMs + 1)) {
       for (const h of [e.hint, e.report]) if (h && h.atMs >= fromMs && h.atMs <= toMs) out.push(h);
     }
     return out.sort((a, b) => b.atMs - a.atMs || b.eventId - a.eventId);

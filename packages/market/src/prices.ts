@@ -58,6 +58,8 @@ export class PriceTape {
   readonly symbols: string[];
   /** Every event generated so far, by time (ties by id). */
   readonly events: NewsEvent[] = [];
+  /** The longest time a hint can precede its event (scheduled events may hint further ahead than random ones). */
+  readonly maxLeadMs: number;
   private readonly assets: AssetState[];
   private readonly index = new Map<string, number>();
   private readonly dtHours: number;
@@ -73,6 +75,7 @@ export class PriceTape {
       return { series: new Series(), price: a.price, priceRng: root.fork(), newsRng: root.fork(), pending: [] };
     });
     this.dtHours = cfg.tick_ms / 3_600_000;
+    this.maxLeadMs = Math.max(cfg.news.lead_max_ms, ...cfg.events.map((e) => e.announce_lead_ms));
     const scheduled = scheduledEvents(cfg, scheduledRng);
     this.nextEventId = scheduled.length;
     this.addEvents(scheduled);
@@ -95,7 +98,7 @@ export class PriceTape {
 
   /** Generates ticks up to and including time `ms`, and the events they (and hints ahead) need. */
   extendTo(ms: number): void {
-    this.ensureEvents(ms + this.cfg.news.lead_max_ms + this.cfg.outcome_horizon_ms);
+    this.ensureEvents(ms + this.maxLeadMs + this.cfg.outcome_horizon_ms);
     const lastTick = Math.floor(ms / this.cfg.tick_ms);
     for (let k = this.assets[0].series.endIndex; k <= lastTick; k++) {
       const t = k * this.cfg.tick_ms;
