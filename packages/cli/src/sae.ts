@@ -10,6 +10,7 @@ export const SAE_USAGE = `rlmesh sae hooks --checkpoint <policy file | GPT-2 dir
   rlmesh sae capture --checkpoint <policy file | GPT-2 dir> --hook NAME (--episodes N [--env ID] [--level L] [--seed S] | --data FILE.jsonl) --out DIR
   rlmesh sae train --activations DIR [--root DIR] [--id ID] [--steps N] [--batch-size N] [--config.key value ...]
   rlmesh sae loss-recovered --checkpoint <policy file | GPT-2 dir> --sae DIR --activations DIR [--rows N]
+  rlmesh sae follow --nats URL --run ID --hook NAME [--root DIR] [--id ID] [--steps N] [--batch-size N] [--warmup-rows N] [--config.key value ...]
     hooks lists the hook points of a trained policy (a checkpoint or a run's model.safetensors, or a
     GPT-2 directory) with their shapes. capture runs the policy over episodes of its env at curriculum level L (default 0;
     actions sampled from it; --env names another) or over JSONL lines {"obs": [...], "labels": {...}}
@@ -22,7 +23,8 @@ export const SAE_USAGE = `rlmesh sae hooks --checkpoint <policy file | GPT-2 dir
     (a directory in SAELens's layout) into the policy at the store's hook and prints the policy's loss
     (cross-entropy against its clean action distribution, or next-token distribution at every token)
     clean, with the SAE and zero-ablated, on the store's first N rows (default 4096), and the
-    fraction recovered.`;
+    fraction recovered. follow trains an SAE on the activation batches a mesh run's learner publishes
+    (a run started with mesh.capture_hooks naming the hook) as they arrive, and stores it as train does.`;
 
 function int(options: Record<string, string>, key: string, fallback?: number): number | undefined {
   const raw = options[key];
@@ -69,8 +71,9 @@ async function asUsage<T>(sub: string, f: () => Promise<T>): Promise<T> {
 export async function saeCommand(argv: readonly string[]): Promise<number> {
   const { positionals, options } = parseArgs(argv);
   const sub = positionals[0];
-  if (positionals.length !== 1 || !['hooks', 'capture', 'train', 'loss-recovered'].includes(sub))
-    throw new UsageError(`sae needs one of hooks, capture, train, loss-recovered\n${SAE_USAGE}`);
+  if (positionals.length !== 1 || !['hooks', 'capture', 'train', 'loss-recovered', 'follow'].includes(sub))
+    throw new UsageError(`sae needs one of hooks, capture, train, loss-recovered, follow\n${SAE_USAGE}`);
+  if (sub === 'follow') return (await import('./sae-follow')).saeFollow(options, configOverrides(options));
   if (sub === 'loss-recovered') {
     only(options, ['checkpoint', 'sae', 'activations', 'rows'], sub);
     const [checkpoint, saeDir, activations] = ['checkpoint', 'sae', 'activations'].map((k) => need(options, k, sub));

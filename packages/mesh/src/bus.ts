@@ -82,6 +82,8 @@ export interface Bus {
 /** Subjects, keys and object names of the mesh; run ids are validated to be safe in all three. */
 export const subjects = {
   trajectories: (run: string) => `rlmesh.traj.${run}`,
+  /** Activation batches a learner samples from a run's rollouts at one hook point (activations.ts). */
+  activations: (run: string, hook: string) => `rlmesh.activations.${run}.${hook}`,
 };
 export const keys = {
   run: (run: string) => `run.${run}`,

@@ -1,4 +1,5 @@
 export * from './act-program';
+export * from './activations';
 export * from './bus';
 export * from './client';
 export * from './codec';

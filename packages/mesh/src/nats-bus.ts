@@ -1,7 +1,8 @@
 /**
  * The Bus on NATS JetStream (server 2.9+: no 2.10 features). One stream RLMESH_TRAJ holds every
  * run's trajectory chunks (rlmesh.traj.<run>), bounded per subject with discard-old so that actors
- * running ahead of a learner cannot fill the disk; a KV bucket holds run state and policy pointers;
+ * running ahead of a learner cannot fill the disk; RLMESH_ACTS holds activation batches
+ * (rlmesh.activations.<run>.<hook>), bounded the same way and by bytes; a KV bucket holds run state and policy pointers;
  * an Object Store bucket holds policy weights. All three are created on connect if missing.
  *
  * NATS may go away for a while (a restart, a rescheduled pod): the connection reconnects forever,
@@ -30,6 +31,9 @@ import { createLogger, type Logger } from './log';
 import { type NatsAuth, type NatsConnectError, natsConnectError, natsConnectOptions } from './nats-auth';
 
 export const TRAJ_STREAM = 'RLMESH_TRAJ';
+/** Activation batches (rlmesh.activations.<run>.<hook>): bounded by bytes too, since a batch can be large. */
+export const ACTS_STREAM = 'RLMESH_ACTS';
+const streamOf = (subject: string) => (subject.startsWith('rlmesh.activations.') ? ACTS_STREAM : TRAJ_STREAM);
 export const KV_BUCKET = 'rlmesh_state';
 export const OBJ_BUCKET = 'rlmesh_models';
 /** Object chunks: fewer, larger messages (NATS' default max payload is 1 MiB) make a policy fetch a few round trips. */
@@ -165,14 +169,24 @@ export class NatsBus implements Bus {
       max_msgs_per_subject: opts.maxChunksPerRun ?? 4096,
       max_age: nanos(24 * 3600 * 1000),
     };
-    try {
-      await jsm.streams.info(TRAJ_STREAM);
-    } catch {
-      await jsm.streams.add(config).catch(async (e) => {
-        // Another service created it between our info and add.
-        if (!(await jsm.streams.info(TRAJ_STREAM).catch(() => null))) throw e;
-      });
-    }
+    const acts = {
+      name: ACTS_STREAM,
+      subjects: ['rlmesh.activations.>'],
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_msgs_per_subject: 1024,
+      max_bytes: 1024 * 1024 * 1024,
+      max_age: nanos(24 * 3600 * 1000),
+    };
+    for (const c of [config, acts])
+      try {
+        await jsm.streams.info(c.name);
+      } catch {
+        await jsm.streams.add(c).catch(async (e) => {
+          // Another service created it between our info and add.
+          if (!(await jsm.streams.info(c.name).catch(() => null))) throw e;
+        });
+      }
     const kvStore = await new Kvm(nc).create(KV_BUCKET, { history: 1 });
     const objStore = await new Objm(nc).create(OBJ_BUCKET);
     return new NatsBus(nc, jetstream(nc), kvStore, objStore, opts, opts.logger ?? createLogger(opts.name ?? 'bus'));
@@ -186,14 +200,15 @@ export class NatsBus implements Bus {
   }
 
   async consume(opts: ConsumeOptions, handler: (m: BusMessage) => Promise<void>): Promise<Subscription> {
+    const stream = streamOf(opts.subject);
     await this.retry('consumer create', async () => {
       const jsm = await jetstreamManager(this.nc);
-      const existing = await jsm.consumers.info(TRAJ_STREAM, opts.durable).catch((e) => {
+      const existing = await jsm.consumers.info(stream, opts.durable).catch((e) => {
         if (isTransientBusError(e)) throw e;
         return null;
       });
       if (!existing) {
-        await jsm.consumers.add(TRAJ_STREAM, {
+        await jsm.consumers.add(stream, {
           durable_name: opts.durable,
           ack_policy: AckPolicy.Explicit,
           deliver_policy: DeliverPolicy.All,
@@ -204,7 +219,7 @@ export class NatsBus implements Bus {
     });
     const open = () =>
       // Not given up on reconnect: an abandoned consume would go on pulling messages nobody handles.
-      this.retry('consume', async () => (await this.js.consumers.get(TRAJ_STREAM, opts.durable)).consume({ max_messages: 8 }), false);
+      this.retry('consume', async () => (await this.js.consumers.get(stream, opts.durable)).consume({ max_messages: 8 }), false);
     let messages = await open();
     let stopped = false;
     const loop = (async () => {
@@ -269,10 +284,12 @@ export class NatsBus implements Bus {
   }
 
   async deleteConsumer(durable: string): Promise<void> {
-    await this.retry('consumer delete', async () => {
-      const jsm = await jetstreamManager(this.nc);
-      await jsm.consumers.delete(TRAJ_STREAM, durable);
-    }).catch(() => undefined);
+    // Durable names are unique across both streams in practice; the one without it refuses harmlessly.
+    for (const stream of [TRAJ_STREAM, ACTS_STREAM])
+      await this.retry('consumer delete', async () => {
+        const jsm = await jetstreamManager(this.nc);
+        await jsm.consumers.delete(stream, durable);
+      }).catch(() => undefined);
   }
 
   get kv(): KeyValue {

@@ -1,4 +1,5 @@
 export * from './activation-store';
+export * from './activation-stream';
 export * from './analysis/features';
 export * from './analysis/features-page';
 export * from './analysis/information';

@@ -11,8 +11,9 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { ConfigError } from '@rlmesh/core';
-import { invalidArgument, MeshError, notFound } from '@rlmesh/mesh';
+import { type Bus, invalidArgument, MeshError, notFound } from '@rlmesh/mesh';
 import { type ActivationStore, readActivationStore, StoreError } from './activation-store';
+import { type FollowedSae, type FollowOptions, trainFromStream } from './activation-stream';
 import { loadSaeLens, SaeModel, saveSaeLens } from './saelens';
 import { type FeatureAnalysis, type TrainedSae, trainOnStore } from './train-store';
 import type { SaeStepMetrics } from './training';
@@ -154,6 +155,50 @@ export class SaeServiceCore {
       if (e instanceof ConfigError) throw invalidArgument(`config_json.${e.key}`, e.rule);
       throw e;
     }
+    return this.save(id, dir, trained, { hook: store.metadata.hook ?? '', activations: call.activations, steps, batch_size: batchSize });
+  }
+
+  /**
+   * Trains an SAE on the activation batches a run's learner publishes (activation-stream.ts) and
+   * stores it as Train does; `activations` in its record names the subject it followed.
+   */
+  async follow(
+    bus: Bus,
+    call: Omit<FollowOptions, 'onProgress'> & { id?: string; onProgress?: FollowOptions['onProgress'] },
+  ): Promise<SaeInfo> {
+    const id = call.id || newSaeId();
+    checkId('id', id);
+    const dir = join(this.saesDir, id);
+    if (existsSync(dir) || this.training.has(id))
+      throw new MeshError(status.ALREADY_EXISTS, `id: an SAE ${JSON.stringify(id)} already exists`);
+    if (call.steps > MAX_STEPS) throw invalidArgument('steps', `must be at most ${MAX_STEPS}, got ${call.steps}`);
+    if (call.batchSize > MAX_BATCH) throw invalidArgument('batch_size', `must be at most ${MAX_BATCH}, got ${call.batchSize}`);
+    this.training.add(id);
+    try {
+      let trained: FollowedSae;
+      try {
+        trained = await trainFromStream(bus, call);
+      } catch (e) {
+        if (e instanceof ConfigError) throw invalidArgument(`config_json.${e.key}`, e.rule);
+        throw e;
+      }
+      return await this.save(id, dir, trained, {
+        hook: call.hook,
+        activations: `nats:${trained.stream.subject}`,
+        steps: call.steps,
+        batch_size: call.batchSize,
+      });
+    } finally {
+      this.training.delete(id);
+    }
+  }
+
+  private async save(
+    id: string,
+    dir: string,
+    trained: TrainedSae,
+    from: Pick<SaeRecord, 'hook' | 'activations' | 'steps' | 'batch_size'>,
+  ): Promise<SaeInfo> {
     // Written beside, then renamed: a crash mid-write leaves no half SAE under its id.
     const tmp = join(this.saesDir, `.${id}.tmp`);
     await rm(tmp, { recursive: true, force: true });
@@ -161,11 +206,8 @@ export class SaeServiceCore {
     await saveSaeLens(tmp, trained.weights);
     const record: SaeRecord = {
       id,
-      hook: store.metadata.hook ?? '',
-      activations: call.activations,
+      ...from,
       created_at: new Date().toISOString(),
-      steps,
-      batch_size: batchSize,
       metrics: trained.metrics,
       analysed: trained.analysis !== null,
     };

@@ -8,8 +8,8 @@
 import { Rng } from '@rlmesh/core';
 import type { ActivationStore } from './activation-store';
 import { type DensityBin, densityHistogram, type SaeMetrics } from './metrics';
-import { foldedWeights, SaeModel, type SaeWeights } from './saelens';
-import { type SaeStepMetrics, SaeTrainer } from './training';
+import { foldedWeights, type SaeMetadata, SaeModel, type SaeWeights } from './saelens';
+import { type Activations, type SaeStepMetrics, SaeTrainer } from './training';
 
 export interface TrainOptions {
   steps: number;
@@ -117,22 +117,44 @@ export async function trainOnStore(store: ActivationStore, config: Record<string
       if ((s + 1) % every === 0 || s + 1 === opts.steps) opts.onProgress?.(s + 1, m);
     }
     const heldActs = { data: gather(store, held), rows: held.length };
-    const metrics = await trainer.evaluate(heldActs);
-    const weights = foldedWeights(trainer, { hook_name: store.metadata.hook ?? '', model_name: store.metadata.model ?? '' });
-    const model = await SaeModel.create(weights, { intraOpThreads: 1 });
+    const { weights, metrics, fired, model } = await measureOnHeldOut(trainer, heldActs, {
+      hook_name: store.metadata.hook ?? '',
+      model_name: store.metadata.model ?? '',
+    });
     try {
-      const fired = new Float64Array(trainer.cfg.d_sae);
-      for (let at = 0; at < held.length; at += CHUNK) {
-        const rows = Math.min(CHUNK, held.length - at);
-        const { featureActs } = await model.forward({ data: heldActs.data.subarray(at * store.d, (at + rows) * store.d), rows });
-        for (let i = 0; i < featureActs.length; i++) if (featureActs[i] > 0) fired[i % trainer.cfg.d_sae]++;
-      }
       const analysis = store.context ? await analyse(model, store, fired, held.length) : null;
-      return { weights, metrics: { ...metrics, rows: held.length, density: densityHistogram(fired, held.length) }, analysis };
+      return { weights, metrics, analysis };
     } finally {
       await model.release();
     }
   } finally {
     await trainer.release();
   }
+}
+
+/**
+ * The trained SAE folded for raw activations and measured on held-out rows: the metrics, the density
+ * histogram, and each latent's firing count; the caller releases the returned model.
+ */
+export async function measureOnHeldOut(
+  trainer: SaeTrainer,
+  held: Activations,
+  metadata: SaeMetadata,
+): Promise<{ weights: SaeWeights; metrics: TrainedSae['metrics']; fired: Float64Array; model: SaeModel }> {
+  const d = trainer.cfg.d_in;
+  const metrics = await trainer.evaluate(held);
+  const weights = foldedWeights(trainer, metadata);
+  const model = await SaeModel.create(weights, { intraOpThreads: 1 });
+  const fired = new Float64Array(trainer.cfg.d_sae);
+  try {
+    for (let at = 0; at < held.rows; at += CHUNK) {
+      const rows = Math.min(CHUNK, held.rows - at);
+      const { featureActs } = await model.forward({ data: held.data.subarray(at * d, (at + rows) * d), rows });
+      for (let i = 0; i < featureActs.length; i++) if (featureActs[i] > 0) fired[i % trainer.cfg.d_sae]++;
+    }
+  } catch (e) {
+    await model.release();
+    throw e;
+  }
+  return { weights, metrics: { ...metrics, rows: held.rows, density: densityHistogram(fired, held.rows) }, fired, model };
 }

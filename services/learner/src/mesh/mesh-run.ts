@@ -32,6 +32,7 @@ import {
 import { type Run, RunState, TrajectoryChunk } from '@rlmesh/proto';
 import type { RunConfig } from '../run/config';
 import { isSequenceRunConfig, type SequenceRunConfig } from '../run/sequence-config';
+import { ActivationSampler, captureHooks } from './activation-sampler';
 import { sequenceTrainee } from './sequence-trainee';
 import { type MeshRunConfig, type MeshTrainee, numericTrainee } from './trainee';
 
@@ -95,6 +96,8 @@ export class MeshRun {
   private readonly trained = new Set<number>();
   /** Released or handed over: nothing here writes to the bus for this run any more. */
   private closing = false;
+  /** Publishes sampled activations before each update when the config names capture hooks. */
+  private sampler: ActivationSampler | undefined;
 
   constructor(
     readonly id: string,
@@ -125,6 +128,16 @@ export class MeshRun {
     this.run = isSequenceRunConfig(this.cfg)
       ? await sequenceTrainee(this.cfg as SequenceRunConfig, this.runDir)
       : await numericTrainee(this.cfg as RunConfig, this.runDir, resumeFrom);
+    const hooks = captureHooks(this.cfg.mesh.capture_hooks);
+    if (hooks.length > 0 && this.run.capture)
+      this.sampler = await ActivationSampler.open(
+        this.bus,
+        this.id,
+        this.run.capture.model,
+        hooks,
+        this.cfg.mesh.capture_rows,
+        this.cfg.run.seed,
+      );
     if (this.takeOver) {
       this.resumedFrom = this.run.updates;
       // Versions keep moving forward past whatever the previous learner published: policy services never go back.
@@ -207,6 +220,7 @@ export class MeshRun {
         'learner.train_chunk',
         { kind: SpanKind.CONSUMER, parent: extractContext(m.headers), attributes: { 'rlmesh.run': this.id, 'rlmesh.policy_lag': lag } },
         async () => {
+          await this.sample(rollout);
           await run.update(rollout);
           learnerInstruments().updates.add(1, { run: this.id });
         },
@@ -244,6 +258,18 @@ export class MeshRun {
     }
     this.notify();
     if (run.done) await this.finish('completed');
+  }
+
+  /** Captured with the weights that are about to be updated; a failed publish costs the batch, not the run. */
+  private async sample(rollout: { policyVersion: number }): Promise<void> {
+    const capture = this.run.capture;
+    if (!this.sampler || !capture) return;
+    const o = capture.observations(rollout);
+    try {
+      await this.sampler.capture(capture.params(), this.run.version, o.level, o.data, o.rows);
+    } catch (e) {
+      this.log.warn('activation batch not published', { run: this.id, version: this.run.version, error: (e as Error).message });
+    }
   }
 
   private rememberTrained(streamSequence: number): void {
@@ -346,7 +372,10 @@ export class MeshRun {
   private training: Promise<unknown> = Promise.resolve();
   /** Frees the learner run's worker thread and sessions, once whoever asks first. */
   private releaseRun(): Promise<void> {
-    this.released ??= this.run ? this.run.release() : Promise.resolve();
+    this.released ??= (async () => {
+      await this.sampler?.release();
+      await this.run?.release();
+    })();
     return this.released;
   }
 

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { decodeRollout, type PublishPolicy, spaceToProto } from '@rlmesh/mesh';
 import type { Run, TrajectoryChunk } from '@rlmesh/proto';
+import type { PolicyModel } from '../registry';
 import type { RunConfig } from '../run/config';
 import { LearnerRun } from '../run/learner-run';
 
@@ -48,6 +49,12 @@ export interface MeshTrainee<R extends { policyVersion: number } = { policyVersi
   lastCheckpoint(): Uint8Array | null;
   finish(mesh: Run): Promise<unknown>;
   release(): Promise<void>;
+  /** What the activation sampler reads (numeric runs): the model, the weights now, a rollout's observations. */
+  readonly capture?: {
+    model: PolicyModel;
+    params(): Float32Array;
+    observations(r: R): { data: Float32Array; rows: number; level: number };
+  };
 }
 
 /** A numeric run: LearnerRun with its act program, safetensors checkpoints and curriculum. */
@@ -114,5 +121,10 @@ export async function numericTrainee(
     lastCheckpoint: () => readFileSync(run.checkpointPath()),
     finish: (mesh) => run.finish({ mesh }),
     release: () => run.release(),
+    capture: {
+      model: run.model,
+      params: () => run.params,
+      observations: (r) => ({ data: r.obs, rows: r.numSteps * r.numEnvs, level: r.level }),
+    },
   };
 }

@@ -73,6 +73,18 @@ export const RUN_SCHEMA = {
       },
       max_policy_lag: { kind: 'int', default: 4, min: 0, doc: 'rollouts older than this many versions are dropped, not trained on' },
       publish_every: { kind: 'int', default: 1, min: 1, doc: 'updates between published policy versions' },
+      capture_hooks: {
+        kind: 'string',
+        default: '',
+        doc: 'hook points (comma-separated) whose activations the learner samples from each rollout and publishes to rlmesh.activations.<run>.<hook>, for SAEs to follow the run; empty: none',
+      },
+      capture_rows: {
+        kind: 'int',
+        default: 64,
+        min: 1,
+        max: 65536,
+        doc: "observations of each rollout captured (a seeded sample), with the weights of the learner's version",
+      },
     },
   },
   eval: {

@@ -66,6 +66,8 @@ export function parseSequenceRunConfig(raw: unknown): SequenceRunConfig {
   spec.check?.(algoCfg);
   if (base.mesh.inference !== 'central')
     throw new ConfigError('mesh.inference', 'must be central for a text env: its actors generate through the policy service');
+  if (base.mesh.capture_hooks !== '')
+    throw new ConfigError('mesh.capture_hooks', 'is for numeric runs; capture a text policy with rlmesh sae capture --data');
   if (!/^[\w.-]+$/.test(base.run.name))
     throw new ConfigError('run.name', `must be a plain directory name, got ${JSON.stringify(base.run.name)}`);
   return { ...base, algo: { name, ...algoCfg } };
