@@ -54,14 +54,15 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 /**
- * A base port for `rlmesh up` with `count` services: base .. base + count - 1 and their metrics ports
- * (+100) all free. Drawn below Linux's ephemeral range (32768+), where other tests' servers and
- * clients take ports at random, so that a port found free here is not taken a moment later.
+ * A base port for `rlmesh up` with `count` services: base .. base + count - 1, their metrics ports
+ * (+100) and up's OpenAI-compatible endpoint (base + 200) all free. Drawn below Linux's ephemeral
+ * range (32768+), where other tests' servers and clients take ports at random, so that a port found
+ * free here is not taken a moment later.
  */
 export async function freeUpBase(count: number): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 12_000);
-    const ports = Array.from({ length: count }, (_, i) => [base + i, base + 100 + i]).flat();
+    const ports = [...Array.from({ length: count }, (_, i) => [base + i, base + 100 + i]).flat(), base + 200];
     if ((await Promise.all(ports.map(portIsFree))).every(Boolean)) return base;
   }
   throw new Error(`no free block of ${count} ports (and +100) between 20000 and 32100`);
