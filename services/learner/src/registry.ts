@@ -17,7 +17,7 @@ import type {
 } from '@rlmesh/core';
 import { ConfigError } from '@rlmesh/core';
 import type { HostTensor, InputSpec, Module, TrainProgram, Value } from '@rlmesh/graph';
-import type { Gpt2LMHeadModel } from './models/gpt2';
+import type { CausalLm } from './models/causal-lm';
 import type { AdamWConfig, SummedGradient, TracedLoss } from './models/gpt2-step';
 
 // ---- policy models ---------------------------------------------------------------------------
@@ -171,7 +171,7 @@ export interface SequenceAlgorithmSpec<S extends Schema = Schema, St = unknown> 
   /** Inputs of the gradient program beyond the LM batch (models/gpt2-step.ts LM_BATCH_INPUTS). */
   inputs(cfg: Infer<S>): InputSpec[];
   /** The loss traced on a micro-batch; every term normalised for the whole update (see gpt2-step.ts). */
-  loss(model: Gpt2LMHeadModel, b: Record<string, Value>, cfg: Infer<S>): TracedLoss;
+  loss(model: CausalLm, b: Record<string, Value>, cfg: Infer<S>): TracedLoss;
   /** Whether update() asks for reference log-probs (a KL term); the run then keeps the reference program. */
   usesReference(cfg: Infer<S>): boolean;
   /**

@@ -11,7 +11,7 @@ import { saveTokenizer, trainBpe } from '@rlmesh/text';
 import { GPT2_124M, type Gpt2Config, Gpt2LMHeadModel } from '../src/models/gpt2';
 import { saveGpt2Directory } from '../src/models/hf-gpt2';
 
-const PROMPTS = ['Write a letter:', 'A letter, please:', 'Letter:'];
+export const PROMPTS = ['Write a letter:', 'A letter, please:', 'Letter:'];
 
 export function registerLettersEnv(id: string): void {
   const letters: TextTask<TextProblem> = {

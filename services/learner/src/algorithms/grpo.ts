@@ -44,7 +44,7 @@ import {
   unsqueeze,
   type Value,
 } from '@rlmesh/graph';
-import type { Gpt2LMHeadModel } from '../models/gpt2';
+import type { CausalLm } from '../models/causal-lm';
 import { tokenLogProbs } from '../models/gpt2-step';
 import type { SequenceAlgorithmSpec, SequenceUpdateContext } from '../registry';
 import { completionLengths, rolloutLmBatch } from './sequence-batch';
@@ -135,7 +135,7 @@ export function rowWeights(lossType: string, lengths: ArrayLike<number>, maxComp
  * masked to the completion tokens first, so padding and prompt positions carry a zero log ratio and
  * no KL (never exp of a large number times a zero weight, which would be NaN).
  */
-function grpoLoss(model: Gpt2LMHeadModel, b: Record<string, Value>, cfg: GrpoConfig) {
+function grpoLoss(model: CausalLm, b: Record<string, Value>, cfg: GrpoConfig) {
   const { logProbs, logits } = tokenLogProbs(model, b);
   const mask = cast(b.loss_mask, logProbs.dtype);
   const logp = mul(logProbs, mask);

@@ -57,7 +57,7 @@ import {
   unsqueeze,
   type Value,
 } from '@rlmesh/graph';
-import type { Gpt2LMHeadModel } from '../models/gpt2';
+import type { CausalLm } from '../models/causal-lm';
 import { tokenLogProbs } from '../models/gpt2-step';
 import type { SequenceAlgorithmSpec, SequenceUpdateContext } from '../registry';
 import { vtrace } from './advantages';
@@ -173,7 +173,7 @@ export function ppoTargets(x: PpoTargetsInput) {
 }
 
 /** The per-token loss and its named sums, traced on a micro-batch (see the file comment). */
-function ppoSeqLoss(model: Gpt2LMHeadModel, b: Record<string, Value>, cfg: PpoSeqConfig) {
+function ppoSeqLoss(model: CausalLm, b: Record<string, Value>, cfg: PpoSeqConfig) {
   const { logProbs, logits, value } = tokenLogProbs(model, b);
   if (!value) throw new Error('ppo_seq: the model has no value head');
   const mask = cast(b.loss_mask, logProbs.dtype);

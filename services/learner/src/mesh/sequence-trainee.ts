@@ -1,15 +1,16 @@
 /**
  * A text-env run in the mesh: SequenceLearnerRun (the core the embedded sequence run drives) fed by
- * the sequence chunks of text actors. A published version is a GPT-2 the policy service's Generate
- * serves: the flat parameters, the model's config (model_config) and, once per run, the tokenizer.
- * Checkpoints are Hugging Face GPT-2 directories written under the run's directory by the update
+ * the sequence chunks of text actors. A published version is a causal LM (gpt2 or llama) the policy
+ * service's Generate serves: the flat parameters, the model's config.json (model_config) and, once
+ * per run, the tokenizer. Checkpoints are Hugging Face directories written under the run's directory by the update
  * itself; a directory is not one object, so none goes to the object store and such a run cannot be
  * taken over by another learner (LearnerCore refuses it).
  */
 import { Discrete, makeTextEnv, type SequenceRollout, TokenSequence } from '@rlmesh/core';
 import { ParamLayout } from '@rlmesh/graph';
 import { decodeSequenceRollout, spaceToProto } from '@rlmesh/mesh';
-import { gpt2ModelConfig } from '../models/gpt2-generate';
+import { causalLmModelConfig } from '../models/gpt2-generate';
+import { causalLmModelId } from '../models/hf-causal-lm';
 import type { SequenceRunConfig } from '../run/sequence-config';
 import { SequenceLearnerRun } from '../run/sequence-learner-run';
 import type { MeshTrainee } from './trainee';
@@ -17,14 +18,14 @@ import type { MeshTrainee } from './trainee';
 export async function sequenceTrainee(cfg: SequenceRunConfig, runDir: string): Promise<MeshTrainee<SequenceRollout>> {
   const run = await SequenceLearnerRun.create(cfg, { runDir });
   const layout = new ParamLayout(run.model);
-  const config = run.model.config;
+  const { vocabSize, context } = run.model.dims;
   const components = makeTextEnv(cfg.env.id, cfg.env.options).rewardComponents;
   const { promptsPerUpdate, numGenerations, maxCompletionLength } = run.sampling;
   const tokenizer = new TextEncoder().encode(JSON.stringify(run.tokenizer.toJSON()));
   const spec = {
-    observationSpace: spaceToProto(new TokenSequence(config.vocab_size, config.n_positions, run.padId)),
-    actionSpace: spaceToProto(new Discrete(config.vocab_size)),
-    model: 'gpt2',
+    observationSpace: spaceToProto(new TokenSequence(vocabSize, context, run.padId)),
+    actionSpace: spaceToProto(new Discrete(vocabSize)),
+    model: causalLmModelId(run.model),
     numParameters: layout.total,
   };
   return {
@@ -61,7 +62,7 @@ export async function sequenceTrainee(cfg: SequenceRunConfig, runDir: string): P
       params: layout.pack(run.parameters()),
       spec,
       distribution: 'categorical',
-      modelConfig: gpt2ModelConfig(config),
+      modelConfig: causalLmModelConfig(run.model),
       tokenizer: first ? tokenizer : 'stored',
     }),
     decode: (chunk) =>
@@ -69,7 +70,7 @@ export async function sequenceTrainee(cfg: SequenceRunConfig, runDir: string): P
         numPrompts: promptsPerUpdate,
         groupSize: numGenerations,
         maxCompletionLength,
-        vocabSize: config.vocab_size,
+        vocabSize,
         components,
       }),
     update: (r) => run.update(r),

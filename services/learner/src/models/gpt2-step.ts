@@ -28,7 +28,7 @@ import {
   TRAIN_IO,
   type Value,
 } from '@rlmesh/graph';
-import type { Gpt2LMHeadModel } from './gpt2';
+import type { CausalLm } from './causal-lm';
 
 /** The batch every token-level loss reads: ids, attention mask and next-token labels [B, T] (sft/data.ts collate builds them). */
 export const LM_BATCH_INPUTS = [
@@ -44,7 +44,7 @@ const GRAD = 'grad';
  * the value at every position [B, T]: the one place both SFT's NLL and the RL losses take token
  * log-probs from, so they score tokens identically.
  */
-export function tokenLogProbs(model: Gpt2LMHeadModel, b: Record<string, Value>): { logProbs: Value; logits: Value; value?: Value } {
+export function tokenLogProbs(model: CausalLm, b: Record<string, Value>): { logProbs: Value; logits: Value; value?: Value } {
   const { logits, value } = model.forward({ ids: b.input_ids, attentionMask: b.attention_mask });
   return { logProbs: categoricalLogProb(logits, b.labels), logits, value };
 }
@@ -85,7 +85,7 @@ export interface TracedLoss {
  * the flat gradient, `loss` and every named sum.
  */
 export function buildGradientProgram(
-  model: Gpt2LMHeadModel,
+  model: CausalLm,
   name: string,
   inputs: readonly InputSpec[],
   lossOf: (b: Record<string, Value>) => TracedLoss,

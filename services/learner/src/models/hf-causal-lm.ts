@@ -34,6 +34,16 @@ function known(model: CausalLm): Gpt2LMHeadModel | LlamaForCausalLM {
   throw new Error(`${model.constructor.name} has no Hugging Face directory format here`);
 }
 
+/** The registered model id (models/index.ts) of `model`'s architecture. */
+export function causalLmModelId(model: CausalLm): 'gpt2' | 'llama' {
+  return known(model) instanceof Gpt2LMHeadModel ? 'gpt2' : 'llama';
+}
+
+/** The config.json key of the context length (errors name it). */
+export function causalLmContextKey(model: CausalLm): 'n_positions' | 'max_position_embeddings' {
+  return known(model) instanceof Gpt2LMHeadModel ? 'n_positions' : 'max_position_embeddings';
+}
+
 /** config.json of `model`. */
 export function causalLmConfigJson(model: CausalLm): Record<string, unknown> {
   const m = known(model);

@@ -2,7 +2,7 @@
  * The learner core of RL on token sequences: turns SequenceRollouts into train steps, whoever
  * played them (the embedded driver in sequence-run.ts now; the mesh's text actors through
  * trajectory chunks next). Reads top to bottom:
- *   create: init_from (a Hugging Face GPT-2 directory with its tokenizer), or the checkpoint resumed
+ *   create: init_from (a Hugging Face GPT-2, Llama or Qwen2 directory with its tokenizer), or the checkpoint resumed
  *           -> model -> the algorithm's gradient program + AdamW (models/gpt2-step.ts) -> reference
  *   update: lag -> algorithm.update -> counters -> metrics.jsonl line -> checkpoint every
  *           train.checkpoint_every updates
@@ -11,7 +11,7 @@
  * It shares LearnerRun's conventions rather than its class, whose model, act program and rollout
  * are numeric: runs/<name>/ holds config.json, metrics.jsonl (one UpdateRecord per update, the
  * algorithm's metrics under `metrics`), checkpoints/update_<n>/ and summary.json (RunSummary's
- * fields). A checkpoint is a Hugging Face GPT-2 directory with its tokenizer (so SFT's evaluation,
+ * fields). A checkpoint is a Hugging Face directory of the same architecture with its tokenizer (so SFT's evaluation,
  * the evaluator and `transformers` read it), the AdamW state and trainer_state.json as SFT writes
  * them, and rl_state.json: the counters, the actor's state (the embedded driver's envs and sampling
  * generator) and the algorithm's state, so a resumed run continues exactly where it was written.
@@ -22,10 +22,12 @@ import { join } from 'node:path';
 import { ConfigError, makeTextEnv, type SequenceCollectorState, type SequenceRollout, type SequenceSampling } from '@rlmesh/core';
 import { buildForwardProgram, Rng as GraphRng, type HostTensor, initParameters, Session } from '@rlmesh/graph';
 import type { Tokenizer } from '@rlmesh/text';
-import { type Gpt2Config, Gpt2LMHeadModel, Gpt2ValueHead } from '../models/gpt2';
+import type { CausalLm } from '../models/causal-lm';
+import { Gpt2ValueHead } from '../models/gpt2';
 import { buildGradientProgram, GradientTrainer, LM_BATCH_INPUTS, tokenLogProbs } from '../models/gpt2-step';
+import { causalLmContextKey, withConfig } from '../models/hf-causal-lm';
 import { type SequenceAlgorithmSpec, sequenceAlgorithmSpec, type UpdateRecord } from '../registry';
-import { loadSftCheckpoint, saveSftCheckpoint } from '../sft/checkpoint';
+import { loadCausalLmCheckpoint, saveCausalLmCheckpoint } from '../sft/checkpoint';
 import { keepLinesUpTo } from '../sft/run';
 import type { RunSummary } from './learner-run';
 import { type SequenceRunConfig, sequenceSampling } from './sequence-config';
@@ -71,7 +73,7 @@ export interface SequenceRunSummary extends RunSummary {
 
 async function loadDir(dir: string, resumable: boolean, key: string) {
   try {
-    return await loadSftCheckpoint(dir, resumable);
+    return await loadCausalLmCheckpoint(dir, resumable);
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     throw new ConfigError(key, (e as Error).message);
@@ -80,12 +82,12 @@ async function loadDir(dir: string, resumable: boolean, key: string) {
 
 /**
  * `params` with a value head: the checkpoint's own, or a fresh one drawn from `seed` when it has
- * none (an SFT checkpoint), so PPO starts from any GPT-2 directory.
+ * none (an SFT checkpoint), so PPO starts from any causal-LM directory.
  */
-function withValueHead(config: Gpt2Config, params: Map<string, Float32Array>, seed: number): Map<string, Float32Array> {
-  if (config.value_head) return params;
+function withValueHead(model: CausalLm, params: Map<string, Float32Array>, seed: number): Map<string, Float32Array> {
+  if (model.vHead) return params;
   const out = new Map(params);
-  for (const [k, v] of initParameters(new Gpt2ValueHead(config.n_embd), new GraphRng(seed))) out.set(`v_head.${k}`, v);
+  for (const [k, v] of initParameters(new Gpt2ValueHead(model.dims.hidden), new GraphRng(seed))) out.set(`v_head.${k}`, v);
   return out;
 }
 
@@ -106,9 +108,9 @@ export class SequenceLearnerRun {
     readonly cfg: SequenceRunConfig,
     readonly spec: SequenceAlgorithmSpec,
     private readonly algoCfg: never,
-    /** The checkpoint's GPT-2 config, as saved (the trained copy has dropout off). */
-    readonly config: Gpt2Config,
-    readonly model: Gpt2LMHeadModel,
+    /** The checkpoint's model as saved (the trained copy, `model`, has dropout off). */
+    readonly saved: CausalLm,
+    readonly model: CausalLm,
     readonly tokenizer: Tokenizer,
     private readonly trainer: GradientTrainer,
     private readonly reference: { session: Session; params: Float32Array } | null,
@@ -150,12 +152,12 @@ export class SequenceLearnerRun {
     // A resumed run reads init_from only for the reference, so a run without a KL term resumes without it.
     const init = resumed && !spec.usesReference(algoCfg) ? null : await loadDir(cfg.init_from, false, 'init_from');
     const start = resumed ?? init;
-    if (!start) throw new ConfigError('init_from', 'must name a Hugging Face GPT-2 directory');
+    if (!start) throw new ConfigError('init_from', 'must name a Hugging Face causal-LM directory (GPT-2, Llama, Qwen2)');
     const { tokenizer } = start;
     // A value-head algorithm trains (and saves) the head beside the LM; the reference carries it unused.
     const headed = spec.valueHead === true;
-    const config: Gpt2Config = headed ? { ...start.config, value_head: true } : start.config;
-    const startParams = headed ? withValueHead(start.config, start.params, cfg.run.seed) : start.params;
+    const saved = headed ? withConfig(start.model, { valueHead: true }) : start.model;
+    const startParams = headed ? withValueHead(start.model, start.params, cfg.run.seed) : start.params;
     if (tokenizer.eosId === null)
       throw new ConfigError('init_from', "the checkpoint's tokenizer has no EOS token; completions end with it");
     const env = makeTextEnv(cfg.env.id, cfg.env.options);
@@ -167,7 +169,7 @@ export class SequenceLearnerRun {
       if (w !== 0 && !components.includes(c))
         throw new ConfigError(`algo.reward_weights.${c}`, `${cfg.env.id} has no reward component ${c} (it has: ${components.join(', ')})`);
     // Dropout off, so the learner's log-probs are the generator's (the saved config keeps its own values).
-    const model = new Gpt2LMHeadModel({ ...config, embd_pdrop: 0, attn_pdrop: 0, resid_pdrop: 0 });
+    const model = withConfig(saved, { dropout: 0 });
     const program = buildGradientProgram(model, `${spec.name}_gradient`, spec.inputs(algoCfg), (b) => spec.loss(model, b, algoCfg));
     const trainer = await GradientTrainer.create(program, startParams, spec.adamw(algoCfg), cfg.train.threads);
     if (resumed?.trainer) trainer.restore(resumed.trainer.state);
@@ -181,7 +183,7 @@ export class SequenceLearnerRun {
       });
       reference = {
         session: await Session.create(onnx, { intraOpThreads: cfg.train.threads }),
-        params: layout.pack(init && headed ? withValueHead(init.config, init.params, cfg.run.seed) : (init ?? start).params),
+        params: layout.pack(init && headed ? withValueHead(init.model, init.params, cfg.run.seed) : (init ?? start).params),
       };
     }
     let valueSession: Session | null = null;
@@ -198,7 +200,7 @@ export class SequenceLearnerRun {
     mkdirSync(join(opts.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(opts.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
     keepLinesUpTo(join(opts.runDir, 'metrics.jsonl'), state?.updates ?? 0, opts.resumeFrom);
-    return new SequenceLearnerRun(cfg, spec, algoCfg, config, model, tokenizer, trainer, reference, valueSession, opts, state);
+    return new SequenceLearnerRun(cfg, spec, algoCfg, saved, model, tokenizer, trainer, reference, valueSession, opts, state);
   }
 
   get updates(): number {
@@ -241,11 +243,11 @@ export class SequenceLearnerRun {
 
   /** Throws a ConfigError when a prompt of `promptTokens` with `maxNewTokens` does not fit the model's context. */
   checkPrompt(promptTokens: number, maxNewTokens: number): void {
-    const context = this.config.n_positions;
+    const context = this.model.dims.context;
     if (promptTokens + maxNewTokens > context)
       throw new ConfigError(
         'algo.max_completion_length',
-        `a prompt of ${promptTokens} tokens with ${maxNewTokens} new ones exceeds the model context n_positions ${context}`,
+        `a prompt of ${promptTokens} tokens with ${maxNewTokens} new ones exceeds the model context ${causalLmContextKey(this.model)} ${context}`,
       );
   }
 
@@ -328,7 +330,7 @@ export class SequenceLearnerRun {
   async checkpoint(): Promise<string> {
     const dir = join(this.opts.runDir, 'checkpoints', `update_${this.state.updates}`);
     const iterations = Number((this.algoCfg as Record<string, unknown>).num_iterations ?? 1);
-    await saveSftCheckpoint(dir, this.config, this.tokenizer, this.trainer.snapshot(), {
+    await saveCausalLmCheckpoint(dir, this.saved, this.tokenizer, this.trainer.snapshot(), {
       total_steps: this.total * iterations,
       seed: this.cfg.run.seed,
     });
