@@ -1,5 +1,6 @@
 export * from './bpe';
 export * from './bytes';
+export * from './chat';
 export * from './errors';
 export * from './format';
 export * from './gpt2';
