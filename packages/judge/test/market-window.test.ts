@@ -2,7 +2,7 @@
  * The judges on real market windows (the market package's report is the judges' input by structure),
  * and the contract every judge keeps: one score in [0, 1] per trajectory id, in the window's order.
  */
-import { ChatJudge, HeuristicJudge, type Judge, type JudgeInput } from '@rlmesh/judge';
+import { CachedJudge, ChatJudge, HeuristicJudge, type Judge, type JudgeInput, MemoryScoreCache } from '@rlmesh/judge';
 import { type Agent, buyAndHold, Market, momentum, newsFollower, randomTrader, Simulation, windowReport } from '@rlmesh/market';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeOpenAI, startFakeOpenAI } from './fake-openai';
@@ -50,6 +50,7 @@ describe('judges on a market window', () => {
   const judges: [string, () => Judge][] = [
     ['heuristic', () => new HeuristicJudge()],
     ['chat', () => new ChatJudge({ model: 'm', baseURL: server.url }, {})],
+    ['cached heuristic', () => new CachedJudge(new HeuristicJudge(), new MemoryScoreCache())],
   ];
   it.each(judges)('%s: one score in [0, 1] per trajectory, in order', async (_, make) => {
     const r = await make().score(input);

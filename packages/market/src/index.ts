@@ -1,5 +1,6 @@
 export * from './account';
 export * from './config';
+export * from './lm-agent';
 export * from './market';
 export * from './news';
 export * from './prices';

@@ -6,9 +6,8 @@
  * its own loop, and a slow agent (a language model) acts on prices that moved while it thought.
  */
 import { Rng } from '@rlmesh/core';
-import type { Action } from './account';
 import type { ActResult, Market } from './market';
-import type { Agent } from './strategies';
+import type { Agent, AgentAnswer } from './strategies';
 import { actText } from './text';
 
 interface Slot {
@@ -21,8 +20,9 @@ function gap(slot: Slot): number {
   return Math.max(1, Math.round(slot.agent.paceMs * (0.5 + slot.rng.uniform())));
 }
 
-/** Applies an agent's answer: an Action object, or text for the parser. */
-export function apply(market: Market, agentId: string, answer: Action | string): ActResult {
+/** Applies an agent's answer: an Action object, text for the parser, or null for no decision. */
+export function apply(market: Market, agentId: string, answer: AgentAnswer): ActResult | null {
+  if (answer === null) return null;
   return typeof answer === 'string' ? actText(market, agentId, answer) : market.act(agentId, answer);
 }
 
@@ -60,9 +60,8 @@ export class Simulation {
       if (!slot) break;
       this.market.advanceTo(slot.nextMs);
       const answer = await slot.agent.act(this.market.observe(slot.agent.id));
-      apply(this.market, slot.agent.id, answer);
+      if (apply(this.market, slot.agent.id, answer)) count++;
       slot.nextMs += gap(slot);
-      count++;
     }
     this.market.advanceTo(end);
     return count;
@@ -90,8 +89,7 @@ export class Simulation {
         const answer = await slot.agent.act(this.market.observe(slot.agent.id));
         if (stopped()) break;
         sync();
-        apply(this.market, slot.agent.id, answer);
-        count++;
+        if (apply(this.market, slot.agent.id, answer)) count++;
         await sleep(gap(slot) / speed);
       }
     };

@@ -7,13 +7,18 @@ import { Rng } from '@rlmesh/core';
 import type { Action } from './account';
 import type { Observation } from './market';
 
-/** An agent: it decides from an observation, either an Action or a text answer the parser reads. */
+/**
+ * An agent: it decides from an observation, either an Action or a text answer the parser reads;
+ * null passes the turn without a decision (an agent that could not decide, e.g. its model was down).
+ */
 export interface Agent {
   readonly id: string;
   /** Mean simulated ms between its decisions; the simulation jitters each gap by +-50%. */
   readonly paceMs: number;
-  act(obs: Observation): Action | string | Promise<Action | string>;
+  act(obs: Observation): AgentAnswer | Promise<AgentAnswer>;
 }
+
+export type AgentAnswer = Action | string | null;
 
 export interface StrategyOptions {
   id: string;

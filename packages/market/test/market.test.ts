@@ -1,4 +1,4 @@
-import { ConfigError } from '@rlmesh/core';
+import { ConfigError, Rng } from '@rlmesh/core';
 import {
   actText,
   buyAndHold,
@@ -204,6 +204,48 @@ describe('text interface', () => {
     }
   });
 
+  it('never throws, and only ever returns well-formed actions, on arbitrary text', () => {
+    const rng = new Rng(9);
+    const words = [
+      'BUY',
+      'sell',
+      'Hold',
+      'ACME',
+      'bolt',
+      'ZETA',
+      '3',
+      '0',
+      '-2',
+      '1.5',
+      '.5',
+      'NaN',
+      'Infinity',
+      '1e3',
+      'Action:',
+      '**',
+      '`',
+      '.',
+      '\n',
+      ' ',
+      '\t',
+      'ü',
+      '{}',
+    ];
+    let accepted = 0;
+    for (let i = 0; i < 3000; i++) {
+      const text = Array.from({ length: 1 + rng.int(6) }, () => words[rng.int(words.length)]).join(rng.uniform() < 0.5 ? ' ' : '');
+      const p = parseAction(text, syms);
+      if (!p.ok) continue;
+      accepted++;
+      const a = p.action;
+      if (a.kind !== 'hold') {
+        expect(syms).toContain(a.asset);
+        expect(Number.isFinite(a.size) && a.size > 0).toBe(true);
+      }
+    }
+    expect(accepted).toBeGreaterThan(10);
+  });
+
   it('turns a malformed answer into an observation, never an exception', () => {
     const m = new Market({ seed: 2 });
     m.join('lm');
@@ -249,6 +291,16 @@ describe('simulation', () => {
     const a = await transcript(11);
     expect(await transcript(11)).toBe(a);
     expect(await transcript(12)).not.toBe(a);
+  });
+
+  it('replays the same whether run in one call or several', async () => {
+    const whole = fiveAgents(3);
+    await whole.run(HOUR);
+    const parts = fiveAgents(3);
+    await parts.run(1_000);
+    await parts.run(HOUR / 2 - 1_000);
+    await parts.run(HOUR / 2);
+    expect(JSON.stringify(parts.market.decisions())).toBe(JSON.stringify(whole.market.decisions()));
   });
 
   it('runs a simulated hour of 5 agents in well under a second', async () => {
