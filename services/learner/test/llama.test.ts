@@ -6,12 +6,12 @@
  * the 1e-4 tolerance, so the test can tell. Then greedy decoding with the KV cache against full
  * recomputation, and the registered `llama` policy.
  */
-import { Discrete, TokenSequence } from '@rlmesh/core';
-import { Session } from '@rlmesh/graph';
+import { Discrete, Rng, TokenSequence } from '@rlmesh/core';
+import { add, crossEntropy, Graph, gradients, maskedMean, mul, ParamLayout, Session, type Value } from '@rlmesh/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLogitsProgram } from '../src/models/causal-lm';
 import { isCausalLmPolicy } from '../src/models/gpt2';
-import { Gpt2Generator } from '../src/models/gpt2-generate';
+import { causalLmFromModelConfig, causalLmModelConfig, Gpt2Generator } from '../src/models/gpt2-generate';
 import { type LlamaConfig, LlamaForCausalLM } from '../src/models/llama';
 import { type ModelContext, modelSpec } from '../src/registry';
 import '../src/models';
@@ -247,6 +247,72 @@ describe('llama: greedy decoding with the KV cache (the generator GPT-2 uses)', 
     }
     // Not a constant continuation: the check compares something.
     expect(new Set(cached.tokens.flat()).size).toBeGreaterThan(3);
+  });
+});
+
+describe('llama: gradients of the whole model', () => {
+  it('match float64 central differences for every parameter tensor (GQA, RoPE, biases, value head, padding on both sides)', async () => {
+    const cfg: LlamaConfig = { ...TINY_LLAMA, vocab_size: 13, hidden_size: 16, intermediate_size: 12, head_dim: 4, value_head: true };
+    const model = new LlamaForCausalLM(cfg);
+    const specs = model.namedParameters();
+    const g = new Graph('llama_fd');
+    const inputs = specs.map((p, i) => g.input(`p${i}`, 'float64', p.shape));
+    const byName = new Map(specs.map((p, i) => [p.name, inputs[i]]));
+    model.bind({ dtype: 'float64', get: (n) => byName.get(n) as Value });
+    const i64 = (xs: number[]) => g.constant({ dtype: 'int64', shape: [2, 5], data: BigInt64Array.from(xs, BigInt) });
+    const ids = i64([4, 2, 9, 9, 1, 7, 7, 3, 11, 5]);
+    const mask = i64([1, 1, 1, 1, 0, 0, 1, 1, 1, 1]);
+    const labels = i64([2, 9, 9, 1, 0, 0, 3, 11, 5, 6]);
+    const lossMask = g.constant({ dtype: 'float64', shape: [2, 5], data: Float64Array.of(1, 1, 1, 0, 0, 0, 1, 1, 1, 0) });
+    const out = model.forward({ ids, attentionMask: mask });
+    const loss = add(crossEntropy(out.logits, labels, lossMask), maskedMean(mul(out.value as Value, out.value as Value), lossMask));
+    const grads = gradients(loss, inputs);
+    g.output('loss', loss);
+    for (const [i, d] of grads.entries()) g.output(`d${i}`, d);
+    const session = await Session.create(g.toOnnx(), { intraOpThreads: 1 });
+    const rng = new Rng(9);
+    const data = specs.map((p) => {
+      const gain = /norm\.weight$/.test(p.name) ? 1 : 0;
+      return Float64Array.from({ length: p.shape.reduce((a, b) => a * b, 1) }, () => gain + 0.4 * rng.normal());
+    });
+    const feeds = () => Object.fromEntries(data.map((d, i) => [`p${i}`, { data: d, shape: specs[i].shape }]));
+    const analytic = await session.run(feeds());
+    const lossAt = async () => (await session.run(feeds(), ['loss'])).loss.data[0] as number;
+    let worst = { name: '', error: 0 };
+    for (const [i, d] of data.entries()) {
+      const grad = analytic[`d${i}`].data as Float64Array;
+      for (const j of new Set([0, d.length - 1, Math.floor(d.length / 2) + 1].filter((j) => j < d.length))) {
+        const orig = d[j];
+        d[j] = orig + 1e-6;
+        const up = await lossAt();
+        d[j] = orig - 1e-6;
+        const down = await lossAt();
+        d[j] = orig;
+        const numeric = (up - down) / 2e-6;
+        const error = Math.abs(grad[j] - numeric) / (1 + Math.abs(numeric));
+        if (error > worst.error) worst = { name: `${specs[i].name}[${j}]`, error };
+      }
+    }
+    await session.release();
+    expect(worst.error, worst.name).toBeLessThan(1e-6);
+    // Every tensor was checked: the embedding; per layer 4 attention projections, their 4 biases, 3 MLP
+    // projections and 2 norms; the final norm, lm_head and the value head's 2.
+    expect(specs.length).toBe(1 + 2 * (4 + 4 + 3 + 2) + 1 + 1 + 2);
+  });
+});
+
+describe('llama: a published version (model_config)', () => {
+  it('rebuilds the same architecture from its model_config and flat parameters', () => {
+    const model = new LlamaForCausalLM({ ...TINY_LLAMA, model_type: 'qwen2', attention_bias: false, value_head: true });
+    const params = randomLlamaParams(model, 1);
+    const flat = new ParamLayout(model).pack(params);
+    const json = causalLmModelConfig(model);
+    expect(JSON.parse(json)).toMatchObject({ model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'], rlmesh_value_head: true });
+    const back = causalLmFromModelConfig(json, flat);
+    expect(back.model).toBeInstanceOf(LlamaForCausalLM);
+    expect((back.model as LlamaForCausalLM).config).toEqual(model.config);
+    expect([...back.params.keys()]).toEqual([...params.keys()]);
+    expect(() => causalLmFromModelConfig(json, flat.subarray(1))).toThrow(/params: holds/);
   });
 });
 
