@@ -100,6 +100,10 @@ export function marketOutcomes(market: Market, fromMs: number, toMs: number): As
 /** The window [fromMs, toMs) for a judge; the clock must have passed toMs plus the outcome horizon. */
 export function windowReport(market: Market, fromMs: number, toMs: number, windowId = windowIdOf(market, fromMs)): WindowReport {
   if (!(toMs > fromMs)) throw new RangeError(`windowReport: toMs (${toMs}) must be after fromMs (${fromMs})`);
+  if (fromMs < market.tape.earliestMs)
+    throw new RangeError(
+      `windowReport: the window starts at ${fromMs} ms, before the oldest data kept (${market.tape.earliestMs} ms; retain_ms ${market.config.retain_ms})`,
+    );
   const ready = toMs + market.config.outcome_horizon_ms;
   if (market.now < ready)
     throw new RangeError(`windowReport: outcomes of the window are known at ${ready} ms; the clock is at ${market.now} ms`);

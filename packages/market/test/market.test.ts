@@ -118,6 +118,7 @@ describe('prices and news', () => {
     expect(() => m.price('ACME', 0)).toThrow(/older than retain_ms/);
     expect(() => m.price('ACME', 6 * HOUR)).toThrow(/in the future/);
     expect(m.price('ACME', 4.5 * HOUR)).toBeGreaterThan(0);
+    expect(() => windowReport(m, 0, HOUR)).toThrow(/^windowReport: the window starts at 0 ms, before the oldest data kept/);
   });
 });
 
