@@ -103,6 +103,11 @@ export class Archive {
     return archive;
   }
 
+  /** A statement whose lost connection becomes an ArchiveConnectionError naming the operation. */
+  private run(operation: string, text: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
+    return guardConnection(operation, () => this.db.query(text, params));
+  }
+
   /** The window id of an instant under this archive's window length. */
   windowOf(at: Date): string {
     return windowId(at, this.windowHours);
@@ -242,7 +247,8 @@ export class Archive {
       throw new ArchiveInputError(`minAgents: must be a positive integer, got ${minAgents}`);
     if (range.from !== undefined) windowBounds(range.from, this.windowHours);
     if (range.to !== undefined) windowBounds(range.to, this.windowHours);
-    const rows = await this.db.query(
+    const rows = await this.run(
+      'windowsWithAgents',
       `SELECT window_id, count(DISTINCT agent_id)::int AS agents, count(*)::int AS trajectories, avg(final_pnl) AS mean_pnl
        FROM trajectories
        WHERE window_hours = $2 AND ($3::text IS NULL OR window_id >= $3) AND ($4::text IS NULL OR window_id < $4)
@@ -260,7 +266,8 @@ export class Archive {
   /** The finished trajectories of one window, by start time. */
   async trajectoriesOf(window: string): Promise<StoredTrajectory[]> {
     windowBounds(window, this.windowHours);
-    const rows = await this.db.query(
+    const rows = await this.run(
+      'trajectoriesOf',
       `SELECT ${TRAJECTORY_COLUMNS} FROM trajectories WHERE window_id = $1 AND window_hours = $2 ORDER BY started_at, id`,
       [window, this.windowHours],
     );
@@ -270,7 +277,9 @@ export class Archive {
   /** The LLM calls of one trajectory in order. */
   async llmCallsOf(trajectoryId: string): Promise<StoredLlmCall[]> {
     checkId(trajectoryId, 'trajectoryId');
-    const rows = await this.db.query(`SELECT ${LLM_CALL_COLUMNS} FROM llm_calls WHERE trajectory_id = $1 ORDER BY seq`, [trajectoryId]);
+    const rows = await this.run('llmCallsOf', `SELECT ${LLM_CALL_COLUMNS} FROM llm_calls WHERE trajectory_id = $1 ORDER BY seq`, [
+      trajectoryId,
+    ]);
     return rows.map(llmCallFromRow);
   }
 
@@ -298,7 +307,8 @@ export class Archive {
 
   async outcomesOf(window: string): Promise<MarketOutcome[]> {
     windowBounds(window, this.windowHours);
-    const rows = await this.db.query(
+    const rows = await this.run(
+      'outcomesOf',
       'SELECT window_id, asset, start_price, end_price, events FROM market_outcomes WHERE window_id = $1 ORDER BY asset',
       [window],
     );
@@ -360,7 +370,7 @@ export class Archive {
         `trainingBatch.status: must be one of ${TRAINING_BATCH_STATUSES.join(', ')}, got ${JSON.stringify(status)}`,
       );
     }
-    const rows = await this.db.query('UPDATE training_batches SET status = $2 WHERE id = $1 RETURNING id', [
+    const rows = await this.run('setTrainingBatchStatus', 'UPDATE training_batches SET status = $2 WHERE id = $1 RETURNING id', [
       checkId(id, 'trainingBatch.id'),
       status,
     ]);
@@ -368,7 +378,7 @@ export class Archive {
   }
 
   async trainingBatch(id: string): Promise<TrainingBatch | undefined> {
-    const rows = await this.db.query('SELECT * FROM training_batches WHERE id = $1', [checkId(id, 'trainingBatch.id')]);
+    const rows = await this.run('trainingBatch', 'SELECT * FROM training_batches WHERE id = $1', [checkId(id, 'trainingBatch.id')]);
     return rows.length === 0 ? undefined : trainingBatchFromRow(rows[0]);
   }
 
@@ -400,7 +410,7 @@ export class Archive {
 
   /** Trained models, newest first. */
   async trainedModels(): Promise<TrainedModel[]> {
-    const rows = await this.db.query('SELECT * FROM trained_models ORDER BY created_at DESC, version DESC');
+    const rows = await this.run('trainedModels', 'SELECT * FROM trained_models ORDER BY created_at DESC, version DESC');
     return rows.map(trainedModelFromRow);
   }
 
@@ -419,7 +429,8 @@ export class Archive {
 
   /** The cached scores for a content hash (e.g. sha256 of the window's canonical input and the judge id). */
   async getScore(hash: string): Promise<CachedJudgeScores | undefined> {
-    const rows = await this.db.query(
+    const rows = await this.run(
+      'getScore',
       `SELECT judge_id, scores, explanation, prompt_tokens, completion_tokens, cost_usd
        FROM judge_scores WHERE content_hash = $1`,
       [checkString(hash, 'hash', 200)],
@@ -482,7 +493,8 @@ export class Archive {
   async exportWindowArt(window: string, options: { rewards?: ReadonlyMap<string, number> } = {}): Promise<string> {
     const trajectories = await this.trajectoriesOf(window);
     // One query for the whole window's calls rather than one per trajectory.
-    const rows = await this.db.query(
+    const rows = await this.run(
+      'exportWindowArt',
       `SELECT ${LLM_CALL_COLUMNS} FROM llm_calls WHERE window_id = $1 AND trajectory_id IS NOT NULL ORDER BY trajectory_id, seq`,
       [window],
     );

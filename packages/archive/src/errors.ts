@@ -42,7 +42,7 @@ export async function guardConnection<T>(operation: string, fn: () => Promise<T>
     const reason = err instanceof Error ? err.message : String(err);
     throw new ArchiveConnectionError(
       `archive: the database connection was lost during ${operation} (${reason}); ` +
-        'the write was one transaction and is idempotent, so retrying the same call is safe',
+        'every archive write is one idempotent transaction, so retrying the same call is safe',
       err,
     );
   }

@@ -27,18 +27,25 @@ export interface Backend {
   create(): Promise<TestDatabase>;
 }
 
-/** Whether anything accepts TCP connections at the server's address (checked synchronously, for skipIf). */
-function serverListening(url: string): boolean {
-  const { hostname, port } = new URL(url);
-  const probe = `require('net').connect(${Number(port || 5432)}, ${JSON.stringify(hostname)})
-    .on('connect', () => process.exit(0)).on('error', () => process.exit(1))`;
-  return spawnSync(process.execPath, ['-e', probe], { timeout: 5000 }).status === 0;
+/**
+ * Why the server cannot be used (nothing listening, a refused login...), or null. Checked in a child
+ * process because describe.skipIf needs the answer synchronously.
+ */
+function serverProblem(url: string): string | null {
+  const probe = `const { Client } = require('pg');
+    const c = new Client({ connectionString: ${JSON.stringify(url)}, connectionTimeoutMillis: 3000 });
+    c.connect().then(() => c.query('SELECT 1')).then(() => c.end()).then(
+      () => process.exit(0),
+      (e) => { process.stderr.write(String(e.message || e.code || e)); process.exit(1); });`;
+  const res = spawnSync(process.execPath, ['-e', probe], { cwd: __dirname, timeout: 10_000, encoding: 'utf8' });
+  return res.status === 0 ? null : res.stderr.trim() || `no answer within 10 s`;
 }
 
 function postgresMissing(): string | null {
-  if (serverListening(ADMIN_URL)) return null;
-  const why = `no PostgreSQL server answers at ${ADMIN_URL}`;
-  if (process.env.CI === 'true') throw new Error(`archive tests need a PostgreSQL server: ${why} (.ci/run starts one)`);
+  const problem = serverProblem(ADMIN_URL);
+  if (problem === null) return null;
+  const why = `cannot use the PostgreSQL server at ${ADMIN_URL}: ${problem}`;
+  if (process.env.CI === 'true') throw new Error(`archive tests need a PostgreSQL server; ${why} (.ci/run starts one)`);
   console.warn(`skipping the archive's PostgreSQL tests: ${why}`);
   return why;
 }
