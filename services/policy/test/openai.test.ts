@@ -21,7 +21,7 @@ import { trainBpe } from '@rlmesh/text';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PolicyCore } from '../src/core';
-import { type CallRecorder, type OpenAiServer, type RecordedCall, renderChat, startOpenAiServer } from '../src/openai';
+import { type CallRecorder, CompletionText, type OpenAiServer, type RecordedCall, renderChat, startOpenAiServer } from '../src/openai';
 import { quietLogger } from './fixture';
 
 const CORPUS = [
@@ -295,5 +295,31 @@ describe('OpenAI-compatible chat endpoint', () => {
     expect(call.latencyMs).toBeGreaterThan(0);
     expect(Math.abs(call.at.getTime() - Date.now())).toBeLessThan(60_000);
     expect(second.agentId).toBe('agent-9');
+  });
+});
+
+describe('CompletionText', () => {
+  const pieces = (stop: string[], ids: number[]) => {
+    const t = new CompletionText(tokenizer, stop);
+    return [...ids.map((id) => t.push(id)), t.finish()];
+  };
+
+  it('holds a character split between tokens until it is whole', () => {
+    // The byte-level token of each byte: '€' is three bytes, so three tokens.
+    const byteToken = (b: number) =>
+      Array.from({ length: tokenizer.vocabSize }, (_, id) => id).find((id) => {
+        const bytes = tokenizer.decodeBytes([id]);
+        return bytes.length === 1 && bytes[0] === b;
+      }) as number;
+    const ids = [...new TextEncoder().encode('a€')].map(byteToken);
+    expect(ids).toHaveLength(4);
+    expect(pieces([], ids)).toEqual(['a', '', '', '€', '']);
+  });
+
+  it('holds a tail that may begin a stop string, and leaves the stop string out', () => {
+    const ids = (text: string) => [...text].map((ch) => tokenizer.encode(ch)[0]);
+    expect(pieces(['xyz'], ids('abxyq'))).toEqual(['a', 'b', '', '', 'xyq', '']);
+    expect(pieces(['xyz'], ids('abxyzq'))).toEqual(['a', 'b', '', '', '', '', '']);
+    expect(CompletionText.of(tokenizer, ['xyz', 'b'], ids('abxyz'))).toBe('a');
   });
 });
