@@ -18,6 +18,7 @@ import { type BenchResult, type BenchSettings, type BenchSuite, type Machine, ma
 import { runMeshBenchmarks } from './mesh.bench';
 import { runPolicyBenchmarks } from './policy.bench';
 import { runPpoBenchmarks } from './ppo.bench';
+import { runSaeBenchmarks } from './sae.bench';
 import { runTextBenchmarks } from './text.bench';
 import { runWmilBenchmarks } from './wmil.bench';
 
@@ -69,6 +70,12 @@ const SUITES: BenchSuite[] = [
     description:
       'GPT-2 generation (the Gpt2Generator loop behind PolicyService.Generate): tokens/s at batch 1 and 16 for the 124M configuration with and without the KV cache, and batch 1 against the memory-bandwidth bound (weight bytes read per token / measured memcpy bandwidth).',
     run: runGenerateBenchmarks,
+  },
+  {
+    name: 'sae',
+    description:
+      'services/sae: TopK SAE train samples/s (the train-step program, and SaeTrainer.step with its firing count) against the forward-only encode + decode program at (d_in 64, d_sae 256) and (d_in 768, d_sae 16384); a 256-latent TopK and ReLU + L1 SAE on a trained SequenceNext BabyModel (L0, MSE, explained variance, dead fraction, loss recovered, and the feature analysis headline). RLMESH_BENCH_QUICK=1: a smoke test.',
+    run: runSaeBenchmarks,
   },
 ];
 
