@@ -122,6 +122,8 @@ describe('rlmesh mesh commands: bad input', () => {
     expect(io.err[0]).toMatch(/^rlmesh: serve needs one of env, policy, learner, evaluator, sae/);
     expect(io.err[1]).toBe('rlmesh: serve: unknown option --bogus');
     expect(io.err[2]).toBe('rlmesh: --env-replicas: must be an integer in 1..32, got 0');
+    expect(await main(['up', '--openai-port', '70000'])).toBe(2);
+    expect(io.err[3]).toBe('rlmesh: --openai-port: must be an integer in 0..65535 (0: off), got 70000');
   });
 });
 
