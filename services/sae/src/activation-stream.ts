@@ -154,7 +154,7 @@ export async function trainFromStream(bus: Bus, opts: FollowOptions): Promise<Fo
       if (opts.signal?.aborted) throw new Error('training cancelled');
       if (Date.now() - lastBatchAt > idle)
         throw new Error(
-          `${subject}: no activation batch for ${Math.round(idle / 1000)} s (${progress.rows} of ${warmup} warm-up rows so far)`,
+          `${subject}: no activation batch for ${(idle / 1000).toFixed(1)} s (${progress.rows} of ${warmup} warm-up rows so far)`,
         );
       await new Promise<void>((r) => {
         wake = r;
