@@ -358,7 +358,7 @@ for (const backend of BACKENDS) {
         const write = archive.endTrajectory(id, { finalPnl: 1 });
         write.catch(() => {});
         let victim: number | undefined;
-        for (let i = 0; i < 200 && victim === undefined; i++) {
+        for (let i = 0; i < 400 && victim === undefined; i++) {
           const rows = await blocker.query(
             `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`,
           );
