@@ -57,6 +57,16 @@ describe('multi-turn worlds: experts', () => {
 });
 
 describe('multi-turn worlds: rules', () => {
+  it('every Affine env draws the same episode from the same seed, and different ones from different seeds', () => {
+    for (const id of ['AffineSAT', 'AffineABD', 'AffineDED', 'TextCraft', 'GridGoals', 'ShopSearch']) {
+      const [a, b] = [makeTextEnv(id, {}), makeTextEnv(id, {})];
+      expect(a.reset(11)).toBe(b.reset(11));
+      expect(a.current).toEqual(b.current);
+      const prompts = new Set(Array.from({ length: 10 }, (_, i) => a.reset(100 + i)));
+      expect(prompts.size).toBeGreaterThan(5);
+    }
+  });
+
   it('parses one action from the first line, case-insensitively', () => {
     expect(parseAction(' Craft[Oak  Planks]\nthen more')).toEqual({ verb: 'craft', arg: 'oak planks' });
     expect(parseAction('forward')).toEqual({ verb: 'forward', arg: '' });

@@ -6,7 +6,7 @@
  *   inventory                  shows the inventory
  *
  * The prompt lists the recipes the goal needs and DISTRACTORS others, shuffled, as TextCraft does.
- * progress pays 0.15 (the guide's TextCraft step reward) for each unit of an item the goal's plan
+ * progress pays 0.15 (Affine's training guide pays it per TextCraft step) for each unit of an item the goal's plan
  * needs, up to the plan's amount: the plan is the recipe tree expanded with whole batches, so an
  * agent cannot farm it by getting or crafting more than the goal uses. goal pays 1 when the goal
  * item is in the inventory, which ends the episode.

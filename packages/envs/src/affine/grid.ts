@@ -12,7 +12,7 @@
  * <type>`, `open the <colour> door`. Every observation says what is ahead, what is carried, and
  * where each thing lies relative to the agent (steps forward or back, left or right): the room is
  * fully observed, so the task is exact. goal pays 1 when the mission is met (BabyAI's only
- * reward in the guide); progress stays 0; a blocked move or an action with nothing to act on is
+ * reward in Affine's training guide); progress stays 0; a blocked move or an action with nothing to act on is
  * invalid. Drawn layouts are checked solvable by the expert's search, which is also the expert.
  */
 import type { MultiTurnTextTask, Rng, TextEnvSpec, Turn } from '@rlmesh/core';

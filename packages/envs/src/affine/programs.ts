@@ -107,6 +107,7 @@ export const PROGRAM_TEMPLATES: readonly Template[] = [
   {
     id: 'map_sort',
     params: [XS],
+    // A multiplier of 0 would map every input to the same value, leaving nothing to infer.
     constants: (rng) => ({ a: between(rng, -3, 3) || 2, b: between(rng, -5, 5) }),
     source: ({ a, b }) => `function f(xs) {\n  return xs.map((x) => x * ${a} + ${b}).sort((p, q) => p - q);\n}`,
     returns: ({ a, b }) => `a new array of x * ${a} + ${b} for every element x of xs, sorted in ascending order`,

@@ -5,7 +5,7 @@
  * Draw: n variables (n_min..n_max), k literals per clause (k_min..k_max), m = round(ratio * n)
  * clauses, each over k distinct variables with random signs (clauses drawn independently, so
  * repeats are possible, as in the standard random k-SAT model). The ratio is the threshold of k times
- * `ratio_scale`: 4.2 for k = 3 (the Affine guide's figure; the asymptotic threshold is ~4.27), 9.93
+ * `ratio_scale`: 4.2 for k = 3 (Affine's training guide's ratio; the asymptotic threshold is ~4.27), 9.93
  * for k = 4 and 21.12 for k = 5 (the known asymptotic thresholds). A formula the DPLL solver finds
  * unsatisfiable is redrawn, so every episode has an answer and the drawn formulas are uniform over
  * the satisfiable ones (planting a solution would bias them towards it).

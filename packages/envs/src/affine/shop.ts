@@ -11,7 +11,7 @@
  *
  * goal is WebShop's score of the purchase: (attributes matched + options matched + [price within
  * budget]) / (3 + 2 + 1), so 1 only for the right product with the right options at the right
- * price; success when it is 1. progress pays the guide's shaping once per episode each: 0.1 for the
+ * price; success when it is 1. progress pays Affine's training-guide shaping once per episode each: 0.1 for the
  * first search, 0.3 for the first product page opened.
  *
  * The catalogue always holds exactly one product with all three attributes (priced within the

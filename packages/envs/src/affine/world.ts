@@ -2,14 +2,14 @@
  * What the multi-turn worlds share: their reward components, the action grammar, how a reply is
  * written into the conversation, and the options every world takes.
  *
- * Rewards (the Affine guide's AgentGym shaping; components stay apart until the learner weights them):
+ * Rewards (the AgentGym shaping of Affine's training guide; components stay apart until the learner weights them):
  *   goal      on the turn the task is completed: 1 (the shop: the purchase's match score, 1 when exact)
  *   progress  the world's step rewards for useful actions, each paid at most once per unit of need
  *   invalid   INVALID_PENALTY for an action the world cannot parse or carry out
  *
  * Actions are the first non-blank line of a completion, `verb` or `verb[argument]`, case-insensitive.
  * An episode ends terminated when the goal is met (or the shop's buy), truncated after
- * max_episode_steps actions (50, the guide's max_episode_length) otherwise.
+ * max_episode_steps actions (50, its max_episode_length) otherwise.
  */
 import { DEFAULT_MAX_COMPLETION_BYTES, type Schema, type Turn } from '@rlmesh/core';
 import { firstLine } from './common';
