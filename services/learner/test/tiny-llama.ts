@@ -4,13 +4,11 @@ import { Rng } from '@rlmesh/core';
 import { Rng as GraphRng, initParameters } from '@rlmesh/graph';
 import { saveTokenizer, trainBpe } from '@rlmesh/text';
 import { saveLlamaDirectory } from '../src/models/hf-llama';
-import { LLAMA_OPTIONS, type LlamaConfig, LlamaForCausalLM } from '../src/models/llama';
+import { LLAMA_DEFAULTS, type LlamaConfig, LlamaForCausalLM } from '../src/models/llama';
 import { PROMPTS } from './tiny-letters';
 
-const DEFAULTS = Object.fromEntries(Object.entries(LLAMA_OPTIONS).map(([k, f]) => [k, f.default])) as LlamaConfig;
-
 export const TINY_LLAMA: LlamaConfig = {
-  ...DEFAULTS,
+  ...LLAMA_DEFAULTS,
   vocab_size: 29,
   hidden_size: 32,
   intermediate_size: 48,

@@ -76,6 +76,9 @@ export const LLAMA_OPTIONS = {
 
 export type LlamaConfig = Infer<typeof LLAMA_OPTIONS>;
 
+/** Every option at its default (Llama 2 7B's sizes, no vocabulary yet): a base to override. */
+export const LLAMA_DEFAULTS = Object.fromEntries(Object.entries(LLAMA_OPTIONS).map(([k, f]) => [k, f.default])) as LlamaConfig;
+
 /** Query heads, kv heads and the head size, defaults resolved. */
 export function llamaHeads(c: LlamaConfig): { heads: number; kvHeads: number; headDim: number } {
   return {
