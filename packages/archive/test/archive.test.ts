@@ -14,6 +14,7 @@ import {
   type LlmCallInput,
   MIGRATIONS,
   migrate,
+  PostgresClient,
   schemaVersion,
 } from '../src';
 import { BACKENDS, type TestDatabase } from './backends';
@@ -344,6 +345,21 @@ for (const backend of BACKENDS) {
 
     // PGlite runs in this process: it has no connection that another session could terminate.
     if (!backend.killable) return;
+    it('connects by host and port as well as by URL', async () => {
+      const url = new URL(db.url!);
+      const byParts = new PostgresClient({
+        host: url.hostname,
+        port: Number(url.port || 5432),
+        user: url.username,
+        database: url.pathname.slice(1),
+      });
+      try {
+        expect(await schemaVersion(byParts)).toBe(MIGRATIONS.length);
+      } finally {
+        await byParts.close();
+      }
+    });
+
     it('survives its connection being killed mid-write: a clear error, then a clean retry', async () => {
       const id = archive.startTrajectory({ agentId: 'victim', startedAt: '2026-12-01T00:00:00Z' });
       archive.appendStep(id, { observation: 0, action: 0, reward: 0 });
