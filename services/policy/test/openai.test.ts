@@ -259,6 +259,51 @@ describe('OpenAI-compatible chat endpoint', () => {
     expect(ok.usage?.completion_tokens).toBeGreaterThan(0);
   });
 
+  it('answers 300 mutated requests and raw junk with 200 or a 4xx in OpenAI shape, never a 5xx', async () => {
+    const rng = new Rng(11);
+    const junk: unknown[] = [null, true, -1, 0, 1, 1.5, 1e9, '', 'x', 'user', [], [1], [''], {}, { role: 'user' }, 'a'.repeat(300)];
+    const fields = ['model', 'messages', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'n', 'stop', 'seed', 'stream'];
+    const more = ['stream_options', 'logprobs', 'top_logprobs', 'user', 'tools', 'bogus', 'role', 'content', 'part'];
+    const keys = [...fields, ...more];
+    const bodies: string[] = [
+      '',
+      '[]',
+      'null',
+      '{',
+      '"x"',
+      '\u0000\u00ff',
+      JSON.stringify({ model: 'trader', messages: [{ role: 'user', content: '\ud800' }] }),
+    ];
+    for (let i = 0; i < 300; i++) {
+      const body: Record<string, unknown> = { model: 'trader', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 };
+      for (let m = 0; m <= rng.int(3); m++) {
+        const key = keys[rng.int(keys.length)];
+        const value = junk[rng.int(junk.length)];
+        const message = (body.messages as Record<string, unknown>[])?.[0];
+        if (key === 'role' || key === 'content') {
+          if (message && typeof message === 'object') message[key] = value;
+        } else if (key === 'part') {
+          if (message && typeof message === 'object') message.content = [{ type: 'text', text: value }];
+        } else body[key] = value;
+      }
+      bodies.push(JSON.stringify(body));
+    }
+    const statuses = new Map<number, number>();
+    for (const body of bodies) {
+      const res = await fetch(`${server.baseURL}/chat/completions`, { method: 'POST', body });
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      const text = await res.text();
+      expect([200, 400, 404], `${res.status} for ${body.slice(0, 200)}: ${text.slice(0, 200)}`).toContain(res.status);
+      if (res.status !== 200) {
+        expect(JSON.parse(text).error).toMatchObject({ message: expect.any(String), type: 'invalid_request_error' });
+      } else if (text.startsWith('data: ')) expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+      else expect(JSON.parse(text).object).toBe('chat.completion');
+    }
+    // The mutations reach both sides: some requests stay valid, most break a rule.
+    expect(statuses.get(200)).toBeGreaterThan(10);
+    expect(statuses.get(400)).toBeGreaterThan(100);
+  });
+
   it('hands every completed call to the recorder; a failing recorder does not fail the caller', async () => {
     const before = recorder.calls.length;
     const res = await client.chat.completions.create(

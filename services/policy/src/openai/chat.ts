@@ -18,6 +18,9 @@ import { CompletionText } from './text';
 
 type FinishReason = 'stop' | 'length';
 
+/** No context holds a prompt this long, whatever the tokenizer. */
+const MAX_PROMPT_CHARS = 1 << 20;
+
 export interface TokenLogprob {
   token: string;
   logprob: number;
@@ -122,6 +125,9 @@ export class ChatEndpoint {
         'model_not_supported',
       );
     const prompt = renderChat(req.messages);
+    // Checked before encoding, which would hold the service's thread for as long as the text is long.
+    if (prompt.length > MAX_PROMPT_CHARS)
+      throw badRequest('messages', `at most ${MAX_PROMPT_CHARS} characters in all, got ${prompt.length}`, 'context_length_exceeded');
     let promptIds: number[];
     try {
       promptIds = tokenizer.encode(prompt);

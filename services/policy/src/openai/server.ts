@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Bus } from '@rlmesh/mesh';
 import { ChatEndpoint, type ChatEndpointOptions } from './chat';
-import { OpenAiError, toOpenAiError } from './errors';
+import { modelNotFound, OpenAiError, toOpenAiError } from './errors';
 import { listModels, parseModelId } from './models';
 
 export interface OpenAiServerOptions extends ChatEndpointOptions {
@@ -70,7 +70,7 @@ export async function startOpenAiServer(opts: OpenAiServerOptions): Promise<Open
       sendJson(res, 200, { object: 'list', data: await listModels(opts.bus) });
     } else if (path.startsWith('/v1/models/')) {
       allow(req, 'GET');
-      const id = decodeURIComponent(path.slice('/v1/models/'.length));
+      const id = parseModelPath(path.slice('/v1/models/'.length));
       parseModelId(id);
       const found = (await listModels(opts.bus)).find((m) => m.id === id || `${m.id}@latest` === id);
       if (!found)
@@ -118,6 +118,14 @@ export async function startOpenAiServer(opts: OpenAiServerOptions): Promise<Open
   };
 }
 
+function parseModelPath(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw modelNotFound(raw, 'the path is not valid percent-encoding');
+  }
+}
+
 function allow(req: IncomingMessage, method: string): void {
   if (req.method !== method)
     throw new OpenAiError(405, `${req.method} is not allowed here; use ${method}`, 'invalid_request_error', null, 'method_not_allowed');
@@ -140,10 +148,16 @@ function agentOf(req: IncomingMessage): string | undefined {
 async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   const parts: Buffer[] = [];
   let size = 0;
-  for await (const part of req as AsyncIterable<Buffer>) {
-    size += part.length;
-    if (size > maxBytes) throw new OpenAiError(413, `body: at most ${maxBytes} bytes`, 'invalid_request_error', null, 'request_too_large');
-    parts.push(part);
+  try {
+    for await (const part of req as AsyncIterable<Buffer>) {
+      size += part.length;
+      if (size > maxBytes)
+        throw new OpenAiError(413, `body: at most ${maxBytes} bytes`, 'invalid_request_error', null, 'request_too_large');
+      parts.push(part);
+    }
+  } catch (e) {
+    if (e instanceof OpenAiError) throw e;
+    throw new OpenAiError(400, `body: could not be read (${(e as Error).message})`, 'invalid_request_error');
   }
   try {
     return JSON.parse(Buffer.concat(parts).toString('utf8'));
