@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { ConfigError } from '@rlmesh/core';
 import { parseAnswer } from './answer';
-import { buildMessages, DEFAULT_RUBRIC, systemPrompt } from './prompt';
+import { blindLabels, buildMessages, DEFAULT_RUBRIC, systemPrompt } from './prompt';
 import { checkInput, type Judge, type JudgeInput, type JudgeResult, noUsage, type Usage } from './types';
 
 export interface ChatJudgeOptions {
@@ -33,6 +33,8 @@ export interface ChatJudgeOptions {
   rubric?: string;
   /** Non-hold steps shown per trajectory. */
   maxSteps?: number;
+  /** Shows trajectories as T1..Tn in a shuffled order without agent names (default true); see blindLabels. */
+  blind?: boolean;
   /** Prices in USD per million tokens, for the cost meter. */
   prices?: { inputPerMillion: number; outputPerMillion: number };
 }
@@ -69,6 +71,7 @@ export class ChatJudge implements Judge {
       backoffMs: positive('backoffMs', opts.backoffMs ?? 1_000),
       temperature: positive('temperature', opts.temperature ?? 0),
       jsonMode: opts.jsonMode ?? true,
+      blind: opts.blind ?? true,
       rubric: opts.rubric ?? DEFAULT_RUBRIC,
       maxSteps: positive('maxSteps', opts.maxSteps ?? 60, true),
       maxTokens: opts.maxTokens === undefined ? undefined : positive('maxTokens', opts.maxTokens, true),
@@ -80,7 +83,7 @@ export class ChatJudge implements Judge {
     }
     // The id changes with anything that changes the scores, so cached scores are never reused across prompts.
     const promptHash = createHash('sha256')
-      .update(`${systemPrompt(this.o.rubric)}\u0000${this.o.maxSteps}\u0000${this.o.temperature}`)
+      .update(`${systemPrompt(this.o.rubric)}\u0000${this.o.maxSteps}\u0000${this.o.temperature}\u0000${this.o.blind}`)
       .digest('hex')
       .slice(0, 12);
     this.id = `chat:${this.model}@${new URL(this.baseURL).host}:${promptHash}`;
@@ -88,10 +91,11 @@ export class ChatJudge implements Judge {
 
   async score(input: JudgeInput): Promise<JudgeResult> {
     checkInput(input);
-    const ids = input.trajectories.map((t) => t.id);
+    const labels = this.o.blind ? blindLabels(input) : undefined;
+    const ids = input.trajectories.map((t) => labels?.get(t.id) ?? t.id);
     const body: Record<string, unknown> = {
       model: this.model,
-      messages: buildMessages(input, this.o.rubric, this.o.maxSteps),
+      messages: buildMessages(input, this.o.rubric, this.o.maxSteps, labels),
       temperature: this.o.temperature,
     };
     if (this.o.jsonMode) body.response_format = { type: 'json_object' };
@@ -104,7 +108,11 @@ export class ChatJudge implements Judge {
       const a = await this.request(body, usage);
       if (a.ok) {
         const read = parseAnswer(a.content, ids);
-        if (read.ok) return { kind: 'scored', ...base, scores: read.scores, attempts: attempt, cached: false };
+        if (read.ok) {
+          // The answer is in the window's order (readScores), so labels map back by position.
+          const scores = read.scores.map((sc, i) => ({ ...sc, id: input.trajectories[i].id }));
+          return { kind: 'scored', ...base, scores, attempts: attempt, cached: false };
+        }
         errors.push(read.error);
         continue;
       }

@@ -4,6 +4,9 @@
  * the agents did not) rather than folded into a reward. Each trade step carries its own outcome, so
  * the judge can tell a reasoned trade from a lucky one.
  */
+import { createHash } from 'node:crypto';
+import { Rng } from '@rlmesh/core';
+import { canonicalJson } from './cache';
 import type { JudgeInput, JudgeStep, StepOutcome } from './types';
 
 export const DEFAULT_RUBRIC = [
@@ -51,11 +54,29 @@ function stepLine(i: number, s: JudgeStep, o: StepOutcome | undefined): string {
   return parts.join(' ');
 }
 
-/** The two messages of a judging request; at most `maxSteps` non-hold steps are shown per trajectory. */
-export function buildMessages(input: JudgeInput, rubric = DEFAULT_RUBRIC, maxSteps = 60): ChatMessage[] {
+/**
+ * Blind labels for a window's trajectories: `T1`..`Tn` in an order shuffled by the window's content,
+ * so the judge sees neither agent names (a strategy's name is a hint of its worth) nor a fixed
+ * position for any agent (judges favour some positions), and the same window is always labelled alike.
+ */
+export function blindLabels(input: JudgeInput): Map<string, string> {
+  const seed = createHash('sha256').update(canonicalJson(input)).digest().readUInt32LE(0);
+  const order = new Rng(seed).shuffle(input.trajectories.map((t) => t.id));
+  return new Map(order.map((id, k) => [id, `T${k + 1}`]));
+}
+
+/**
+ * The two messages of a judging request; at most `maxSteps` non-hold steps are shown per trajectory.
+ * With `labels` (see blindLabels) trajectories appear under their labels, in label order, without agent names.
+ */
+export function buildMessages(input: JudgeInput, rubric = DEFAULT_RUBRIC, maxSteps = 60, labels?: Map<string, string>): ChatMessage[] {
   const { outcomes = [], ...context } = input.context;
   const byStep = new Map(outcomes.map((o) => [`${o.trajectoryId}\u0000${o.step}`, o]));
-  const blocks = input.trajectories.map((t) => {
+  const label = (id: string) => labels?.get(id) ?? id;
+  const ordered = labels
+    ? [...input.trajectories].sort((a, b) => Number(label(a.id).slice(1)) - Number(label(b.id).slice(1)))
+    : input.trajectories;
+  const blocks = ordered.map((t) => {
     const shown: string[] = [];
     let holds = 0;
     let hidden = 0;
@@ -66,8 +87,8 @@ export function buildMessages(input: JudgeInput, rubric = DEFAULT_RUBRIC, maxSte
     });
     const metrics = t.metrics ? ` metrics: ${JSON.stringify(t.metrics)}` : '';
     return [
-      `<trajectory id="${t.id}">`,
-      `agent: ${t.agentId}; P&L over the window: ${t.finalPnl.toFixed(2)};${metrics}`,
+      `<trajectory id="${label(t.id)}">`,
+      `${labels ? '' : `agent: ${t.agentId}; `}P&L over the window: ${t.finalPnl.toFixed(2)};${metrics}`,
       `decisions: ${t.steps.length} (${holds} holds not listed${hidden ? `, ${hidden} more not shown` : ''})`,
       ...shown,
       '</trajectory>',

@@ -1,4 +1,4 @@
-import { CachedJudge, ChatJudge, type ChatJudgeOptions, type JudgeInput, JudgeMeter, MemoryScoreCache } from '@rlmesh/judge';
+import { blindLabels, CachedJudge, ChatJudge, type ChatJudgeOptions, type JudgeInput, JudgeMeter, MemoryScoreCache } from '@rlmesh/judge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeOpenAI, idsIn, startFakeOpenAI } from './fake-openai';
 
@@ -61,7 +61,7 @@ function judge(queue: FakeOpenAI['queue'], opts: ChatJudgeOptions = {}) {
 
 describe('ChatJudge against an OpenAI-compatible server', () => {
   it('sends a context-rich request and reads a good answer, metering tokens and cost', async () => {
-    const r = await judge(['good']).score(input);
+    const r = await judge(['good'], { blind: false }).score(input);
     expect(r).toMatchObject({
       kind: 'scored',
       attempts: 1,
@@ -86,6 +86,25 @@ describe('ChatJudge against an OpenAI-compatible server', () => {
     expect(user.content).toContain('SELL 9 ACME refused (cannot sell 9 ACME: holding 0)');
     expect(user.content).toContain('"endPrice":104');
     expect(user.content).not.toContain('"outcomes"');
+    expect(user.content).toContain('agent: a; P&L over the window: 120.00');
+  });
+
+  it('shows trajectories blind by default, and maps the labels back', async () => {
+    const r = await judge(['good']).score(input);
+    const labels = blindLabels(input);
+    expect(labels).toEqual(
+      new Map([
+        ['w/b', 'T1'],
+        ['w/a', 'T2'],
+      ]),
+    ); // not the input order, so a mapping by position would fail
+    const user = server.received[0].body.messages[1].content;
+    expect(idsIn(user)).toEqual(['T1', 'T2']);
+    expect(user).not.toMatch(/w\/a|w\/b|agent: /);
+    // The fake server scores the first trajectory of the prompt 1 and the second 0.5.
+    const expected = input.trajectories.map((t) => ({ id: t.id, score: labels.get(t.id) === 'T1' ? 1 : 0.5 }));
+    expect(r).toMatchObject({ kind: 'scored', scores: expected });
+    expect(blindLabels(structuredClone(input))).toEqual(labels);
   });
 
   it('reads an answer wrapped in prose and a code fence', async () => {
@@ -103,7 +122,7 @@ describe('ChatJudge against an OpenAI-compatible server', () => {
   it.each([
     ['wrong-id', /attempt 3: scores\[0\]\.trajectory_id "nobody" is not a trajectory of the window/],
     ['out-of-range', /attempt 3: scores\[0\]\.score must be a number in \[0, 1\], got 7/],
-    ['missing-id', /attempt 3: no score for "w\/a"/],
+    ['missing-id', /attempt 3: no score for "T1"/],
     ['garbage', /attempt 1: unreadable answer: no JSON object in the answer; attempt 2/],
   ] as const)('skips a window after repeated %s answers, and counts it', async (behaviour, reason) => {
     const meter = new JudgeMeter();
