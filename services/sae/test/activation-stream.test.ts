@@ -32,7 +32,7 @@ describe('trainFromStream', () => {
       run: 'r1',
       hook: 'h.x',
       config: { architecture: 'topk', k: 2, d_sae: 48, lr: 3e-3 },
-      steps: 600,
+      steps: 800,
       batchSize: 128,
       warmupRows: 1024,
     });
@@ -41,8 +41,10 @@ describe('trainFromStream', () => {
     expect(sae.stream.d).toBe(16);
     expect(sae.stream.versions[0]).toBe(1);
     expect(sae.metrics.rows).toBeGreaterThan(50);
-    expect(sae.metrics.explained_variance).toBeGreaterThan(0.8);
-    expect(recovery(dict, sae.weights.params.get('W_dec') as Float32Array).fraction).toBeGreaterThan(0.8);
+    // k = 2 caps it: rows with three or more planted directions lose one (measured 0.79-0.81).
+    expect(sae.metrics.explained_variance).toBeGreaterThan(0.7);
+    // How many rows had arrived at each step varies with timing, hence a margin (measured: 1.0; fresh weights recover under 10%, planted.test.ts).
+    expect(recovery(dict, sae.weights.params.get('W_dec') as Float32Array).fraction).toBeGreaterThan(0.9);
   });
 
   it('refuses a batch whose width changes, a malformed batch, and silence, naming the subject', async () => {
