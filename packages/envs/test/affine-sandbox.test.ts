@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,6 @@ import { runProgram, runSandboxed, type SandboxLimits, sandboxUnavailable } from
 const LIMITS: SandboxLimits = { wallMs: 3000, cpuSeconds: 1, memoryMb: 256, outputBytes: 16 * 1024 };
 const MARKER = join(tmpdir(), `rlmesh-sandbox-escape-${process.pid}`);
 const run = (body: string, calls: unknown[][] = [[1]]) => runProgram(`function f(x) {\n${body}\n}`, calls, LIMITS);
-const sandboxDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith('rlmesh-sandbox-'));
 
 afterAll(() => rmSync(MARKER, { force: true }));
 
@@ -18,6 +17,26 @@ describe('affine sandbox', () => {
   it('runs on this machine (prlimit and a user + network namespace)', () => {
     // A machine without them must fail here, not skip: the reasoning envs refuse to start there.
     expect(sandboxUnavailable()).toBeNull();
+  });
+
+  it('where prlimit / unshare are missing, says why and the program tasks refuse to reset (no weaker fallback)', () => {
+    const script = `const envs = await import(${JSON.stringify(join(__dirname, '../src/index.ts'))});
+const core = await import('@rlmesh/core');
+const { makeTextEnv } = core.default ?? core;
+const { sandboxUnavailable } = envs.default ?? envs;
+console.log(sandboxUnavailable());
+const env = makeTextEnv('AffineDED', {});
+try { env.reset(1); console.log('reset ran'); } catch (e) { console.log(e.message); }`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: join(__dirname, '../../..'),
+      env: { PATH: '/nonexistent' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'cannot run prlimit / unshare (util-linux): spawnSync prlimit ENOENT',
+      'the program sandbox cannot run on this machine: cannot run prlimit / unshare (util-linux): spawnSync prlimit ENOENT',
+    ]);
   });
 
   it('runs a well-behaved program and returns its values as JSON text, errors per call', () => {
@@ -41,7 +60,9 @@ describe('affine sandbox', () => {
 
   it('stops an endless loop at the CPU limit and a sleeping one at the wall-clock limit', () => {
     const t0 = Date.now();
-    expect(run('while (true) {}').error).toMatch(/stopped \((killed|timeout)\)/);
+    expect(runProgram('function f(x) { while (true) {} }', [[1]], { ...LIMITS, wallMs: 2000 }).error).toMatch(
+      /stopped \((killed|timeout)\)/,
+    );
     const sleeper = 'function f(x) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); }';
     expect(runProgram(sleeper, [[1]], { ...LIMITS, wallMs: 1500 }).error).toBe('the program was stopped (timeout)');
     expect(Date.now() - t0).toBeLessThan(LIMITS.wallMs + 1500 + 2000);
@@ -95,6 +116,10 @@ describe('affine sandbox', () => {
     expect(read.results?.[0]).toMatchObject({ ok: false });
   });
 
+  it('gives a program an environment holding PATH alone', () => {
+    expect(run('return Object.keys(process.env);').results?.[0]).toEqual({ ok: true, value: '["PATH"]' });
+  });
+
   it('refuses eval and new Function', () => {
     expect(run("return eval('1 + 1');").results?.[0]).toMatchObject({ ok: false });
     expect(run("return new Function('return 2')();").results?.[0]).toMatchObject({ ok: false });
@@ -127,9 +152,10 @@ s.on('error', (e) => { process.stdout.write('ERR ' + e.code + '\\n'); });`;
     expect(run("for (;;) process.stdout.write('x'.repeat(4096));").error).toMatch(/stopped \((output_limit|killed)\)/);
   });
 
-  it('leaves no temp dir behind', () => {
-    const before = sandboxDirs().length;
-    run('return x;');
-    expect(sandboxDirs().length).toBe(before);
+  it('removes its temp dir after the run', () => {
+    const out = run('return process.cwd();');
+    expect(out.results?.[0]).toMatchObject({ ok: true, value: expect.stringContaining('rlmesh-sandbox-') });
+    const dir = JSON.parse((out.results?.[0] as { value: string }).value);
+    expect(existsSync(dir)).toBe(false);
   });
 });
