@@ -27,7 +27,7 @@ const { sandboxUnavailable } = envs.default ?? envs;
 console.log(sandboxUnavailable());
 const env = makeTextEnv('AffineDED', {});
 try { env.reset(1); console.log('reset ran'); } catch (e) { console.log(e.message); }`;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: join(__dirname, '../../..'),
       env: { PATH: '/nonexistent' },
       encoding: 'utf8',
