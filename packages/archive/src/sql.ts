@@ -79,12 +79,14 @@ export class PostgresClient implements SqlClient {
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      broken = err instanceof Error ? err : new Error(String(err));
-      await client.query('ROLLBACK').catch(() => {});
+      // A connection that cannot even roll back is dead or mid-protocol: destroy it rather than
+      // return it to the pool. One that rolled back (a refused row, a thrown check) is reused.
+      await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+        broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+      });
       throw err;
     } finally {
       client.off('error', onError);
-      // Passing the error destroys the connection instead of returning a possibly dead one to the pool.
       client.release(broken);
     }
   }
