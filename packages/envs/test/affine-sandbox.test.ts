@@ -155,7 +155,7 @@ s.on('error', (e) => { process.stdout.write('ERR ' + e.code + '\\n'); });`;
   it('removes its temp dir after the run', () => {
     const out = run('return process.cwd();');
     expect(out.results?.[0]).toMatchObject({ ok: true, value: expect.stringContaining('rlmesh-sandbox-') });
-    const dir = JSON.parse((out.results?.[0] as { value: string }).value);
+    const dir = JSON.parse((out.results as { value: string }[])[0].value);
     expect(existsSync(dir)).toBe(false);
   });
 });
