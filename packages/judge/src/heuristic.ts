@@ -3,8 +3,9 @@
  *
  * Three components per trajectory, each turned into a rank within the window:
  *   pnl      = finalPnl - riskAversion * maxDrawdown * startEquity   (risk-adjusted P&L)
- *   timing   = mean over filled trades of side * forwardReturn        (side +1 buy, -1 sell;
- *              did the asset move the traded way over the horizon?  0 with no trades)
+ *   timing   = sum over filled trades of side * forwardReturn * value / sum of value
+ *              (side +1 buy, -1 sell, value = size * price when both are given, else 1:
+ *              did the asset move the traded way over the horizon, money-weighted?  0 with no trades)
  *   validity = 1 - refused steps / steps                              (1 with no steps)
  *   score    = sum_c w_c * (rank_c - 1) / (n - 1) / sum_c w_c
  * Ties share their mean rank, so equal trajectories get equal scores; one trajectory alone gets 0.5.
@@ -42,6 +43,7 @@ function components(t: JudgeTrajectory, outcomes: Map<string, StepOutcome>, risk
   const dd = t.metrics?.maxDrawdown ?? 0;
   const equity = t.metrics?.startEquity ?? 0;
   let edge = 0;
+  let weight = 0;
   let trades = 0;
   let refused = 0;
   t.steps.forEach((s, i) => {
@@ -49,12 +51,14 @@ function components(t: JudgeTrajectory, outcomes: Map<string, StepOutcome>, risk
     if ((s.side !== 'buy' && s.side !== 'sell') || (s.status !== undefined && s.status !== 'filled')) return;
     const r = outcomes.get(`${t.id}\u0000${i}`)?.forwardReturn;
     if (r === null || r === undefined) return;
-    edge += (s.side === 'buy' ? 1 : -1) * r;
+    const value = s.size !== undefined && s.price !== undefined ? s.size * s.price : 1;
+    edge += (s.side === 'buy' ? 1 : -1) * r * value;
+    weight += value;
     trades++;
   });
   return {
     pnl: t.finalPnl - riskAversion * dd * equity,
-    timing: trades > 0 ? edge / trades : 0,
+    timing: weight > 0 ? edge / weight : 0,
     trades,
     validity: t.steps.length > 0 ? 1 - refused / t.steps.length : 1,
     refused,

@@ -54,6 +54,15 @@ describe('HeuristicJudge', () => {
     expect(t.calm).toBeGreaterThan(t.risky);
   });
 
+  it('weighs timing by the money traded', async () => {
+    const sized = (size: number) => ({ ...trade('buy'), size, price: 10 });
+    // a: a big good trade and a small bad one; b: the reverse. Unweighted, their timing would tie.
+    const a = { id: 'a', agentId: 'a', finalPnl: 0, steps: [sized(100), sized(1)] };
+    const b = { id: 'b', agentId: 'b', finalPnl: 0, steps: [sized(1), sized(100)] };
+    const s = await scoresOf(window([a, b], { a: [0.02, -0.02], b: [0.02, -0.02] }));
+    expect(s.a).toBeGreaterThan(s.b);
+  });
+
   it('gives equal trajectories equal scores, one alone 0.5, and the same answer every time', async () => {
     const t = (id: string) => ({ id, agentId: id, finalPnl: 5, steps: [trade('buy')] });
     const input = window([t('x'), t('y')], { x: [0.01], y: [0.01] });
