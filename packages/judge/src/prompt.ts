@@ -38,6 +38,9 @@ export function systemPrompt(rubric: string): string {
   ].join('\n');
 }
 
+/** Five significant digits are plenty for a judge and save tokens on every price. */
+const short = (_: string, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(5)) : v);
+
 const pct = (r: number) => `${r >= 0 ? '+' : ''}${(r * 100).toFixed(2)}%`;
 
 function stepLine(i: number, s: JudgeStep, o: StepOutcome | undefined): string {
@@ -85,7 +88,7 @@ export function buildMessages(input: JudgeInput, rubric = DEFAULT_RUBRIC, maxSte
       else if (shown.length < maxSteps) shown.push(stepLine(i, s, byStep.get(`${t.id}\u0000${i}`)));
       else hidden++;
     });
-    const metrics = t.metrics ? ` metrics: ${JSON.stringify(t.metrics)}` : '';
+    const metrics = t.metrics ? ` metrics: ${JSON.stringify(t.metrics, short)}` : '';
     return [
       `<trajectory id="${label(t.id)}">`,
       `${labels ? '' : `agent: ${t.agentId}; `}P&L over the window: ${t.finalPnl.toFixed(2)};${metrics}`,
@@ -98,7 +101,7 @@ export function buildMessages(input: JudgeInput, rubric = DEFAULT_RUBRIC, maxSte
     '<context>',
     `window: ${input.windowId}`,
     'ground truth (the agents did not see this):',
-    JSON.stringify(context),
+    JSON.stringify(context, short),
     '</context>',
     '',
     ...blocks,

@@ -22,7 +22,7 @@ const input: JudgeInput = {
     },
   ],
   context: {
-    assets: [{ asset: 'ACME', startPrice: 100, endPrice: 104 }],
+    assets: [{ asset: 'ACME', startPrice: 100, endPrice: 104, high: 104.123456789 }],
     outcomes: [
       {
         trajectoryId: 'w/a',
@@ -84,7 +84,7 @@ describe('ChatJudge against an OpenAI-compatible server', () => {
     );
     expect(user.content).toContain('news within the horizon: ACME jumps 3.0% on surprise results');
     expect(user.content).toContain('SELL 9 ACME refused (cannot sell 9 ACME: holding 0)');
-    expect(user.content).toContain('"endPrice":104');
+    expect(user.content).toContain('"endPrice":104,"high":104.12}'); // rounded to 5 significant digits
     expect(user.content).not.toContain('"outcomes"');
     expect(user.content).toContain('agent: a; P&L over the window: 120.00');
   });
