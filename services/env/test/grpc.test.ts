@@ -78,7 +78,9 @@ async function failure(p: Promise<unknown>): Promise<ServiceError> {
 describe('EnvService over gRPC', () => {
   it('lists the symbolic and classic-control envs, with per-element Box bounds and options schemas', async () => {
     const { envs } = await listEnvs();
-    expect(envs.map((e) => e.id)).toEqual(['PatternEcho', 'SequenceNext', 'Conditional', 'CartPole-v1', 'Pendulum-v1', 'CardRules']);
+    const ids = envs.map((e) => e.id);
+    expect(ids.slice(0, 6)).toEqual(['PatternEcho', 'SequenceNext', 'Conditional', 'CartPole-v1', 'Pendulum-v1', 'CardRules']);
+    expect(ids).toEqual(expect.arrayContaining(['AffineSAT', 'AffineABD', 'AffineDED', 'TextCraft', 'GridGoals', 'ShopSearch']));
     expect(envs[0].actionSpace).toEqual({ kind: { $case: 'discrete', discrete: { n: 8 } } });
     expect(envs[1].observationSpace).toEqual({
       kind: { $case: 'box', box: { shape: [24], low: new Array(24).fill(0), high: new Array(24).fill(1) } },
@@ -205,7 +207,7 @@ describe('EnvService over gRPC', () => {
     });
 
     it('leaves the service up', async () => {
-      expect((await listEnvs()).envs).toHaveLength(6);
+      expect((await listEnvs()).envs.map((e) => e.id)).toContain('PatternEcho');
     });
   });
 
