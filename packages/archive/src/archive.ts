@@ -283,6 +283,15 @@ export class Archive {
     return rows.map(llmCallFromRow);
   }
 
+  /** Every LLM call stamped with a window, in or outside trajectories, by time. */
+  async llmCallsInWindow(window: string): Promise<StoredLlmCall[]> {
+    windowBounds(window, this.windowHours);
+    const rows = await this.run('llmCallsInWindow', `SELECT ${LLM_CALL_COLUMNS} FROM llm_calls WHERE window_id = $1 ORDER BY at, id`, [
+      window,
+    ]);
+    return rows.map(llmCallFromRow);
+  }
+
   // ---- market outcomes -------------------------------------------------------------------------
 
   /** Records (or replaces) what an asset did during a window: the ground truth agents lacked. */

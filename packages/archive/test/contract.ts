@@ -225,6 +225,24 @@ export function archiveContract(backend: Backend): void {
       expect((await archive.trainedModels()).map((m) => [m.version, m.batchId, m.metrics])).toEqual([['babylon-1', batch, { loss: 0.5 }]]);
     });
 
+    it('writes an LLM call outside any trajectory at once, stamped with its own window, once per id', async () => {
+      const outside = { ...call('standalone'), id: 'chatcmpl-42', agentId: 'api-user', at: '2026-12-02T07:45:00Z' };
+      expect(await archive.recordLlmCall(outside)).toBe('chatcmpl-42');
+      expect(await archive.recordLlmCall(outside)).toBe('chatcmpl-42');
+      const inWindow = await archive.llmCallsInWindow('2026-12-02T07:00Z');
+      const standalone = inWindow.filter((c) => c.trajectoryId === null);
+      expect(standalone.map((c) => [c.id, c.agentId, c.seq, c.windowId, c.completion])).toEqual([
+        ['chatcmpl-42', 'api-user', null, '2026-12-02T07:00Z', 'answer to standalone'],
+      ]);
+      expect(inWindow).toHaveLength(41);
+      await expect(archive.recordLlmCall({ ...outside, trajectoryId: 'closed' })).rejects.toThrow(
+        /llmCall.trajectoryId: no open trajectory "closed"/,
+      );
+      await expect(archive.recordLlmCall({ ...outside, logprobs: [{ token: 'a', logprob: 0.5 }] })).rejects.toThrow(
+        'llmCall.logprobs[0].logprob: must be <= 0 (a log-probability), got 0.5',
+      );
+    });
+
     it('caches judge scores by content hash; the first entry wins', async () => {
       expect(await archive.getScore('sha256:abc')).toBeUndefined();
       const entry = {
