@@ -49,7 +49,7 @@ describe('rlmesh data cards', () => {
     [['data', 'cards', '--out', dir], /^rlmesh: data cards: --seed: is required$/],
     [['data', 'cards', '--out', dir, '--seed', '1', '--n-test', '0'], /^rlmesh: data cards: --n-test: must be an integer >= 1/],
     [['data', 'cards', '--out', dir, '--seed', '1', '--ntest', '5'], /^rlmesh: data cards: --ntest: unknown option/],
-    [['data', 'dogs', '--seed', '1'], /^rlmesh: data: unknown dataset "dogs"; known datasets: cards, storyworld$/],
+    [['data', 'dogs', '--seed', '1'], /^rlmesh: data: unknown dataset "dogs"; known datasets: cards, storyworld, affine$/],
     [
       ['data', 'cards', '--out', join(dir, 'a', 'manifest.json', 'x'), '--seed', '1', ...SIZES],
       /^rlmesh: data cards: --out: cannot create /,
