@@ -16,6 +16,7 @@ import { runGenerateBenchmarks } from './generate.bench';
 import { runGraphBenchmarks } from './graph.bench';
 import { type BenchResult, type BenchSettings, type BenchSuite, type Machine, machine, type SuiteFile, settingsFromEnv } from './harness';
 import { runMeshBenchmarks } from './mesh.bench';
+import { runOpenAiBenchmarks } from './openai.bench';
 import { runPolicyBenchmarks } from './policy.bench';
 import { runPpoBenchmarks } from './ppo.bench';
 import { runSaeBenchmarks } from './sae.bench';
@@ -46,6 +47,12 @@ const SUITES: BenchSuite[] = [
     description:
       'services/policy: Act throughput and p50/p99 latency through the gRPC server on loopback (8 callers x batch 64, dynamic batching) vs the same forward program run in-process by a Session.',
     run: runPolicyBenchmarks,
+  },
+  {
+    name: 'openai',
+    description:
+      "services/policy's OpenAI-compatible endpoint: completion tokens/s through HTTP with OpenAI's npm client (whole and streamed answers, 1 and 16 callers) vs PolicyCore.generate in-process.",
+    run: runOpenAiBenchmarks,
   },
   {
     name: 'mesh',
