@@ -3,23 +3,25 @@
  * a real nats-server; the learner core and an env replica (local inference) on one NATS connection,
  * the SAE service core following rlmesh.activations.<run>.<hook> on another. PatternEcho with
  * mesh.capture_hooks publishes a sampled batch per update; the follower trains a TopK SAE from it and
- * stores it. Without nats-server the test is skipped, under CI=true it fails.
+ * stores it; SaeService/Follow does the same over gRPC. Without nats-server the test is skipped, under
+ * CI=true it fails.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { EnvReplica, type PolicyClient } from '@rlmesh/env';
 import { LearnerCore } from '@rlmesh/learner';
 import { createLogger, decodeActivationBatch, findNatsServer, NatsBus, type NatsServer, startNatsServer, subjects } from '@rlmesh/mesh';
-import { type Run, RunState } from '@rlmesh/proto';
-import { SaeServiceCore } from '@rlmesh/sae';
+import { type FollowSaeRequest, type Run, RunState, SaeServiceClient, type TrainSaeResponse } from '@rlmesh/proto';
+import { SaeServiceCore, startSaeServer } from '@rlmesh/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
 
 const natsMissing = !findNatsServer() && process.env.CI !== 'true';
 const HOOK = 'blocks.1.hook_resid_post';
 
-function config(extra: Record<string, unknown>): string {
+function runConfig(extra: Record<string, unknown>, updates = 48): string {
   const raw = parseYaml(readFileSync(join(__dirname, '..', '..', 'configs', 'wmil-pattern-echo.yaml'), 'utf8')) as Record<
     string,
     Record<string, unknown>
@@ -27,7 +29,7 @@ function config(extra: Record<string, unknown>): string {
   return stringify({
     ...raw,
     mesh: { inference: 'local', capture_hooks: HOOK, capture_rows: 48, ...extra },
-    train: { ...raw.train, total_env_steps: 64 * 48 },
+    train: { ...raw.train, total_env_steps: 64 * updates },
   });
 }
 
@@ -79,7 +81,7 @@ describe.skipIf(natsMissing)('activations captured during a mesh run, an SAE tra
       warmupRows: 960,
       idleTimeoutMs: 60_000,
     });
-    const run = await learner.startRun(config({}), 'echo-acts');
+    const run = await learner.startRun(runConfig({}), 'echo-acts');
     let last: Run = run;
     await learner.watchRun(run.runId, (r) => (last = r));
     expect(last.state).toBe(RunState.RUN_STATE_COMPLETED);
@@ -102,8 +104,72 @@ describe.skipIf(natsMissing)('activations captured during a mesh run, an SAE tra
     expect((await new SaeServiceCore(dir).list()).map((s) => s.id)).toEqual(['echo-resid1']);
   }, 60_000);
 
+  it('SaeService/Follow over gRPC streams progress and ends with the stored SAE; bad requests are refused by field', async () => {
+    const server = await startSaeServer({ root: dir, port: 0, bus: saeBus, logger });
+    const bare = await startSaeServer({ root: dir, port: 0, logger });
+    const client = new SaeServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+    const bareClient = new SaeServiceClient(`127.0.0.1:${bare.port}`, credentials.createInsecure());
+    const follow = (c: SaeServiceClient, req: Partial<FollowSaeRequest>) =>
+      new Promise<TrainSaeResponse[]>((resolve, reject) => {
+        const out: TrainSaeResponse[] = [];
+        const stream = c.follow({ runId: '', hook: '', configJson: '', steps: 0, batchSize: 0, id: '', warmupRows: 0, ...req });
+        stream.on('data', (m: TrainSaeResponse) => out.push(m));
+        stream.on('error', reject);
+        stream.on('end', () => resolve(out));
+      });
+    try {
+      const config = JSON.stringify({ architecture: 'topk', k: 8, d_sae: 64, lr: 1e-3 });
+      const following = follow(client, {
+        runId: 'echo-grpc',
+        hook: HOOK,
+        configJson: config,
+        steps: 200,
+        batchSize: 128,
+        id: 'grpc-resid1',
+        warmupRows: 512,
+      });
+      const run = await learner.startRun(runConfig({}, 24), 'echo-grpc');
+      await learner.watchRun(run.runId, () => undefined);
+      const messages = await following;
+      const last = messages.at(-1)?.event;
+      expect(last?.$case).toBe('sae');
+      const sae = last?.$case === 'sae' ? last.sae : undefined;
+      expect(sae).toMatchObject({ id: 'grpc-resid1', dIn: 64, dSae: 64, activations: `nats:${subjects.activations('echo-grpc', HOOK)}` });
+      expect(messages.some((m) => m.event?.$case === 'progress')).toBe(true);
+      const refused = async (c: SaeServiceClient, req: Partial<FollowSaeRequest>) => {
+        const e = (await follow(c, req).catch((x) => x)) as ServiceError;
+        return { code: e.code, details: e.details };
+      };
+      expect(await refused(client, { runId: 'a b', hook: HOOK })).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: expect.stringMatching(/^run_id: must match/),
+      });
+      expect(await refused(client, { runId: 'r', hook: 'x y' })).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: expect.stringMatching(/^hook: must be a hook name/),
+      });
+      expect(await refused(client, { runId: 'r', hook: HOOK, configJson: '[' })).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: expect.stringMatching(/^config_json: is not JSON/),
+      });
+      expect(await refused(client, { runId: 'r', hook: HOOK, id: 'grpc-resid1' })).toEqual({
+        code: status.ALREADY_EXISTS,
+        details: expect.stringMatching(/^id: /),
+      });
+      expect(await refused(bareClient, { runId: 'r', hook: HOOK })).toEqual({
+        code: status.FAILED_PRECONDITION,
+        details: expect.stringMatching(/without a NATS bus/),
+      });
+    } finally {
+      client.close();
+      bareClient.close();
+      await server.shutdown({ drainMs: 0 });
+      await bare.shutdown({ drainMs: 0 });
+    }
+  }, 60_000);
+
   it('refuses a hook the model lacks, naming the key', async () => {
-    await expect(learner.startRun(config({ capture_hooks: 'blocks.9.hook_resid_post' }), 'echo-bad')).rejects.toThrow(
+    await expect(learner.startRun(runConfig({ capture_hooks: 'blocks.9.hook_resid_post' }), 'echo-bad')).rejects.toThrow(
       /mesh\.capture_hooks: .*blocks\.9\.hook_resid_post/,
     );
   });

@@ -142,7 +142,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     const { startSaeServer } = await import('@rlmesh/sae');
     const root = options['sae-root'] ?? 'sae';
     mkdirSync(root, { recursive: true });
-    const server = await startSaeServer({ root, port, host, logger, credentials });
+    const server = await startSaeServer({ root, port, host, logger, credentials, bus });
     boundPort = server.port;
     shutdown = () => server.shutdown({ drainMs: 200 });
   } else {

@@ -3,13 +3,15 @@
  * encodes its answers, and `startSaeServer`, the `rlmesh serve sae` entry.
  */
 import type { ServerCredentials, ServerWritableStream } from '@grpc/grpc-js';
-import { createLogger, type Logger, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
+import { status } from '@grpc/grpc-js';
+import { type Bus, createLogger, type Logger, MeshError, type RunningServer, type ServiceBinding, startServer } from '@rlmesh/mesh';
 import {
   decodeTensor,
   type EncodeRequest,
   type EncodeResponse,
   type ExplainRequest,
   type ExplainResponse,
+  type FollowSaeRequest,
   type GetSaeRequest,
   type ListSaesResponse,
   type Sae,
@@ -49,7 +51,8 @@ export function saeToProto(s: SaeInfo): Sae {
 
 const rowsOf = (t: EncodeRequest['activations']) => decodeTensor('activations', t, { dtype: 'float32', shape: [-1, -1] });
 
-export function saeServiceBinding(core: SaeServiceCore): ServiceBinding {
+/** `bus`: where Follow reads activation streams; without one, Follow is refused (FAILED_PRECONDITION). */
+export function saeServiceBinding(core: SaeServiceCore, bus?: Bus): ServiceBinding {
   return {
     name: SAE_SERVICE_NAME,
     definition: SaeServiceService,
@@ -67,6 +70,33 @@ export function saeServiceBinding(core: SaeServiceCore): ServiceBinding {
           id: r.id,
           signal: abort.signal,
           onProgress: (step, steps, m) => {
+            const now = performance.now();
+            if (step < steps && now - last < PROGRESS_EVERY_MS) return;
+            last = now;
+            call.write({ event: { $case: 'progress', progress: { step, steps, metrics: { ...m } } } });
+          },
+        });
+        call.write({ event: { $case: 'sae', sae: saeToProto(sae) } });
+        call.end();
+      },
+      follow: async (call: ServerWritableStream<FollowSaeRequest, TrainSaeResponse>): Promise<void> => {
+        if (!bus)
+          throw new MeshError(status.FAILED_PRECONDITION, 'run_id: this SAE service was started without a NATS bus to follow runs on');
+        const abort = new AbortController();
+        call.on('cancelled', () => abort.abort());
+        let last = 0;
+        const r = call.request;
+        const steps = r.steps || 2000;
+        const sae = await core.follow(bus, {
+          run: r.runId,
+          hook: r.hook,
+          config: r.configJson,
+          steps,
+          batchSize: r.batchSize || 1024,
+          warmupRows: r.warmupRows || undefined,
+          id: r.id,
+          signal: abort.signal,
+          onProgress: (step, m) => {
             const now = performance.now();
             if (step < steps && now - last < PROGRESS_EVERY_MS) return;
             last = now;
@@ -108,6 +138,8 @@ export interface SaeServerOptions {
   host?: string;
   logger?: Logger;
   credentials?: ServerCredentials;
+  /** The mesh's bus, for Follow. */
+  bus?: Bus;
 }
 
 export async function startSaeServer(opts: SaeServerOptions): Promise<RunningServer & { core: SaeServiceCore }> {
@@ -115,7 +147,7 @@ export async function startSaeServer(opts: SaeServerOptions): Promise<RunningSer
   const core = new SaeServiceCore(opts.root);
   const server = await startServer({
     service: 'sae',
-    services: [saeServiceBinding(core)],
+    services: [saeServiceBinding(core, opts.bus)],
     port: opts.port,
     host: opts.host,
     credentials: opts.credentials,

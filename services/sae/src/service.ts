@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { ConfigError } from '@rlmesh/core';
-import { type Bus, invalidArgument, MeshError, notFound } from '@rlmesh/mesh';
+import { type Bus, HOOK_SUBJECT_PATTERN, invalidArgument, MeshError, notFound, RUN_ID_PATTERN } from '@rlmesh/mesh';
 import { type ActivationStore, readActivationStore, StoreError } from './activation-store';
 import { type FollowedSae, type FollowOptions, trainFromStream } from './activation-stream';
 import { loadSaeLens, SaeModel, saveSaeLens } from './saelens';
@@ -75,6 +75,18 @@ export interface ExplainedFeature {
   top_examples: { value: number; context: Record<string, unknown> }[];
 }
 
+/** A request's SAE config: JSON text (empty: {}) or a mapping; refused naming config_json. */
+function requestConfig(raw: string | Record<string, unknown>): Record<string, unknown> {
+  let config: unknown;
+  try {
+    config = typeof raw === 'string' ? (raw.trim() === '' ? {} : JSON.parse(raw)) : raw;
+  } catch (e) {
+    throw invalidArgument('config_json', `is not JSON: ${(e as Error).message}`);
+  }
+  if (!config || typeof config !== 'object' || Array.isArray(config)) throw invalidArgument('config_json', 'must be a JSON object');
+  return config as Record<string, unknown>;
+}
+
 export function newSaeId(now = new Date()): string {
   return `sae-${now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}-${randomBytes(4).toString('hex')}`;
 }
@@ -128,13 +140,7 @@ export class SaeServiceCore {
     const batchSize = call.batch_size || 1024;
     if (steps > MAX_STEPS) throw invalidArgument('steps', `must be at most ${MAX_STEPS}, got ${steps}`);
     if (batchSize > MAX_BATCH) throw invalidArgument('batch_size', `must be at most ${MAX_BATCH}, got ${batchSize}`);
-    let config: Record<string, unknown>;
-    try {
-      config = typeof call.config === 'string' ? (call.config.trim() === '' ? {} : JSON.parse(call.config)) : call.config;
-    } catch (e) {
-      throw invalidArgument('config_json', `is not JSON: ${(e as Error).message}`);
-    }
-    if (!config || typeof config !== 'object' || Array.isArray(config)) throw invalidArgument('config_json', 'must be a JSON object');
+    const config = requestConfig(call.config);
     let store: ActivationStore;
     try {
       store = await readActivationStore(this.underRoot('activations', call.activations));
@@ -164,7 +170,7 @@ export class SaeServiceCore {
    */
   async follow(
     bus: Bus,
-    call: Omit<FollowOptions, 'onProgress'> & { id?: string; onProgress?: FollowOptions['onProgress'] },
+    call: Omit<FollowOptions, 'config'> & { id?: string; config: string | Record<string, unknown> },
   ): Promise<SaeInfo> {
     const id = call.id || newSaeId();
     checkId('id', id);
@@ -173,11 +179,14 @@ export class SaeServiceCore {
       throw new MeshError(status.ALREADY_EXISTS, `id: an SAE ${JSON.stringify(id)} already exists`);
     if (call.steps > MAX_STEPS) throw invalidArgument('steps', `must be at most ${MAX_STEPS}, got ${call.steps}`);
     if (call.batchSize > MAX_BATCH) throw invalidArgument('batch_size', `must be at most ${MAX_BATCH}, got ${call.batchSize}`);
+    if (!RUN_ID_PATTERN.test(call.run)) throw invalidArgument('run_id', `must match ${RUN_ID_PATTERN}, got ${JSON.stringify(call.run)}`);
+    if (!HOOK_SUBJECT_PATTERN.test(call.hook)) throw invalidArgument('hook', `must be a hook name, got ${JSON.stringify(call.hook)}`);
+    const config = requestConfig(call.config);
     this.training.add(id);
     try {
       let trained: FollowedSae;
       try {
-        trained = await trainFromStream(bus, call);
+        trained = await trainFromStream(bus, { ...call, config });
       } catch (e) {
         if (e instanceof ConfigError) throw invalidArgument(`config_json.${e.key}`, e.rule);
         throw e;

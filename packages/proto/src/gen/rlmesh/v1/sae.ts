@@ -44,6 +44,19 @@ export interface TrainSaeRequest {
   id: string;
 }
 
+export interface FollowSaeRequest {
+  runId: string;
+  /** A hook named in the run's mesh.capture_hooks (blocks.1.hook_resid_post). */
+  hook: string;
+  /** As in TrainSaeRequest; d_in defaults to the batches' width. */
+  configJson: string;
+  steps: number;
+  batchSize: number;
+  id: string;
+  /** Rows gathered before the first step (default 4096): they set the input scaling and b_dec. */
+  warmupRows: number;
+}
+
 export interface TrainSaeProgress {
   step: number;
   steps: number;
@@ -308,6 +321,187 @@ export const TrainSaeRequest: MessageFns<TrainSaeRequest> = {
     message.steps = object.steps ?? 0;
     message.batchSize = object.batchSize ?? 0;
     message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseFollowSaeRequest(): FollowSaeRequest {
+  return { runId: "", hook: "", configJson: "", steps: 0, batchSize: 0, id: "", warmupRows: 0 };
+}
+
+export const FollowSaeRequest: MessageFns<FollowSaeRequest> = {
+  encode(message: FollowSaeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runId !== "") {
+      writer.uint32(10).string(message.runId);
+    }
+    if (message.hook !== "") {
+      writer.uint32(18).string(message.hook);
+    }
+    if (message.configJson !== "") {
+      writer.uint32(26).string(message.configJson);
+    }
+    if (message.steps !== 0) {
+      writer.uint32(32).uint32(message.steps);
+    }
+    if (message.batchSize !== 0) {
+      writer.uint32(40).uint32(message.batchSize);
+    }
+    if (message.id !== "") {
+      writer.uint32(50).string(message.id);
+    }
+    if (message.warmupRows !== 0) {
+      writer.uint32(56).uint32(message.warmupRows);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FollowSaeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFollowSaeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hook = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.steps = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.batchSize = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.warmupRows = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FollowSaeRequest {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+        ? globalThis.String(object.run_id)
+        : "",
+      hook: isSet(object.hook) ? globalThis.String(object.hook) : "",
+      configJson: isSet(object.configJson)
+        ? globalThis.String(object.configJson)
+        : isSet(object.config_json)
+        ? globalThis.String(object.config_json)
+        : "",
+      steps: isSet(object.steps) ? globalThis.Number(object.steps) : 0,
+      batchSize: isSet(object.batchSize)
+        ? globalThis.Number(object.batchSize)
+        : isSet(object.batch_size)
+        ? globalThis.Number(object.batch_size)
+        : 0,
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      warmupRows: isSet(object.warmupRows)
+        ? globalThis.Number(object.warmupRows)
+        : isSet(object.warmup_rows)
+        ? globalThis.Number(object.warmup_rows)
+        : 0,
+    };
+  },
+
+  toJSON(message: FollowSaeRequest): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.hook !== "") {
+      obj.hook = message.hook;
+    }
+    if (message.configJson !== "") {
+      obj.configJson = message.configJson;
+    }
+    if (message.steps !== 0) {
+      obj.steps = Math.round(message.steps);
+    }
+    if (message.batchSize !== 0) {
+      obj.batchSize = Math.round(message.batchSize);
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.warmupRows !== 0) {
+      obj.warmupRows = Math.round(message.warmupRows);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FollowSaeRequest>): FollowSaeRequest {
+    return FollowSaeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FollowSaeRequest>): FollowSaeRequest {
+    const message = createBaseFollowSaeRequest();
+    message.runId = object.runId ?? "";
+    message.hook = object.hook ?? "";
+    message.configJson = object.configJson ?? "";
+    message.steps = object.steps ?? 0;
+    message.batchSize = object.batchSize ?? 0;
+    message.id = object.id ?? "";
+    message.warmupRows = object.warmupRows ?? 0;
     return message;
   },
 };
@@ -2198,6 +2392,19 @@ export const SaeServiceService = {
     responseSerialize: (value: TrainSaeResponse): Buffer => Buffer.from(TrainSaeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TrainSaeResponse => TrainSaeResponse.decode(value),
   },
+  /**
+   * Trains on the activation batches a mesh run's learner publishes (rlmesh.activations.<run>.<hook>,
+   * a run started with mesh.capture_hooks) as they arrive; progress, then the stored SAE, as Train.
+   */
+  follow: {
+    path: "/rlmesh.v1.SaeService/Follow" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: FollowSaeRequest): Buffer => Buffer.from(FollowSaeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FollowSaeRequest => FollowSaeRequest.decode(value),
+    responseSerialize: (value: TrainSaeResponse): Buffer => Buffer.from(TrainSaeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TrainSaeResponse => TrainSaeResponse.decode(value),
+  },
   getSae: {
     path: "/rlmesh.v1.SaeService/GetSae" as const,
     requestStream: false as const,
@@ -2244,6 +2451,11 @@ export const SaeServiceService = {
 export interface SaeServiceServer extends UntypedServiceImplementation {
   /** Progress messages while training, then one message with the stored SAE. */
   train: handleServerStreamingCall<TrainSaeRequest, TrainSaeResponse>;
+  /**
+   * Trains on the activation batches a mesh run's learner publishes (rlmesh.activations.<run>.<hook>,
+   * a run started with mesh.capture_hooks) as they arrive; progress, then the stored SAE, as Train.
+   */
+  follow: handleServerStreamingCall<FollowSaeRequest, TrainSaeResponse>;
   getSae: handleUnaryCall<GetSaeRequest, Sae>;
   listSaes: handleUnaryCall<ListSaesRequest, ListSaesResponse>;
   /** Activations -> each row's k largest codes (indices and values). */
@@ -2260,6 +2472,16 @@ export interface SaeServiceClient extends Client {
   train(request: TrainSaeRequest, options?: Partial<CallOptions>): ClientReadableStream<TrainSaeResponse>;
   train(
     request: TrainSaeRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<TrainSaeResponse>;
+  /**
+   * Trains on the activation batches a mesh run's learner publishes (rlmesh.activations.<run>.<hook>,
+   * a run started with mesh.capture_hooks) as they arrive; progress, then the stored SAE, as Train.
+   */
+  follow(request: FollowSaeRequest, options?: Partial<CallOptions>): ClientReadableStream<TrainSaeResponse>;
+  follow(
+    request: FollowSaeRequest,
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<TrainSaeResponse>;
