@@ -1,16 +1,20 @@
 /**
  * The learner's sequence algorithms on `llama` as on `gpt2`: an embedded GRPO run from a tiny Llama
  * directory (tiny-letters' task) raises the mean reward and writes Llama checkpoints; ppo_seq gives
- * the Llama a fresh value head and saves it beside the model.
+ * the Llama a fresh value head and saves it beside the model; with `lora.r` > 0 only the adapters
+ * train (the reward still rises), checkpoints hold the merged model, the PEFT adapter and the state a
+ * resumed run needs, and a resumed run logs what the uninterrupted one logs.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadPeftAdapter } from '@rlmesh/graph';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCausalLmDirectory } from '../src/models/hf-causal-lm';
 import { LlamaForCausalLM } from '../src/models/llama';
 import type { UpdateRecord } from '../src/registry';
 import { parseSequenceRunConfig } from '../src/run/sequence-config';
+import { SequenceLearnerRun } from '../src/run/sequence-learner-run';
 import { trainSequences } from '../src/run/sequence-run';
 import { registerLettersEnv } from './tiny-letters';
 import { tinyLlamaDir } from './tiny-llama';
@@ -70,5 +74,62 @@ describe('sequence algorithms with model llama', () => {
     expect(Number.isFinite(rows[2].metrics.value_loss)).toBe(true);
     expect(existsSync(join(s.final_checkpoint, 'value_head.safetensors'))).toBe(true);
     expect(((await loadCausalLmDirectory(s.final_checkpoint)).model as LlamaForCausalLM).config.value_head).toBe(true);
+  });
+
+  const loraConfig = async (name: string, lora: Record<string, unknown>, total = 24) =>
+    parseSequenceRunConfig({
+      run: { name, seed: 3, out_dir: join(dir, 'runs') },
+      env: { id: 'TinyLettersLlama' },
+      init_from: await init,
+      lora,
+      algo: {
+        name: 'grpo',
+        num_generations: 8,
+        prompts_per_update: 4,
+        micro_batch_size: 16,
+        max_completion_length: 2,
+        learning_rate: 3e-2,
+        beta: 0.02,
+        loss_type: 'dapo',
+      },
+      train: { total_updates: total, threads: 1 },
+    });
+
+  it('grpo with LoRA trains only the adapters, raises the reward, and checkpoints merged model + PEFT adapter', async () => {
+    // lm_head too: on this 1-layer model the seven projections alone did not move the first token's
+    // distribution within 32 updates (r 2-16, lr 3e-3 to 0.1), while full fine-tuning does.
+    const cfg = await loraConfig('llama-lora', {
+      r: 4,
+      alpha: 8,
+      target_modules: 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,lm_head',
+    });
+    const probe = await SequenceLearnerRun.create(cfg, { runDir: join(dir, 'runs', 'probe') });
+    const total = probe.model.parameterCount();
+    const trained = (probe as unknown as { trainer: { layout: { total: number } } }).trainer.layout.total;
+    await probe.release();
+    expect(trained / total).toBeLessThan(0.15);
+    const s = await trainSequences(cfg);
+    const rows = lines(s.run_dir);
+    const mean = (xs: UpdateRecord[]) => xs.reduce((a, r) => a + r.metrics.reward_mean, 0) / xs.length;
+    const [first, last] = [mean(rows.slice(0, 4)), mean(rows.slice(-4))];
+    expect(last, `reward ${first} -> ${last}`).toBeGreaterThan(first + 0.4);
+    const adapter = await loadPeftAdapter(join(s.final_checkpoint, 'adapter'));
+    expect(adapter.config).toMatchObject({ r: 4, alpha: 8 });
+    expect(adapter.baseModel).toBe(await init);
+    expect(adapter.params.size).toBe(16);
+    expect((await loadCausalLmDirectory(s.final_checkpoint)).model).toBeInstanceOf(LlamaForCausalLM);
+  });
+
+  it('a LoRA run resumed from its checkpoint logs what the uninterrupted run logs', async () => {
+    const whole = await trainSequences(await loraConfig('lora-whole', { r: 2, alpha: 4 }, 4));
+    const cut = await loraConfig('lora-cut', { r: 2, alpha: 4 }, 4);
+    await trainSequences(cut, { maxUpdates: 2 });
+    const resumed = await trainSequences(cut, { resumeFrom: join(dir, 'runs', 'lora-cut', 'checkpoints', 'update_2') });
+    const timeless = (rows: UpdateRecord[]) =>
+      rows.map((r) => ({ ...r, metrics: Object.fromEntries(Object.entries(r.metrics).filter(([k]) => !k.endsWith('_s'))) }));
+    expect(timeless(lines(resumed.run_dir))).toEqual(timeless(lines(whole.run_dir)));
+    await expect(loraConfig('bad', { r: 2, target_modules: 'c_attn' }).then((c) => trainSequences(c))).rejects.toThrow(
+      /lora\.target_modules: \["c_attn"\] matches no Linear layer/,
+    );
   });
 });

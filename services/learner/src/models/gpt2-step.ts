@@ -54,6 +54,7 @@ export function tokenLogProbs(model: CausalLm, b: Record<string, Value>): { logP
  * and forward programs use, so flat vectors move between them). The views are the autodiff leaves.
  */
 function flatViews(g: Graph, flat: Value, layout: ParamLayout): { scope: ParamScope; views: Value[] } {
+  if (layout.total === 0) return { scope: { dtype: 'float32', get: (n) => unknownParameter(n) }, views: [] };
   const sizes = layout.entries.map((e) => e.size);
   const pieces = g.node(
     'Split',
@@ -66,12 +67,22 @@ function flatViews(g: Graph, flat: Value, layout: ParamLayout): { scope: ParamSc
   const scope: ParamScope = {
     dtype: 'float32',
     get(name) {
-      const v = byName.get(name);
-      if (!v) throw new Error(`gradient program: unknown parameter ${name}`);
-      return v;
+      return byName.get(name) ?? unknownParameter(name);
     },
   };
   return { scope, views };
+}
+
+function unknownParameter(name: string): never {
+  throw new Error(`gradient program: unknown parameter ${name}`);
+}
+
+/** A gradient program: its trained parameters' layout, the frozen ones' (an input `frozen`), its named sums. */
+export interface GradientProgram {
+  onnx: Uint8Array;
+  layout: ParamLayout;
+  frozenLayout?: ParamLayout;
+  sums: string[];
 }
 
 /** A traced loss: the scalar differentiated, and named scalars reported beside it (summed over micro-batches). */
@@ -82,19 +93,23 @@ export interface TracedLoss {
 
 /**
  * The gradient program of `lossOf` over the LM batch plus `inputs`: dropout on (train mode); outputs
- * the flat gradient, `loss` and every named sum.
+ * the flat gradient, `loss` and every named sum. Parameters `frozen` names (LoRA's base weights) come
+ * from a second flat input `frozen` and get no gradient.
  */
 export function buildGradientProgram(
   model: CausalLm,
   name: string,
   inputs: readonly InputSpec[],
   lossOf: (b: Record<string, Value>) => TracedLoss,
-): { onnx: Uint8Array; layout: ParamLayout; sums: string[] } {
-  const layout = new ParamLayout(model);
+  frozen?: (name: string) => boolean,
+): GradientProgram {
+  const layout = new ParamLayout(model, (n) => !frozen?.(n));
+  const frozenLayout = frozen ? new ParamLayout(model, frozen) : undefined;
   const g = new Graph(name);
   const flat = g.input(TRAIN_IO.params, 'float32', [layout.total]);
   const { scope, views } = flatViews(g, flat, layout);
-  model.train(true).bind(scope);
+  const fixed = frozenLayout && frozen ? flatViews(g, g.input(TRAIN_IO.frozen, 'float32', [frozenLayout.total]), frozenLayout).scope : null;
+  model.train(true).bind(fixed && frozen ? { dtype: 'float32', get: (n) => (frozen(n) ? fixed.get(n) : scope.get(n)) } : scope);
   const b = Object.fromEntries([...LM_BATCH_INPUTS, ...inputs].map((i) => [i.name, g.input(i.name, i.dtype, i.shape)]));
   const { loss, sums = {} } = lossOf(b);
   const grads = gradients(loss, views);
@@ -107,7 +122,7 @@ export function buildGradientProgram(
   );
   g.output('loss', loss);
   for (const [k, v] of Object.entries(sums)) g.output(k, v);
-  return { onnx: g.toOnnx(), layout, sums: Object.keys(sums) };
+  return { onnx: g.toOnnx(), layout, frozenLayout, sums: Object.keys(sums) };
 }
 
 export interface AdamWConfig {
@@ -184,10 +199,13 @@ export class GradientTrainer {
     private readonly updateSession: Session,
     private readonly sumNames: readonly string[],
     private current: GradientTrainerState,
+    /** The frozen parameters (by name and flat), fed unchanged to every gradient run. */
+    private readonly frozen: { layout: ParamLayout; flat: Float32Array } | null,
   ) {}
 
+  /** `params` holds every parameter by name, the frozen ones included. */
   static async create(
-    program: { onnx: Uint8Array; layout: ParamLayout; sums: string[] },
+    program: GradientProgram,
     params: ReadonlyMap<string, Float32Array>,
     adamw: AdamWConfig,
     threads = 1,
@@ -196,12 +214,19 @@ export class GradientTrainer {
     const gradSession = await Session.create(program.onnx, opts);
     const updateSession = await Session.create(buildAdamWProgram(program.layout, adamw), opts);
     const P = program.layout.total;
-    return new GradientTrainer(program.layout, gradSession, updateSession, ['loss', ...program.sums], {
-      params: program.layout.pack(params),
-      expAvg: new Float32Array(P),
-      expAvgSq: new Float32Array(P),
-      step: 0,
-    });
+    return new GradientTrainer(
+      program.layout,
+      gradSession,
+      updateSession,
+      ['loss', ...program.sums],
+      {
+        params: program.layout.pack(params),
+        expAvg: new Float32Array(P),
+        expAvgSq: new Float32Array(P),
+        step: 0,
+      },
+      program.frozenLayout ? { layout: program.frozenLayout, flat: program.frozenLayout.pack(params) } : null,
+    );
   }
 
   get stepCount(): number {
@@ -213,8 +238,10 @@ export class GradientTrainer {
     return this.current.params;
   }
 
+  /** Every parameter by name: the trained ones' current values and the frozen ones. */
   parameters(): Map<string, Float32Array> {
-    return this.layout.unpack(this.current.params);
+    const trained = this.layout.unpack(this.current.params);
+    return this.frozen ? new Map([...this.frozen.layout.unpack(this.frozen.flat), ...trained]) : trained;
   }
 
   snapshot(): GradientTrainerState {
@@ -239,7 +266,8 @@ export class GradientTrainer {
     const grad = new Float32Array(P);
     const sums = Object.fromEntries(this.sumNames.map((k) => [k, 0]));
     for (const feeds of micro) {
-      const out = await this.gradSession.run({ ...feeds, [TRAIN_IO.params]: { data: this.current.params, shape: [P] } }, [
+      const frozen = this.frozen ? { [TRAIN_IO.frozen]: { data: this.frozen.flat, shape: [this.frozen.flat.length] } } : {};
+      const out = await this.gradSession.run({ ...feeds, ...frozen, [TRAIN_IO.params]: { data: this.current.params, shape: [P] } }, [
         GRAD,
         ...this.sumNames,
       ]);

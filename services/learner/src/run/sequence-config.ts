@@ -1,14 +1,16 @@
 /**
  * The run config of RL on token sequences (`rlmesh train` with a text env): fixed sections (run,
  * env, train) and the algorithm's, validated by its registry entry's schema. The policy is the
- * Hugging Face GPT-2 directory `init_from` names (an `rlmesh sft` checkpoint, with its tokenizer),
- * which is also the frozen reference of a KL term.
+ * Hugging Face causal-LM directory (GPT-2, Llama, Qwen2) `init_from` names (an `rlmesh sft`
+ * checkpoint, with its tokenizer), which is also the frozen reference of a KL term; with `lora.r` > 0
+ * its weights stay frozen and only LoRA adapters train (sequence-lora.ts).
  */
 import { ConfigError, type Infer, isTextEnv, makeTextEnv, type Schema, type SequenceSampling, validate } from '@rlmesh/core';
 import '@rlmesh/envs';
 import '../algorithms';
 import { sequenceAlgorithmSpec } from '../registry';
 import { RUN_SCHEMA } from './config';
+import { LORA_SCHEMA, loraOf } from './sequence-lora';
 
 export const SEQUENCE_RUN_SCHEMA = {
   run: {
@@ -26,8 +28,9 @@ export const SEQUENCE_RUN_SCHEMA = {
       options: { kind: 'open', doc: "the text environment's own options, checked by its schema" },
     },
   },
-  init_from: { kind: 'string', default: '', doc: 'a Hugging Face GPT-2 directory with its tokenizer (rlmesh sft writes them)' },
+  init_from: { kind: 'string', default: '', doc: 'a Hugging Face GPT-2, Llama or Qwen2 directory with its tokenizer (rlmesh sft writes them)' },
   algo: { kind: 'open', doc: 'name plus the algorithm options' },
+  lora: LORA_SCHEMA,
   train: {
     kind: 'section',
     fields: {
@@ -58,10 +61,11 @@ export function parseSequenceRunConfig(raw: unknown): SequenceRunConfig {
   const base = validate(SEQUENCE_RUN_SCHEMA, raw);
   makeTextEnv(base.env.id, base.env.options);
   if (base.init_from === '')
-    throw new ConfigError('init_from', 'must name a Hugging Face GPT-2 directory with its tokenizer (an rlmesh sft checkpoint)');
+    throw new ConfigError('init_from', 'must name a Hugging Face causal-LM directory with its tokenizer (an rlmesh sft checkpoint)');
   const { name = 'grpo', ...rest } = base.algo;
   if (typeof name !== 'string') throw new ConfigError('algo.name', `must be a string, got ${JSON.stringify(name)}`);
   const spec = sequenceAlgorithmSpec(name);
+  loraOf(base.lora);
   const algoCfg = validate(spec.config, rest, 'algo');
   spec.check?.(algoCfg);
   if (base.mesh.inference !== 'central')

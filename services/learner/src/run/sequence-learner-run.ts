@@ -15,22 +15,38 @@
  * the evaluator and `transformers` read it), the AdamW state and trainer_state.json as SFT writes
  * them, and rl_state.json: the counters, the actor's state (the embedded driver's envs and sampling
  * generator) and the algorithm's state, so a resumed run continues exactly where it was written.
- * The reference of a KL term is always init_from, re-read on resume.
+ * The reference of a KL term is always init_from, re-read on resume. With `lora.r` > 0 the trainer
+ * holds only the adapters (and a value head) over init_from's frozen weights, and generators and
+ * checkpoints get the merged weights (sequence-lora.ts says what such a checkpoint holds).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, makeTextEnv, type SequenceCollectorState, type SequenceRollout, type SequenceSampling } from '@rlmesh/core';
-import { buildForwardProgram, Rng as GraphRng, type HostTensor, initParameters, Session } from '@rlmesh/graph';
+import {
+  applyLora,
+  buildForwardProgram,
+  Rng as GraphRng,
+  type HostTensor,
+  initParameters,
+  isLoraParam,
+  type LoraConfig,
+  mergeLora,
+  ParamLayout,
+  Session,
+  savePeftAdapter,
+} from '@rlmesh/graph';
 import type { Tokenizer } from '@rlmesh/text';
+import { saveTokenizer } from '@rlmesh/text';
 import type { CausalLm } from '../models/causal-lm';
 import { Gpt2ValueHead } from '../models/gpt2';
 import { buildGradientProgram, GradientTrainer, LM_BATCH_INPUTS, tokenLogProbs } from '../models/gpt2-step';
-import { causalLmContextKey, withConfig } from '../models/hf-causal-lm';
+import { causalLmContextKey, saveCausalLmDirectory, withConfig } from '../models/hf-causal-lm';
 import { type SequenceAlgorithmSpec, sequenceAlgorithmSpec, type UpdateRecord } from '../registry';
 import { loadCausalLmCheckpoint, saveCausalLmCheckpoint } from '../sft/checkpoint';
 import { keepLinesUpTo } from '../sft/run';
 import type { RunSummary } from './learner-run';
 import { type SequenceRunConfig, sequenceSampling } from './sequence-config';
+import { ADAPTER_DIR, loadLoraState, loraOf, loraTrained, saveLoraState } from './sequence-lora';
 
 export const RL_STATE_FILE = 'rl_state.json';
 
@@ -91,6 +107,24 @@ function withValueHead(model: CausalLm, params: Map<string, Float32Array>, seed:
   return out;
 }
 
+/**
+ * A dropout-free copy of `saved` with LoRA adapters on the target projections, and `params` plus
+ * the adapters' initial values (A as nn.Linear, B zero; drawn from `seed`).
+ */
+function withLora(saved: CausalLm, lora: LoraConfig, params: Map<string, Float32Array>, seed: number) {
+  const model = withConfig(saved, { dropout: 0 });
+  let names: string[];
+  try {
+    names = applyLora(model, lora);
+  } catch (e) {
+    throw new ConfigError('lora.target_modules', (e as Error).message.replace(/^lora\.target_modules: /, ''));
+  }
+  const out = new Map(params);
+  const rng = new GraphRng(seed);
+  for (const p of model.namedParameters()) if (isLoraParam(p.name)) out.set(p.name, p.init(rng));
+  return { model, names, params: out };
+}
+
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
 export class SequenceLearnerRun {
@@ -111,6 +145,8 @@ export class SequenceLearnerRun {
     /** The checkpoint's model as saved (the trained copy, `model`, has dropout off). */
     readonly saved: CausalLm,
     readonly model: CausalLm,
+    /** With LoRA: its settings and the adapted modules (the trainer holds the adapters, `model` the plain architecture). */
+    private readonly lora: { config: LoraConfig; adapted: string[] } | null,
     readonly tokenizer: Tokenizer,
     private readonly trainer: GradientTrainer,
     private readonly reference: { session: Session; params: Float32Array } | null,
@@ -140,8 +176,10 @@ export class SequenceLearnerRun {
     const spec = sequenceAlgorithmSpec(cfg.algo.name);
     const { name: _name, ...rest } = cfg.algo;
     const algoCfg = rest as never;
-    // The policy: the checkpoint resumed from, or init_from. The reference is init_from either way.
-    const resumed = opts.resumeFrom ? await loadDir(opts.resumeFrom, true, 'resume') : null;
+    const lora = loraOf(cfg.lora);
+    // The policy: the checkpoint resumed from, or init_from (always, with LoRA: the base it adapts).
+    // The reference is init_from either way.
+    const resumed = opts.resumeFrom && !lora ? await loadDir(opts.resumeFrom, true, 'resume') : null;
     let state: RlState | null = null;
     if (opts.resumeFrom) {
       const path = join(opts.resumeFrom, RL_STATE_FILE);
@@ -170,9 +208,18 @@ export class SequenceLearnerRun {
         throw new ConfigError(`algo.reward_weights.${c}`, `${cfg.env.id} has no reward component ${c} (it has: ${components.join(', ')})`);
     // Dropout off, so the learner's log-probs are the generator's (the saved config keeps its own values).
     const model = withConfig(saved, { dropout: 0 });
-    const program = buildGradientProgram(model, `${spec.name}_gradient`, spec.inputs(algoCfg), (b) => spec.loss(model, b, algoCfg));
-    const trainer = await GradientTrainer.create(program, startParams, spec.adamw(algoCfg), cfg.train.threads);
+    const adapted = lora ? withLora(saved, lora, startParams, cfg.run.seed) : null;
+    const trainModel = adapted?.model ?? model;
+    const program = buildGradientProgram(
+      trainModel,
+      `${spec.name}_gradient`,
+      spec.inputs(algoCfg),
+      (b) => spec.loss(trainModel, b, algoCfg),
+      lora ? (n) => !loraTrained(n) : undefined,
+    );
+    const trainer = await GradientTrainer.create(program, adapted?.params ?? startParams, spec.adamw(algoCfg), cfg.train.threads);
     if (resumed?.trainer) trainer.restore(resumed.trainer.state);
+    if (lora && opts.resumeFrom) trainer.restore(await loadLoraState(opts.resumeFrom, trainer.layout.total));
     let reference: { session: Session; params: Float32Array } | null = null;
     if (spec.usesReference(algoCfg)) {
       const { onnx, layout } = buildForwardProgram({
@@ -194,13 +241,15 @@ export class SequenceLearnerRun {
         inputs: LM_BATCH_INPUTS.slice(0, 2),
         forward: (b) => ({ value: model.forward({ ids: b.input_ids, attentionMask: b.attention_mask }).value as never }),
       });
-      if (layout.total !== trainer.layout.total) throw new Error("values program: its parameter layout differs from the trainer's");
+      if (!lora && layout.total !== trainer.layout.total)
+        throw new Error("values program: its parameter layout differs from the trainer's");
       valueSession = await Session.create(onnx, { intraOpThreads: cfg.train.threads });
     }
     mkdirSync(join(opts.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(opts.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
     keepLinesUpTo(join(opts.runDir, 'metrics.jsonl'), state?.updates ?? 0, opts.resumeFrom);
-    return new SequenceLearnerRun(cfg, spec, algoCfg, saved, model, tokenizer, trainer, reference, valueSession, opts, state);
+    const loraState = lora && adapted ? { config: lora, adapted: adapted.names } : null;
+    return new SequenceLearnerRun(cfg, spec, algoCfg, saved, model, loraState, tokenizer, trainer, reference, valueSession, opts, state);
   }
 
   get updates(): number {
@@ -236,9 +285,10 @@ export class SequenceLearnerRun {
   /** The last update's algorithm metrics. */
   metrics: Record<string, number> = {};
 
-  /** The current parameters by name, for generators and published versions. */
+  /** The current parameters by name (with LoRA, merged into the base), for generators and published versions. */
   parameters(): Map<string, Float32Array> {
-    return this.trainer.parameters();
+    const all = this.trainer.parameters();
+    return this.lora ? mergeLora(all, this.lora.config, this.lora.adapted) : all;
   }
 
   /** Throws a ConfigError when a prompt of `promptTokens` with `maxNewTokens` does not fit the model's context. */
@@ -317,7 +367,7 @@ export class SequenceLearnerRun {
   private async values(batch: Record<string, HostTensor>): Promise<Float32Array> {
     const session = this.valueSession;
     if (!session) throw new Error(`${this.spec.name}: asked for values but the algorithm has no valueHead`);
-    const params = this.trainer.flatParams;
+    const params = this.lora ? new ParamLayout(this.model).pack(this.parameters()) : this.trainer.flatParams;
     const out = await session.run({
       params: { data: params, shape: [params.length] },
       input_ids: batch.input_ids,
@@ -330,10 +380,16 @@ export class SequenceLearnerRun {
   async checkpoint(): Promise<string> {
     const dir = join(this.opts.runDir, 'checkpoints', `update_${this.state.updates}`);
     const iterations = Number((this.algoCfg as Record<string, unknown>).num_iterations ?? 1);
-    await saveCausalLmCheckpoint(dir, this.saved, this.tokenizer, this.trainer.snapshot(), {
-      total_steps: this.total * iterations,
-      seed: this.cfg.run.seed,
-    });
+    if (this.lora) {
+      await saveCausalLmDirectory(dir, this.saved, this.parameters());
+      saveTokenizer(this.tokenizer, dir, { modelMaxLength: this.model.dims.context });
+      await savePeftAdapter(join(dir, ADAPTER_DIR), this.lora.config, this.cfg.init_from, this.trainer.parameters());
+      await saveLoraState(dir, this.trainer.snapshot());
+    } else
+      await saveCausalLmCheckpoint(dir, this.saved, this.tokenizer, this.trainer.snapshot(), {
+        total_steps: this.total * iterations,
+        seed: this.cfg.run.seed,
+      });
     this.state.collector = this.opts.collectorState?.() ?? null;
     writeFileSync(join(dir, RL_STATE_FILE), `${JSON.stringify(this.state)}\n`);
     return dir;
