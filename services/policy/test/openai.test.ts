@@ -341,6 +341,25 @@ describe('OpenAI-compatible chat endpoint', () => {
     expect(Math.abs(call.at.getTime() - Date.now())).toBeLessThan(60_000);
     expect(second.agentId).toBe('agent-9');
   });
+
+  it('a caller that leaves mid-stream is not recorded, and the next caller is served', async () => {
+    const before = recorder.calls.length;
+    const abort = new AbortController();
+    const res = await fetch(`${server.baseURL}/chat/completions`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'trader', messages: MESSAGES, stream: true, temperature: 0 }),
+      headers: { 'x-rlmesh-agent': 'leaver' },
+      signal: abort.signal,
+    });
+    const reader = res.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/^data: \{"id":"chatcmpl-/);
+    abort.abort();
+    await reader.read().catch(() => undefined);
+    const next = await client.chat.completions.create({ model: 'trader', messages: MESSAGES, max_tokens: 2 });
+    expect(next.choices[0].finish_reason).toBe('length');
+    await server.endpoint.drain();
+    expect(recorder.calls.slice(before).map((c) => c.agentId)).toEqual([null]);
+  });
 });
 
 describe('CompletionText', () => {
