@@ -1,7 +1,8 @@
 /**
  * What `rlmesh cycle` reports, from what its stages left on disk: per cycle (0 = the SFT model) the
  * verifier's components over the sampled completions of the capture (the same prompts each cycle),
- * the SAE's held-out L0, MSE and explained variance, GRPO's sampled reward over its first and last
+ * the SAE's held-out L0, MSE and explained variance, GRPO's reward from the env's components alone
+ * (summary.json's reward_start and reward_end: feature rewards left out) over its first and last
  * updates, and the feature sets picked for the next cycle. results.json, and report.html drawn by
  * @rlmesh/report: a table per cycle and one chart per quantity with the cycle on x.
  */
@@ -53,7 +54,7 @@ export function writeCycleResults(plan: CyclePlan) {
   const first = rows[0].verifier;
   const last = rows[rows.length - 1].verifier;
   const sentence =
-    `Sampled completions of the same ${plan.cfg.capture.prompts * plan.cfg.capture.generations} prompts x samples: valid JSON ` +
+    `${plan.cfg.capture.generations} sampled completions of each of the same ${plan.cfg.capture.prompts} prompts: valid JSON ` +
     `${(100 * first.valid_json).toFixed(1)}% -> ${(100 * last.valid_json).toFixed(1)}%, total reward ${first.total.toFixed(3)} -> ${last.total.toFixed(3)} ` +
     `from the SFT model (cycle 0) to cycle ${rows.length - 1}.`;
   const results = { config: plan.cfg, sentence, cycles: rows };
@@ -70,7 +71,7 @@ export function writeCycleResults(plan: CyclePlan) {
     { id: 'sae_mse', title: "the cycle's SAE: reconstruction MSE", series: [{ key: 'sae.mse', label: 'MSE', points: true }] },
     {
       id: 'rl',
-      title: 'GRPO: sampled reward (verifier + feature rewards), first and last updates of the cycle',
+      title: "GRPO: the env's reward (feature rewards left out) over its sampled completions, first and last updates",
       series: [
         { key: 'rl.start', label: 'first updates', points: true },
         { key: 'rl.end', label: 'last updates', points: true },
@@ -92,7 +93,7 @@ export function writeCycleResults(plan: CyclePlan) {
     live: false,
     summary: {
       headline: sentence,
-      columns: ['cycle', ...components, 'SAE L0', 'SAE MSE', 'GRPO reward', 'bonus latents', 'penalty latents'],
+      columns: ['cycle', ...components, 'SAE L0', 'SAE MSE', 'GRPO env reward', 'bonus latents', 'penalty latents'],
       rows: rows.map((r) => [
         String(r.cycle),
         ...components.map((c) => f3(r.verifier[c])),

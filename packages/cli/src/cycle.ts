@@ -192,7 +192,7 @@ export async function cycleCommand(argv: readonly string[]): Promise<number> {
   for (const row of results.cycles)
     console.log(
       `cycle ${row.cycle}: valid_json ${row.verifier.valid_json.toFixed(3)}  total ${row.verifier.total.toFixed(3)}  sae l0 ${row.sae.l0.toFixed(2)} mse ${row.sae.mse.toFixed(4)}` +
-        (row.rl ? `  grpo reward ${row.rl.reward_start.toFixed(3)} -> ${row.rl.reward_end.toFixed(3)}` : ''),
+        (row.rl ? `  grpo env reward ${row.rl.reward_start.toFixed(3)} -> ${row.rl.reward_end.toFixed(3)}` : ''),
     );
   console.log(`results ${resultsFile}`);
   console.log(`report ${reportFile}`);

@@ -64,7 +64,9 @@ interface RlState {
 /**
  * Reward components the env does not compute, scored by the learner on each rollout with the
  * parameters that generated it (SAE feature rewards: @rlmesh/sae's FeatureRewarder), joined to the
- * rollout's rewards under their own names before the algorithm weights them.
+ * rollout's rewards under their own names before the algorithm weights them. Episodes' returns keep
+ * the env's components only, so return_mean (and the summary's reward_start / reward_end) is the
+ * env's reward; the algorithm logs each extra component as reward_<name>.
  */
 export interface ExtraRewards {
   readonly components: readonly string[];
