@@ -147,4 +147,28 @@ describe('rlmesh cycle', () => {
       vi.restoreAllMocks();
     }
   });
+
+  it('refuses feature_rewards that rlmesh train cannot weight, naming the key', async () => {
+    const rl = readJson(rlConfig);
+    const set = { name: 'f', hook: 'blocks.0.hook_resid_post', sae: join(dir, 'none'), features: [0] };
+    const cases: [unknown, RegExp][] = [
+      [
+        { ...rl, init_from: dir, feature_rewards: [set], algo: { ...rl.algo, reward_weights: undefined } },
+        /algo\.reward_weights: must name/,
+      ],
+      [
+        { ...rl, init_from: dir, feature_rewards: [set], algo: { ...rl.algo, reward_weights: { total: 1, f: 1 } } },
+        /reward_weights\.f: is a feature set/,
+      ],
+      [{ ...rl, init_from: dir, feature_rewards: [{ ...set, weight: -1 }] }, /feature_rewards\[0\]\.weight/],
+      [{ ...rl, init_from: join(dir, 'missing'), feature_rewards: [set] }, /init_from: .*missing/],
+    ];
+    for (const [value, pattern] of cases) {
+      const log = captureConsole();
+      expect(await main(['train', write('bad-train.json', value)])).toBe(2);
+      expect(log.err).toHaveLength(1);
+      expect(log.err[0]).toMatch(pattern);
+      vi.restoreAllMocks();
+    }
+  });
 });
