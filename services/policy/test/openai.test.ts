@@ -6,6 +6,7 @@
  * named while the server keeps serving, and the recorder gets every completed call, a failing one
  * without failing the caller.
  */
+import type { Meter } from '@opentelemetry/api';
 import { Discrete, distributionFor, Rng, TokenSequence } from '@rlmesh/core';
 import {
   buildActProgram,
@@ -91,6 +92,14 @@ let core: PolicyCore;
 let server: OpenAiServer;
 let client: OpenAI;
 const recorder = new TestRecorder();
+/** What the endpoint's instruments received, by instrument name: each value with its attributes. */
+const measured: Record<string, [number, Record<string, unknown>][]> = {};
+const instrument = (name: string) => {
+  measured[name] = [];
+  const push = (v: number, attrs: Record<string, unknown> = {}) => measured[name].push([v, attrs]);
+  return { record: push, add: push };
+};
+const meter = { createHistogram: instrument, createCounter: instrument } as unknown as Meter;
 
 beforeAll(async () => {
   const bus = new MemoryBus();
@@ -99,7 +108,7 @@ beforeAll(async () => {
   // The promotion gate's pointer: the same version, promoted.
   await bus.kv.put(keys.promoted('trader'), (await bus.kv.get(keys.policy('trader'))) as Uint8Array);
   core = new PolicyCore({ bus, logger: quietLogger });
-  server = await startOpenAiServer({ core, bus, logger: quietLogger, recorder });
+  server = await startOpenAiServer({ core, bus, logger: quietLogger, recorder, meter });
   client = new OpenAI({ baseURL: server.baseURL, apiKey: 'unused', maxRetries: 0 });
 });
 
@@ -340,6 +349,20 @@ describe('OpenAI-compatible chat endpoint', () => {
     expect(call.latencyMs).toBeGreaterThan(0);
     expect(Math.abs(call.at.getTime() - Date.now())).toBeLessThan(60_000);
     expect(second.agentId).toBe('agent-9');
+  });
+
+  it('counts answers by status, and the latency and tokens of completed calls', async () => {
+    const n = (name: string) => measured[name].length;
+    const [requests, latency, tokens] = ['requests', 'latency', 'completion_tokens'].map((k) => n(`rlmesh.policy.chat.${k}`));
+    const ok = await client.chat.completions.create({ model: 'trader', messages: MESSAGES, max_tokens: 3, n: 2 });
+    await client.chat.completions.create({ model: 'trader', messages: [] }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(measured['rlmesh.policy.chat.requests'].slice(requests)).toEqual([
+      [1, { status: 200 }],
+      [1, { status: 400 }],
+    ]);
+    expect(measured['rlmesh.policy.chat.completion_tokens'].slice(tokens)).toEqual([[ok.usage?.completion_tokens, { run: 'trader' }]]);
+    expect(measured['rlmesh.policy.chat.latency'].slice(latency)).toEqual([[expect.any(Number), { run: 'trader' }]]);
   });
 
   it('a caller that leaves mid-stream is not recorded, and the next caller is served', async () => {

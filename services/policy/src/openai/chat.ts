@@ -6,10 +6,12 @@
  * completed call is then handed to the recorder, if there is one, without waiting for it.
  */
 import { randomInt, randomUUID } from 'node:crypto';
+import type { Meter } from '@opentelemetry/api';
 import type { Logger } from '@rlmesh/mesh';
 import type { Tokenizer } from '@rlmesh/text';
 import type { GenerateResult, GenerationModel, PolicyCore } from '../core';
 import { badRequest, OpenAiError, toOpenAiError } from './errors';
+import { type ChatMetrics, chatMetrics } from './metrics';
 import { type ModelRef, parseModelId } from './models';
 import type { CallRecorder, RecordedCall, RecordedChoice } from './recorder';
 import { type ChatRequest, parseChatRequest } from './request';
@@ -69,6 +71,8 @@ export interface ChatEndpointOptions {
   core: PolicyCore;
   logger: Logger;
   recorder?: CallRecorder;
+  /** Where metrics go (default: the global meter `rlmesh.policy`). */
+  meter?: Meter;
 }
 
 export interface CallContext {
@@ -100,8 +104,11 @@ export interface PreparedCall {
 export class ChatEndpoint {
   /** Recorder calls still running, so that shutting down can wait for them. */
   private readonly recording = new Set<Promise<void>>();
+  readonly metrics: ChatMetrics;
 
-  constructor(private readonly opts: ChatEndpointOptions) {}
+  constructor(private readonly opts: ChatEndpointOptions) {
+    this.metrics = chatMetrics(opts.meter);
+  }
 
   /** Checks the request against the model it names; throws an OpenAiError (400 / 404 / ...) naming the field. */
   async prepare(body: unknown, ctx: CallContext = {}): Promise<PreparedCall> {
@@ -246,8 +253,9 @@ export class ChatEndpoint {
     onDone?: (choice: number, r: GenerateResult) => void,
   ): Promise<GenerateResult[]> {
     const { req, ref } = call;
+    let results: GenerateResult[];
     try {
-      return await Promise.all(
+      results = await Promise.all(
         call.seeds.map(async (seed, i) => {
           const r = await this.opts.core.generate(
             ref.runId,
@@ -263,6 +271,12 @@ export class ChatEndpoint {
     } catch (e) {
       throw toOpenAiError(e, req.maxTokensParam);
     }
+    this.metrics.latency.record(performance.now() - call.t0, { run: ref.runId });
+    this.metrics.completionTokens.add(
+      results.reduce((s, r) => s + r.tokens.length, 0),
+      { run: ref.runId },
+    );
+    return results;
   }
 
   private choice(call: PreparedCall, index: number, r: GenerateResult): RecordedChoice {

@@ -8,6 +8,7 @@ export {
   type PreparedCall,
 } from './chat';
 export { OpenAiError } from './errors';
+export { type ChatMetrics, chatMetrics } from './metrics';
 export { listModels, type ModelObject, type ModelRef, parseModelId } from './models';
 export { type CallRecorder, MemoryRecorder, type RecordedCall, type RecordedChoice } from './recorder';
 export { type ChatRequest, parseChatRequest } from './request';

@@ -92,6 +92,9 @@ export async function startOpenAiServer(opts: OpenAiServerOptions): Promise<Open
     res.on('close', () => {
       left = !res.writableFinished;
     });
+    res.on('finish', () => {
+      if (req.url?.startsWith('/v1/chat/completions')) endpoint.metrics.requests.add(1, { status: res.statusCode });
+    });
     route(req, res, () => left).catch((e) => {
       const err = toOpenAiError(e);
       if (err.status >= 500) opts.logger.error('chat endpoint request failed', { path: req.url, error: err.message });
