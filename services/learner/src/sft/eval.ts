@@ -16,7 +16,7 @@
 import { verifyAnswer } from '@rlmesh/envs';
 import { buildForwardProgram, type ParamLayout, Session } from '@rlmesh/graph';
 import type { Tokenizer } from '@rlmesh/text';
-import type { Gpt2LMHeadModel } from '../models/gpt2';
+import type { CausalLm } from '../models/causal-lm';
 import type { Gpt2Generator } from '../models/gpt2-generate';
 import { complete } from '../models/text-completion';
 import { collate, type TokenizedExample } from './data';
@@ -39,7 +39,7 @@ export class LossEvaluator {
     readonly layout: ParamLayout,
   ) {}
 
-  static async create(model: Gpt2LMHeadModel, threads = 1): Promise<LossEvaluator> {
+  static async create(model: CausalLm, threads = 1): Promise<LossEvaluator> {
     const { onnx, layout } = buildForwardProgram({
       module: model,
       name: 'sft_eval_loss',

@@ -2,7 +2,7 @@
  * The SFT loop, top to bottom:
  *
  *   tokenizer (trained on the training text, GPT-2's, a directory's, or the checkpoint's)
- *   -> model (GPT-2 architecture from the config, or a Hugging Face directory) -> tokenised datasets
+ *   -> model (GPT-2 architecture from the config, or a Hugging Face GPT-2 / Llama / Qwen2 directory) -> tokenised datasets
  *   -> for each update: k micro-batches -> summed gradient -> AdamW at the scheduled lr
  *      (linear warm-up then cosine to min_lr) -> a metrics.jsonl line every log_every updates,
  *      evaluation (loss, exact match per split) and checkpoints at their intervals and at the end.
@@ -18,9 +18,11 @@ import { join } from 'node:path';
 import { ConfigError, Rng } from '@rlmesh/core';
 import { initParameters, scheduledLr } from '@rlmesh/graph';
 import { gpt2Tokenizer, loadTokenizer, type Tokenizer, trainBpe } from '@rlmesh/text';
+import type { CausalLm } from '../models/causal-lm';
 import { checkGpt2Config, type Gpt2Config, Gpt2LMHeadModel } from '../models/gpt2';
+import { causalLmContextKey } from '../models/hf-causal-lm';
 import { Gpt2Generator } from '../models/gpt2-generate';
-import { loadSftCheckpoint, saveSftCheckpoint } from './checkpoint';
+import { loadCausalLmCheckpoint, saveCausalLmCheckpoint } from './checkpoint';
 import { evalFiles, evalName, type SftConfig } from './config';
 import { collate, EpochSampler, readSftJsonl, type SftRecord, tokenizeRecords } from './data';
 import { evaluateSplit, LossEvaluator, type SplitMetrics } from './eval';
@@ -91,7 +93,7 @@ function modelConfig(cfg: SftConfig, tok: Tokenizer): Gpt2Config {
 /** A checkpoint that cannot be read is a bad setting: the error names the key that pointed at it. */
 async function loadCheckpoint(dir: string, resumable: boolean, key: string) {
   try {
-    return await loadSftCheckpoint(dir, resumable);
+    return await loadCausalLmCheckpoint(dir, resumable);
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     throw new ConfigError(key, (e as Error).message);
@@ -119,19 +121,20 @@ export async function runSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<
   const init = !resume && cfg.init_from ? await loadCheckpoint(cfg.init_from, false, 'init_from') : null;
   const loaded = resume ?? init;
   const tokenizer = loaded ? loaded.tokenizer : makeTokenizer(cfg, trainRecords);
-  const config = loaded ? loaded.config : modelConfig(cfg, tokenizer);
+  // A directory's model keeps its own architecture (GPT-2, Llama, Qwen2); a new one is the model section's GPT-2.
+  const model: CausalLm = loaded ? loaded.model : new Gpt2LMHeadModel(modelConfig(cfg, tokenizer));
+  const context = model.dims.context;
   const eosId = tokenizer.eosId;
   if (eosId === null) throw new ConfigError('tokenizer', 'has no EOS token; SFT ends every completion with it');
   const padId = tokenizer.padId ?? eosId;
-  const maxLength = cfg.data.max_length || config.n_positions;
-  if (maxLength > config.n_positions)
-    throw new ConfigError('data.max_length', `must be <= the model context n_positions (${config.n_positions}), got ${maxLength}`);
+  const maxLength = cfg.data.max_length || context;
+  if (maxLength > context)
+    throw new ConfigError('data.max_length', `must be <= the model context ${causalLmContextKey(model)} (${context}), got ${maxLength}`);
   const tokenize = (records: readonly SftRecord[], file: string) =>
     tokenizeRecords(records, tokenizer, file, { maxLength, overflow: cfg.data.overflow, eosId });
   const train = tokenize(trainRecords, trainFile);
   const evals = evalSets.map((s, i) => ({ ...s, examples: tokenize(evalRecords[i], s.file) }));
 
-  const model = new Gpt2LMHeadModel(config);
   const params = loaded ? loaded.params : initParameters(model, new Rng(cfg.run.seed));
   const trainer = await SftTrainer.create(
     model,
@@ -157,7 +160,7 @@ export async function runSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<
     opts.onLine?.(line);
   };
 
-  opts.onStart?.({ start, total, parameters: model.parameterCount(), trainExamples: train.length, vocabSize: config.vocab_size });
+  opts.onStart?.({ start, total, parameters: model.parameterCount(), trainExamples: train.length, vocabSize: model.dims.vocabSize });
   const lastEval: Record<string, SplitMetrics> = {};
   const evaluate = async (update: number) => {
     const named = trainer.parameters();
@@ -181,7 +184,7 @@ export async function runSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<
   };
   const checkpoint = async (update: number) => {
     const dir = join(runDir, 'checkpoints', `step_${update}`);
-    await saveSftCheckpoint(dir, config, tokenizer, trainer.snapshot(), { total_steps: total, seed: cfg.run.seed });
+    await saveCausalLmCheckpoint(dir, model, tokenizer, trainer.snapshot(), { total_steps: total, seed: cfg.run.seed });
     return dir;
   };
 

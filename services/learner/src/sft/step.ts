@@ -15,7 +15,7 @@
  * masked out of attention. The one loss term is `completion_nll`; `loss` is the same number.
  */
 import { cast, div, mul, neg, reduceSum, type Value } from '@rlmesh/graph';
-import type { Gpt2LMHeadModel } from '../models/gpt2';
+import type { CausalLm } from '../models/causal-lm';
 import {
   type AdamWConfig,
   buildGradientProgram,
@@ -34,7 +34,7 @@ export const SFT_BATCH_INPUTS = [...LM_BATCH_INPUTS, LOSS_MASK] as const;
 const TOKEN_COUNT = 'token_count';
 
 /** Summed -log p(label) over the positions the loss mask keeps, and the count of those positions. */
-export function completionNll(model: Gpt2LMHeadModel, b: Record<string, Value>): { nllSum: Value; tokens: Value } {
+export function completionNll(model: CausalLm, b: Record<string, Value>): { nllSum: Value; tokens: Value } {
   const nll = neg(tokenLogProbs(model, b).logProbs);
   const mask = cast(b.loss_mask, nll.dtype);
   return { nllSum: reduceSum(mul(nll, mask)), tokens: reduceSum(mask) };
@@ -56,7 +56,7 @@ export class SftTrainer {
   private constructor(private readonly t: GradientTrainer) {}
 
   static async create(
-    model: Gpt2LMHeadModel,
+    model: CausalLm,
     params: ReadonlyMap<string, Float32Array>,
     adamw: AdamWConfig,
     threads = 1,
