@@ -2,7 +2,7 @@
  * Probes for the card game's intermediate labels, per layer (hook_embed and every block's
  * hook_resid_post) and position:
  *   at the answer slot (the last prompt token): total (ridge, R²), each colour's sum (ridge, R²),
- *   and the answer label (logistic, accuracy);
+ *   the answer label (logistic, accuracy), and as a control the number of cards (ridge, R²);
  *   at each card's value token: whether the rule selects that card (logistic, accuracy).
  * One seeded train/val split of the examples serves every probe.
  */
@@ -14,7 +14,7 @@ export interface ProbeResult {
   hook: string;
   /** `answer` or `card_value`. */
   position: string;
-  /** `total`, `colour_sum.RED`, `label`, `selected`. */
+  /** `total`, `colour_sum.RED`, `label`, `n_cards`, `selected`. */
   target: string;
   regression?: RegressionScore;
   classification?: ClassificationScore;
@@ -74,6 +74,17 @@ export async function runProbes(
       classification: logisticProbe(
         at,
         items.map((t) => t.record.labels.label),
+        isVal,
+      ),
+    });
+    // A control: the card count is visible without reading any card, and the total grows with it.
+    out.push({
+      hook,
+      position: 'answer',
+      target: 'n_cards',
+      regression: ridgeProbe(
+        at,
+        items.map((t) => t.record.cards.length),
         isVal,
       ),
     });
