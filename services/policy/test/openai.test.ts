@@ -346,6 +346,9 @@ describe('OpenAI-compatible chat endpoint', () => {
     expect(call.promptTokenIds).toEqual(tokenizer.encode(renderChat(MESSAGES)));
     expect(call.choices[0].logprobs).toHaveLength(call.completionTokens);
     expect(call.choices[0].logprobs.every((l) => Number.isFinite(l) && l <= 0)).toBe(true);
+    expect(call.choices[0].tokenLogprobs.map((l) => [l.token, l.logprob])).toEqual(
+      call.choices[0].tokens.map((t, k) => [tokenizer.decode([t]), call.choices[0].logprobs[k]]),
+    );
     expect(call.latencyMs).toBeGreaterThan(0);
     expect(Math.abs(call.at.getTime() - Date.now())).toBeLessThan(60_000);
     expect(second.agentId).toBe('agent-9');

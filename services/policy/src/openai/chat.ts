@@ -13,7 +13,7 @@ import type { GenerateResult, GenerationModel, PolicyCore } from '../core';
 import { badRequest, OpenAiError, toOpenAiError } from './errors';
 import { type ChatMetrics, chatMetrics } from './metrics';
 import { type ModelRef, parseModelId } from './models';
-import type { CallRecorder, RecordedCall, RecordedChoice } from './recorder';
+import type { CallRecorder, RecordedCall, RecordedChoice, TokenLogprob } from './recorder';
 import { type ChatRequest, parseChatRequest } from './request';
 import { renderChat, TURN_STOPS } from './template';
 import { CompletionText } from './text';
@@ -22,14 +22,6 @@ type FinishReason = 'stop' | 'length';
 
 /** No context holds a prompt this long, whatever the tokenizer. */
 const MAX_PROMPT_CHARS = 1 << 20;
-
-export interface TokenLogprob {
-  token: string;
-  logprob: number;
-  bytes: number[];
-  /** Always empty: the policy service gives the chosen token's log-prob only. */
-  top_logprobs: never[];
-}
 
 export interface ChatCompletion {
   id: string;
@@ -188,9 +180,7 @@ export class ChatEndpoint {
       choices: choices.map((c, i) => ({
         index: i,
         message: { role: 'assistant', content: c.content, refusal: null },
-        logprobs: call.req.logprobs
-          ? { content: results[i].tokens.map((t, k) => logprob(call.tokenizer, t, results[i].logProbs[k])), refusal: null }
-          : null,
+        logprobs: call.req.logprobs ? { content: c.tokenLogprobs, refusal: null } : null,
         finish_reason: c.finishReason,
       })),
       usage: usage(call, results),
@@ -288,6 +278,7 @@ export class ChatEndpoint {
       finishReason: finishReason(r),
       tokens: r.tokens,
       logprobs: r.logProbs,
+      tokenLogprobs: r.tokens.map((t, k) => logprob(call.tokenizer, t, r.logProbs[k])),
     };
   }
 

@@ -7,6 +7,16 @@
  */
 import type { ChatMessage } from './template';
 
+/** One generated token in OpenAI's `logprobs.content` shape. */
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  /** The token's UTF-8 bytes (a token may hold part of a character). */
+  bytes: number[];
+  /** Always empty: the policy service gives the chosen token's log-prob only. */
+  top_logprobs: never[];
+}
+
 export interface RecordedChoice {
   index: number;
   /** The text the caller received (stop strings and EOS left out). */
@@ -16,6 +26,8 @@ export interface RecordedChoice {
   tokens: number[];
   /** log softmax(logits)[token] at temperature 1, one per token. */
   logprobs: number[];
+  /** The same tokens and log-probs as OpenAI's `logprobs.content` entries (token text and bytes), as archives store them. */
+  tokenLogprobs: TokenLogprob[];
 }
 
 export interface RecordedCall {
