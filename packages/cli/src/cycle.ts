@@ -116,7 +116,7 @@ export async function cycleCommand(argv: readonly string[]): Promise<number> {
             maxNewTokens: cap.max_new_tokens,
             temperature: cap.temperature,
             seed: cap.seed,
-            threads: 2,
+            threads: Number((plan.rlRaw.train as { threads?: number } | undefined)?.threads ?? 2),
           },
           dirs.capture,
         );

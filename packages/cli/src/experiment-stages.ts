@@ -1,10 +1,10 @@
 /**
- * Resumable stages of a multi-stage command (rlmesh cycle; the same rules as rlmesh experiment's):
- * a state file records each finished stage with the hash of its inputs (its resolved config, and the
- * records of the stages it reads from). A stage whose record matches and whose outputs exist is
- * skipped, so after a crash or Ctrl-C only the unfinished stages run again, and a training stage
- * stopped with the same inputs resumes from its newest checkpoint; a re-run stage changes its
- * record, so the stages after it run again too. Forced stages re-run from their start.
+ * Resumable stages of the multi-stage commands (rlmesh experiment, rlmesh cycle): a state file
+ * records each finished stage with the hash of its inputs (its resolved config, and the records of
+ * the stages it reads from). A stage whose record matches and whose outputs exist is skipped, so
+ * after a crash or Ctrl-C only the unfinished stages run again, and a training stage stopped with
+ * the same inputs resumes from its newest checkpoint; a re-run stage changes its record, so the
+ * stages after it run again too. Forced stages re-run from their start.
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
