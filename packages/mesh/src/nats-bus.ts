@@ -2,7 +2,7 @@
  * The Bus on NATS JetStream (server 2.9+: no 2.10 features). One stream RLMESH_TRAJ holds every
  * run's trajectory chunks (rlmesh.traj.<run>), bounded per subject with discard-old so that actors
  * running ahead of a learner cannot fill the disk; RLMESH_ACTS holds activation batches
- * (rlmesh.activations.<run>.<hook>), bounded the same way and by bytes; a KV bucket holds run state and policy pointers;
+ * (rlmesh.activations.<run>.<hook>), bounded the same way; a KV bucket holds run state and policy pointers;
  * an Object Store bucket holds policy weights. All three are created on connect if missing.
  *
  * NATS may go away for a while (a restart, a rescheduled pod): the connection reconnects forever,
@@ -31,7 +31,7 @@ import { createLogger, type Logger } from './log';
 import { type NatsAuth, type NatsConnectError, natsConnectError, natsConnectOptions } from './nats-auth';
 
 export const TRAJ_STREAM = 'RLMESH_TRAJ';
-/** Activation batches (rlmesh.activations.<run>.<hook>): bounded by bytes too, since a batch can be large. */
+/** Activation batches (rlmesh.activations.<run>.<hook>): the most recent 256 of each subject. */
 export const ACTS_STREAM = 'RLMESH_ACTS';
 const streamOf = (subject: string) => (subject.startsWith('rlmesh.activations.') ? ACTS_STREAM : TRAJ_STREAM);
 export const KV_BUCKET = 'rlmesh_state';
@@ -174,8 +174,10 @@ export class NatsBus implements Bus {
       subjects: ['rlmesh.activations.>'],
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
-      max_msgs_per_subject: 1024,
-      max_bytes: 1024 * 1024 * 1024,
+      // No max_bytes: JetStream reserves it against the server's store at creation, which a small
+      // disk refuses, and then no service could connect. A batch is at most 512 KiB, so a subject
+      // holds at most 128 MiB.
+      max_msgs_per_subject: 256,
       max_age: nanos(24 * 3600 * 1000),
     };
     for (const c of [config, acts])
