@@ -8,9 +8,11 @@
  *   2. each step draws `batchSize` rows at random from the buffer (the last `bufferRows` rows seen),
  *      while batches keep arriving, so later policy versions replace earlier ones in what it sees;
  *   3. after `steps` steps, the SAE is measured on the held-out rows (train-store.ts measureOnHeldOut).
- * The consumer is durable with explicit acks, so a follower that restarts under the same name goes on
- * from the stream where it was.
+ * Each follow reads the subject from the oldest batch the stream still holds (a run that has ended
+ * can be followed too) through a consumer of its own, removed when the follow ends: a second SAE on
+ * the same run sees the same batches, and no consumer is left behind.
  */
+import { randomBytes } from 'node:crypto';
 import { Rng } from '@rlmesh/core';
 import { type Bus, decodeActivationBatch, HOOK_SUBJECT_PATTERN, RUN_ID_PATTERN, subjects } from '@rlmesh/mesh';
 import { measureOnHeldOut, type TrainedSae } from './train-store';
@@ -27,7 +29,7 @@ export interface FollowOptions {
   warmupRows?: number;
   /** Rows kept to draw batches from (65,536): the most recent ones. */
   bufferRows?: number;
-  /** The durable consumer's name (default sae-<run>-<hook>). */
+  /** The consumer's name (default: sae-<run>-<hook>-<random>); removed when the follow ends. */
   durable?: string;
   /** Gives up when no batch has arrived for this long before the warm-up is complete (120 s). */
   idleTimeoutMs?: number;
@@ -75,8 +77,9 @@ class RowRing {
   }
 }
 
+/** A consumer name of its own for one follow (NATS names take no dots). */
 export function followDurable(run: string, hook: string): string {
-  return `sae-${run}-${hook.replace(/\./g, '_')}`;
+  return `sae-${run}-${hook.replace(/\./g, '_')}-${randomBytes(4).toString('hex')}`;
 }
 
 export async function trainFromStream(bus: Bus, opts: FollowOptions): Promise<FollowedSae> {
@@ -96,7 +99,8 @@ export async function trainFromStream(bus: Bus, opts: FollowOptions): Promise<Fo
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
   let lastBatchAt = Date.now();
-  const sub = await bus.consume({ subject, durable: opts.durable ?? followDurable(opts.run, opts.hook) }, async (m) => {
+  const durable = opts.durable ?? followDurable(opts.run, opts.hook);
+  const sub = await bus.consume({ subject, durable }, async (m) => {
     let b: ReturnType<typeof decodeActivationBatch>;
     try {
       b = decodeActivationBatch(m.data, m.headers);
@@ -184,6 +188,7 @@ export async function trainFromStream(bus: Bus, opts: FollowOptions): Promise<Fo
     return { weights, metrics, analysis: null, stream: { ...progress, subject, d } };
   } finally {
     await sub.stop();
+    await bus.deleteConsumer(durable);
     await trainer?.release();
   }
 }

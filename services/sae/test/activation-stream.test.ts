@@ -47,6 +47,24 @@ describe('trainFromStream', () => {
     expect(recovery(dict, sae.weights.params.get('W_dec') as Float32Array).fraction).toBeGreaterThan(0.9);
   });
 
+  it('follows a run that has ended, twice: each follow reads every batch the stream holds', async () => {
+    const bus = new MemoryBus();
+    const rng = new Rng(4);
+    const dict = plantedDictionary(rng, 8, 12, 1);
+    for (let v = 1; v <= 10; v++) {
+      const s = sampleActivations(dict, rng, 64, { p: 2 / 12 });
+      await publish(bus, 'h', 8, s.data, s.rows, v);
+    }
+    const opts = { run: 'r1', hook: 'h', config: { architecture: 'topk', k: 2, d_sae: 16 }, steps: 20, batchSize: 32, warmupRows: 200 };
+    const first = await trainFromStream(bus, opts);
+    const second = await trainFromStream(bus, opts);
+    // Each stops reading once trained, so each has read at least its warm-up and both from version 1.
+    for (const f of [first, second]) {
+      expect(f.stream.rows).toBeGreaterThanOrEqual(200);
+      expect(f.stream.versions[0]).toBe(1);
+    }
+  });
+
   it('refuses a batch whose width changes, a malformed batch, and silence, naming the subject', async () => {
     const base = { run: 'r1', config: { architecture: 'topk', k: 1, d_sae: 4 }, steps: 1, batchSize: 4, warmupRows: 100 };
     const widths = new MemoryBus();
