@@ -18,6 +18,7 @@ export * from './ops/sae';
 export * from './ops/shape';
 export * from './optim';
 export * from './program';
+export * from './recompute';
 export * from './rng';
 export * from './safetensors';
 export * from './session';

@@ -132,4 +132,31 @@ describe('sequence algorithms with model llama', () => {
       /lora\.target_modules: \["c_attn"\] matches no Linear layer/,
     );
   });
+
+  it('train.gradient_checkpointing logs what the run without it logs', async () => {
+    const run = async (name: string, gradient_checkpointing: boolean) => {
+      const cfg = parseSequenceRunConfig({
+        run: { name, seed: 3, out_dir: join(dir, 'runs') },
+        env: { id: 'TinyLettersLlama' },
+        init_from: await init,
+        algo: {
+          name: 'grpo',
+          num_generations: 8,
+          prompts_per_update: 4,
+          micro_batch_size: 16,
+          max_completion_length: 2,
+          learning_rate: 1e-2,
+        },
+        train: { total_updates: 3, threads: 1, gradient_checkpointing },
+      });
+      const rows = lines((await trainSequences(cfg)).run_dir);
+      return rows.map((r) => [r.metrics.loss, r.metrics.kl, r.metrics.grad_norm, r.metrics.reward_mean]);
+    };
+    const [plain, ckpt] = [await run('gc-off', false), await run('gc-on', true)];
+    for (const [i, row] of plain.entries()) for (const [k, v] of row.entries()) expect(Math.abs(ckpt[i][k] - v)).toBeLessThan(1e-4);
+    const bad = await loraConfig('gc-bad', { r: 2, dropout: 0.1 });
+    await expect(trainSequences({ ...bad, train: { ...bad.train, gradient_checkpointing: true } })).rejects.toThrow(
+      /lora\.dropout: must be 0 with train\.gradient_checkpointing/,
+    );
+  });
 });

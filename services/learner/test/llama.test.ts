@@ -7,11 +7,12 @@
  * recomputation, and the registered `llama` policy.
  */
 import { Discrete, Rng, TokenSequence } from '@rlmesh/core';
-import { add, crossEntropy, Graph, gradients, maskedMean, mul, ParamLayout, Session, type Value } from '@rlmesh/graph';
+import { add, crossEntropy, Graph, gradients, maskedMean, mul, neg, ParamLayout, reduceSum, Session, type Value } from '@rlmesh/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLogitsProgram } from '../src/models/causal-lm';
 import { isCausalLmPolicy } from '../src/models/gpt2';
 import { causalLmFromModelConfig, causalLmModelConfig, Gpt2Generator } from '../src/models/gpt2-generate';
+import { buildGradientProgram, GradientTrainer, tokenLogProbs } from '../src/models/gpt2-step';
 import { type LlamaConfig, LlamaForCausalLM } from '../src/models/llama';
 import { type ModelContext, modelSpec } from '../src/registry';
 import '../src/models';
@@ -298,6 +299,36 @@ describe('llama: gradients of the whole model', () => {
     // Every tensor was checked: the embedding; per layer 4 attention projections, their 4 biases, 3 MLP
     // projections and 2 norms; the final norm, lm_head and the value head's 2.
     expect(specs.length).toBe(1 + 2 * (4 + 4 + 3 + 2) + 1 + 1 + 2);
+  });
+});
+
+describe('llama: gradient checkpointing', () => {
+  it('recomputing every decoder layer gives the same loss and gradients as keeping the activations', async () => {
+    const grads = async (checkpointed: boolean) => {
+      const model = new LlamaForCausalLM(TINY_LLAMA);
+      model.gradientCheckpointing = checkpointed;
+      const program = buildGradientProgram(model, 'g', [], (b) => ({ loss: neg(reduceSum(tokenLogProbs(model, b).logProbs)) }));
+      const trainer = await GradientTrainer.create(program, randomLlamaParams(model, 2), {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weightDecay: 0,
+        maxGradNorm: 0,
+      });
+      const i64 = (xs: number[]) => ({ data: BigInt64Array.from(xs, BigInt), shape: [2, 4] });
+      const out = await trainer.gradient([
+        { input_ids: i64([3, 9, 4, 1, 7, 7, 2, 5]), attention_mask: i64([0, 1, 1, 1, 1, 1, 1, 1]), labels: i64([9, 4, 1, 6, 7, 2, 5, 8]) },
+      ]);
+      await trainer.release();
+      return { out, nodes: program.onnx.length };
+    };
+    const [plain, ckpt] = [await grads(false), await grads(true)];
+    expect(ckpt.nodes).toBeGreaterThan(plain.nodes);
+    expect(Math.abs(ckpt.out.sums.loss - plain.out.sums.loss)).toBeLessThan(1e-5);
+    let worst = 0;
+    for (let i = 0; i < plain.out.grad.length; i++) worst = Math.max(worst, Math.abs(ckpt.out.grad[i] - plain.out.grad[i]));
+    expect(worst).toBeLessThan(1e-5);
+    expect(Math.max(...plain.out.grad.map(Math.abs))).toBeGreaterThan(0.1);
   });
 });
 

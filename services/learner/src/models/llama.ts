@@ -31,6 +31,7 @@ import {
   mul,
   neg,
   RMSNorm,
+  recompute,
   reshape,
   scaledDotProductAttention,
   sigmoid,
@@ -278,6 +279,12 @@ export class LlamaForCausalLM extends Module implements CausalLm {
   readonly model: LlamaModel;
   readonly lmHead: Linear | null;
   readonly vHead: Gpt2ValueHead | null;
+  /**
+   * Recompute each decoder layer's activations in the backward pass instead of keeping them
+   * (packages/graph recompute.ts; HF's gradient_checkpointing_enable()): applies to train-mode
+   * forwards without a KV cache, which then return no cache. Dropout must be off.
+   */
+  gradientCheckpointing = false;
 
   constructor(readonly config: LlamaConfig) {
     super();
@@ -313,7 +320,12 @@ export class LlamaForCausalLM extends Module implements CausalLm {
     const { cos, sin } = rotaryTables(positions, this.dims.headDim, this.config.rope_theta, dtype);
     const keyPadding = mask ? equal(cast(mask, 'int64'), 0) : undefined;
     const present: KeyValue[] = [];
+    const checkpointed = this.gradientCheckpointing && this.training && !inp.past;
     m.layers.forEach((layer, i) => {
+      if (checkpointed) {
+        h = hookScope(`blocks.${i}`, () => recompute((x) => layer.forward(x, { keyPadding, cos, sin }).out, h));
+        return;
+      }
       const r = hookScope(`blocks.${i}`, () => layer.forward(h, { keyPadding, past: inp.past?.[i], cos, sin }));
       h = r.out;
       present.push(r.present);

@@ -28,7 +28,11 @@ export const SEQUENCE_RUN_SCHEMA = {
       options: { kind: 'open', doc: "the text environment's own options, checked by its schema" },
     },
   },
-  init_from: { kind: 'string', default: '', doc: 'a Hugging Face GPT-2, Llama or Qwen2 directory with its tokenizer (rlmesh sft writes them)' },
+  init_from: {
+    kind: 'string',
+    default: '',
+    doc: 'a Hugging Face GPT-2, Llama or Qwen2 directory with its tokenizer (rlmesh sft writes them)',
+  },
   algo: { kind: 'open', doc: 'name plus the algorithm options' },
   lora: LORA_SCHEMA,
   train: {
@@ -38,6 +42,11 @@ export const SEQUENCE_RUN_SCHEMA = {
       checkpoint_every: { kind: 'int', default: 0, min: 0, doc: 'updates between checkpoints; 0 = only at the end' },
       threads: { kind: 'int', default: 2, min: 1, max: 64 },
       success_window: { kind: 'int', default: 10, min: 1, doc: 'updates averaged for the reported success rate' },
+      gradient_checkpointing: {
+        kind: 'bool',
+        default: false,
+        doc: "recompute each decoder layer's activations in the backward pass (llama; less memory, about 10% more time)",
+      },
     },
   },
   // The same settings as a numeric run's; text actors always generate through the policy service.

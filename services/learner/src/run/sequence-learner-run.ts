@@ -41,6 +41,7 @@ import type { CausalLm } from '../models/causal-lm';
 import { Gpt2ValueHead } from '../models/gpt2';
 import { buildGradientProgram, GradientTrainer, LM_BATCH_INPUTS, tokenLogProbs } from '../models/gpt2-step';
 import { causalLmContextKey, saveCausalLmDirectory, withConfig } from '../models/hf-causal-lm';
+import { LlamaForCausalLM } from '../models/llama';
 import { type SequenceAlgorithmSpec, sequenceAlgorithmSpec, type UpdateRecord } from '../registry';
 import { loadCausalLmCheckpoint, saveCausalLmCheckpoint } from '../sft/checkpoint';
 import { keepLinesUpTo } from '../sft/run';
@@ -212,6 +213,16 @@ export class SequenceLearnerRun {
     const model = withConfig(saved, { dropout: 0 });
     const adapted = lora ? withLora(saved, lora, startParams, cfg.run.seed) : null;
     const trainModel = adapted?.model ?? model;
+    if (cfg.train.gradient_checkpointing) {
+      if (!(trainModel instanceof LlamaForCausalLM))
+        throw new ConfigError('train.gradient_checkpointing', `is built for llama models; init_from holds ${trainModel.constructor.name}`);
+      if (lora && lora.dropout > 0)
+        throw new ConfigError(
+          'lora.dropout',
+          'must be 0 with train.gradient_checkpointing (a recomputed layer would draw another dropout mask)',
+        );
+      trainModel.gradientCheckpointing = true;
+    }
     const program = buildGradientProgram(
       trainModel,
       `${spec.name}_gradient`,
