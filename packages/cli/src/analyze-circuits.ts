@@ -17,7 +17,7 @@ export const ANALYZE_CIRCUITS_USAGE = `rlmesh analyze circuits --checkpoint DIR 
     attn.hook_z per layer and head, as the normalised logit difference of the two answers (0
     corrupted, 1 clean); and the drop in teacher-forced exact match and answer log-prob when each
     head or MLP is mean- (or zero-) ablated; a component is important when exact match drops by more
-    than --threshold (default 0.05) of the clean one. --compare runs the same on a second checkpoint
+    than --threshold (default 0.05) of the clean one and by two examples or more. --compare runs the same on a second checkpoint
     and reports the Jaccard overlap of the important heads and of the --top-k (default 5) heads.`;
 
 const KNOWN = [

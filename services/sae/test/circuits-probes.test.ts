@@ -5,7 +5,17 @@
  */
 import { Rng } from '@rlmesh/core';
 import { describe, expect, it } from 'vitest';
-import { jaccard, logisticProbe, type ProbeRows, ridgeProbe, ridgeWeights, rSquared, solveSpd, valGroups } from '../src/circuits';
+import {
+  importantComponents,
+  jaccard,
+  logisticProbe,
+  type ProbeRows,
+  ridgeProbe,
+  ridgeWeights,
+  rSquared,
+  solveSpd,
+  valGroups,
+} from '../src/circuits';
 
 function planted(n: number, d: number, seed: number): { rows: ProbeRows; w: number[]; y: number[] } {
   const rng = new Rng(seed);
@@ -64,6 +74,16 @@ describe('linear probes', () => {
     expect(() => solveSpd(Float64Array.from([1, 2, 2, 1]), Float64Array.from([1, 1]), 2)).toThrow(/not positive definite/);
     expect(rSquared([1, 2, 3], [1, 2, 3])).toBe(1);
     expect(rSquared([2, 2, 2], [1, 2, 3])).toBe(0);
+  });
+
+  it('calls a component important past the threshold and two examples', () => {
+    const score = (name: string, drop: number) => ({ name, exact_match: 0, answer_logprob: 0, drop_exact_match: drop, drop_logprob: 0 });
+    const xs = [score('a', 0.1), score('b', 0.04), score('c', 0.01), score('d', -0.2)];
+    // 5% of 0.8 is 0.04 (b is not past it); with 100 examples one example is 0.01 (c is not enough).
+    expect(importantComponents(xs, 0.8, 0.05, 100)).toEqual(['a']);
+    expect(importantComponents(xs, 0.8, 0.01, 100)).toEqual(['a', 'b']);
+    // With 20 examples one flip is 0.05 and never counts, two (a's 0.1) do.
+    expect(importantComponents([...xs, score('e', 0.05)], 0.8, 0.01, 20)).toEqual(['a']);
   });
 
   it('measures overlap by Jaccard', () => {

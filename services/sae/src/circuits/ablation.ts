@@ -7,8 +7,8 @@
  *                 decoding would write the completion
  *   answer log-prob  Σ log p(token) over the completion tokens and EOS, averaged over examples
  * A component is important when ablating it lowers exact match by more than `threshold` (a fraction)
- * of the clean exact match. The top-k by log-prob drop is kept too, since exact match moves in steps
- * of one example.
+ * of the clean exact match, and by at least two examples (exact match moves in steps of one). The
+ * top-k by log-prob drop is kept too.
  */
 import type { TokenizedRecord } from './examples';
 import type { CircuitModel } from './model';
@@ -143,8 +143,7 @@ export async function ablationImportance(
     const fill = o.ablation === 'mean' ? means[mlp[l]] : new Float32Array(means[mlp[l]].length);
     mlps.push(drop(`L${l}MLP`, await ablatedScore(model, items, mlp[l], fill)));
   }
-  const important = (xs: ComponentScore[]) =>
-    xs.filter((x) => x.drop_exact_match > o.threshold * clean.exact_match && x.drop_exact_match > 0).map((x) => x.name);
+  const important = (xs: ComponentScore[]) => importantComponents(xs, clean.exact_match, o.threshold, items.length);
   const topK = Math.min(o.topK, heads.length);
   return {
     ablation: o.ablation,
@@ -161,6 +160,13 @@ export async function ablationImportance(
       .slice(0, topK)
       .map((x) => x.name),
   };
+}
+
+/** Components whose ablation lowers exact match by more than `threshold` of `clean` and by two or more of `examples`. */
+export function importantComponents(xs: readonly ComponentScore[], clean: number, threshold: number, examples: number): string[] {
+  // A one-example change is noise whatever the threshold.
+  const minDrop = Math.max(threshold * clean, 1.5 / examples);
+  return xs.filter((x) => x.drop_exact_match > minDrop).map((x) => x.name);
 }
 
 /** |A ∩ B| / |A ∪ B|; null when both are empty (nothing to compare). */

@@ -3,7 +3,7 @@
  * into a target record's run; the two differ in one thing, and their answers differ, so the logit
  * difference between the two answers says how much of the source's behaviour the patch carries.
  *   rule_colour      the rule's (first) colour changed to another colour of the palette
- *   card_value       one selected card's value changed (within 1-9) so the answer changes
+ *   card_value       one selected card's value changed (within its split's range) so the answer changes
  *   id_to_ood_values one selected card's value v raised to v + 10 (ood_values' 10-19): ID source, OOD target
  *   ood_values_to_id the same pairs the other way round
  * Source = clean, target = corrupted: patching clean activations into the corrupted run (denoising).
@@ -80,8 +80,11 @@ function corruptRuleColour(rec: CardRecord, rng: Rng): CardRecord | null {
 
 function corruptCardValue(rec: CardRecord, rng: Rng): CardRecord | null {
   const selected = rng.shuffle(rec.cards.map((_, i) => i).filter((i) => rec.labels.selected[i] === 1));
+  // Values stay in the record's split's range (1-9, or 10-19 for ood_values), so only the value changes.
+  const [lo, hi] = SPLIT_SPECS[rec.split as SplitName]?.values ?? [1, 9];
+  const range = Array.from({ length: hi - lo + 1 }, (_, k) => lo + k);
   for (const i of selected)
-    for (const v of rng.shuffle([1, 2, 3, 4, 5, 6, 7, 8, 9].filter((v) => v !== rec.cards[i].value))) {
+    for (const v of rng.shuffle(range.filter((v) => v !== rec.cards[i].value))) {
       const cards = rec.cards.map((c, j) => (j === i ? { ...c, value: v } : c));
       const r = rewrite(rec, rec.rule, cards);
       if (r && r.answer !== rec.answer) return r;
