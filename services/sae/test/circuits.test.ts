@@ -105,6 +105,13 @@ describe('circuits on a tiny GPT-2', () => {
     expect(result.heads.every((h) => h.answer_logprob !== result.clean.answer_logprob)).toBe(true);
     expect(result.mlps[0].drop_logprob).not.toBe(0);
     expect(result.top_heads).toHaveLength(1);
+    // Per family, weighted by its examples, the drops add up to the overall drop.
+    const f = result.by_family;
+    expect(f.components).toEqual([...result.heads, ...result.mlps].map((x) => x.name));
+    for (const [c, x] of [...result.heads, ...result.mlps].entries()) {
+      const weighted = f.drop_logprob[c].reduce((s, d, i) => s + (d * f.examples[i]) / items.length, 0);
+      expect(weighted).toBeCloseTo(x.drop_logprob, 9);
+    }
   });
 
   it('writes circuits.json and a page, and refuses a missing checkpoint, unlabelled data and an unknown hook', async () => {

@@ -39,6 +39,8 @@ export interface AblationResult {
   important_mlps: string[];
   top_k: number;
   top_heads: string[];
+  /** Per rule family (the record's `family`): its examples, clean scores, and each component's log-prob drop. */
+  by_family: { families: string[]; examples: number[]; clean: Score[]; components: string[]; drop_logprob: number[][] };
 }
 
 export const headName = (l: number, h: number) => `L${l}H${h}`;
@@ -85,10 +87,10 @@ async function cleanRun(model: CircuitModel, items: readonly TokenizedRecord[], 
       }
   }
   const means = Object.fromEntries(Object.entries(sums).map(([h, s]) => [h, Float32Array.from(s, (v) => v / positions)]));
-  return { clean: mean(scores), means };
+  return { clean: mean(scores), cleanRows: scores, means };
 }
 
-/** Scores with `hook` replaced by `fill` on the slice [offset, offset + fill.length) of its last axes at every position. */
+/** Mean scores with `hook` replaced by `fill` on the slice [offset, offset + fill.length) of its last axes at every position. */
 export async function ablatedScore(
   model: CircuitModel,
   items: readonly TokenizedRecord[],
@@ -96,6 +98,17 @@ export async function ablatedScore(
   fill: Float32Array,
   offset = 0,
 ): Promise<Score> {
+  return mean(await ablatedRows(model, items, hook, fill, offset));
+}
+
+/** Each example's scores under the ablation ablatedScore describes. */
+async function ablatedRows(
+  model: CircuitModel,
+  items: readonly TokenizedRecord[],
+  hook: string,
+  fill: Float32Array,
+  offset: number,
+): Promise<Score[]> {
   const program = await model.program({ patch: [hook] });
   const per = program.rowSize(hook, 1);
   const inner = program.inner[hook];
@@ -113,7 +126,7 @@ export async function ablatedScore(
     const out = await program.run(model.flat(program), batch, { [hook]: patch });
     scoreRows(out.logProbs, out.vocab, batch.width, chunk, scores);
   }
-  return mean(scores);
+  return scores;
 }
 
 export async function ablationImportance(
@@ -125,23 +138,30 @@ export async function ablationImportance(
   const H = model.heads;
   const z = Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_z`);
   const mlp = Array.from({ length: L }, (_, l) => `blocks.${l}.mlp.hook_post`);
-  const { clean, means } = await cleanRun(model, items, [...z, ...mlp]);
-  const drop = (name: string, s: Score): ComponentScore => ({
-    name,
-    ...s,
-    drop_exact_match: clean.exact_match - s.exact_match,
-    drop_logprob: clean.answer_logprob - s.answer_logprob,
-  });
+  const { clean, cleanRows, means } = await cleanRun(model, items, [...z, ...mlp]);
+  const families = [...new Set(items.map((t) => t.record.family))].sort();
+  const inFamily = families.map((f) => items.flatMap((t, i) => (t.record.family === f ? [i] : [])));
+  const byFamily = (rows: Score[]) => inFamily.map((idx) => mean(idx.map((i) => rows[i])));
+  const cleanByFamily = byFamily(cleanRows);
+  const familyDrops = new Map<string, number[]>();
+  const drop = (name: string, rows: Score[]): ComponentScore => {
+    const s = mean(rows);
+    familyDrops.set(
+      name,
+      byFamily(rows).map((f, i) => cleanByFamily[i].answer_logprob - f.answer_logprob),
+    );
+    return { name, ...s, drop_exact_match: clean.exact_match - s.exact_match, drop_logprob: clean.answer_logprob - s.answer_logprob };
+  };
   const heads: ComponentScore[] = [];
   const mlps: ComponentScore[] = [];
   for (let l = 0; l < L; l++) {
     const d = means[z[l]].length / H;
     for (let h = 0; h < H; h++) {
       const fill = o.ablation === 'mean' ? means[z[l]].slice(h * d, (h + 1) * d) : new Float32Array(d);
-      heads.push(drop(headName(l, h), await ablatedScore(model, items, z[l], fill, h * d)));
+      heads.push(drop(headName(l, h), await ablatedRows(model, items, z[l], fill, h * d)));
     }
     const fill = o.ablation === 'mean' ? means[mlp[l]] : new Float32Array(means[mlp[l]].length);
-    mlps.push(drop(`L${l}MLP`, await ablatedScore(model, items, mlp[l], fill)));
+    mlps.push(drop(`L${l}MLP`, await ablatedRows(model, items, mlp[l], fill, 0)));
   }
   const important = (xs: ComponentScore[]) => importantComponents(xs, clean.exact_match, o.threshold, items.length);
   const topK = Math.min(o.topK, heads.length);
@@ -155,6 +175,13 @@ export async function ablationImportance(
     important_heads: important(heads),
     important_mlps: important(mlps),
     top_k: topK,
+    by_family: {
+      families,
+      examples: inFamily.map((idx) => idx.length),
+      clean: cleanByFamily,
+      components: [...heads, ...mlps].map((x) => x.name),
+      drop_logprob: [...heads, ...mlps].map((x) => familyDrops.get(x.name) as number[]),
+    },
     top_heads: [...heads]
       .sort((a, b) => b.drop_logprob - a.drop_logprob)
       .slice(0, topK)

@@ -37,7 +37,13 @@ function cellColour(v: number | null, scale: number): string {
   return v >= 0 ? `rgba(214,39,40,${a.toFixed(3)})` : `rgba(31,119,180,${a.toFixed(3)})`;
 }
 
-export function heatmap(xLabels: string[], yLabels: string[], values: (number | null)[][], scale: number): Record<string, unknown> {
+export function heatmap(
+  xLabels: string[],
+  yLabels: string[],
+  values: (number | null)[][],
+  scale: number,
+  radius = 16,
+): Record<string, unknown> {
   const datasets = yLabels.flatMap((y, i) =>
     xLabels.map((x, j) => {
       const v = values[i][j];
@@ -47,9 +53,9 @@ export function heatmap(xLabels: string[], yLabels: string[], values: (number | 
         backgroundColor: cellColour(v, scale),
         borderColor: 'rgba(0,0,0,0.08)',
         pointStyle: 'rect',
-        // A 'rect' point's side is radius * sqrt(2): about 23 px, the rows being 32 px apart.
-        pointRadius: 16,
-        pointHoverRadius: 17,
+        // A 'rect' point's side is radius * sqrt(2): 23 px at the default, the rows being 32 px apart.
+        pointRadius: radius,
+        pointHoverRadius: radius + 1,
       };
     }),
   );
@@ -164,6 +170,17 @@ function ablationSection(c: CheckpointAnalysis, tag: string): StaticSection {
             datasets: [{ label: 'exact match drop', data: comps.map((x) => fmt(x.drop_exact_match)), backgroundColor: '#d62728' }],
           },
         },
+      },
+      {
+        title: 'drop in answer log-prob by rule family (nats), component x family',
+        config: heatmap(
+          a.by_family.families.map((f, i) => `${f} (${a.by_family.examples[i]})`),
+          a.by_family.components,
+          a.by_family.drop_logprob,
+          Math.max(1e-6, ...a.by_family.drop_logprob.flat().map(Math.abs)),
+          9,
+        ),
+        height: 60 + 18 * a.by_family.components.length,
       },
       {
         title: 'drop in answer log-prob (nats)',
