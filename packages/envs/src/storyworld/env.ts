@@ -49,6 +49,7 @@ export function storyWeights(raw: Record<string, number>): StoryWeights {
 
 const STORY_OPTIONS = {
   weights: { kind: 'numberRecord', default: {}, doc: "each component's weight in total (1 when not named)" },
+  max_episode_steps: { kind: 'int', default: 1, min: 1, max: 16, doc: 'worlds written per episode; a fully valid one ends it' },
   max_completion_bytes: {
     kind: 'int',
     default: DEFAULT_MAX_COMPLETION_BYTES,
@@ -62,5 +63,5 @@ export const storyworld: TextEnvSpec<typeof STORY_OPTIONS> = {
   id: 'Storyworld',
   description: 'write a storyworld (characters, encounters, options, endings) as compact JSON meeting the prompt (text)',
   options: STORY_OPTIONS,
-  make: (o) => new TextEnv(new StoryworldTask(storyWeights(o.weights)), 1, o.max_completion_bytes),
+  make: (o) => new TextEnv(new StoryworldTask(storyWeights(o.weights)), o.max_episode_steps, o.max_completion_bytes),
 };
