@@ -13,6 +13,7 @@ export const BATCH_ROWS = 32;
 export class CircuitModel {
   private readonly programs = new Map<string, Promise<CircuitProgram>>();
   private hookShapes: Map<string, (number | string)[]> | null = null;
+  private packed: Float32Array | null = null;
 
   private constructor(
     readonly dir: string,
@@ -76,7 +77,6 @@ export class CircuitModel {
     this.packed ??= program.layout.pack(this.params);
     return this.packed;
   }
-  private packed: Float32Array | null = null;
 
   /**
    * Each record's activations of `hooks` at its slots (slot -> values of the hook's inner size),
