@@ -11,6 +11,8 @@ import {
   applyLora,
   buildTrainProgram,
   crossEntropy,
+  Graph,
+  gradients,
   initParameters,
   isLoraParam,
   type LoraConfig,
@@ -20,6 +22,7 @@ import {
   Session,
   savePeftAdapter,
   Trainer,
+  type Value,
 } from '@rlmesh/graph';
 import { describe, expect, it } from 'vitest';
 import { buildLogitsProgram } from '../src/models/causal-lm';
@@ -132,5 +135,53 @@ describe('llama + LoRA', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('gradients of every adapter of the whole model match float64 central differences (base frozen)', async () => {
+    const cfg: LlamaConfig = { ...TINY_LLAMA, vocab_size: 13, hidden_size: 16, intermediate_size: 12, head_dim: 4, num_hidden_layers: 1 };
+    const model = new LlamaForCausalLM(cfg);
+    applyLora(model, { ...LORA, r: 2, targetModules: [...(LORA.targetModules as string[]), 'lm_head'] });
+    const specs = model.namedParameters();
+    const g = new Graph('lora_fd');
+    const inputs = specs.map((p, i) => g.input(`p${i}`, 'float64', p.shape));
+    const byName = new Map(specs.map((p, i) => [p.name, inputs[i]]));
+    model.train(false).bind({ dtype: 'float64', get: (n) => byName.get(n) as Value });
+    const i64 = (xs: number[]) => g.constant({ dtype: 'int64', shape: [2, 4], data: BigInt64Array.from(xs, BigInt) });
+    const out = model.forward({ ids: i64([4, 2, 9, 9, 7, 3, 11, 5]), attentionMask: i64([0, 1, 1, 1, 1, 1, 1, 1]) });
+    const loss = crossEntropy(out.logits, i64([2, 9, 9, 1, 3, 11, 5, 6]));
+    const adapters = specs.map((p, i) => [p, i] as const).filter(([p]) => isLoraParam(p.name));
+    const grads = gradients(
+      loss,
+      adapters.map(([, i]) => inputs[i]),
+    );
+    g.output('loss', loss);
+    for (const [k, d] of grads.entries()) g.output(`d${k}`, d);
+    const session = await Session.create(g.toOnnx(), { intraOpThreads: 1 });
+    const rng = new Rng(9);
+    const data = specs.map((p) => {
+      const gain = /norm\.weight$/.test(p.name) ? 1 : 0;
+      return Float64Array.from({ length: p.shape.reduce((a, b) => a * b, 1) }, () => gain + 0.4 * rng.normal());
+    });
+    const feeds = () => Object.fromEntries(data.map((d, i) => [`p${i}`, { data: d, shape: specs[i].shape }]));
+    const analytic = await session.run(feeds());
+    const lossAt = async () => (await session.run(feeds(), ['loss'])).loss.data[0] as number;
+    let worst = { name: '', error: 0 };
+    for (const [k, [p, i]] of adapters.entries()) {
+      const d = data[i];
+      const grad = analytic[`d${k}`].data as Float64Array;
+      for (const j of [0, d.length - 1]) {
+        const orig = d[j];
+        d[j] = orig + 1e-6;
+        const up = await lossAt();
+        d[j] = orig - 1e-6;
+        const down = await lossAt();
+        d[j] = orig;
+        const error = Math.abs(grad[j] - (up - down) / 2e-6) / (1 + Math.abs((up - down) / 2e-6));
+        if (error > worst.error) worst = { name: `${p.name}[${j}]`, error };
+      }
+    }
+    await session.release();
+    expect(adapters).toHaveLength(16);
+    expect(worst.error, worst.name).toBeLessThan(1e-6);
   });
 });

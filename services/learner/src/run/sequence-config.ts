@@ -3,14 +3,14 @@
  * env, train) and the algorithm's, validated by its registry entry's schema. The policy is the
  * Hugging Face causal-LM directory (GPT-2, Llama, Qwen2) `init_from` names (an `rlmesh sft`
  * checkpoint, with its tokenizer), which is also the frozen reference of a KL term; with `lora.r` > 0
- * its weights stay frozen and only LoRA adapters train (sequence-lora.ts).
+ * its weights stay frozen and only LoRA adapters train (lora.ts).
  */
 import { ConfigError, type Infer, isTextEnv, makeTextEnv, type Schema, type SequenceSampling, validate } from '@rlmesh/core';
 import '@rlmesh/envs';
 import '../algorithms';
 import { sequenceAlgorithmSpec } from '../registry';
 import { RUN_SCHEMA } from './config';
-import { LORA_SCHEMA, loraOf } from './sequence-lora';
+import { LORA_SCHEMA, loraOf } from './lora';
 
 export const SEQUENCE_RUN_SCHEMA = {
   run: {

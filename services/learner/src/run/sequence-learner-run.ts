@@ -17,37 +17,33 @@
  * generator) and the algorithm's state, so a resumed run continues exactly where it was written.
  * The reference of a KL term is always init_from, re-read on resume. With `lora.r` > 0 the trainer
  * holds only the adapters (and a value head) over init_from's frozen weights, and generators and
- * checkpoints get the merged weights (sequence-lora.ts says what such a checkpoint holds).
+ * checkpoints get the merged weights (lora.ts says what such a checkpoint holds).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, makeTextEnv, type SequenceCollectorState, type SequenceRollout, type SequenceSampling } from '@rlmesh/core';
 import {
-  applyLora,
   buildForwardProgram,
   Rng as GraphRng,
   type HostTensor,
   initParameters,
-  isLoraParam,
   type LoraConfig,
   mergeLora,
   ParamLayout,
   Session,
-  savePeftAdapter,
 } from '@rlmesh/graph';
 import type { Tokenizer } from '@rlmesh/text';
-import { saveTokenizer } from '@rlmesh/text';
 import type { CausalLm } from '../models/causal-lm';
 import { Gpt2ValueHead } from '../models/gpt2';
 import { buildGradientProgram, GradientTrainer, LM_BATCH_INPUTS, tokenLogProbs } from '../models/gpt2-step';
-import { causalLmContextKey, saveCausalLmDirectory, withConfig } from '../models/hf-causal-lm';
+import { causalLmContextKey, withConfig } from '../models/hf-causal-lm';
 import { LlamaForCausalLM } from '../models/llama';
 import { type SequenceAlgorithmSpec, sequenceAlgorithmSpec, type UpdateRecord } from '../registry';
 import { loadCausalLmCheckpoint, saveCausalLmCheckpoint } from '../sft/checkpoint';
 import { keepLinesUpTo } from '../sft/run';
 import type { RunSummary } from './learner-run';
+import { loadLoraState, loraOf, loraTrained, saveLoraCheckpoint, withLora } from './lora';
 import { type SequenceRunConfig, sequenceSampling } from './sequence-config';
-import { ADAPTER_DIR, loadLoraState, loraOf, loraTrained, saveLoraState } from './sequence-lora';
 
 export const RL_STATE_FILE = 'rl_state.json';
 
@@ -108,24 +104,6 @@ function withValueHead(model: CausalLm, params: Map<string, Float32Array>, seed:
   const out = new Map(params);
   for (const [k, v] of initParameters(new Gpt2ValueHead(model.dims.hidden), new GraphRng(seed))) out.set(`v_head.${k}`, v);
   return out;
-}
-
-/**
- * A dropout-free copy of `saved` with LoRA adapters on the target projections, and `params` plus
- * the adapters' initial values (A as nn.Linear, B zero; drawn from `seed`).
- */
-function withLora(saved: CausalLm, lora: LoraConfig, params: Map<string, Float32Array>, seed: number) {
-  const model = withConfig(saved, { dropout: 0 });
-  let names: string[];
-  try {
-    names = applyLora(model, lora);
-  } catch (e) {
-    throw new ConfigError('lora.target_modules', (e as Error).message.replace(/^lora\.target_modules: /, ''));
-  }
-  const out = new Map(params);
-  const rng = new GraphRng(seed);
-  for (const p of model.namedParameters()) if (isLoraParam(p.name)) out.set(p.name, p.init(rng));
-  return { model, names, params: out };
 }
 
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
@@ -393,12 +371,17 @@ export class SequenceLearnerRun {
   async checkpoint(): Promise<string> {
     const dir = join(this.opts.runDir, 'checkpoints', `update_${this.state.updates}`);
     const iterations = Number((this.algoCfg as Record<string, unknown>).num_iterations ?? 1);
-    if (this.lora) {
-      await saveCausalLmDirectory(dir, this.saved, this.parameters());
-      saveTokenizer(this.tokenizer, dir, { modelMaxLength: this.model.dims.context });
-      await savePeftAdapter(join(dir, ADAPTER_DIR), this.lora.config, this.cfg.init_from, this.trainer.parameters());
-      await saveLoraState(dir, this.trainer.snapshot());
-    } else
+    if (this.lora)
+      await saveLoraCheckpoint(dir, {
+        saved: this.saved,
+        merged: this.parameters(),
+        tokenizer: this.tokenizer,
+        lora: this.lora.config,
+        baseModel: this.cfg.init_from,
+        trained: this.trainer.parameters(),
+        state: this.trainer.snapshot(),
+      });
+    else
       await saveCausalLmCheckpoint(dir, this.saved, this.tokenizer, this.trainer.snapshot(), {
         total_steps: this.total * iterations,
         seed: this.cfg.run.seed,

@@ -5,6 +5,7 @@
  */
 import { ConfigError, type Infer, type Schema, validate } from '@rlmesh/core';
 import { GPT2_OPTIONS } from '../models/gpt2';
+import { LORA_SCHEMA, loraOf } from '../run/lora';
 
 export const SFT_SCHEMA = {
   run: {
@@ -53,9 +54,10 @@ export const SFT_SCHEMA = {
   init_from: {
     kind: 'string',
     default: '',
-    doc: 'a Hugging Face GPT-2 directory to fine-tune (its config.json replaces the model section, its tokenizer is used)',
+    doc: 'a Hugging Face GPT-2, Llama or Qwen2 directory to fine-tune (its config.json replaces the model section, its tokenizer is used)',
   },
   model: { kind: 'section', fields: GPT2_OPTIONS, doc: "GPT2Config's keys; vocab_size 0 takes the tokenizer's" },
+  lora: LORA_SCHEMA,
   train: {
     kind: 'section',
     fields: {
@@ -94,6 +96,7 @@ export function parseSftConfig(raw: unknown): SftConfig {
     throw new ConfigError('train.min_lr', `must be <= train.lr (${cfg.train.lr}), got ${cfg.train.min_lr}`);
   if (!/^[\w.-]+$/.test(cfg.run.name))
     throw new ConfigError('run.name', `must be a plain directory name, got ${JSON.stringify(cfg.run.name)}`);
+  if (loraOf(cfg.lora) && cfg.init_from === '') throw new ConfigError('lora.r', 'LoRA adapts a trained model: set init_from');
   return cfg;
 }
 

@@ -16,12 +16,13 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, Rng } from '@rlmesh/core';
-import { initParameters, scheduledLr } from '@rlmesh/graph';
+import { initParameters, mergeLora, ParamLayout, scheduledLr } from '@rlmesh/graph';
 import { gpt2Tokenizer, loadTokenizer, type Tokenizer, trainBpe } from '@rlmesh/text';
 import type { CausalLm } from '../models/causal-lm';
 import { checkGpt2Config, type Gpt2Config, Gpt2LMHeadModel } from '../models/gpt2';
-import { causalLmContextKey } from '../models/hf-causal-lm';
 import { Gpt2Generator } from '../models/gpt2-generate';
+import { causalLmContextKey } from '../models/hf-causal-lm';
+import { loadLoraState, loraOf, loraTrained, saveLoraCheckpoint, withLora } from '../run/lora';
 import { loadCausalLmCheckpoint, saveCausalLmCheckpoint } from './checkpoint';
 import { evalFiles, evalName, type SftConfig } from './config';
 import { collate, EpochSampler, readSftJsonl, type SftRecord, tokenizeRecords } from './data';
@@ -116,8 +117,10 @@ export async function runSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<
   const evalSets = evalFiles(cfg).map((f) => ({ name: evalName(f), file: dataPath(f) }));
   const evalRecords = evalSets.map((s) => readSftJsonl(s.file, cfg.data.max_eval_examples));
 
-  // Model, parameters and tokenizer: a checkpoint's, a Hugging Face directory's, or new.
-  const resume = opts.resumeFrom ? await loadCheckpoint(opts.resumeFrom, true, 'resume') : null;
+  // Model, parameters and tokenizer: a checkpoint's, a Hugging Face directory's, or new. With LoRA
+  // the base is always init_from (frozen) and a checkpoint holds the adapters' state (run/lora.ts).
+  const lora = loraOf(cfg.lora);
+  const resume = opts.resumeFrom && !lora ? await loadCheckpoint(opts.resumeFrom, true, 'resume') : null;
   const init = !resume && cfg.init_from ? await loadCheckpoint(cfg.init_from, false, 'init_from') : null;
   const loaded = resume ?? init;
   const tokenizer = loaded ? loaded.tokenizer : makeTokenizer(cfg, trainRecords);
@@ -136,13 +139,18 @@ export async function runSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<
   const evals = evalSets.map((s, i) => ({ ...s, examples: tokenize(evalRecords[i], s.file) }));
 
   const params = loaded ? loaded.params : initParameters(model, new Rng(cfg.run.seed));
+  const adapted = lora ? withLora(model, lora, params, cfg.run.seed) : null;
   const trainer = await SftTrainer.create(
-    model,
-    params,
+    adapted?.model ?? model,
+    adapted?.params ?? params,
     { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weight_decay, maxGradNorm: t.max_grad_norm },
     t.threads,
+    lora ? (n) => !loraTrained(n) : undefined,
   );
   if (resume?.trainer) trainer.restore(resume.trainer.state);
+  if (lora && opts.resumeFrom) trainer.restore(await loadLoraState(opts.resumeFrom, trainer.layout.total));
+  // The model's own weights: with LoRA, the base with the adapters merged in.
+  const weights = () => (lora && adapted ? mergeLora(trainer.parameters(), lora, adapted.names) : trainer.parameters());
   const lossEval = await LossEvaluator.create(model, t.threads);
 
   const total = sftTotalUpdates(cfg, train.length);
@@ -163,8 +171,8 @@ export async function runSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<
   opts.onStart?.({ start, total, parameters: model.parameterCount(), trainExamples: train.length, vocabSize: model.dims.vocabSize });
   const lastEval: Record<string, SplitMetrics> = {};
   const evaluate = async (update: number) => {
-    const named = trainer.parameters();
-    const flat = trainer.snapshot().params;
+    const named = weights();
+    const flat = lora ? new ParamLayout(model).pack(named) : trainer.snapshot().params;
     const gen = await Gpt2Generator.create(model, named, { threads: t.threads });
     try {
       for (const s of evals) {
@@ -184,7 +192,17 @@ export async function runSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<
   };
   const checkpoint = async (update: number) => {
     const dir = join(runDir, 'checkpoints', `step_${update}`);
-    await saveCausalLmCheckpoint(dir, model, tokenizer, trainer.snapshot(), { total_steps: total, seed: cfg.run.seed });
+    if (lora)
+      await saveLoraCheckpoint(dir, {
+        saved: model,
+        merged: weights(),
+        tokenizer,
+        lora,
+        baseModel: cfg.init_from,
+        trained: trainer.parameters(),
+        state: trainer.snapshot(),
+      });
+    else await saveCausalLmCheckpoint(dir, model, tokenizer, trainer.snapshot(), { total_steps: total, seed: cfg.run.seed });
     return dir;
   };
 

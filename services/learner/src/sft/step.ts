@@ -60,11 +60,19 @@ export class SftTrainer {
     params: ReadonlyMap<string, Float32Array>,
     adamw: AdamWConfig,
     threads = 1,
+    /** Parameters that stay as they are (LoRA's base weights); `params` holds them too. */
+    frozen?: (name: string) => boolean,
   ): Promise<SftTrainer> {
-    const program = buildGradientProgram(model, 'sft_gradient', [LOSS_MASK, { name: TOKEN_COUNT, dtype: 'float32', shape: [] }], (b) => {
-      const { nllSum } = completionNll(model, b);
-      return { loss: div(nllSum, b[TOKEN_COUNT]) };
-    });
+    const program = buildGradientProgram(
+      model,
+      'sft_gradient',
+      [LOSS_MASK, { name: TOKEN_COUNT, dtype: 'float32', shape: [] }],
+      (b) => {
+        const { nllSum } = completionNll(model, b);
+        return { loss: div(nllSum, b[TOKEN_COUNT]) };
+      },
+      frozen,
+    );
     return new SftTrainer(await GradientTrainer.create(program, params, adamw, threads));
   }
 

@@ -1,7 +1,8 @@
 /**
- * LoRA in sequence runs (the run config's `lora` section, r > 0): the policy is init_from's weights,
- * frozen, plus adapters on the named projections (packages/graph lora.ts); the gradient program and
- * AdamW carry only the adapters (and a value head, which has no base to adapt). A checkpoint holds
+ * LoRA in fine-tuning runs (a sequence run's or `rlmesh sft`'s `lora` section, r > 0): the policy is
+ * init_from's weights, frozen, plus adapters on the named projections (packages/graph lora.ts); the
+ * gradient program and AdamW carry only the adapters (and a value head, which has no base to
+ * adapt). A checkpoint holds
  *
  *   config.json, the weights, tokenizer   the merged model (W + alpha/r B A), so the evaluator, SFT's
  *                                         evaluation and `transformers` read it as a plain model
@@ -12,8 +13,12 @@
  */
 import { join } from 'node:path';
 import { ConfigError } from '@rlmesh/core';
-import { type LoraConfig, loadSafetensors, saveSafetensors } from '@rlmesh/graph';
+import { applyLora, isLoraParam, type LoraConfig, loadSafetensors, Rng, savePeftAdapter, saveSafetensors } from '@rlmesh/graph';
+import type { Tokenizer } from '@rlmesh/text';
+import { saveTokenizer } from '@rlmesh/text';
+import type { CausalLm } from '../models/causal-lm';
 import type { GradientTrainerState } from '../models/gpt2-step';
+import { saveCausalLmDirectory, withConfig } from '../models/hf-causal-lm';
 
 export const LORA_STATE_FILE = 'lora_state.safetensors';
 export const ADAPTER_DIR = 'adapter';
@@ -79,4 +84,44 @@ export async function loadLoraState(dir: string, total: number): Promise<Gradien
   const step = Number(file.metadata.step);
   if (!Number.isInteger(step) || step < 0) throw new ConfigError('resume', `${path}: metadata step must be an integer >= 0`);
   return { params: flat('params'), expAvg: flat('exp_avg'), expAvgSq: flat('exp_avg_sq'), step };
+}
+
+/**
+ * A dropout-free copy of `saved` with LoRA adapters on the target projections, and `params` plus
+ * the adapters' initial values (A as nn.Linear, B zero; drawn from `seed`).
+ */
+export function withLora(saved: CausalLm, lora: LoraConfig, params: ReadonlyMap<string, Float32Array>, seed: number) {
+  const model = withConfig(saved, { dropout: 0 });
+  let names: string[];
+  try {
+    names = applyLora(model, lora);
+  } catch (e) {
+    throw new ConfigError('lora.target_modules', (e as Error).message.replace(/^lora\.target_modules: /, ''));
+  }
+  const out = new Map(params);
+  const rng = new Rng(seed);
+  for (const p of model.namedParameters()) if (isLoraParam(p.name)) out.set(p.name, p.init(rng));
+  return { model, names, params: out };
+}
+
+/**
+ * A LoRA run's checkpoint (see the file comment): the merged model `merged` as `saved`'s directory
+ * with the tokenizer, the adapters among `trained` in PEFT's layout, and the trainer state.
+ */
+export async function saveLoraCheckpoint(
+  dir: string,
+  o: {
+    saved: CausalLm;
+    merged: ReadonlyMap<string, Float32Array>;
+    tokenizer: Tokenizer;
+    lora: LoraConfig;
+    baseModel: string;
+    trained: ReadonlyMap<string, Float32Array>;
+    state: GradientTrainerState;
+  },
+): Promise<void> {
+  await saveCausalLmDirectory(dir, o.saved, o.merged);
+  saveTokenizer(o.tokenizer, dir, { modelMaxLength: o.saved.dims.context });
+  await savePeftAdapter(join(dir, ADAPTER_DIR), o.lora, o.baseModel, o.trained);
+  await saveLoraState(dir, o.state);
 }
