@@ -143,8 +143,8 @@ export class GenerationRun {
 
   get model(): GenerationModel {
     const { version, generator, tokenizer } = this.loaded;
-    const c = generator.model.config;
-    return { version, contextLength: c.n_positions, eosTokenId: c.eos_token_id >= 0 ? c.eos_token_id : undefined, tokenizer };
+    const d = generator.model.dims;
+    return { version, contextLength: d.context, eosTokenId: d.eosTokenId ?? undefined, tokenizer };
   }
 
   /** Validates `input` against the loaded model, queues it, and resolves with the whole completion. */
@@ -185,7 +185,7 @@ export class GenerationRun {
 
   /** The request as a generator row, or INVALID_ARGUMENT naming the field and the rule. */
   private check(input: GenerateInput): GenerateRow {
-    const c = this.loaded.generator.model.config;
+    const d = this.loaded.generator.model.dims;
     const { tokenizer } = this.loaded;
     const { maxNewTokens } = input;
     const text = input.promptText ?? '';
@@ -200,29 +200,29 @@ export class GenerationRun {
       field = 'prompt_text';
     }
     if (prompt.length === 0) throw invalidArgument('prompt', 'must hold at least 1 token id (or prompt_text some text), got none');
-    if (prompt.length >= c.n_positions)
+    if (prompt.length >= d.context)
       throw invalidArgument(
         field,
-        `has ${prompt.length} tokens; the model's context is ${c.n_positions}, which leaves no room for a new token`,
+        `has ${prompt.length} tokens; the model's context is ${d.context}, which leaves no room for a new token`,
       );
-    const bad = prompt.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= c.vocab_size);
-    if (bad >= 0) throw invalidArgument(field, `token id ${prompt[bad]} at index ${bad} is outside the vocabulary of ${c.vocab_size}`);
-    const room = c.n_positions - prompt.length;
+    const bad = prompt.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= d.vocabSize);
+    if (bad >= 0) throw invalidArgument(field, `token id ${prompt[bad]} at index ${bad} is outside the vocabulary of ${d.vocabSize}`);
+    const room = d.context - prompt.length;
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > room)
       throw invalidArgument(
         'max_new_tokens',
-        `must be in [1, ${room}] (the context of ${c.n_positions} less the prompt's ${prompt.length} tokens), got ${maxNewTokens}`,
+        `must be in [1, ${room}] (the context of ${d.context} less the prompt's ${prompt.length} tokens), got ${maxNewTokens}`,
       );
-    if (input.eosTokenId !== undefined && !(Number.isInteger(input.eosTokenId) && input.eosTokenId < c.vocab_size))
-      throw invalidArgument('eos_token_id', `must be a token id below ${c.vocab_size}, got ${input.eosTokenId}`);
+    if (input.eosTokenId !== undefined && !(Number.isInteger(input.eosTokenId) && input.eosTokenId < d.vocabSize))
+      throw invalidArgument('eos_token_id', `must be a token id below ${d.vocabSize}, got ${input.eosTokenId}`);
     const stops = input.stopSequences ?? [];
     if (stops.length > MAX_STOP_SEQUENCES) throw invalidArgument('stop_sequences', `at most ${MAX_STOP_SEQUENCES}, got ${stops.length}`);
     for (const [i, s] of stops.entries()) {
       if (s.length === 0 || s.length > MAX_STOP_SEQUENCE_TOKENS)
         throw invalidArgument('stop_sequences', `entry ${i} must hold 1 to ${MAX_STOP_SEQUENCE_TOKENS} token ids, got ${s.length}`);
-      const id = s.find((t) => t >= c.vocab_size);
+      const id = s.find((t) => t >= d.vocabSize);
       if (id !== undefined)
-        throw invalidArgument('stop_sequences', `entry ${i}: token id ${id} is outside the vocabulary of ${c.vocab_size}`);
+        throw invalidArgument('stop_sequences', `entry ${i}: token id ${id} is outside the vocabulary of ${d.vocabSize}`);
     }
     const stop = input.stop ?? [];
     if (stop.length > 0 && !tokenizer)
@@ -238,7 +238,7 @@ export class GenerationRun {
       topK: input.topK ?? 0,
       topP: input.topP ?? 1,
       seed: input.seed ?? 0,
-      eosTokenId: input.eosTokenId ?? (c.eos_token_id >= 0 ? c.eos_token_id : undefined),
+      eosTokenId: input.eosTokenId ?? d.eosTokenId ?? undefined,
       stopTokens: stops,
       stop,
     };
