@@ -93,7 +93,7 @@ describe('feature matching', () => {
     }
   });
 
-  it('finds the permutation of a row-permuted copy of a decoder', () => {
+  it('finds the permutation of a row-permuted copy of a decoder', async () => {
     const rng = new Rng(11);
     const [n, d] = [96, 16];
     const a = Float32Array.from({ length: n * d }, () => rng.normal());
@@ -105,14 +105,14 @@ describe('feature matching', () => {
     // b's row perm[i] is a's row i, scaled (norms do not matter, directions do).
     const b = new Float32Array(n * d);
     for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) b[perm[i] * d + k] = 3 * a[i * d + k];
-    const m = matchFeatures(a, n, b, n, d);
+    const m = await matchFeatures(a, n, b, n, d);
     expect(m.one_to_one?.method).toBe('hungarian');
     expect(m.one_to_one?.match).toEqual(perm);
     expect(m.best.match).toEqual(perm);
     expect(m.one_to_one?.above_0_9).toBe(1);
     // Against an unrelated decoder almost nothing matches above 0.9.
     const c = Float32Array.from({ length: n * d }, () => rng.normal());
-    expect(matchFeatures(a, n, c, n, d).one_to_one?.above_0_9).toBeLessThan(0.05);
+    expect((await matchFeatures(a, n, c, n, d)).one_to_one?.above_0_9).toBeLessThan(0.05);
   });
 });
 

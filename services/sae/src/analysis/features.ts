@@ -265,7 +265,7 @@ export async function analyseFeatures(input: FeatureAnalysisInput): Promise<Feat
   let matching: FeaturesReport['matching'];
   if (input.compare) {
     const other = input.compare.sae;
-    const m = matchFeatures(
+    const m = await matchFeatures(
       sae.params.get('W_dec') as Float32Array,
       d_sae,
       other.params.get('W_dec') as Float32Array,

@@ -6,6 +6,7 @@
  *               HUNGARIAN_MAX features a side), or greedily by descending cosine beyond that.
  * A feature counts as matched above a threshold (0.9, 0.7) by its cosine under either rule.
  */
+import { Graph, matmul, Session } from '@rlmesh/graph';
 
 export const HUNGARIAN_MAX = 1024;
 /** The one-to-one rule needs the whole cosine matrix: beyond this many entries it is skipped. */
@@ -22,20 +23,41 @@ function unitRows(w: Float32Array, rows: number, d: number): Float32Array {
   return out;
 }
 
-/** Cosines of A's rows with B's rows ([nA, nB], row-major); `each(i, row)` sees each row of it as it is made. */
-function cosines(a: Float32Array, nA: number, b: Float32Array, nB: number, d: number, each: (i: number, row: Float32Array) => void): void {
+/** Rows of A per matmul: 256 x 16,384 cosines is 16 MB of output. */
+const COSINE_CHUNK = 256;
+
+/**
+ * Cosines of A's rows with B's rows ([nA, nB], row-major), a chunk of A's rows at a time as one ONNX
+ * MatMul (16k x 16k x 768 is 2e11 multiply-adds: hours in a JS loop, a minute or so here);
+ * `each(i, row)` sees each row as it is made.
+ */
+async function cosines(
+  a: Float32Array,
+  nA: number,
+  b: Float32Array,
+  nB: number,
+  d: number,
+  each: (i: number, row: Float32Array) => void,
+): Promise<void> {
   const ua = unitRows(a, nA, d);
   const ub = unitRows(b, nB, d);
-  const row = new Float32Array(nB);
-  for (let i = 0; i < nA; i++) {
-    const ai = i * d;
-    for (let j = 0; j < nB; j++) {
-      let s = 0;
-      const bj = j * d;
-      for (let k = 0; k < d; k++) s += ua[ai + k] * ub[bj + k];
-      row[j] = s;
+  const bt = new Float32Array(d * nB);
+  for (let j = 0; j < nB; j++) for (let k = 0; k < d; k++) bt[k * nB + j] = ub[j * d + k];
+  const g = new Graph('decoder_cosines');
+  g.output('cos', matmul(g.input('a', 'float32', ['rows', d]), g.input('bt', 'float32', [d, nB])));
+  const session = await Session.create(g.toOnnx(), { intraOpThreads: 2 });
+  try {
+    for (let at = 0; at < nA; at += COSINE_CHUNK) {
+      const rows = Math.min(COSINE_CHUNK, nA - at);
+      const out = await session.run({
+        a: { data: ua.subarray(at * d, (at + rows) * d), shape: [rows, d] },
+        bt: { data: bt, shape: [d, nB] },
+      });
+      const cos = out.cos.data as Float32Array;
+      for (let r = 0; r < rows; r++) each(at + r, cos.subarray(r * nB, (r + 1) * nB));
     }
-    each(i, row);
+  } finally {
+    await session.release();
   }
 }
 
@@ -124,12 +146,12 @@ function summary(cos: ArrayLike<number>): MatchSummary {
 }
 
 /** Matches A's decoder rows W_dec [nA, d] against B's [nB, d]. */
-export function matchFeatures(a: Float32Array, nA: number, b: Float32Array, nB: number, d: number): FeatureMatching {
+export async function matchFeatures(a: Float32Array, nA: number, b: Float32Array, nB: number, d: number): Promise<FeatureMatching> {
   if (a.length !== nA * d || b.length !== nB * d) throw new Error(`matching: decoders must be [features, ${d}]`);
   const bestMatch = new Array<number>(nA).fill(-1);
   const bestCos = new Array<number>(nA).fill(Number.NEGATIVE_INFINITY);
   const full = nA * nB <= ASSIGNMENT_MAX_ENTRIES ? new Float32Array(nA * nB) : null;
-  cosines(a, nA, b, nB, d, (i, row) => {
+  await cosines(a, nA, b, nB, d, (i, row) => {
     for (let j = 0; j < nB; j++)
       if (row[j] > bestCos[i]) {
         bestCos[i] = row[j];
