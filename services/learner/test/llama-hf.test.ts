@@ -113,6 +113,9 @@ const QWEN2_KEYS = [
   'vocab_size',
 ];
 
+// Qwen3Config.to_dict() (transformers 4.51).
+const QWEN3_KEYS = [...QWEN2_KEYS, 'attention_bias', 'head_dim'].sort();
+
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 const shapeSig = (xs: Array<[string, number[]]>) => xs.map(([n, s]) => `${n}:${s.join(',')}`).sort();
 
@@ -192,6 +195,23 @@ describe('llama: Hugging Face directories', () => {
     expect((back.model as LlamaForCausalLM).config).toEqual(cfg);
   });
 
+  it('qwen3: Qwen3Config keys with head_dim, q_norm / k_norm tensors, and a bit-exact round trip', async () => {
+    const cfg: LlamaConfig = { ...TINY_LLAMA, model_type: 'qwen3', attention_bias: false, head_dim: 6, tie_word_embeddings: true };
+    const model = new LlamaForCausalLM(cfg);
+    const params = randomLlamaParams(model, 9);
+    const dir = join(root, 'qwen3');
+    await saveCausalLmDirectory(dir, model, params);
+    const json = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    expect(Object.keys(json)).toEqual(QWEN3_KEYS);
+    expect(json).toMatchObject({ architectures: ['Qwen3ForCausalLM'], head_dim: 6, attention_bias: false });
+    const { tensors } = await loadSafetensors(join(dir, 'model.safetensors'));
+    expect(tensors['model.layers.1.self_attn.k_norm.weight'].shape).toEqual([6]);
+    expect(tensors['model.layers.0.self_attn.q_proj.weight'].shape).toEqual([24, 32]);
+    const back = await loadCausalLmDirectory(dir);
+    expect((back.model as LlamaForCausalLM).config).toEqual(cfg);
+    for (const [n, v] of params) expect(bits(back.params.get(n) as Float32Array), n).toEqual(bits(v));
+  });
+
   it('reads a hub-style checkpoint: BF16 weights, rotary buffers, an EOS list, lm_head beside a tied head', async () => {
     const cfg: LlamaConfig = { ...TINY_LLAMA, tie_word_embeddings: true, attention_bias: false, num_hidden_layers: 1 };
     const model = new LlamaForCausalLM(cfg);
@@ -226,7 +246,7 @@ describe('llama: Hugging Face directories', () => {
     withConfig({ num_key_value_heads: 3 });
     await expect(loadLlamaDirectory(dir)).rejects.toThrow(/num_key_value_heads: must divide num_attention_heads/);
     withConfig({ model_type: 'mistral' });
-    await expect(loadCausalLmDirectory(dir)).rejects.toThrow(/model_type: must be one of gpt2, llama, qwen2/);
+    await expect(loadCausalLmDirectory(dir)).rejects.toThrow(/model_type: must be one of gpt2, llama, qwen2, qwen3/);
     writeFileSync(configPath, good);
     const second = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8')).weight_map[
       'model.layers.1.mlp.up_proj.weight'

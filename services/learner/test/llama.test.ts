@@ -19,6 +19,8 @@ import '../src/models';
 import { randomLlamaParams, TINY_LLAMA } from './tiny-llama';
 
 const QWEN2: LlamaConfig = { ...TINY_LLAMA, model_type: 'qwen2', attention_bias: false, tie_word_embeddings: true };
+// Qwen3 with a head size that is not hidden / heads (as Qwen3-4B's 128 with hidden 2560 and 32 heads).
+const QWEN3: LlamaConfig = { ...TINY_LLAMA, model_type: 'qwen3', attention_bias: false, head_dim: 6, tie_word_embeddings: true };
 
 // ---- the float64 reference -------------------------------------------------------------------
 
@@ -64,7 +66,7 @@ function referenceLlamaLogits(c: LlamaConfig, P: Map<string, Float32Array>, ids:
   const b = (n: string) => P.get(n);
   const [E, H, V] = [c.hidden_size, c.num_attention_heads, c.vocab_size];
   const Hkv = c.num_key_value_heads || H;
-  const D = E / H;
+  const D = c.head_dim || E / H;
   const rep = H / Hkv;
   const emb = w('model.embed_tokens.weight');
   let x = ids.map((id) => Float64Array.from({ length: E }, (_, e) => emb[id * E + e]));
@@ -72,16 +74,18 @@ function referenceLlamaLogits(c: LlamaConfig, P: Map<string, Float32Array>, ids:
     const pre = `model.layers.${l}.`;
     const a = `${pre}self_attn.`;
     const hs = x.map((xt) => rmsNorm(xt, w(`${pre}input_layernorm.weight`), c.rms_norm_eps));
+    // Qwen3 normalises each head of q and k (q_norm, k_norm) before the rotation.
+    const headNorm = (x: Float64Array, n: string) => (c.model_type === 'qwen3' ? rmsNorm(x, w(`${a}${n}.weight`), c.rms_norm_eps) : x);
     const q = hs.map((h, t) => {
       const y = lin(h, w(`${a}q_proj.weight`), b(`${a}q_proj.bias`), H * D);
       const out = new Float64Array(H * D);
-      for (let hh = 0; hh < H; hh++) out.set(rope(y.subarray(hh * D, (hh + 1) * D), t, D, c.rope_theta, v.rope), hh * D);
+      for (let hh = 0; hh < H; hh++) out.set(rope(headNorm(y.slice(hh * D, (hh + 1) * D), 'q_norm'), t, D, c.rope_theta, v.rope), hh * D);
       return out;
     });
     const k = hs.map((h, t) => {
       const y = lin(h, w(`${a}k_proj.weight`), b(`${a}k_proj.bias`), Hkv * D);
       const out = new Float64Array(Hkv * D);
-      for (let hh = 0; hh < Hkv; hh++) out.set(rope(y.subarray(hh * D, (hh + 1) * D), t, D, c.rope_theta, v.rope), hh * D);
+      for (let hh = 0; hh < Hkv; hh++) out.set(rope(headNorm(y.slice(hh * D, (hh + 1) * D), 'k_norm'), t, D, c.rope_theta, v.rope), hh * D);
       return out;
     });
     const val = hs.map((h) => lin(h, w(`${a}v_proj.weight`), b(`${a}v_proj.bias`), Hkv * D));
@@ -157,6 +161,7 @@ describe('llama: the ONNX forward equals an independent float64 reference', () =
   for (const [name, cfg] of [
     ['llama (GQA 4/2, attention_bias, untied head)', TINY_LLAMA],
     ['qwen2 (q/k/v biases, tied head)', QWEN2],
+    ['qwen3 (q_norm / k_norm, head_dim 6 with hidden 32 and 4 heads)', QWEN3],
   ] as const) {
     it(`${name}: unpadded, left- and right-padded rows, to 1e-4; wrong RoPE or grouping misses`, async () => {
       const model = new LlamaForCausalLM(cfg);
@@ -199,6 +204,15 @@ describe('llama: the ONNX forward equals an independent float64 reference', () =
       'model.layers.0.self_attn.v_proj.bias:16',
     ]);
     expect(qwen.some((n) => n.startsWith('lm_head'))).toBe(false);
+    // Qwen3Attention registers q_proj, k_proj, v_proj, o_proj, q_norm, k_norm.
+    expect(names(QWEN3).filter((n) => n.includes('self_attn'))).toEqual([
+      'model.layers.0.self_attn.q_proj.weight:24,32',
+      'model.layers.0.self_attn.k_proj.weight:12,32',
+      'model.layers.0.self_attn.v_proj.weight:12,32',
+      'model.layers.0.self_attn.o_proj.weight:32,24',
+      'model.layers.0.self_attn.q_norm.weight:6',
+      'model.layers.0.self_attn.k_norm.weight:6',
+    ]);
   });
 });
 

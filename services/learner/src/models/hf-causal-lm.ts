@@ -13,7 +13,7 @@ import { readHfConfig } from './hf-weights';
 import { type LlamaConfig, LlamaForCausalLM } from './llama';
 
 /** The model_type values a directory may have. */
-export const CAUSAL_LM_TYPES = ['gpt2', 'llama', 'qwen2'] as const;
+export const CAUSAL_LM_TYPES = ['gpt2', 'llama', 'qwen2', 'qwen3'] as const;
 
 function modelType(json: unknown, source: string): string {
   const t = (json as { model_type?: unknown } | null)?.model_type;

@@ -1,6 +1,6 @@
 /**
- * Llama and Qwen2 checkpoints as Hugging Face directories: `config.json` (LlamaConfig's or
- * Qwen2Config's keys, sorted, as to_json_string writes them), `generation_config.json`, and the
+ * Llama, Qwen2 and Qwen3 checkpoints as Hugging Face directories: `config.json` (LlamaConfig's,
+ * Qwen2Config's or Qwen3Config's keys, sorted, as to_json_string writes them), `generation_config.json`, and the
  * weights as `LlamaForCausalLM.save_pretrained` writes them (hf-weights.ts: one model.safetensors or
  * shards with model.safetensors.index.json): every parameter under its state_dict name, without
  * `lm_head.weight` when the head is tied. `from_pretrained` reads the directory as it reads its own.
@@ -34,7 +34,7 @@ const TRANSFORMERS_VERSION = '4.46.0';
 
 const none = (id: number) => (id < 0 ? null : id);
 
-/** config.json for `c`: LlamaConfig.to_dict()'s keys (Qwen2Config's for model_type qwen2), sorted. */
+/** config.json for `c`: LlamaConfig.to_dict()'s keys (Qwen2Config's or Qwen3Config's for those model types), sorted. */
 export function llamaConfigJson(c: LlamaConfig): Record<string, unknown> {
   const { kvHeads, headDim } = llamaHeads(c);
   const common: Record<string, unknown> = {
@@ -59,16 +59,19 @@ export function llamaConfigJson(c: LlamaConfig): Record<string, unknown> {
     use_cache: true,
     vocab_size: c.vocab_size,
   };
+  const qwen = { max_window_layers: c.num_hidden_layers, sliding_window: null, use_sliding_window: false };
   const own: Record<string, unknown> =
     c.model_type === 'qwen2'
-      ? { architectures: ['Qwen2ForCausalLM'], max_window_layers: c.num_hidden_layers, sliding_window: null, use_sliding_window: false }
-      : {
-          architectures: ['LlamaForCausalLM'],
-          attention_bias: c.attention_bias,
-          head_dim: headDim,
-          mlp_bias: c.mlp_bias,
-          pretraining_tp: 1,
-        };
+      ? { architectures: ['Qwen2ForCausalLM'], ...qwen }
+      : c.model_type === 'qwen3'
+        ? { architectures: ['Qwen3ForCausalLM'], attention_bias: c.attention_bias, head_dim: headDim, ...qwen }
+        : {
+            architectures: ['LlamaForCausalLM'],
+            attention_bias: c.attention_bias,
+            head_dim: headDim,
+            mlp_bias: c.mlp_bias,
+            pretraining_tp: 1,
+          };
   if (c.pad_token_id >= 0) own.pad_token_id = c.pad_token_id;
   const json = { ...common, ...own };
   return Object.fromEntries(
@@ -93,8 +96,8 @@ function tokenId(v: unknown, key: string, source: string): number | undefined {
 export function llamaConfigFromJson(json: unknown, source = HF_CONFIG, valueHead = false): LlamaConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(source, 'must be a JSON object');
   const j = json as Record<string, unknown>;
-  if (j.model_type !== 'llama' && j.model_type !== 'qwen2')
-    throw new ConfigError(`${source}: model_type`, `must be "llama" or "qwen2", got ${JSON.stringify(j.model_type)}`);
+  if (j.model_type !== 'llama' && j.model_type !== 'qwen2' && j.model_type !== 'qwen3')
+    throw new ConfigError(`${source}: model_type`, `must be "llama", "qwen2" or "qwen3", got ${JSON.stringify(j.model_type)}`);
   for (const [k, want] of Object.entries(MUST_BE)) {
     if (j[k] !== undefined && j[k] !== want)
       throw new ConfigError(`${source}: ${k}`, `only ${JSON.stringify(want)} is supported, got ${JSON.stringify(j[k])}`);
@@ -195,9 +198,7 @@ export async function loadLlamaDirectory(
         );
       continue;
     }
-    throw new Error(
-      `${fileOf(name)}: unexpected tensor ${name} (not part of ${config.model_type === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'})`,
-    );
+    throw new Error(`${fileOf(name)}: unexpected tensor ${name} (not part of ${llamaConfigJson(config).architectures})`);
   }
   return { config, params, tokenizerFiles: HF_TOKENIZER_FILES.filter((f) => existsSync(join(dir, f))) };
 }

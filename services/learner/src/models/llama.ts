@@ -1,6 +1,7 @@
 /**
- * The Llama family (Hugging Face's LlamaForCausalLM, and Qwen2ForCausalLM, which differs only in its
- * q/k/v biases) as a registered policy over token sequences: RMSNorm, rotary position embeddings
+ * The Llama family (Hugging Face's LlamaForCausalLM; Qwen2ForCausalLM, which differs only in its q/k/v
+ * biases; Qwen3ForCausalLM, which adds an RMSNorm over each head of q and k before the rotary
+ * embedding, `q_norm` / `k_norm`) as a registered policy over token sequences: RMSNorm, rotary position embeddings
  * (rope_theta; HF's rotate_half convention, positions from the attention mask so a KV-cache decode
  * and left padding give the unpadded sequence's values), a SwiGLU MLP (down(silu(gate(x)) * up(x))),
  * grouped-query attention (num_key_value_heads <= num_attention_heads; the cache holds the kv heads,
@@ -53,7 +54,12 @@ import {
 import { type CausalLmPolicy, causalLmPolicy, Gpt2ValueHead } from './gpt2';
 
 export const LLAMA_OPTIONS = {
-  model_type: { kind: 'string', default: 'llama', oneOf: ['llama', 'qwen2'], doc: 'qwen2: q/k/v biases, no attention_bias key' },
+  model_type: {
+    kind: 'string',
+    default: 'llama',
+    oneOf: ['llama', 'qwen2', 'qwen3'],
+    doc: 'qwen2: q/k/v biases, no attention_bias key; qwen3: RMSNorm on each head of q and k',
+  },
   vocab_size: { kind: 'int', default: 0, min: 0, max: 1_000_000, doc: "token embeddings; 0 takes the observation space's vocabulary" },
   hidden_size: { kind: 'int', default: 4096, min: 1, max: 65_536 },
   intermediate_size: { kind: 'int', default: 11008, min: 1, max: 262_144 },
@@ -171,12 +177,14 @@ export interface LlamaAttendOptions {
   sin: Value;
 }
 
-/** LlamaAttention / Qwen2Attention: q, k, v projections, rotary, grouped-query causal attention, o_proj. */
+/** LlamaAttention / Qwen2Attention / Qwen3Attention: q, k, v projections (Qwen3: each head RMS-normed), rotary, grouped-query causal attention, o_proj. */
 export class LlamaAttention extends Module {
   readonly qProj: Linear;
   readonly kProj: Linear;
   readonly vProj: Linear;
   readonly oProj: Linear;
+  readonly qNorm: RMSNorm | null;
+  readonly kNorm: RMSNorm | null;
   readonly attnDropout: Dropout;
   readonly heads: { heads: number; kvHeads: number; headDim: number };
 
@@ -189,6 +197,8 @@ export class LlamaAttention extends Module {
     this.kProj = this.child('k_proj', projection(c, c.hidden_size, kvHeads * headDim, qkvBias));
     this.vProj = this.child('v_proj', projection(c, c.hidden_size, kvHeads * headDim, qkvBias));
     this.oProj = this.child('o_proj', projection(c, heads * headDim, c.hidden_size, c.attention_bias));
+    this.qNorm = c.model_type === 'qwen3' ? this.child('q_norm', new RMSNorm(headDim, c.rms_norm_eps)) : null;
+    this.kNorm = c.model_type === 'qwen3' ? this.child('k_norm', new RMSNorm(headDim, c.rms_norm_eps)) : null;
     this.attnDropout = this.child('attn_dropout', new Dropout(c.attention_dropout));
   }
 
@@ -196,8 +206,9 @@ export class LlamaAttention extends Module {
     const [B, T] = [x.shape[0], x.shape[1]];
     const { heads, kvHeads, headDim } = this.heads;
     const split4 = (t: Value, h: number) => transpose(reshape(t, [B, T, h, headDim]), [0, 2, 1, 3]);
-    const q = applyRotary(split4(this.qProj.forward(x), heads), opts.cos, opts.sin);
-    const k0 = applyRotary(split4(this.kProj.forward(x), kvHeads), opts.cos, opts.sin);
+    const normed = (t: Value, norm: RMSNorm | null) => (norm ? norm.forward(t) : t);
+    const q = applyRotary(normed(split4(this.qProj.forward(x), heads), this.qNorm), opts.cos, opts.sin);
+    const k0 = applyRotary(normed(split4(this.kProj.forward(x), kvHeads), this.kNorm), opts.cos, opts.sin);
     const v0 = split4(this.vProj.forward(x), kvHeads);
     const total = opts.keyPadding?.shape[1];
     const key = opts.past ? concatTime(opts.past.key, k0, total) : k0;
@@ -274,7 +285,7 @@ export class LlamaModel extends Module {
   }
 }
 
-/** LlamaForCausalLM / Qwen2ForCausalLM: `model`, `lm_head` (absent when tied), optionally `v_head`. */
+/** LlamaForCausalLM / Qwen2ForCausalLM / Qwen3ForCausalLM: `model`, `lm_head` (absent when tied), optionally `v_head`. */
 export class LlamaForCausalLM extends Module implements CausalLm {
   readonly model: LlamaModel;
   readonly lmHead: Linear | null;
@@ -345,8 +356,7 @@ export class LlamaForCausalLM extends Module implements CausalLm {
 
 export const llamaModel: ModelSpec<typeof LLAMA_OPTIONS> = {
   id: 'llama',
-  description:
-    "Llama / Qwen2 (Hugging Face's LlamaForCausalLM / Qwen2ForCausalLM names and layouts) over token sequences; GQA, RoPE, SwiGLU",
+  description: "Llama / Qwen2 / Qwen3 (Hugging Face's *ForCausalLM names and layouts) over token sequences; GQA, RoPE, SwiGLU",
   options: LLAMA_OPTIONS,
   build(o, ctx): CausalLmPolicy {
     const space = ctx.observationSpace as Space;
