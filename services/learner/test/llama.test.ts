@@ -9,6 +9,7 @@
 import { Discrete, Rng, TokenSequence } from '@rlmesh/core';
 import { add, crossEntropy, Graph, gradients, maskedMean, mul, neg, ParamLayout, reduceSum, Session, type Value } from '@rlmesh/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildActProgram } from '../src/algorithms/policy-terms';
 import { buildLogitsProgram } from '../src/models/causal-lm';
 import { isCausalLmPolicy } from '../src/models/gpt2';
 import { causalLmFromModelConfig, causalLmModelConfig, Gpt2Generator } from '../src/models/gpt2-generate';
@@ -368,6 +369,31 @@ describe('llama: the registered policy', () => {
       actionSpace: new Discrete(vocab),
       distribution: { kind: 'categorical', n: vocab },
     }) as unknown as ModelContext;
+
+  it("its act program gives the reference's next-token log-probs after each row's last token", async () => {
+    const policy = modelSpec('llama').build({ ...TINY_LLAMA, vocab_size: 0 }, ctx(29, 7));
+    if (!isCausalLmPolicy(policy) || !(policy.module instanceof LlamaForCausalLM)) throw new Error('llama must build a Llama policy');
+    const params = randomLlamaParams(policy.module, 4);
+    const act = buildActProgram(policy);
+    const session = await Session.create(act.onnx, { intraOpThreads: 1 });
+    // Right-padded with pad id 0; the second row has a 0 inside it, which stays a token.
+    const rows = [
+      [5, 9, 2],
+      [4, 0, 11, 3, 1, 7, 20],
+    ];
+    const obs = Float32Array.from(rows.flatMap((r) => [...r, ...Array(7 - r.length).fill(0)]));
+    const out = await session.run({
+      params: { data: new ParamLayout(policy.module).pack(params), shape: [act.layout.total] },
+      obs: { data: obs, shape: [2, 7] },
+    });
+    await session.release();
+    const logProbs = out.log_probs.data as Float32Array;
+    rows.forEach((ids, b) => {
+      const want = referenceLlamaLogits(TINY_LLAMA, params, ids).at(-1) as Float64Array;
+      const lse = Math.log(want.reduce((a, v) => a + Math.exp(v), 0));
+      for (let v = 0; v < 29; v++) expect(Math.abs(logProbs[b * 29 + v] - (want[v] - lse))).toBeLessThan(1e-4);
+    });
+  });
 
   it('builds a CausalLmPolicy from model.id llama, and refuses bad configs naming the key', () => {
     const o = (x: Partial<LlamaConfig>) => ({ ...TINY_LLAMA, vocab_size: 0, ...x });
