@@ -3,6 +3,7 @@ export { type ArtChoice, type ArtMessageOrChoice, type ArtTrajectory, conversati
 export { applyDropout, type DropoutResult, dropoutRate, MAX_DROPOUT_RATE } from './dropout';
 export { ArchiveConnectionError, ArchiveInputError, ArchiveStateError, isConnectionLoss } from './errors';
 export { MIGRATIONS, type Migration, migrate, SCHEMA_VERSION, schemaVersion } from './migrations';
+export { type ArchiveRecorderOptions, archiveAgentId, archiveCallRecorder, type EndpointCall } from './recorder';
 export type {
   CachedJudgeScores,
   JudgeScore,

@@ -17,4 +17,6 @@ export * from './run/policy-file';
 export * from './run/sequence-config';
 export * from './run/sequence-learner-run';
 export * from './run/sequence-run';
+export * from './run/window-grpo';
+export * from './run/window-rollouts';
 export * from './sft';

@@ -65,10 +65,13 @@ export function isSequenceRunConfig(raw: unknown): boolean {
   return typeof id === 'string' && isTextEnv(id);
 }
 
-/** Validates a sequence run config; ConfigError names the first bad key. */
-export function parseSequenceRunConfig(raw: unknown): SequenceRunConfig {
+/**
+ * Validates a sequence run config; ConfigError names the first bad key. `env: false` skips the env
+ * section's check, for rollouts that come from elsewhere (an archive's windows).
+ */
+export function parseSequenceRunConfig(raw: unknown, opts: { env?: boolean } = {}): SequenceRunConfig {
   const base = validate(SEQUENCE_RUN_SCHEMA, raw);
-  makeTextEnv(base.env.id, base.env.options);
+  if (opts.env !== false) makeTextEnv(base.env.id, base.env.options);
   if (base.init_from === '')
     throw new ConfigError('init_from', 'must name a Hugging Face causal-LM directory with its tokenizer (an rlmesh sft checkpoint)');
   const { name = 'grpo', ...rest } = base.algo;

@@ -77,6 +77,8 @@ export interface SequenceLearnerRunOptions {
   resumeFrom?: string;
   /** The embedded actor's state, saved with every checkpoint. */
   collectorState?: () => SequenceCollectorState | null;
+  /** Reward components of rollouts made elsewhere than cfg.env (an archive's judged windows); cfg.env is then not made. */
+  rewardComponents?: readonly string[];
 }
 
 export interface SequenceRunSummary extends RunSummary {
@@ -179,11 +181,11 @@ export class SequenceLearnerRun {
     const startParams = headed ? withValueHead(start.model, start.params, cfg.run.seed) : start.params;
     if (tokenizer.eosId === null)
       throw new ConfigError('init_from', "the checkpoint's tokenizer has no EOS token; completions end with it");
-    const env = makeTextEnv(cfg.env.id, cfg.env.options);
+    const envComponents = opts.rewardComponents ?? makeTextEnv(cfg.env.id, cfg.env.options).rewardComponents;
     const extra = opts.extraRewards?.components ?? [];
     for (const c of extra)
-      if (env.rewardComponents.includes(c)) throw new ConfigError('feature_rewards', `${c} is already a reward component of ${cfg.env.id}`);
-    const components = [...env.rewardComponents, ...extra];
+      if (envComponents.includes(c)) throw new ConfigError('feature_rewards', `${c} is already a reward component of ${cfg.env.id}`);
+    const components = [...envComponents, ...extra];
     for (const [c, w] of Object.entries(spec.rewardWeights(algoCfg, components)))
       if (w !== 0 && !components.includes(c))
         throw new ConfigError(`algo.reward_weights.${c}`, `${cfg.env.id} has no reward component ${c} (it has: ${components.join(', ')})`);
