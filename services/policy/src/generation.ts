@@ -383,9 +383,7 @@ async function load(runId: string, pointer: PolicyPointer, deps: GenerationDeps)
   } catch (e) {
     throw failedPrecondition('run_id', `policy of run "${runId}" cannot generate: ${(e as Error).message}`);
   }
-  const tokenizer = pointer.tokenizer
-    ? await loadPointerTokenizer(deps.bus, runId, pointer.tokenizer, built.model.dims.vocabSize)
-    : null;
+  const tokenizer = pointer.tokenizer ? await loadPointerTokenizer(deps.bus, runId, pointer.tokenizer, built.model.dims.vocabSize) : null;
   const generator = await Gpt2Generator.create(built.model, built.params, { threads: deps.threads, worker: true });
   return { version: pointer.version, generator, tokenizer };
 }
