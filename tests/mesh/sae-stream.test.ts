@@ -17,6 +17,7 @@ import { type FollowSaeRequest, type Run, RunState, SaeServiceClient, type Train
 import { SaeServiceCore, startSaeServer } from '@rlmesh/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
+import { until } from './helpers';
 
 const natsMissing = !findNatsServer() && process.env.CI !== 'true';
 const HOOK = 'blocks.1.hook_resid_post';
@@ -86,6 +87,8 @@ describe.skipIf(natsMissing)('activations captured during a mesh run, an SAE tra
     await learner.watchRun(run.runId, (r) => (last = r));
     expect(last.state).toBe(RunState.RUN_STATE_COMPLETED);
     const sae = await following;
+    // The peeking consumer may still be behind the last batches on a loaded machine.
+    await until(() => (batches.length >= last.updates ? true : undefined), 20_000, 'every batch at the peeking consumer');
     await peek.stop();
     await core.close();
 
@@ -99,7 +102,9 @@ describe.skipIf(natsMissing)('activations captured during a mesh run, an SAE tra
     // A seeded tenth of the rows that had arrived when training ended (at most the run's 3,072).
     expect(sae.metrics.rows).toBeGreaterThan(60);
     expect(sae.metrics.rows).toBeLessThan(390);
-    expect(sae.metrics.l0).toBeCloseTo(8, 5);
+    // TopK: at most k = 8 active, fewer where a row's k-th pre-activation is not positive.
+    expect(sae.metrics.l0).toBeLessThanOrEqual(8 + 1e-9);
+    expect(sae.metrics.l0).toBeGreaterThan(6);
     expect(sae.metrics.explained_variance).toBeGreaterThan(0.8);
     expect((await new SaeServiceCore(dir).list()).map((s) => s.id)).toEqual(['echo-resid1']);
   }, 60_000);
