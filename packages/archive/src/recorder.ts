@@ -14,8 +14,8 @@
  *   promptTokens, choices[0] tokens     promptTokens, completionTokens (the first choice's: what the agent acted on)
  *   latencyMs, at                       latencyMs, at
  *
- * A call from an agent whose trajectory is open in this archive (`trajectoryOf`) joins that
- * trajectory and is written with it; any other is written at once in the window of its time.
+ * Each call is written at once, outside any trajectory, in the window of its time; a trainer joins
+ * it to its agent's trajectory by agent id and time (the learner's callsOfTrajectory).
  */
 import { createHash } from 'node:crypto';
 import type { Archive } from './archive';
@@ -39,8 +39,6 @@ export interface EndpointCall {
 }
 
 export interface ArchiveRecorderOptions {
-  /** The open trajectory of an (archive) agent id, if any: its calls are then written with it. */
-  trajectoryOf?: (agentId: string) => string | undefined;
   /** When the call happened for the archive; default the request's arrival. A simulation passes its own clock. */
   at?: (call: EndpointCall) => Date;
 }
@@ -67,10 +65,8 @@ export function archiveCallRecorder(archive: Archive, options: ArchiveRecorderOp
     async record(call) {
       const first = call.choices[0];
       const agentId = call.agentId === null ? undefined : archiveAgentId(call.agentId);
-      const trajectoryId = agentId === undefined ? undefined : options.trajectoryOf?.(agentId);
       await archive.recordLlmCall({
         id: call.id,
-        trajectoryId,
         agentId,
         model: `${call.runId}@v${call.policyVersion}`,
         messages: call.messages,

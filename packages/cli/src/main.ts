@@ -10,6 +10,7 @@ import { applyOverrides, ConfigError, parseConfigText } from '@rlmesh/core';
 import { RunState } from '@rlmesh/proto';
 import { ANALYZE_USAGE, analyzeCommand } from './analyze';
 import { parseArgs, UsageError } from './args';
+import { BABYLON_USAGE } from './babylon-config';
 import { CYCLE_USAGE } from './cycle-config';
 import { DASHBOARD_USAGE, dashboard } from './dashboard';
 import { DATA_USAGE, dataCommand } from './data';
@@ -53,6 +54,7 @@ const USAGE = `usage:
   ${SFT_USAGE}
   ${EXPERIMENT_USAGE}
   ${CYCLE_USAGE}
+  ${BABYLON_USAGE}
   ${SAE_USAGE}
   ${ANALYZE_USAGE}`;
 
@@ -70,6 +72,7 @@ const HELP: Record<string, string> = {
   sft: SFT_USAGE,
   experiment: EXPERIMENT_USAGE,
   cycle: CYCLE_USAGE,
+  babylon: BABYLON_USAGE,
   sae: SAE_USAGE,
   analyze: ANALYZE_USAGE,
 };
@@ -93,6 +96,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === 'sft') return await sftCommand(rest);
     if (command === 'experiment') return await (await import('./experiment')).experimentCommand(rest);
     if (command === 'cycle') return await (await import('./cycle')).cycleCommand(rest);
+    if (command === 'babylon') return await (await import('./babylon')).babylonCommand(rest);
     if (command === 'sae') return await saeCommand(rest);
     if (command === 'analyze') return await analyzeCommand(rest);
     if (command === undefined || command === 'help' || command === '--help') {
