@@ -247,9 +247,6 @@ export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void
       const version = learner.version;
       const from = i * cfg.loop.hours * HOUR;
       const to = (i + 1) * cfg.loop.hours * HOUR;
-      // Past the last window's end by the outcome horizon, so the judge sees what followed each decision.
-      await sim.run(to + horizon - market.now);
-      await server.endpoint.drain();
       const scores = new Map<string, number>();
       const spreads: number[] = [];
       const lmPnl: number[] = [];
@@ -260,6 +257,10 @@ export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void
       let promptTokens = 0;
       let completionTokens = 0;
       for (let w = from; w < to; w += HOUR) {
+        // Each window is read as soon as its outcome horizon has passed (the market keeps only
+        // retain_ms of data), so the judge sees what followed every decision.
+        await sim.run(w + HOUR + horizon - market.now);
+        await server.endpoint.drain();
         const report = windowReport(market, w, w + HOUR);
         await archiveWindow(archive, market, report, version);
         const judged = await judge.score(report);
@@ -335,8 +336,8 @@ export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void
         s.add(lmAgent(lmOptions(`initial-${k}`, evalServer.baseURL, 'initial')));
         s.add(lmAgent(lmOptions(`trained-${k}`, evalServer.baseURL, 'trader')));
       }
-      await s.run(cfg.eval.hours * HOUR + m.config.outcome_horizon_ms);
       for (let w = 0; w < cfg.eval.hours * HOUR; w += HOUR) {
+        await s.run(w + HOUR + m.config.outcome_horizon_ms - m.now);
         const byAgent = new Map(windowReport(m, w, w + HOUR).trajectories.map((t) => [t.agentId, t]));
         for (let k = 0; k < cfg.agents.lm; k++) {
           const a = byAgent.get(`initial-${k}`);
