@@ -12,10 +12,11 @@ import { parseArgs, UsageError } from './args';
 import { DATA_AFFINE_USAGE, dataAffineCommand } from './data-affine';
 import { DATA_STORYWORLD_USAGE, dataStoryworldCommand } from './data-storyworld';
 
-export const DATA_USAGE = `rlmesh data cards --out DIR --seed N [--n-train 20000] [--n-val 500] [--n-test 1000] [--completion answer|worked]
+export const DATA_USAGE = `rlmesh data cards --out DIR --seed N [--n-train 20000] [--n-val 500] [--n-test 1000] [--completion worked|answer]
     Writes the card-rule game's datasets from a seed: DIR/train.jsonl and val.jsonl (the id split),
-    DIR/test_<split>.jsonl for id and every OOD split, and DIR/manifest.json. --completion worked
-    writes the work before the answer (" RED 3 - BLUE 2 = 1, ODD"); prompts are the same either way.
+    DIR/test_<split>.jsonl for id and every OOD split, and DIR/manifest.json. Completions show the
+    work before the answer (" RED 3 = 3 - BLUE 2 = 1, ODD"); --completion answer writes the answer
+    alone (" ODD"). Prompts, answers and labels are the same either way.
 ${DATA_STORYWORLD_USAGE}
 ${DATA_AFFINE_USAGE}`;
 
@@ -25,7 +26,7 @@ const OPTIONS = {
   'n-train': { kind: 'int', default: 20000, min: 1, max: 2_000_000 },
   'n-val': { kind: 'int', default: 500, min: 1, max: 100_000 },
   'n-test': { kind: 'int', default: 1000, min: 1, max: 100_000, doc: 'examples in each test set' },
-  completion: { kind: 'string', default: 'answer', oneOf: ['answer', 'worked'], doc: "the completions' form" },
+  completion: { kind: 'string', default: 'worked', oneOf: ['answer', 'worked'], doc: "the completions' form" },
 } as const satisfies Schema;
 
 export async function dataCommand(argv: readonly string[]): Promise<number> {

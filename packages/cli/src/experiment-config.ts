@@ -29,6 +29,7 @@ const EXPERIMENT_SCHEMA = {
       n_train: { kind: 'int', default: 20000, min: 1, max: 2_000_000, doc: '--n-train' },
       n_val: { kind: 'int', default: 500, min: 1, max: 100_000, doc: '--n-val' },
       n_test: { kind: 'int', default: 500, min: 1, max: 100_000, doc: '--n-test: examples in each test set' },
+      completion: { kind: 'string', default: 'worked', oneOf: ['answer', 'worked'], doc: "--completion: the SFT targets' form" },
     },
   },
   sft: {

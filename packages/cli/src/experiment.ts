@@ -50,6 +50,7 @@ export async function experimentCommand(argv: readonly string[]): Promise<number
           'cards',
           ...['--out', plan.dataDir, '--seed', String(d.seed)],
           ...['--n-train', String(d.n_train), '--n-val', String(d.n_val), '--n-test', String(d.n_test)],
+          ...['--completion', d.completion],
         ]),
         'data',
       ),

@@ -25,9 +25,9 @@ describe('rlmesh data cards', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const manifest = JSON.parse(readFileSync(join(dir, 'a', 'manifest.json'), 'utf8'));
-    expect(manifest).toMatchObject({ dataset: 'cards', seed: 3, sizes: { train: 40, val: 10, test: 12 } });
+    expect(manifest).toMatchObject({ dataset: 'cards', seed: 3, sizes: { train: 40, val: 10, test: 12 }, completion: 'worked' });
     expect(Object.keys(manifest.files)).toEqual(DATASET_SETS.map((s) => s.name));
-    const want = buildCardsDatasets({ seed: 3, nTrain: 40, nVal: 10, nTest: 12 });
+    const want = buildCardsDatasets({ seed: 3, nTrain: 40, nVal: 10, nTest: 12, completion: 'worked' });
     for (const set of want) {
       const text = readFileSync(join(dir, 'a', `${set.name}.jsonl`), 'utf8');
       expect(createHash('sha256').update(text).digest('hex')).toBe(manifest.files[set.name].sha256);
@@ -43,6 +43,13 @@ describe('rlmesh data cards', () => {
     expect(again.status).toBe(0);
     for (const s of DATASET_SETS)
       expect(readFileSync(join(dir, 'b', `${s.name}.jsonl`))).toEqual(readFileSync(join(dir, 'a', `${s.name}.jsonl`)));
+    // --completion answer: the same examples with the bare answer as the completion.
+    expect(rlmesh('data', 'cards', '--out', join(dir, 'c'), '--seed', '3', '--completion', 'answer', ...SIZES).status).toBe(0);
+    const bare = readFileSync(join(dir, 'c', 'test_id.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(bare).toEqual(buildCardsDatasets({ seed: 3, nTrain: 40, nVal: 10, nTest: 12 })[0].examples.map(exampleRecord));
   });
 
   it.each([

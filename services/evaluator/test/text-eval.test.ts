@@ -231,7 +231,7 @@ describe('rlmesh eval with a GPT-2 directory', () => {
         500,
         x,
         0,
-        8,
+        72,
       ]),
     );
   });
