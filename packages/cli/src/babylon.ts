@@ -192,6 +192,7 @@ export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void
     }),
     { onLine: (l) => log(`sft ${JSON.stringify(l)}`) },
   );
+  const sftSeconds = (performance.now() - tSft) / 1000;
   log(`sft: ${train.length} examples, ${sft.updates} updates in ${sft.seconds.toFixed(1)} s -> ${sft.final_checkpoint}`);
 
   // 2. The learner, the served model (run `trader`, and `initial` kept for the evaluation), the archive.
@@ -356,7 +357,7 @@ export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void
     const B = cfg.eval.bootstrap;
     const results: BabylonResults = {
       config: cfg,
-      sft: { examples: train.length, final_checkpoint: sft.final_checkpoint, seconds: (performance.now() - tSft) / 1000 },
+      sft: { examples: train.length, final_checkpoint: sft.final_checkpoint, seconds: sftSeconds },
       iterations,
       eval: {
         seeds: evalSeeds,
