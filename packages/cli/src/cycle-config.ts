@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { ConfigError, type Infer, type Schema, validate } from '@rlmesh/core';
 import { UsageError } from './args';
+import { checkWith } from './experiment-config';
 import { loadConfig } from './main';
 
 export const CYCLE_USAGE = `rlmesh cycle <config.yaml> [--force data|sft|rl|capture|sae|analysis|<stage>_<cycle>[,...]] [--section.key value ...]
@@ -114,15 +115,6 @@ function loadStage(section: string, file: string, overrides: Record<string, unkn
   } catch (e) {
     if (e instanceof UsageError) throw new ConfigError(`${section}.config`, e.message);
     if (e instanceof ConfigError) throw new ConfigError(`${section}.config (${file}): ${e.key}`, e.rule);
-    throw e;
-  }
-}
-
-function checkWith(section: string, file: string, check: () => void): void {
-  try {
-    check();
-  } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigError(`${section} (${file}): ${e.key}`, e.rule);
     throw e;
   }
 }

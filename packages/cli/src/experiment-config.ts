@@ -99,8 +99,8 @@ function overrideStrings(section: 'sft' | 'rl', overrides: Record<string, unknow
   return out;
 }
 
-/** Runs a stage config's own validation, naming the experiment's section in its error. */
-function checkWith(section: string, file: string, check: () => void): void {
+/** Runs a stage config's own validation, naming the experiment's (or cycle's) section in its error. */
+export function checkWith(section: string, file: string, check: () => void): void {
   try {
     check();
   } catch (e) {

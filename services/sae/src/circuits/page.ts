@@ -116,7 +116,7 @@ function probeSection(c: CheckpointAnalysis, tag: string): StaticSection {
   };
 }
 
-/** Below this gap (nats) between the source's and the target's mean logit difference, normalising divides noise by noise. */
+/** Below this gap (nats) between the source record's and the target record's mean logit difference (pairs.ts), normalising divides noise by noise. */
 export const MIN_SEPARATION = 0.1;
 
 export const separated = (k: PatchKindResult) => Math.abs(k.source_logit_diff - k.target_logit_diff) >= MIN_SEPARATION;

@@ -1,7 +1,7 @@
 /**
  * Prompt pairs for activation patching. A pair is a source record whose activations are patched
  * into a target record's run; the two differ in one thing, and their answers differ, so the logit
- * difference between the two answers says how much of the source's behaviour the patch carries.
+ * difference between the two answers says how much of the source record's behaviour the patch carries.
  *   rule_colour      the rule's (first) colour changed to another colour of the palette
  *   card_value       one selected card's value changed (within its split's range) so the answer changes
  *   id_to_ood_values one selected card's value v raised to v + 10 (ood_values' 10-19): ID source, OOD target

@@ -1,6 +1,6 @@
 /**
  * Activation patching on prompt pairs (pairs.ts). The two answers' completions share a first k
- * tokens (often none) and then differ, a in the source's and b in the target's; each side runs its
+ * tokens (often none) and then differ, a in the source record's and b in the target record's; each runs its
  * prompt and those k tokens, and the metric at the last of them (the `readout` slot; the answer slot
  * when k = 0) is the logit difference
  *   LD = logit(a) − logit(b)          (a log-prob difference: the softmax normaliser cancels)
