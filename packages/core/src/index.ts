@@ -1,5 +1,6 @@
 export * from './config';
 export * from './config-text';
+export * from './conversation-rollout';
 export * from './distributions';
 export * from './env';
 export * from './evaluation';

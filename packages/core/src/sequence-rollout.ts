@@ -11,11 +11,14 @@
  * completion is judged against the same answer and the env's generator moves on once per prompt.
  * A completion the env refuses (empty, not UTF-8, over its byte limit) or one that cannot be
  * decoded scores 0 on every reward component and counts as `refused`; the loop goes on.
+ *
+ * Multi-turn envs have their own loop (conversation-rollout.ts) that writes the same rollout with one
+ * row per turn; the request, scoring and packing helpers below are shared by both loops.
  */
 
 import { Rng, type RngState } from './rng';
 import type { EpisodeSummary } from './rollout';
-import { type TextEnv, TextInputError } from './text-env';
+import { type TextEnv, TextInputError, type TextStep } from './text-env';
 
 /** One row for the generate function: GPT-2 generation's options, by the names Gpt2Generator takes. */
 export interface SequenceRequest {
@@ -68,7 +71,10 @@ export interface SequenceRollout {
   sequence: number;
   /** The oldest policy version that generated in it. */
   policyVersion: number;
-  /** P prompts x G completions = rows, row r in group floor(r / G). */
+  /**
+   * P problems x G episodes of each (a group). Single-turn: one row per episode, row r in group
+   * floor(r / G). Multi-turn: one row per turn, so rows (sequenceRows) vary; see episodeIds.
+   */
   numPrompts: number;
   groupSize: number;
   /** Widest prompt (Lp) and completion (Lc) in tokens. */
@@ -90,8 +96,110 @@ export interface SequenceRollout {
   /** 1 where the completion hit maxCompletionLength without EOS. */
   truncated: Uint8Array; // [rows]
   groupIds: Int32Array; // [rows]
-  /** One finished episode per row. */
+  /**
+   * Multi-turn only: the episode of each row; an episode's rows are contiguous and in turn order,
+   * episode e in group floor(e / G). Absent: row r is episode r (one turn each).
+   */
+  episodeIds?: Int32Array;
+  /** Multi-turn only, [episodes]: 1 where a limit (turns, the model's context) ended the episode, not the task. */
+  episodeTruncated?: Uint8Array;
+  /** One finished episode per row (single-turn) or per conversation (multi-turn), in episode order. */
   episodes: EpisodeSummary[];
+}
+
+/** The rows of a rollout: completions (single-turn) or turns (multi-turn). */
+export function sequenceRows(r: SequenceRollout): number {
+  return r.groupIds.length;
+}
+
+/** The episode of every row: episodeIds, or row r itself for one-turn episodes. */
+export function rowEpisodes(r: SequenceRollout): Int32Array {
+  return r.episodeIds ?? Int32Array.from({ length: sequenceRows(r) }, (_, i) => i);
+}
+
+/** One generate row for `prompt`, with the sampling options and a seed drawn from `rng`. */
+export function sequenceRequest(prompt: readonly number[], s: SequenceSampling, rng: Rng): SequenceRequest {
+  return {
+    prompt,
+    maxNewTokens: s.maxCompletionLength,
+    temperature: s.temperature,
+    topK: s.topK,
+    topP: s.topP,
+    seed: rng.nextU32() % 2 ** 31,
+    ...(s.eosTokenId === null ? {} : { eosTokenId: s.eosTokenId }),
+  };
+}
+
+/**
+ * Steps `env` with a generated completion (EOS dropped before decoding); null when it was refused:
+ * not text, or a TextInputError from the env (which is then left as it was).
+ */
+export function stepCompletion(env: TextEnv, codec: TextCodec, eosTokenId: number | null, res: SequenceResult): TextStep | null {
+  const ids = eosTokenId !== null && res.tokens[res.tokens.length - 1] === eosTokenId ? res.tokens.slice(0, -1) : res.tokens;
+  let text: string;
+  try {
+    text = codec.decode(ids);
+  } catch {
+    return null;
+  }
+  try {
+    return env.step(text);
+  } catch (e) {
+    if (e instanceof TextInputError) return null;
+    throw e;
+  }
+}
+
+/** One row before packing: its prompt, what was generated, its group and the env's verdict (null: refused). */
+export interface SequenceRow {
+  prompt: readonly number[];
+  result: SequenceResult;
+  group: number;
+  verdict: { reward: Record<string, number>; success: boolean } | null;
+}
+
+/** Packs rows (in their final order) into a rollout's padded arrays; the caller adds episodes and multi-turn fields. */
+export function packSequenceRollout(
+  head: Pick<SequenceRollout, 'actorId' | 'sequence' | 'policyVersion' | 'numPrompts' | 'groupSize'>,
+  components: readonly string[],
+  maxCompletionLength: number,
+  rows: readonly SequenceRow[],
+): SequenceRollout {
+  const n = rows.length;
+  const Lp = Math.max(1, ...rows.map((r) => r.prompt.length));
+  const Lc = Math.max(1, ...rows.map((r) => r.result.tokens.length));
+  const out: SequenceRollout = {
+    ...head,
+    promptLength: Lp,
+    completionLength: Lc,
+    promptIds: new Int32Array(n * Lp),
+    promptLengths: new Int32Array(n),
+    completionIds: new Int32Array(n * Lc),
+    completionMask: new Uint8Array(n * Lc),
+    logProbs: new Float32Array(n * Lc),
+    rewards: Object.fromEntries(components.map((c) => [c, new Float32Array(n)])),
+    success: new Uint8Array(n),
+    refused: new Uint8Array(n),
+    truncated: new Uint8Array(n),
+    groupIds: new Int32Array(n),
+    episodes: [],
+  };
+  for (const [r, row] of rows.entries()) {
+    const res = row.result;
+    if (res.logProbs.length !== res.tokens.length)
+      throw new Error(`generate row ${r}: ${res.tokens.length} tokens but ${res.logProbs.length} log-probs`);
+    out.groupIds[r] = row.group;
+    out.promptIds.set(row.prompt, r * Lp);
+    out.promptLengths[r] = row.prompt.length;
+    out.completionIds.set(res.tokens, r * Lc);
+    out.completionMask.fill(1, r * Lc, r * Lc + res.tokens.length);
+    out.logProbs.set(res.logProbs, r * Lc);
+    out.truncated[r] = res.stopReason === 'max_tokens' && res.tokens.length >= maxCompletionLength ? 1 : 0;
+    for (const c of components) out.rewards[c][r] = row.verdict?.reward[c] ?? 0;
+    out.success[r] = row.verdict?.success ? 1 : 0;
+    out.refused[r] = row.verdict ? 0 : 1;
+  }
+  return out;
 }
 
 export interface SequenceCollectorState {
@@ -103,7 +211,7 @@ export interface SequenceCollectorState {
 
 export class SequenceCollector {
   sequence = 0;
-  private rng: Rng;
+  protected rng: Rng;
   private started = false;
 
   constructor(
@@ -124,6 +232,32 @@ export class SequenceCollector {
     const P = this.envs.length;
     const G = this.sampling.numGenerations;
     const s = this.sampling;
+    const { prompts, snapshots } = this.drawProblems();
+    const promptIds = prompts.map((p) => this.codec.encode(p));
+    const requests: SequenceRequest[] = [];
+    for (let p = 0; p < P; p++) for (let k = 0; k < G; k++) requests.push(sequenceRequest(promptIds[p], s, this.rng));
+    const { results, version } = await generate(requests);
+    if (results.length !== requests.length) throw new Error(`generate returned ${results.length} rows for ${requests.length} requests`);
+    const rows: SequenceRow[] = results.map((res, r) => {
+      const p = Math.floor(r / G);
+      const env = this.envs[p];
+      env.restore(snapshots[p]);
+      return { prompt: promptIds[p], result: res, group: p, verdict: stepCompletion(env, this.codec, s.eosTokenId, res) };
+    });
+    const components = this.envs[0].rewardComponents;
+    const head = { actorId: this.actorId, sequence: this.sequence++, policyVersion: version, numPrompts: P, groupSize: G };
+    const out = packSequenceRollout(head, components, s.maxCompletionLength, rows);
+    for (let r = 0; r < rows.length; r++)
+      out.episodes.push({
+        length: 1,
+        returns: Object.fromEntries(components.map((c) => [c, out.rewards[c][r]])),
+        success: out.success[r] === 1,
+      });
+    return out;
+  }
+
+  /** Resets every env (drawing its problem) and snapshots it, so each episode of a group starts from the same state. */
+  protected drawProblems(): { prompts: string[]; snapshots: unknown[] } {
     const prompts: string[] = [];
     const snapshots: unknown[] = [];
     for (const [i, env] of this.envs.entries()) {
@@ -132,89 +266,7 @@ export class SequenceCollector {
       snapshots.push(env.snapshot());
     }
     this.started = true;
-    const promptIds = prompts.map((p) => this.codec.encode(p));
-    const requests: SequenceRequest[] = [];
-    for (let p = 0; p < P; p++)
-      for (let k = 0; k < G; k++)
-        requests.push({
-          prompt: promptIds[p],
-          maxNewTokens: s.maxCompletionLength,
-          temperature: s.temperature,
-          topK: s.topK,
-          topP: s.topP,
-          seed: this.rng.nextU32() % 2 ** 31,
-          ...(s.eosTokenId === null ? {} : { eosTokenId: s.eosTokenId }),
-        });
-    const { results, version } = await generate(requests);
-    if (results.length !== requests.length) throw new Error(`generate returned ${results.length} rows for ${requests.length} requests`);
-
-    const rows = P * G;
-    const Lp = Math.max(...promptIds.map((p) => p.length));
-    const Lc = Math.max(1, ...results.map((r) => r.tokens.length));
-    const components = this.envs[0].rewardComponents;
-    const out: SequenceRollout = {
-      actorId: this.actorId,
-      sequence: this.sequence++,
-      policyVersion: version,
-      numPrompts: P,
-      groupSize: G,
-      promptLength: Lp,
-      completionLength: Lc,
-      promptIds: new Int32Array(rows * Lp),
-      promptLengths: new Int32Array(rows),
-      completionIds: new Int32Array(rows * Lc),
-      completionMask: new Uint8Array(rows * Lc),
-      logProbs: new Float32Array(rows * Lc),
-      rewards: Object.fromEntries(components.map((c) => [c, new Float32Array(rows)])),
-      success: new Uint8Array(rows),
-      refused: new Uint8Array(rows),
-      truncated: new Uint8Array(rows),
-      groupIds: new Int32Array(rows),
-      episodes: [],
-    };
-    for (let r = 0; r < rows; r++) {
-      const p = Math.floor(r / G);
-      const res = results[r];
-      if (res.logProbs.length !== res.tokens.length)
-        throw new Error(`generate row ${r}: ${res.tokens.length} tokens but ${res.logProbs.length} log-probs`);
-      out.groupIds[r] = p;
-      out.promptIds.set(promptIds[p], r * Lp);
-      out.promptLengths[r] = promptIds[p].length;
-      out.completionIds.set(res.tokens, r * Lc);
-      out.completionMask.fill(1, r * Lc, r * Lc + res.tokens.length);
-      out.logProbs.set(res.logProbs, r * Lc);
-      out.truncated[r] = res.stopReason === 'max_tokens' && res.tokens.length >= s.maxCompletionLength ? 1 : 0;
-      const env = this.envs[p];
-      env.restore(snapshots[p]);
-      const verdict = this.score(env, res);
-      for (const c of components) out.rewards[c][r] = verdict?.reward[c] ?? 0;
-      out.success[r] = verdict?.success ? 1 : 0;
-      out.refused[r] = verdict ? 0 : 1;
-      out.episodes.push({
-        length: 1,
-        returns: Object.fromEntries(components.map((c) => [c, out.rewards[c][r]])),
-        success: out.success[r] === 1,
-      });
-    }
-    return out;
-  }
-
-  /** The env's verdict on one completion, or null when it was refused (or not text). */
-  private score(env: TextEnv, res: SequenceResult): { reward: Record<string, number>; success: boolean } | null {
-    const s = this.sampling;
-    const ids = s.eosTokenId !== null && res.tokens[res.tokens.length - 1] === s.eosTokenId ? res.tokens.slice(0, -1) : res.tokens;
-    let text: string;
-    try {
-      text = this.codec.decode(ids);
-    } catch {
-      return null;
-    }
-    try {
-      return env.step(text);
-    } catch (e) {
-      if (e instanceof TextInputError) return null;
-      throw e;
-    }
+    return { prompts, snapshots };
   }
 
   snapshot(): SequenceCollectorState {
