@@ -423,6 +423,30 @@ export class Archive {
     return rows.map(trainedModelFromRow);
   }
 
+  /**
+   * Deletes what was recorded in windows from `window` on: trajectories with their LLM calls, the
+   * calls recorded outside trajectories, market outcomes, and the training batches over those
+   * windows that no trained model names. One transaction, so a loop resuming from an earlier point
+   * records those windows again once, never beside an interrupted run's half. Trained models and
+   * their batches stay: a resuming caller starts after the last of them.
+   */
+  async discardFrom(window: string): Promise<{ trajectories: number; llmCalls: number; outcomes: number; batches: number }> {
+    windowBounds(window, this.windowHours);
+    return guardConnection(`discardFrom ${window}`, () =>
+      this.db.transaction(async (tx) => {
+        const n = async (text: string) => (await tx.query(text, [window])).length;
+        const llmCalls = await n('DELETE FROM llm_calls WHERE window_id >= $1 RETURNING id');
+        const trajectories = await n('DELETE FROM trajectories WHERE window_id >= $1 RETURNING id');
+        const outcomes = await n('DELETE FROM market_outcomes WHERE window_id >= $1 RETURNING window_id');
+        const batches = await n(
+          `DELETE FROM training_batches b WHERE EXISTS (SELECT 1 FROM unnest(b.window_ids) AS w WHERE w >= $1)
+             AND NOT EXISTS (SELECT 1 FROM trained_models m WHERE m.batch_id = b.id) RETURNING id`,
+        );
+        return { trajectories, llmCalls, outcomes, batches };
+      }),
+    );
+  }
+
   // ---- judge cache -----------------------------------------------------------------------------
 
   /**

@@ -362,6 +362,48 @@ export function archiveContract(backend: Backend): void {
       expect(await count(db, 'trajectories')).toBe(before + 1);
     });
 
+    it('discards every window from a point on, whole, keeping trained models and their batches', async () => {
+      const windows = ['2030-01-01T00:00Z', '2030-01-01T01:00Z', '2030-01-01T02:00Z'];
+      const ids: string[] = [];
+      for (const [w, window] of windows.entries()) {
+        const start = at(`${window.slice(0, -1)}:00Z`, 60_000);
+        for (const agent of ['p', 'q']) {
+          const { id } = await archive.recordTrajectory({
+            agentId: agent,
+            startedAt: start,
+            endedAt: at(start.toISOString(), 30 * 60_000),
+            steps: [{ observation: {}, action: 'HOLD', reward: 0, at: start }],
+            finalPnl: w,
+            llmCalls: [{ ...call(`${agent} ${w}`), at: start }],
+          });
+          ids.push(id);
+        }
+        await archive.recordLlmCall({ ...call(`loose ${w}`), agentId: 'p', at: at(start.toISOString(), 1000) });
+        await archive.recordMarketOutcome({ windowId: window, asset: 'ACME', startPrice: 1, endPrice: 2 });
+      }
+      const trained = await archive.createTrainingBatch({ windowIds: windows.slice(0, 2), trajectoryIds: ids.slice(0, 4) });
+      await archive.setTrainingBatchStatus(trained, 'trained');
+      await archive.recordTrainedModel({ version: 'discard-1', path: 'x', baseModel: 'gpt2', batchId: trained });
+      const interrupted = await archive.createTrainingBatch({ windowIds: windows.slice(1), trajectoryIds: ids.slice(2) });
+      await archive.setTrainingBatchStatus(interrupted, 'training');
+      const before = await count(db, 'trajectories');
+
+      expect(await archive.discardFrom(windows[1])).toEqual({ trajectories: 4, llmCalls: 6, outcomes: 2, batches: 1 });
+      expect(await count(db, 'trajectories')).toBe(before - 4);
+      expect((await archive.trajectoriesOf(windows[0])).map((t) => t.agentId).sort()).toEqual(['p', 'q']);
+      expect(await archive.llmCallsInWindow(windows[0])).toHaveLength(3);
+      for (const window of windows.slice(1)) {
+        expect(await archive.trajectoriesOf(window)).toEqual([]);
+        expect(await archive.llmCallsInWindow(window)).toEqual([]);
+        expect(await archive.outcomesOf(window)).toEqual([]);
+      }
+      expect(await archive.trainingBatch(interrupted)).toBeUndefined();
+      expect((await archive.trainingBatch(trained))?.status).toBe('trained');
+      // Nothing left to discard: a second call deletes nothing.
+      expect(await archive.discardFrom(windows[1])).toEqual({ trajectories: 0, llmCalls: 0, outcomes: 0, batches: 0 });
+      await expect(archive.discardFrom('2030-01-01T01:30Z')).rejects.toThrow(ArchiveInputError);
+    });
+
     // PGlite runs in this process: it has no connection that another session could terminate.
     if (!backend.killable) return;
     it('connects by host and port as well as by URL', async () => {

@@ -4,6 +4,7 @@ export * from './lm-agent';
 export * from './market';
 export * from './news';
 export * from './prices';
+export * from './replay';
 export * from './simulation';
 export * from './strategies';
 export * from './text';

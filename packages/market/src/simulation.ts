@@ -37,11 +37,15 @@ export class Simulation {
     this.rng = new Rng(seed);
   }
 
-  /** Joins the agent to the market; its first turn comes within one pace of now. */
+  /**
+   * Joins the agent to the market (unless it holds an account already: a market restored by
+   * replayDecisions); its first turn comes within one pace of now.
+   */
   add(agent: Agent): this {
     if (!(agent.paceMs > 0) || !Number.isFinite(agent.paceMs))
       throw new Error(`agent ${agent.id}: paceMs must be a positive finite number, got ${agent.paceMs}`);
-    this.market.join(agent.id);
+    if (this.slots.some((s) => s.agent.id === agent.id)) throw new Error(`agent ${JSON.stringify(agent.id)} is already in this simulation`);
+    if (!this.market.agents.includes(agent.id)) this.market.join(agent.id);
     const slot = { agent, nextMs: 0, rng: this.rng.fork() };
     slot.nextMs = this.market.now + gap(slot);
     this.slots.push(slot);
