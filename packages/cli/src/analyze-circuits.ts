@@ -14,9 +14,10 @@ export const ANALYZE_CIRCUITS_USAGE = `rlmesh analyze circuits --checkpoint DIR 
     selection (its value token), at hook_embed and every block's hook_resid_post (or --probe-hooks);
     activation patching of clean into corrupted runs (a rule colour or a card value changed, and ID
     <-> ood_values pairs; --pairs per kind, default 64) at hook_resid_post per layer and slot and
-    attn.hook_z per layer and head, as the normalised logit difference of the two answers (0
-    corrupted, 1 clean); and the drop in teacher-forced exact match and answer log-prob when each
-    head or MLP is mean- (or zero-) ablated; a component is important when exact match drops by more
+    attn.hook_z per layer and head, as the normalised logit difference of the two final answers (0
+    corrupted, 1 clean); and the drop in exact match and log-prob of the final answer (its tokens
+    and EOS, where the card game's verifier reads it, teacher-forced after a worked completion's
+    work) when each head or MLP is mean- (or zero-) ablated; a component is important when exact match drops by more
     than --threshold (default 0.05) of the clean one and by two examples or more. --compare runs the same on a second checkpoint
     and reports the Jaccard overlap of the important heads and of the --top-k (default 5) heads.`;
 

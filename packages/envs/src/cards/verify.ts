@@ -27,14 +27,36 @@ const WELL_FORMED: Record<ReadoutKind, RegExp> = {
   parity: new RegExp(`^\\s*(?:(?:${WORK}), )?(?:EVEN|ODD)\\s*$`),
 };
 
+/**
+ * Where the answer the parse reads sits in a completion: its token's characters [start, end) and the
+ * token as written; null when there is none. Circuit analysis scores a model on these characters.
+ */
+export function answerSpan(completion: string): { start: number; end: number; token: string } | null {
+  let from = 0;
+  for (const line of completion.split('\n')) {
+    if (line.trim() !== '') {
+      const text = line.trim();
+      const at = from + line.length - line.trimStart().length;
+      if (/(?:^|\s)=(?:\s|$)/.test(text)) {
+        const m = LAST_TOKEN.exec(text);
+        if (!m) return null;
+        // The match may open with the separator before the token and close with a full stop after it.
+        const end = at + m.index + m[0].length - (m[0].endsWith(m[1]) ? 0 : 1);
+        return { start: end - m[1].length, end, token: m[1] };
+      }
+      const m = TOKEN.exec(text);
+      return m ? { start: at, end: at + m[1].length, token: m[1] } : null;
+    }
+    from += line.length + 1;
+  }
+  return null;
+}
+
 /** The answer a completion gives, normalised (integers without leading zeros, words upper-case), or null. */
 export function parseAnswer(completion: string): string | null {
-  const line = completion.split('\n').find((l) => l.trim() !== '');
-  if (line === undefined) return null;
-  const text = line.trim();
-  const m = /(?:^|\s)=(?:\s|$)/.test(text) ? LAST_TOKEN.exec(text) : TOKEN.exec(text);
-  if (!m) return null;
-  const t = m[1];
+  const span = answerSpan(completion);
+  if (span === null) return null;
+  const t = span.token;
   if (/^-?\d+$/.test(t)) {
     const n = Number(t);
     return Number.isSafeInteger(n) ? String(n) : null;

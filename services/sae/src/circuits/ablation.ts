@@ -1,11 +1,14 @@
 /**
  * Ablation importance. Each attention head (its slice of blocks.<l>.attn.hook_z) and each MLP
  * (blocks.<l>.mlp.hook_post) is ablated at every position, by its mean over the dataset's token
- * positions (mean ablation) or by zeros, and the answer is scored teacher-forced on prompt +
- * completion + EOS:
- *   exact match   every completion token (and EOS) is the argmax at its position: exactly when greedy
- *                 decoding would write the completion
- *   answer log-prob  Σ log p(token) over the completion tokens and EOS, averaged over examples
+ * positions (mean ablation) or by zeros, and the final answer is scored teacher-forced on prompt +
+ * completion + EOS (the answer's tokens as examples.ts reads them: the whole completion when it is
+ * the answer alone, the tokens after the work of a worked one; then EOS):
+ *   exact match   every answer token (and EOS) is the argmax at its position: greedy decoding would
+ *                 write this answer after this work
+ *   answer log-prob  Σ log p(token) over the answer's tokens and EOS, averaged over examples
+ * The work is context only, so a model that slips on a running total but reads the answer out of the
+ * work it is given still scores.
  * A component is important when ablating it lowers exact match by more than `threshold` (a fraction)
  * of the clean exact match, and by at least two examples (exact match moves in steps of one). The
  * top-k by log-prob drop is kept too.
@@ -45,12 +48,12 @@ export interface AblationResult {
 
 export const headName = (l: number, h: number) => `L${l}H${h}`;
 
-/** Exact match and answer log-prob of every row of a run. */
-function scoreRows(lp: Float32Array, vocab: number, width: number, rows: readonly TokenizedRecord[], into: Score[]): void {
+/** Exact match and answer log-prob of every row of a run (log-probs [rows, width, vocab]), appended to `into`. */
+export function scoreRows(lp: Float32Array, vocab: number, width: number, rows: readonly TokenizedRecord[], into: Score[]): void {
   for (const [r, t] of rows.entries()) {
     let exact = true;
     let logprob = 0;
-    for (let pos = t.promptLength - 1; pos < t.ids.length - 1; pos++) {
+    for (let pos = t.answerStart - 1; pos < t.ids.length - 1; pos++) {
       const at = (r * width + pos) * vocab;
       const want = t.ids[pos + 1];
       logprob += lp[at + want];

@@ -7,9 +7,13 @@
  *   card<i>.colour  card i's colour (1-based), its last token
  *   card<i>.value   card i's value, its last token
  * A slot is the token holding the slot's last character. Patching adds `readout` (patching.ts).
+ * The answer is what the card game's verifier reads (`answerSpan`): the whole completion when it is
+ * the answer alone (" 7"), the last token of a worked line (" RED 3 = 3 - BLUE 2 = 1, ODD" -> ODD).
+ * Scores are taken on the answer's tokens and what follows them (EOS), teacher-forced after the
+ * completion's work, so a worked completion is judged by its answer and not by its first step.
  */
 import { readFileSync } from 'node:fs';
-import { type Card, type CardLabels, type Rule, ruleColours } from '@rlmesh/envs';
+import { answerSpan, type Card, type CardLabels, type Rule, ruleColours } from '@rlmesh/envs';
 import { encodePrompt } from '@rlmesh/learner';
 import type { Tokenizer } from '@rlmesh/text';
 
@@ -32,6 +36,8 @@ export interface TokenizedRecord {
   /** Prompt ids, then completion ids and EOS. */
   ids: number[];
   promptLength: number;
+  /** Index in `ids` of the first token of the answer (promptLength when the completion is the answer alone). */
+  answerStart: number;
   /** Slot name -> token index in `ids`. */
   slots: Map<string, number>;
 }
@@ -106,21 +112,44 @@ function slotEnds(rec: CardRecord): Map<string, number> {
   return ends;
 }
 
-/** Tokenises a record as SFT does and finds its slots (by each prompt token's byte span). */
+/** Each token's first byte in the text `ids` decode to, plus the end (special tokens cover no bytes). */
+function byteStarts(tok: Tokenizer, ids: readonly number[]): number[] {
+  const starts: number[] = [0];
+  for (const id of ids) starts.push(starts[starts.length - 1] + tok.decodeBytes([id], { skipSpecialTokens: true }).length);
+  return starts;
+}
+
+/** The token of `ids` (whose byte starts are `starts`) that holds byte `byte`, or -1. */
+function tokenAt(starts: readonly number[], byte: number): number {
+  return starts.findIndex((s, i) => i < starts.length - 1 && s <= byte && byte < starts[i + 1]);
+}
+
+/** Tokenises a record as SFT does and finds its slots (by each prompt token's byte span) and its answer. */
 export function tokenizeRecord(rec: CardRecord, tok: Tokenizer, eosId: number): TokenizedRecord {
   const prompt = encodePrompt(tok, rec.prompt);
   const completion = tok.encode(rec.completion, { addSpecialTokens: false, splitSpecialTokens: true });
   const enc = new TextEncoder();
   const slots = new Map<string, number>();
-  // Token t covers bytes [starts[t], starts[t + 1]); special tokens cover none.
-  const starts: number[] = [0];
-  for (const id of prompt) starts.push(starts[starts.length - 1] + tok.decodeBytes([id], { skipSpecialTokens: true }).length);
+  const starts = byteStarts(tok, prompt);
   for (const [name, end] of slotEnds(rec)) {
-    const byte = enc.encode(rec.prompt.slice(0, end)).length - 1;
-    const t = starts.findIndex((s, i) => i < prompt.length && s <= byte && byte < starts[i + 1]);
+    const t = tokenAt(starts, enc.encode(rec.prompt.slice(0, end)).length - 1);
     if (t >= 0) slots.set(name, t);
   }
-  return { record: rec, ids: [...prompt, ...completion, ...(eosId >= 0 ? [eosId] : [])], promptLength: prompt.length, slots };
+  const span = answerSpan(rec.completion);
+  // The answer starts at the blank before it: byte-level BPE writes that space into the answer's first
+  // token (" 17", " ODD"), and a tokenizer that keeps it apart must still see it before the answer.
+  let from = span?.start ?? -1;
+  while (from > 0 && /\s/.test(rec.completion[from - 1])) from--;
+  const answer = span ? tokenAt(byteStarts(tok, completion), enc.encode(rec.completion.slice(0, from)).length) : -1;
+  if (answer < 0)
+    throw new Error(`line ${rec.line}: completion ${JSON.stringify(rec.completion)} has no answer the card game's verifier reads`);
+  return {
+    record: rec,
+    ids: [...prompt, ...completion, ...(eosId >= 0 ? [eosId] : [])],
+    promptLength: prompt.length,
+    answerStart: prompt.length + answer,
+    slots,
+  };
 }
 
 /** The slots to show, in reading order, for records with up to `maxCards` cards. */

@@ -125,7 +125,7 @@ function patchSection(c: CheckpointAnalysis, tag: string): StaticSection {
   return {
     title: `Activation patching ${tag}`,
     notes: [
-      "Source activations patched into the target run (for clean/corrupted kinds: clean into corrupted). 1 = the patched run gives the source's logit difference between the two answers' first differing tokens, 0 = the target's. Grey: no pair has that slot.",
+      "Source activations patched into the target run (for clean/corrupted kinds: clean into corrupted). 1 = the patched run gives the source's logit difference between the two final answers' first differing tokens (each run teacher-forced on its own work up to the answer; the readout slot is the token before that answer token), 0 = the target's. Grey: no pair has that slot.",
       ...c.patching.map(
         (k) =>
           `${k.kind}: ${k.pairs} pairs, logit difference source ${fmt(k.source_logit_diff)} / target ${fmt(k.target_logit_diff)}${separated(k) ? '' : ` (within ${MIN_SEPARATION}: the model hardly tells the two prompts apart, so the normalised values are noise)`}`,
@@ -157,7 +157,7 @@ function ablationSection(c: CheckpointAnalysis, tag: string): StaticSection {
   return {
     title: `Ablation ${tag}`,
     notes: [
-      `${a.ablation} ablation of each head (attn.hook_z slice) and MLP (mlp.hook_post) at every position, over ${a.examples} examples; clean exact match ${fmt(a.clean.exact_match)}, answer log-prob ${fmt(a.clean.answer_logprob)}.`,
+      `${a.ablation} ablation of each head (attn.hook_z slice) and MLP (mlp.hook_post) at every position, over ${a.examples} examples, scored on the final answer's tokens and EOS teacher-forced after the completion's work; clean exact match ${fmt(a.clean.exact_match)}, answer log-prob ${fmt(a.clean.answer_logprob)}.`,
       `Important (exact match drops by more than ${a.threshold * 100}% of clean): ${a.important_heads.join(', ') || 'no head'}; ${a.important_mlps.join(', ') || 'no MLP'}. Top ${a.top_k} heads by log-prob drop: ${a.top_heads.join(', ')}.`,
     ],
     charts: [

@@ -8,13 +8,15 @@
  *   ood_values_to_id the same pairs the other way round
  * Source = clean, target = corrupted: patching clean activations into the corrupted run (denoising).
  * New records are written with the card game's own rules and templates (@rlmesh/envs), so their
- * prompts, answers and labels are what `rlmesh data cards` would write for them.
+ * prompts, answers, labels and completions (answer alone or worked, as the record's) are what
+ * `rlmesh data cards` would write for them.
  */
 import { Rng } from '@rlmesh/core';
 import {
   type Aggregate,
   type Card,
   evaluateRule,
+  formatCardCompletion,
   formatCompletion,
   formatPrompt,
   type Rule,
@@ -49,10 +51,12 @@ function rewrite(rec: CardRecord, rule: Rule, cards: Card[], split = rec.split):
     return null;
   }
   const labels = evaluateRule(rule, cards, Object.keys(rec.labels.colour_sums));
+  // The rewrite keeps the record's completion style, so the two sides of a pair differ in one thing.
+  const style = rec.completion === formatCompletion(rec.answer) ? 'answer' : 'worked';
   return {
     ...rec,
     prompt: formatPrompt(text, cards),
-    completion: formatCompletion(labels.label),
+    completion: formatCardCompletion(style, rule, cards, labels),
     answer: labels.label,
     rule: { ...rule, text, template: rec.rule.template },
     cards,

@@ -1,10 +1,13 @@
 /**
- * Activation patching on prompt pairs (pairs.ts). The two answers' completions share a first k
- * tokens (often none) and then differ, a in the source record's and b in the target record's; each runs its
- * prompt and those k tokens, and the metric at the last of them (the `readout` slot; the answer slot
- * when k = 0) is the logit difference
+ * Activation patching on prompt pairs (pairs.ts). Each side runs teacher-forced on its own record:
+ * its prompt, the work of its completion up to the answer (none for an answer-only completion), and
+ * the first k answer tokens the two answers share (the answer's tokens and EOS, as examples.ts reads
+ * them; often k = 0). At the last of those tokens (the `readout` slot), where the two answers first
+ * differ, a in the source record's and b in the target record's, the metric is the logit difference
  *   LD = logit(a) − logit(b)          (a log-prob difference: the softmax normaliser cancels)
- * and a patch's effect, over the pairs that have the patched slot, is
+ * so it is about the final answer, not about the first step of a worked completion. A worked run
+ * reads its own work before the answer, so a patch at a prompt slot moves LD only as far as it
+ * changes how the answer is read out of that work. A patch's effect, over the pairs that have the patched slot, is
  *   patched = (mean LD_patched − mean LD_target) / (mean LD_source − mean LD_target)
  * 0: the target's behaviour, 1: the source's. Patched are
  *   blocks.<l>.hook_resid_post at one slot (the source's vector at its slot put at the target's
@@ -18,10 +21,10 @@ import type { PairKind, PromptPair } from './pairs';
 import { type TokenBatch, tokenBatch } from './program';
 
 export interface TokenPair {
-  /** Each side's run: its prompt and the completion tokens the two share, with a `readout` slot. */
+  /** Each side's run: its prompt, its work and the answer tokens the two share, with a `readout` slot. */
   source: TokenizedRecord;
   target: TokenizedRecord;
-  /** The first completion token where the source's and the target's answers differ. */
+  /** The first answer token where the source's and the target's answers differ. */
   a: number;
   b: number;
 }
@@ -46,23 +49,23 @@ export interface PatchKindResult {
   heads: { layers: number; heads: number; patched: (number | null)[][] };
 }
 
-/** Each pair as the runs patching compares (pairs whose completions never differ are dropped). */
+/** Each pair as the runs patching compares (pairs whose answers never differ are dropped). */
 export function tokenPairs(model: CircuitModel, pairs: readonly PromptPair[]): TokenPair[] {
   const out: TokenPair[] = [];
   const src = model.tokenize(pairs.map((p) => p.source));
   const tgt = model.tokenize(pairs.map((p) => p.target));
   for (const [i, s] of src.entries()) {
     const t = tgt[i];
-    const [cs, ct] = [s.ids.slice(s.promptLength), t.ids.slice(t.promptLength)];
+    const [as, at] = [s.ids.slice(s.answerStart), t.ids.slice(t.answerStart)];
     let k = 0;
-    while (k < cs.length && k < ct.length && cs[k] === ct[k]) k++;
-    if (k === cs.length || k === ct.length) continue;
+    while (k < as.length && k < at.length && as[k] === at[k]) k++;
+    if (k === as.length || k === at.length) continue;
     const run = (x: TokenizedRecord): TokenizedRecord => ({
       ...x,
-      ids: x.ids.slice(0, x.promptLength + k),
-      slots: new Map([...x.slots, ['readout', x.promptLength - 1 + k]]),
+      ids: x.ids.slice(0, x.answerStart + k),
+      slots: new Map([...x.slots, ['readout', x.answerStart - 1 + k]]),
     });
-    out.push({ source: run(s), target: run(t), a: cs[k], b: ct[k] });
+    out.push({ source: run(s), target: run(t), a: as[k], b: at[k] });
   }
   return out;
 }
