@@ -42,7 +42,7 @@ const codec: TextCodec = {
     return String.fromCharCode(...ids);
   },
 };
-const text = (ids: readonly number[]) => String.fromCharCode(...ids);
+const text = (ids: ArrayLike<number>) => String.fromCharCode(...Array.from(ids));
 
 /** Answers every request with `reply(request, index in the call)`, recording each call's rows. */
 function scripted(calls: SequenceRequest[][], reply: (r: SequenceRequest, i: number) => string): GenerateFn {

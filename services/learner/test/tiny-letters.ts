@@ -27,9 +27,12 @@ export function registerLettersEnv(id: string): void {
   registerTextEnv({ id, description: 'reward 1 for a completion starting with a-z', options: {}, make: () => new TextEnv(letters) });
 }
 
-/** A 1-layer, 32-wide GPT-2 (context 32, no value head) and its tokenizer, written to dir/init. */
-export async function tinyGpt2Dir(dir: string): Promise<string> {
-  const tok = trainBpe(PROMPTS, { vocab_size: 264 });
+/**
+ * A 1-layer, 32-wide GPT-2 (context 32, no value head) and its tokenizer trained on `corpus`
+ * (another task's prompts and replies), written to dir/init.
+ */
+export async function tinyGpt2Dir(dir: string, corpus: readonly string[] = PROMPTS): Promise<string> {
+  const tok = trainBpe(corpus, { vocab_size: 264 });
   const config: Gpt2Config = {
     ...GPT2_124M,
     vocab_size: tok.vocabSize,

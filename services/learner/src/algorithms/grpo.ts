@@ -14,6 +14,13 @@
  *                 dr_grpo: sum_it l_it / (rows * max_completion_length)      (a constant normaliser)
  *                 dapo:    sum_it l_it / (completion tokens of the batch)    (token-level mean)
  *
+ * Multi-turn rollouts (one row per policy turn of a conversation, core's ConversationCollector):
+ * the episode is what a group compares, so r above is the episode's return R_e = sum over its turns
+ * of the weighted per-turn (shaped) rewards, A_e is normalised among the G episodes of one problem,
+ * and every turn of episode e carries A_e. Rows in the loss are turns: `grpo` averages turns, so a
+ * longer conversation weighs more, as its extra turns are extra decisions. A single-turn rollout is
+ * the case of one turn per episode, and the formulas above hold unchanged.
+ *
  * The aggregation is one weight per row (row_weight below), so a loss summed over micro-batches is
  * exactly the loss of the whole batch, whatever the micro-batch size. Logged under stable names:
  * loss, policy_loss, kl, clip_ratio_low / _high / _region, ratio_mean, entropy, completion_length_mean,
@@ -25,7 +32,7 @@
  * (TRL's steps_per_generation = 1); dropout is always off (TRL's disable_dropout), so the learner's
  * log-probs equal the generator's.
  */
-import { ConfigError, type Infer, type Schema, type SequenceRollout } from '@rlmesh/core';
+import { ConfigError, type Infer, rowEpisodes, type Schema, type SequenceRollout, sequenceRows } from '@rlmesh/core';
 import {
   add,
   cast,
@@ -113,6 +120,33 @@ export function groupAdvantages(
 }
 
 /**
+ * Each row's advantage and each episode's return: the weighted rewards summed over an episode's
+ * rows (its turns; one row for a single-turn episode), made group-relative among the G episodes of
+ * one problem, and the episode's advantage given to every one of its rows.
+ */
+export function episodeAdvantages(
+  r: SequenceRollout,
+  weights: Record<string, number>,
+  scale: 'group' | 'batch' | 'none',
+): { advantages: Float64Array; returns: Float64Array; fracZeroStd: number } {
+  const rows = sequenceRows(r);
+  const episodeOf = rowEpisodes(r);
+  const returns = new Float64Array(r.numPrompts * r.groupSize);
+  for (const [c, w] of Object.entries(weights)) {
+    const comp = r.rewards[c];
+    if (!comp && w === 0) continue;
+    if (!comp)
+      throw new ConfigError(
+        `algo.reward_weights.${c}`,
+        `is not a reward component of this env (it has: ${Object.keys(r.rewards).join(', ')})`,
+      );
+    for (let i = 0; i < rows; i++) returns[episodeOf[i]] += w * comp[i];
+  }
+  const perEpisode = groupAdvantages(returns, r.groupSize, scale);
+  return { advantages: Float64Array.from(episodeOf, (e) => perEpisode.advantages[e]), returns, fracZeroStd: perEpisode.fracZeroStd };
+}
+
+/**
  * Each row's weight in the loss sum, by loss_type: l_it is summed times this (see the file comment).
  * `lengths` are the rows' completion tokens.
  */
@@ -183,18 +217,14 @@ const meanOf = (xs: ArrayLike<number>) => {
 
 async function update(r: SequenceRollout, ctx: SequenceUpdateContext<GrpoConfig, Record<string, never>>): Promise<Record<string, number>> {
   const cfg = ctx.cfg;
-  const rows = r.numPrompts * r.groupSize;
-  // 1. Rewards -> group-relative advantages.
-  const weights = cfg.reward_weights;
-  const rewards = new Float64Array(rows);
-  for (const [c, w] of Object.entries(weights)) {
-    const comp = r.rewards[c];
-    if (!comp && w === 0) continue;
-    if (!comp)
-      throw new ConfigError(`algo.reward_weights.${c}`, `is not a reward component of this env (it has: ${ctx.components.join(', ')})`);
-    for (let i = 0; i < rows; i++) rewards[i] += w * comp[i];
-  }
-  const { advantages, fracZeroStd } = groupAdvantages(rewards, r.groupSize, cfg.scale_rewards as 'group' | 'batch' | 'none');
+  const rows = sequenceRows(r);
+  const episodes = r.numPrompts * r.groupSize;
+  // 1. Rewards -> episode returns -> group-relative advantages, one per episode, given to each of its rows.
+  const {
+    advantages,
+    returns: rewards,
+    fracZeroStd,
+  } = episodeAdvantages(r, cfg.reward_weights, cfg.scale_rewards as 'group' | 'batch' | 'none');
   // 2. The loss's row weights, and the micro-batches (fixed for every iteration).
   const lengths = completionLengths(r);
   const rowW = rowWeights(cfg.loss_type, lengths, cfg.max_completion_length);
@@ -233,13 +263,14 @@ async function update(r: SequenceRollout, ctx: SequenceUpdateContext<GrpoConfig,
     completion_length_mean: meanOf(lengths),
     completion_truncated_frac: meanOf(r.truncated),
     reward_mean: meanOf(rewards),
-    reward_std: std(rewards, 0, rows),
+    reward_std: std(rewards, 0, episodes),
     frac_reward_zero_std: fracZeroStd,
     refused_frac: meanOf(r.refused),
     grad_norm: gradNorm / iters,
     lr,
   };
-  for (const c of Object.keys(r.rewards)) metrics[`reward_${c}`] = meanOf(r.rewards[c]);
+  // Per episode (a conversation's sum over its turns): the same as per row for single-turn rollouts.
+  for (const c of Object.keys(r.rewards)) metrics[`reward_${c}`] = r.rewards[c].reduce((acc, x) => acc + x, 0) / episodes;
   return metrics;
 }
 

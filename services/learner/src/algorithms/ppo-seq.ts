@@ -17,6 +17,16 @@
  *     vf      = 1/2 max((v - R)^2, (V + clip(v - V, +-cliprange_value) - R)^2)
  *     loss    = token mean over the minibatch of (pg + vf_coef * vf)
  *
+ * Multi-turn rollouts (one row per policy turn of a conversation, core's ConversationCollector;
+ * batch_size conversations, each of any number of turns k = 0..K-1): credit is turn-level across
+ * turns and token-level inside a turn. The value head reads the LM's hidden state over the whole
+ * conversation so far; turn k's score is its discounted return-to-go
+ *   score_k   = s_k + turn_gamma * score_{k+1}     (s_k: the turn's own score as above; score_K = 0)
+ * put on the turn's last token, and GAE runs over the turn's tokens with V past its last token 0,
+ * so a turn's tokens learn from everything the conversation earned from that turn on. An episode cut
+ * by a limit (turns, context) is not bootstrapped: its return-to-go stops at its last turn.
+ * Minibatches split the rows (turns) as evenly as their number allows.
+ *
  * Logged: loss, policy_loss, value_loss, clipfrac, vf_clipfrac, approx_kl (1/2 mean log-ratio^2),
  * ratio_mean, entropy, kl (per-row sum of kl_it, averaged: TRL's objective/kl), non_score_reward
  * (per-row sum of -kl_coef kl_it), rlhf_reward (score + non_score_reward), score_mean, reward_mean
@@ -39,7 +49,7 @@
  *    (a token mean over the minibatch) whatever the micro-batch size; approx_kl and the clip
  *    fractions are token means over completion tokens (TRL averages approx_kl over padding too).
  */
-import { ConfigError, type Infer, Rng, type Schema, type SequenceRollout } from '@rlmesh/core';
+import { ConfigError, type Infer, Rng, type Schema, type SequenceRollout, sequenceRows } from '@rlmesh/core';
 import {
   add,
   cast,
@@ -79,6 +89,13 @@ const CONFIG = {
   cliprange_value: { kind: 'number', default: 0.2, min: 0, exclusiveMin: true },
   vf_coef: { kind: 'number', default: 0.1, min: 0 },
   gamma: { kind: 'number', default: 1, min: 0, max: 1 },
+  turn_gamma: {
+    kind: 'number',
+    default: 0.99,
+    min: 0,
+    max: 1,
+    doc: 'discount per turn of a multi-turn episode, for each turn its return-to-go (unused by single-turn envs)',
+  },
   lam: { kind: 'number', default: 0.95, min: 0, max: 1 },
   learning_rate: { kind: 'number', default: 3e-6, min: 0, exclusiveMin: true },
   ...OPTIMIZER_OPTIONS,
@@ -115,6 +132,16 @@ export interface PpoTargetsInput {
   values: ArrayLike<number>;
   completionLength: number;
   cfg: Pick<PpoSeqConfig, 'kl_coef' | 'kl_estimator' | 'whiten_rewards' | 'gamma' | 'lam'>;
+}
+
+/**
+ * Each turn's score replaced by its discounted return-to-go within its episode (rows of an episode
+ * contiguous and in turn order, as episodeIds lays them out).
+ */
+export function turnReturnsToGo(scores: ArrayLike<number>, episodeIds: ArrayLike<number>, gamma: number): Float64Array {
+  const out = Float64Array.from(scores);
+  for (let i = out.length - 2; i >= 0; i--) if (episodeIds[i + 1] === episodeIds[i]) out[i] += gamma * out[i + 1];
+  return out;
 }
 
 /** Per-token KL estimates, rewards, whitened advantages and returns [rows, Lc], 0 past each row's last token. */
@@ -224,7 +251,7 @@ async function update(
   ctx: SequenceUpdateContext<PpoSeqConfig, Record<string, never>>,
 ): Promise<Record<string, number>> {
   const cfg = ctx.cfg;
-  const rows = r.numPrompts * r.groupSize;
+  const rows = sequenceRows(r);
   const Lc = r.completionLength;
   // 1. Scores: the verifier's components weighted, less the penalty for a completion that never ended.
   const reward = new Float64Array(rows);
@@ -235,7 +262,9 @@ async function update(
       throw new ConfigError(`algo.reward_weights.${c}`, `is not a reward component of this env (it has: ${ctx.components.join(', ')})`);
     for (let i = 0; i < rows; i++) reward[i] += w * comp[i];
   }
-  const scores = Float64Array.from(reward, (v, i) => v - (r.truncated[i] ? cfg.missing_eos_penalty : 0));
+  const turnScores = Float64Array.from(reward, (v, i) => v - (r.truncated[i] ? cfg.missing_eos_penalty : 0));
+  // Multi-turn: each turn is scored by what the conversation earned from it on.
+  const scores = r.episodeIds ? turnReturnsToGo(turnScores, r.episodeIds, cfg.turn_gamma) : turnScores;
   // 2. Values and reference log-probs of every completion token, before any step on this rollout.
   const lengths = completionLengths(r);
   const values = new Float32Array(rows * Lc);
@@ -249,7 +278,9 @@ async function update(
   // 3. Per-token rewards -> GAE -> whitened advantages and returns.
   const t = ppoTargets({ scores, lengths, logProbs: r.logProbs, refLogProbs: ref, values, completionLength: Lc, cfg });
   // 4. Epochs of shuffled minibatches, one AdamW step each; the shuffle is seeded by the update alone so a resumed run replays it.
-  const mini = rows / cfg.num_mini_batches;
+  // Minibatch m is rows [edge(m), edge(m + 1)) of the shuffle: batch_size / num_mini_batches rows each
+  // for single-turn rollouts, as even a split as the turn count allows for multi-turn ones.
+  const edge = (m: number) => Math.floor((m * rows) / cfg.num_mini_batches);
   const rng = new Rng(0x5eed_0000 + ctx.update);
   const sums: Record<string, number> = {};
   let tokens = 0;
@@ -260,11 +291,12 @@ async function update(
   for (let epoch = 0; epoch < cfg.num_ppo_epochs; epoch++) {
     const order = shuffled(rows, rng);
     for (let m = 0; m < cfg.num_mini_batches; m++) {
-      const batchRows = order.slice(m * mini, (m + 1) * mini);
+      const batchRows = order.slice(edge(m), edge(m + 1));
+      if (batchRows.length === 0) continue;
       let miniTokens = 0;
       for (const i of batchRows) miniTokens += lengths[i];
       const micro: Record<string, HostTensor>[] = [];
-      for (let at = 0; at < mini; at += cfg.micro_batch_size) {
+      for (let at = 0; at < batchRows.length; at += cfg.micro_batch_size) {
         const idx = batchRows.slice(at, at + cfg.micro_batch_size);
         const lm = rolloutLmBatch(r, idx, ctx.padId);
         const shape = lm.feeds.input_ids.shape;

@@ -5,7 +5,7 @@
  * scored at prompt length - 1 + j. Per-token inputs (behaviour log-probs, advantages) go in through
  * `place`; per-position outputs (values, reference log-probs) come back out through `take`.
  */
-import type { SequenceRollout } from '@rlmesh/core';
+import { type SequenceRollout, sequenceRows } from '@rlmesh/core';
 import type { HostTensor } from '@rlmesh/graph';
 import { collate } from '../sft/data';
 
@@ -23,7 +23,7 @@ export interface RolloutLmBatch {
 /** Completion tokens of every rollout row (EOS included). */
 export function completionLengths(r: SequenceRollout): Int32Array {
   const Lc = r.completionLength;
-  const rows = r.numPrompts * r.groupSize;
+  const rows = sequenceRows(r);
   const out = new Int32Array(rows);
   for (let i = 0; i < rows; i++) for (let t = 0; t < Lc; t++) out[i] += r.completionMask[i * Lc + t];
   return out;

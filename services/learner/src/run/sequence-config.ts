@@ -5,7 +5,7 @@
  * checkpoint, with its tokenizer), which is also the frozen reference of a KL term; with `lora.r` > 0
  * its weights stay frozen and only LoRA adapters train (lora.ts).
  */
-import { ConfigError, type Infer, isTextEnv, makeTextEnv, type Schema, type SequenceSampling, validate } from '@rlmesh/core';
+import { ConfigError, type Infer, isMultiTurn, isTextEnv, makeTextEnv, type Schema, type SequenceSampling, validate } from '@rlmesh/core';
 import '@rlmesh/envs';
 import '../algorithms';
 import { sequenceAlgorithmSpec } from '../registry';
@@ -26,6 +26,13 @@ export const SEQUENCE_RUN_SCHEMA = {
     fields: {
       id: { kind: 'string', default: 'CardRules' },
       options: { kind: 'open', doc: "the text environment's own options, checked by its schema" },
+      max_turns: {
+        kind: 'int',
+        default: 0,
+        min: 0,
+        max: 65_536,
+        doc: "multi-turn envs: policy turns per episode at most (the env's max_episode_steps applies too); 0: the env's limit only",
+      },
     },
   },
   init_from: {
@@ -71,7 +78,11 @@ export function isSequenceRunConfig(raw: unknown): boolean {
  */
 export function parseSequenceRunConfig(raw: unknown, opts: { env?: boolean } = {}): SequenceRunConfig {
   const base = validate(SEQUENCE_RUN_SCHEMA, raw);
-  if (opts.env !== false) makeTextEnv(base.env.id, base.env.options);
+  if (opts.env !== false) {
+    const env = makeTextEnv(base.env.id, base.env.options);
+    if (base.env.max_turns > 0 && !isMultiTurn(env))
+      throw new ConfigError('env.max_turns', `is for multi-turn text envs; ${base.env.id} scores one completion per episode`);
+  }
   if (base.init_from === '')
     throw new ConfigError('init_from', 'must name a Hugging Face causal-LM directory with its tokenizer (an rlmesh sft checkpoint)');
   const { name = 'grpo', ...rest } = base.algo;

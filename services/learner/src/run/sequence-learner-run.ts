@@ -21,7 +21,14 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, makeTextEnv, type SequenceCollectorState, type SequenceRollout, type SequenceSampling } from '@rlmesh/core';
+import {
+  ConfigError,
+  makeTextEnv,
+  type SequenceCollectorState,
+  type SequenceRollout,
+  type SequenceSampling,
+  sequenceRows,
+} from '@rlmesh/core';
 import {
   buildForwardProgram,
   Rng as GraphRng,
@@ -120,6 +127,7 @@ export class SequenceLearnerRun {
   private readonly rewards: number[] = [];
   private readonly t0 = performance.now();
   private readonly trainedAtStart: number;
+  private readonly stepsAtStart: number;
 
   private constructor(
     readonly cfg: SequenceRunConfig,
@@ -153,6 +161,7 @@ export class SequenceLearnerRun {
     };
     if (this.state.collector) this.resumed = { collector: this.state.collector };
     this.trainedAtStart = this.state.updates;
+    this.stepsAtStart = this.state.env_steps;
   }
 
   static async create(cfg: SequenceRunConfig, opts: SequenceLearnerRunOptions): Promise<SequenceLearnerRun> {
@@ -315,13 +324,18 @@ export class SequenceLearnerRun {
       components: Object.keys(r.rewards),
     });
     Object.assign(metrics, timings, { train_s: (performance.now() - t0) / 1000 });
+    // A multi-turn rollout's rows are turns: how long its conversations ran and how many a limit cut.
+    if (r.episodeTruncated) {
+      metrics.episode_turns_mean = mean(r.episodes.map((e) => e.length));
+      metrics.episode_truncated_frac = mean(Array.from(r.episodeTruncated));
+    }
     this.metrics = metrics;
-    const rows = r.numPrompts * r.groupSize;
     s.updates++;
-    s.env_steps += rows;
+    s.env_steps += sequenceRows(r);
     s.episodes += r.episodes.length;
     const weights = this.spec.rewardWeights(this.algoCfg, Object.keys(r.rewards));
-    const success = r.success.reduce((a, x) => a + x, 0) / rows;
+    // Per episode: one per row for single-turn rollouts, one per conversation for multi-turn ones.
+    const success = mean(r.episodes.map((e) => (e.success ? 1 : 0)));
     const reward = mean(r.episodes.map((e) => Object.entries(weights).reduce((a, [c, w]) => a + w * (e.returns[c] ?? 0), 0)));
     this.rewards.push(reward);
     const window = this.cfg.train.success_window;
@@ -411,7 +425,8 @@ export class SequenceLearnerRun {
       level: 0,
       parameters: this.model.parameterCount(),
       seconds,
-      env_steps_per_s: seconds > 0 ? (trained * this.sampling.promptsPerUpdate * this.sampling.numGenerations) / seconds : 0,
+      // Rows trained (completions, or turns of conversations) per second.
+      env_steps_per_s: seconds > 0 ? (s.env_steps - this.stepsAtStart) / seconds : 0,
       updates_per_s: seconds > 0 ? trained / seconds : 0,
       criteria: [],
       pass: true,

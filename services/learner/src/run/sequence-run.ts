@@ -4,9 +4,22 @@
  * SequenceCollector the mesh's text actors run, generating in-process from the learner's current
  * parameters (a Gpt2Generator built from them each update); the learner is SequenceLearnerRun.
  * Policy lag is always 0.
+ *
+ * A multi-turn env (its task has `act`) is played by core's ConversationCollector instead: an
+ * episode is a conversation, every policy turn a row, with at most env.max_turns turns and an
+ * episode cut (truncated) where its conversation leaves no room in the model's context for another
+ * turn. One generator serves every turn of a rollout, so it is built once per update.
  */
 import { join } from 'node:path';
-import { actorSeed, makeTextEnv, SequenceCollector, type SequenceRequest } from '@rlmesh/core';
+import {
+  actorSeed,
+  ConversationCollector,
+  isMultiTurn,
+  makeTextEnv,
+  SequenceCollector,
+  type SequenceRequest,
+  type SequenceRollout,
+} from '@rlmesh/core';
 import { Gpt2Generator } from '../models/gpt2-generate';
 import { encodePrompt } from '../models/text-completion';
 import type { UpdateRecord } from '../registry';
@@ -36,22 +49,27 @@ export async function trainSequences(cfg: SequenceRunConfig, opts: SequenceRunOp
   try {
     const { tokenizer, sampling } = run;
     const envs = Array.from({ length: sampling.promptsPerUpdate }, () => makeTextEnv(cfg.env.id, cfg.env.options));
-    collector = new SequenceCollector(
-      envs,
-      { encode: (text) => encodePrompt(tokenizer, text), decode: (ids) => tokenizer.decodeCompletion(ids) },
-      LOCAL_ACTOR,
-      sampling,
-      actorSeed(cfg.run.seed, LOCAL_ACTOR),
-    );
+    const codec = {
+      encode: (text: string) => encodePrompt(tokenizer, text),
+      decode: (ids: readonly number[]) => tokenizer.decodeCompletion(ids),
+    };
+    const seed = actorSeed(cfg.run.seed, LOCAL_ACTOR);
+    collector = isMultiTurn(envs[0])
+      ? new ConversationCollector(envs, codec, LOCAL_ACTOR, sampling, seed, {
+          maxTurns: cfg.env.max_turns > 0 ? cfg.env.max_turns : undefined,
+          maxPromptTokens: Math.max(1, run.model.dims.context - sampling.maxCompletionLength),
+        })
+      : new SequenceCollector(envs, codec, LOCAL_ACTOR, sampling, seed);
     if (run.resumed.collector) collector.restore(run.resumed.collector);
+    let gen: Gpt2Generator | null = null;
     const generate = async (rows: readonly SequenceRequest[]) => {
       for (const r of rows) run.checkPrompt(r.prompt.length, r.maxNewTokens);
-      const gen = await Gpt2Generator.create(run.model, run.parameters(), { threads: cfg.train.threads });
-      try {
-        return { results: await gen.generate(rows), version: run.version };
-      } finally {
-        await gen.release();
-      }
+      gen ??= await Gpt2Generator.create(run.model, run.parameters(), { threads: cfg.train.threads });
+      return { results: await gen.generate(rows), version: run.version };
+    };
+    const releaseGenerator = async () => {
+      await gen?.release();
+      gen = null;
     };
     opts.onStart?.({
       start: run.updates,
@@ -63,7 +81,13 @@ export async function trainSequences(cfg: SequenceRunConfig, opts: SequenceRunOp
     const stopAt = opts.maxUpdates !== undefined ? Math.min(run.total, run.updates + opts.maxUpdates) : run.total;
     while (run.updates < stopAt) {
       const t0 = performance.now();
-      const rollout = await collector.collect(generate);
+      let rollout: SequenceRollout;
+      try {
+        rollout = await collector.collect(generate);
+      } finally {
+        // Released before the train step, which changes the parameters it was built from.
+        await releaseGenerator();
+      }
       // Where an update's time goes: the actor (generation and scoring) here, the learner in train_s.
       const record = await run.update(rollout, { rollout_s: (performance.now() - t0) / 1000 });
       opts.onUpdate?.(record);
