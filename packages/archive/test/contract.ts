@@ -379,7 +379,7 @@ export function archiveContract(backend: Backend): void {
           ids.push(id);
         }
         await archive.recordLlmCall({ ...call(`loose ${w}`), agentId: 'p', at: at(start.toISOString(), 1000) });
-        await archive.recordMarketOutcome({ windowId: window, asset: 'ACME', startPrice: 1, endPrice: 2 });
+        await archive.recordMarketOutcome({ windowId: window, asset: 'ACME', startPrice: 1, endPrice: 2, events: [] });
       }
       const trained = await archive.createTrainingBatch({ windowIds: windows.slice(0, 2), trajectoryIds: ids.slice(0, 4) });
       await archive.setTrainingBatchStatus(trained, 'trained');

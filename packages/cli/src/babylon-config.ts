@@ -10,13 +10,19 @@ export const BABYLON_USAGE = `rlmesh babylon <config.yaml> [--section.key value 
     scripted and LM traders share a simulated market for some hours (the LM traders call the
     served model through the OpenAI-compatible endpoint on loopback, each call recorded in the
     archive), every window is judged, GRPO trains by window from the archive, and the endpoint
-    serves the new version. Finally the trained and the initial model trade held-out markets.
-    Writes out_dir/results.json and out_dir/report.html.`;
+    serves the new version. Finally the initial and the trained model each trade their own copy of
+    every held-out market. Writes out_dir/results.json and out_dir/report.html. With a PGlite
+    directory or postgres:// archive, running the same config again resumes after the last
+    iteration the archive records as finished.`;
 
 const BABYLON_SCHEMA = {
   out_dir: { kind: 'string', doc: 'where the run writes (models, checkpoints, results.json, report.html)' },
   seed: { kind: 'int', default: 1, min: 0, max: 2 ** 31 - 1 },
-  archive: { kind: 'string', default: 'memory', doc: 'memory (PGlite in process), a PGlite directory, or a postgres:// URL' },
+  archive: {
+    kind: 'string',
+    default: 'memory',
+    doc: 'memory (PGlite in process), a PGlite directory, or a postgres:// URL (these two resume an interrupted run)',
+  },
   market: { kind: 'open', doc: "@rlmesh/market's options (seed is the loop's)" },
   agents: {
     kind: 'section',

@@ -5,8 +5,11 @@
  *   serve      PolicyCore + the OpenAI-compatible endpoint on loopback; the archive records every call
  *   iterate    market hours (scripted + LM traders) -> each 1-hour window: trajectories, market
  *              outcomes and judge scores into the archive -> GRPO by window -> publish the new version
- *   evaluate   held-out market seeds: LM traders on the initial and on the trained model side by
- *              side (agents are price takers, so they trade the same prices without touching each other)
+ *   evaluate   held-out market seeds: the initial and the trained model each in its own market of
+ *              the seed, under the training-time trader names (babylon-eval.ts)
+ *
+ * With a persistent archive a re-run of the same config resumes after the last finished iteration
+ * (babylon-resume.ts).
  *
  * Simulated time runs as fast as the agents answer (Simulation.run); the archive and the recorder
  * read the market's clock, so windows are the market's hours.
@@ -23,7 +26,6 @@ import {
   runSft,
   SequenceLearnerRun,
   trainOnWindows,
-  type WindowGrpoResult,
 } from '@rlmesh/learner';
 import {
   type Action,
@@ -42,51 +44,27 @@ import {
 } from '@rlmesh/market';
 import { MemoryBus } from '@rlmesh/mesh';
 import { type ChatMessage, PolicyCore, renderChat, startOpenAiServer } from '@rlmesh/policy';
-import { renderStaticPage } from '@rlmesh/report';
 import { parseArgs, UsageError } from './args';
 import { type BabylonConfig, parseBabylonConfig } from './babylon-config';
+import { heldOutPnl } from './babylon-eval';
+import { type BabylonResults, type IterationMetrics, type PnlInterval, reportPage } from './babylon-report';
+import {
+  appendIteration,
+  claimOutDir,
+  ITERATION_METRIC,
+  keepIterations,
+  lastFinished,
+  readSft,
+  restoreMarket,
+  type SftOutcome,
+  writeSft,
+} from './babylon-resume';
 import { loadConfig } from './main';
+
+export type { BabylonResults, IterationMetrics, PnlInterval } from './babylon-report';
 
 const HOUR = 3_600_000;
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-
-export interface IterationMetrics {
-  iteration: number;
-  version: number;
-  windows: number;
-  /** Mean over windows of the judge's (max - min) score within a window. */
-  judge_spread: number;
-  lm_pnl_mean: number;
-  lm_score_mean: number;
-  scripted_pnl_mean: number;
-  lm_refused_frac: number;
-  lm_decisions: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  grpo: Omit<WindowGrpoResult, 'updates'> & { loss: number; kl: number; ratio_mean: number; reward_std: number };
-  seconds: number;
-}
-
-export interface PnlInterval {
-  mean: number;
-  lo: number;
-  hi: number;
-  n: number;
-}
-
-export interface BabylonResults {
-  config: BabylonConfig;
-  sft: { examples: number; final_checkpoint: string; seconds: number };
-  iterations: IterationMetrics[];
-  eval: {
-    seeds: number[];
-    interval: string;
-    initial: PnlInterval & { refused_frac: number };
-    trained: PnlInterval & { refused_frac: number };
-    difference: PnlInterval;
-  };
-  seconds: number;
-}
 
 export async function babylonCommand(argv: readonly string[]): Promise<number> {
   const { positionals, options } = parseArgs(argv);
@@ -159,45 +137,54 @@ export function bootstrapMean(xs: readonly number[], resamples: number, seed: nu
   return { mean: mean(xs), lo: at(0.025), hi: at(0.975), n: xs.length };
 }
 
-const isLm = (agentId: string) => /^(lm|initial|trained)-\d+$/.test(agentId);
+const isLm = (agentId: string) => /^lm-\d+$/.test(agentId);
+const lmIds = (cfg: BabylonConfig) => Array.from({ length: cfg.agents.lm }, (_, k) => `lm-${k}`);
 
-export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void = () => {}): Promise<BabylonResults> {
+/** For tests: called after each window is archived, as an interruption would strike. */
+export interface BabylonHooks {
+  afterWindow?(windowId: string, iteration: number): void | Promise<void>;
+}
+
+export async function runBabylon(
+  cfg: BabylonConfig,
+  log: (line: string) => void = () => {},
+  hooks: BabylonHooks = {},
+): Promise<BabylonResults> {
   const t0 = performance.now();
   const names = strategiesOf(cfg);
   const out = resolve(cfg.out_dir);
   mkdirSync(join(out, 'sft-data'), { recursive: true });
+  // Only an archive that outlives the process can say where an interrupted run stopped.
+  const resumable = cfg.archive !== 'memory';
+  claimOutDir(out, cfg, resumable);
 
   // 1. The initial model: SFT on scripted traders' decisions (markets of their own seeds).
-  const tSft = performance.now();
-  const train = await sftRecords(cfg, names, cfg.seed + 10_000, cfg.sft.hours);
-  const val = (await sftRecords(cfg, names, cfg.seed + 20_000, 1)).slice(0, 32);
-  const jsonl = (rs: object[]) => rs.map((r) => JSON.stringify(r)).join('\n');
-  writeFileSync(join(out, 'sft-data', 'train.jsonl'), jsonl(train));
-  writeFileSync(join(out, 'sft-data', 'val.jsonl'), jsonl(val));
-  const sft = await runSft(
-    parseSftConfig({
-      run: { name: 'sft', seed: cfg.seed, out_dir: out },
-      data: { dir: join(out, 'sft-data'), train: 'train.jsonl', eval: 'val.jsonl', overflow: 'truncate', max_eval_examples: 32 },
-      tokenizer: { kind: 'bpe', vocab_size: cfg.model.vocab_size },
-      model: { ...cfg.model, vocab_size: 0, embd_pdrop: 0, attn_pdrop: 0, resid_pdrop: 0 },
-      train: {
-        max_steps: cfg.sft.steps,
-        lr: cfg.sft.lr,
-        warmup_steps: Math.min(10, cfg.sft.steps - 1),
-        micro_batch_size: cfg.sft.micro_batch_size,
-        max_new_tokens: cfg.agents.max_tokens,
-        log_every: Math.max(1, Math.floor(cfg.sft.steps / 5)),
-        threads: cfg.threads,
-      },
-    }),
-    { onLine: (l) => log(`sft ${JSON.stringify(l)}`) },
-  );
-  const sftSeconds = (performance.now() - tSft) / 1000;
-  log(`sft: ${train.length} examples, ${sft.updates} updates in ${sft.seconds.toFixed(1)} s -> ${sft.final_checkpoint}`);
+  const sft = (resumable ? readSft(out) : null) ?? (await initialModel(cfg, names, out, log));
 
-  // 2. The learner, the served model (run `trader`, and `initial` kept for the evaluation), the archive.
-  const learner = await SequenceLearnerRun.create(
-    parseSequenceRunConfig(
+  // 2. The market, the archive, and where the loop starts.
+  const market = new Market({ ...(cfg.market as object), seed: cfg.seed });
+  const clock = () => market.timeOf(market.now);
+  const archive = await openArchive(cfg.archive, { windowHours: 1, now: clock });
+  let closeAll = () => archive.close();
+  try {
+    const resume = resumable ? await lastFinished(archive, out) : null;
+    const done = Math.min(resume?.iteration ?? 0, cfg.loop.iterations);
+    if (resumable) {
+      const cut = windowIdOf(market, done * cfg.loop.hours * HOUR);
+      const discarded = await archive.discardFrom(cut);
+      if (discarded.trajectories + discarded.llmCalls > 0)
+        log(`resume: discarded what an interrupted run recorded from ${cut} on (${JSON.stringify(discarded)})`);
+    }
+    const iterations = resumable ? keepIterations(out, done) : [];
+    const agentIds = [...names, ...lmIds(cfg)];
+    if (done > 0) {
+      const replayed = await restoreMarket(archive, market, agentIds, done * cfg.loop.hours * HOUR);
+      log(`resume: iterations 1-${done} finished (${resume?.checkpoint}); ${replayed} archived decisions replayed into the market`);
+    }
+
+    // 3. The learner (from the last finished iteration's checkpoint when resuming) and the served
+    // models: run `trader`, and `initial` kept for the evaluation.
+    const grpoConfig = parseSequenceRunConfig(
       {
         run: { name: 'grpo', seed: cfg.seed, out_dir: out },
         init_from: sft.final_checkpoint,
@@ -213,37 +200,45 @@ export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void
         train: { total_updates: cfg.loop.iterations * cfg.loop.hours, threads: cfg.threads },
       },
       { env: false },
-    ),
-    { runDir: join(out, 'grpo'), rewardComponents: ['judge'] },
-  );
-  const bus = new MemoryBus();
-  await publishSequenceVersion(bus, 'trader', learner, true);
-  await publishSequenceVersion(bus, 'initial', learner, true);
-  const market = new Market({ ...(cfg.market as object), seed: cfg.seed });
-  const clock = () => market.timeOf(market.now);
-  const archive = await openArchive(cfg.archive, { windowHours: 1, now: clock });
-  const core = new PolicyCore({ bus, logger: quiet });
-  const server = await startOpenAiServer({ core, bus, logger: quiet, recorder: archiveCallRecorder(archive, { at: clock }) });
-  const evalServer = await startOpenAiServer({ core, bus, logger: quiet });
-  const judge: Judge = new CachedJudge(cfg.loop.judge === 'chat' ? new ChatJudge() : new HeuristicJudge(), archive.scoreCache);
-  const encodePrompt = (m: { role: string; content: string }[]) => learner.tokenizer.encode(renderChat(m as ChatMessage[]));
-  const lmOptions = (id: string, baseURL: string, model: string) => ({
-    id,
-    baseURL,
-    model,
-    paceMs: cfg.agents.pace_ms,
-    maxTokens: cfg.agents.max_tokens,
-    temperature: cfg.agents.temperature,
-  });
+    );
+    const learnerOf = (runDir: string, resumeFrom?: string) =>
+      SequenceLearnerRun.create(grpoConfig, { runDir: join(out, runDir), rewardComponents: ['judge'], resumeFrom });
+    const bus = new MemoryBus();
+    const learner = await learnerOf('grpo', done > 0 ? resume?.checkpoint : undefined);
+    if (done > 0) {
+      const initial = await learnerOf('initial');
+      await publishSequenceVersion(bus, 'initial', initial, true);
+      await initial.release();
+    } else await publishSequenceVersion(bus, 'initial', learner, true);
+    await publishSequenceVersion(bus, 'trader', learner, true);
+    const core = new PolicyCore({ bus, logger: quiet });
+    const server = await startOpenAiServer({ core, bus, logger: quiet, recorder: archiveCallRecorder(archive, { at: clock }) });
+    const evalServer = await startOpenAiServer({ core, bus, logger: quiet });
+    closeAll = async () => {
+      await server.close();
+      await evalServer.close();
+      await core.close();
+      await learner.release();
+      await archive.close();
+    };
+    const judge: Judge = new CachedJudge(cfg.loop.judge === 'chat' ? new ChatJudge() : new HeuristicJudge(), archive.scoreCache);
+    const encodePrompt = (m: { role: string; content: string }[]) => learner.tokenizer.encode(renderChat(m as ChatMessage[]));
+    const lmTrader = (id: string, baseURL: string, model: string) =>
+      lmAgent({
+        id,
+        baseURL,
+        model,
+        paceMs: cfg.agents.pace_ms,
+        maxTokens: cfg.agents.max_tokens,
+        temperature: cfg.agents.temperature,
+      });
 
-  try {
-    // 3. The loop on one continuous market.
+    // 4. The loop on one continuous market.
     const sim = new Simulation(market);
     for (const a of scripted(names, cfg.seed, cfg.agents.pace_ms)) sim.add(a);
-    for (let k = 0; k < cfg.agents.lm; k++) sim.add(lmAgent(lmOptions(`lm-${k}`, server.baseURL, 'trader')));
+    for (const id of lmIds(cfg)) sim.add(lmTrader(id, server.baseURL, 'trader'));
     const horizon = market.config.outcome_horizon_ms;
-    const iterations: IterationMetrics[] = [];
-    for (let i = 0; i < cfg.loop.iterations; i++) {
+    for (let i = done; i < cfg.loop.iterations; i++) {
       const tIt = performance.now();
       const version = learner.version;
       const from = i * cfg.loop.hours * HOUR;
@@ -264,6 +259,7 @@ export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void
         await server.endpoint.drain();
         const report = windowReport(market, w, w + HOUR);
         await archiveWindow(archive, market, report, version);
+        await hooks.afterWindow?.(report.windowId, i + 1);
         const judged = await judge.score(report);
         if (judged.kind === 'scored') {
           for (const s of judged.scores) scores.set(s.id, s.score);
@@ -299,6 +295,7 @@ export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void
           from: windowIdOf(market, from),
           to: windowIdOf(market, to),
           versionPrefix: 'trader',
+          metrics: { [ITERATION_METRIC]: i + 1 },
         },
       );
       if (grpo.updates.length > 0) await publishSequenceVersion(bus, 'trader', learner, false);
@@ -320,53 +317,36 @@ export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void
         seconds: (performance.now() - tIt) / 1000,
       };
       iterations.push(m);
+      appendIteration(out, m);
       log(
         `iteration ${m.iteration}: v${version} LM P&L ${m.lm_pnl_mean.toFixed(2)} score ${m.lm_score_mean.toFixed(3)} refused ${(100 * m.lm_refused_frac).toFixed(0)}% spread ${m.judge_spread.toFixed(3)} | GRPO ${grpo.trainedWindows} windows ${grpo.rows} rows loss ${m.grpo.loss.toFixed(4)} -> ${grpo.version ?? 'no update'} (${m.seconds.toFixed(1)} s)`,
       );
     }
 
-    // 4. Held-out markets: the initial and the trained model side by side.
+    // 5. Held-out markets: the initial and the trained model each in its own market of every seed.
     const evalSeeds = Array.from({ length: cfg.eval.seeds }, (_, s) => cfg.seed + 1000 + s);
-    const pnl = { initial: [] as number[], trained: [] as number[], difference: [] as number[] };
-    const wrong = { initial: [0, 0], trained: [0, 0] };
-    for (const seed of evalSeeds) {
-      const m = new Market({ ...(cfg.market as object), seed });
-      const s = new Simulation(m);
-      for (const a of scripted(names, seed, cfg.agents.pace_ms)) s.add(a);
-      for (let k = 0; k < cfg.agents.lm; k++) {
-        s.add(lmAgent(lmOptions(`initial-${k}`, evalServer.baseURL, 'initial')));
-        s.add(lmAgent(lmOptions(`trained-${k}`, evalServer.baseURL, 'trader')));
-      }
-      for (let w = 0; w < cfg.eval.hours * HOUR; w += HOUR) {
-        await s.run(w + HOUR + m.config.outcome_horizon_ms - m.now);
-        const byAgent = new Map(windowReport(m, w, w + HOUR).trajectories.map((t) => [t.agentId, t]));
-        for (let k = 0; k < cfg.agents.lm; k++) {
-          const a = byAgent.get(`initial-${k}`);
-          const b = byAgent.get(`trained-${k}`);
-          if (!a || !b) continue;
-          pnl.initial.push(a.finalPnl);
-          pnl.trained.push(b.finalPnl);
-          pnl.difference.push(b.finalPnl - a.finalPnl);
-          wrong.initial[0] += a.metrics.refused;
-          wrong.initial[1] += a.steps.length;
-          wrong.trained[0] += b.metrics.refused;
-          wrong.trained[1] += b.steps.length;
-        }
-      }
-    }
+    const pnl = await heldOutPnl({
+      seeds: evalSeeds,
+      hours: cfg.eval.hours,
+      market: (seed) => new Market({ ...(cfg.market as object), seed }),
+      agents: (seed, model) => [
+        ...scripted(names, seed, cfg.agents.pace_ms),
+        ...lmIds(cfg).map((id) => lmTrader(id, evalServer.baseURL, model === 'initial' ? 'initial' : 'trader')),
+      ],
+      lmIds: lmIds(cfg),
+    });
+    const share = ([wrong, all]: [number, number]) => (all ? wrong / all : 0);
     const B = cfg.eval.bootstrap;
     const results: BabylonResults = {
       config: cfg,
-      sft: { examples: train.length, final_checkpoint: sft.final_checkpoint, seconds: sftSeconds },
+      sft,
+      resumed_after: done,
       iterations,
       eval: {
         seeds: evalSeeds,
-        interval: `95% percentile bootstrap (${B} resamples) of the mean over LM trader-hours; difference paired by seed, hour and trader index`,
-        initial: { ...bootstrapMean(pnl.initial, B, cfg.seed), refused_frac: wrong.initial[1] ? wrong.initial[0] / wrong.initial[1] : 0 },
-        trained: {
-          ...bootstrapMean(pnl.trained, B, cfg.seed + 1),
-          refused_frac: wrong.trained[1] ? wrong.trained[0] / wrong.trained[1] : 0,
-        },
+        interval: `95% percentile bootstrap (${B} resamples) of the mean over LM trader-hours; each model in its own market of every seed under the training-time trader names; difference paired by seed, hour and trader index`,
+        initial: { ...bootstrapMean(pnl.initial, B, cfg.seed), refused_frac: share(pnl.refused.initial) },
+        trained: { ...bootstrapMean(pnl.trained, B, cfg.seed + 1), refused_frac: share(pnl.refused.trained) },
         difference: bootstrapMean(pnl.difference, B, cfg.seed + 2),
       },
       seconds: (performance.now() - t0) / 1000,
@@ -375,11 +355,45 @@ export async function runBabylon(cfg: BabylonConfig, log: (line: string) => void
     writeFileSync(join(out, 'report.html'), reportPage(results));
     return results;
   } finally {
-    await server.close();
-    await evalServer.close();
-    await core.close();
-    await archive.close();
+    await closeAll();
   }
+}
+
+/** SFT on scripted traders' decisions in markets of their own seeds; the outcome is kept in out_dir/sft.json. */
+async function initialModel(
+  cfg: BabylonConfig,
+  names: readonly StrategyName[],
+  out: string,
+  log: (line: string) => void,
+): Promise<SftOutcome> {
+  const tSft = performance.now();
+  const train = await sftRecords(cfg, names, cfg.seed + 10_000, cfg.sft.hours);
+  const val = (await sftRecords(cfg, names, cfg.seed + 20_000, 1)).slice(0, 32);
+  const jsonl = (rs: object[]) => rs.map((r) => JSON.stringify(r)).join('\n');
+  writeFileSync(join(out, 'sft-data', 'train.jsonl'), jsonl(train));
+  writeFileSync(join(out, 'sft-data', 'val.jsonl'), jsonl(val));
+  const sft = await runSft(
+    parseSftConfig({
+      run: { name: 'sft', seed: cfg.seed, out_dir: out },
+      data: { dir: join(out, 'sft-data'), train: 'train.jsonl', eval: 'val.jsonl', overflow: 'truncate', max_eval_examples: 32 },
+      tokenizer: { kind: 'bpe', vocab_size: cfg.model.vocab_size },
+      model: { ...cfg.model, vocab_size: 0, embd_pdrop: 0, attn_pdrop: 0, resid_pdrop: 0 },
+      train: {
+        max_steps: cfg.sft.steps,
+        lr: cfg.sft.lr,
+        warmup_steps: Math.min(10, cfg.sft.steps - 1),
+        micro_batch_size: cfg.sft.micro_batch_size,
+        max_new_tokens: cfg.agents.max_tokens,
+        log_every: Math.max(1, Math.floor(cfg.sft.steps / 5)),
+        threads: cfg.threads,
+      },
+    }),
+    { onLine: (l) => log(`sft ${JSON.stringify(l)}`) },
+  );
+  log(`sft: ${train.length} examples, ${sft.updates} updates in ${sft.seconds.toFixed(1)} s -> ${sft.final_checkpoint}`);
+  const outcome = { examples: train.length, final_checkpoint: sft.final_checkpoint, seconds: (performance.now() - tSft) / 1000 };
+  writeSft(out, outcome);
+  return outcome;
 }
 
 /** One window into the archive: every agent's trajectory (steps, P&L) and every asset's outcome. */
@@ -408,109 +422,4 @@ async function archiveWindow(
       endPrice: a.endPrice,
       events: a.events.map((e) => ({ time: e.time, kind: e.kind, size: e.size, headline: e.headline })),
     });
-}
-
-function reportPage(r: BabylonResults): string {
-  const its = r.iterations;
-  const line = (label: string, data: number[]) => ({ label, data, tension: 0 });
-  const chart = (title: string, datasets: ReturnType<typeof line>[]) => ({
-    title,
-    config: { type: 'line', data: { labels: its.map((m) => m.iteration), datasets } },
-  });
-  const e = r.eval;
-  const row = (name: string, x: PnlInterval, refused?: number) => [
-    name,
-    Number(x.mean.toFixed(3)),
-    Number(x.lo.toFixed(3)),
-    Number(x.hi.toFixed(3)),
-    x.n,
-    refused === undefined ? '' : `${(100 * refused).toFixed(1)}%`,
-  ];
-  return renderStaticPage("rlmesh babylon: Babylon's loop", [
-    {
-      title: 'Iterations',
-      notes: [
-        `${its.length} iterations of ${r.config.loop.hours} simulated hours; ${r.config.agents.lm} LM traders and ${r.config.agents.scripted} scripted; judge ${r.config.loop.judge}; ${r.seconds.toFixed(0)} s in all.`,
-      ],
-      charts: [
-        chart("LM traders' P&L per hour", [
-          line(
-            'LM',
-            its.map((m) => m.lm_pnl_mean),
-          ),
-          line(
-            'scripted',
-            its.map((m) => m.scripted_pnl_mean),
-          ),
-        ]),
-        chart('judge', [
-          line(
-            'LM score mean',
-            its.map((m) => m.lm_score_mean),
-          ),
-          line(
-            'spread in a window',
-            its.map((m) => m.judge_spread),
-          ),
-        ]),
-        chart('LM refused (invalid) actions', [
-          line(
-            'fraction',
-            its.map((m) => m.lm_refused_frac),
-          ),
-        ]),
-        chart('GRPO', [
-          line(
-            'loss',
-            its.map((m) => m.grpo.loss),
-          ),
-          line(
-            'reward std',
-            its.map((m) => m.grpo.reward_std),
-          ),
-        ]),
-        chart('tokens', [
-          line(
-            'completion',
-            its.map((m) => m.completion_tokens),
-          ),
-          line(
-            'prompt / 100',
-            its.map((m) => m.prompt_tokens / 100),
-          ),
-        ]),
-      ],
-      tables: [
-        {
-          columns: ['iteration', 'version', 'LM P&L', 'LM score', 'refused', 'spread', 'GRPO windows', 'rows', 'loss', 'seconds'],
-          rows: its.map((m) => [
-            m.iteration,
-            m.version,
-            Number(m.lm_pnl_mean.toFixed(2)),
-            Number(m.lm_score_mean.toFixed(3)),
-            Number(m.lm_refused_frac.toFixed(3)),
-            Number(m.judge_spread.toFixed(3)),
-            m.grpo.trainedWindows,
-            m.grpo.rows,
-            Number(m.grpo.loss.toFixed(4)),
-            Number(m.seconds.toFixed(1)),
-          ]),
-        },
-      ],
-    },
-    {
-      title: 'Held-out markets',
-      notes: [`seeds ${e.seeds.join(', ')}; ${e.interval}.`],
-      tables: [
-        {
-          columns: ['model', 'mean P&L per trader-hour', '2.5%', '97.5%', 'n', 'refused'],
-          rows: [
-            row('initial (SFT)', e.initial, e.initial.refused_frac),
-            row('trained', e.trained, e.trained.refused_frac),
-            row('trained - initial', e.difference),
-          ],
-        },
-      ],
-    },
-  ]);
 }

@@ -64,6 +64,8 @@ export interface WindowGrpoOptions {
   to?: string;
   /** The recorded model version: `<prefix>-v<policy version>`. */
   versionPrefix: string;
+  /** Extra fields for the trained_models row's metrics (a loop's iteration, which a resumed run reads back). */
+  metrics?: { [key: string]: JsonValue };
 }
 
 export interface WindowGrpoResult {
@@ -175,6 +177,7 @@ export async function trainOnWindows(
           score_spread: result.scoreSpread,
           loss: last.loss ?? null,
           kl: last.kl ?? null,
+          ...o.metrics,
         },
       });
     }
