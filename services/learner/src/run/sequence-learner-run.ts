@@ -23,6 +23,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import {
   ConfigError,
+  isMultiTurn,
   makeTextEnv,
   type SequenceCollectorState,
   type SequenceRollout,
@@ -190,8 +191,12 @@ export class SequenceLearnerRun {
     const startParams = headed ? withValueHead(start.model, start.params, cfg.run.seed) : start.params;
     if (tokenizer.eosId === null)
       throw new ConfigError('init_from', "the checkpoint's tokenizer has no EOS token; completions end with it");
-    const envComponents = opts.rewardComponents ?? makeTextEnv(cfg.env.id, cfg.env.options).rewardComponents;
+    const env = opts.rewardComponents ? null : makeTextEnv(cfg.env.id, cfg.env.options);
+    const envComponents = opts.rewardComponents ?? env?.rewardComponents ?? [];
     const extra = opts.extraRewards?.components ?? [];
+    // Feature rewards score one completion per episode; a conversation's turns are not scored yet.
+    if (env && extra.length > 0 && isMultiTurn(env))
+      throw new ConfigError('feature_rewards', `score single-turn text envs; ${cfg.env.id} is multi-turn`);
     for (const c of extra)
       if (envComponents.includes(c)) throw new ConfigError('feature_rewards', `${c} is already a reward component of ${cfg.env.id}`);
     const components = [...envComponents, ...extra];
