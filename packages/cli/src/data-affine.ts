@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { ConfigError, type Schema, validate } from '@rlmesh/core';
 import { UsageError } from './args';
 
-export const DATA_AFFINE_USAGE = `rlmesh data affine --env ID --out DIR --seed N [--n 1000] [--form conversations|turns]
+export const DATA_AFFINE_USAGE = `rlmesh data affine --env ID --out DIR --seed N [--n 1000] [--form conversations|turns] [--options JSON]
     Writes expert demonstrations for SFT: AffineSAT, AffineABD, AffineDED as prompt/completion;
     TextCraft, GridGoals, ShopSearch as one conversation per episode (--form turns: one
-    prompt/completion line per action). Episode i is the env reset with seed N + i.`;
+    prompt/completion line per action). Episode i is the env reset with seed N + i. --options sets
+    the env's options as a JSON mapping ('{"n_max":10}'), as a train or eval config's env.options.`;
 
 const OPTIONS = {
   env: { kind: 'string', doc: 'the env to demonstrate' },
@@ -20,6 +21,7 @@ const OPTIONS = {
   seed: { kind: 'int', min: 0, max: 2 ** 32 - 1, doc: 'the first episode seed' },
   n: { kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'episodes' },
   form: { kind: 'string', default: 'conversations', oneOf: ['conversations', 'turns'], doc: "multi-turn episodes' record form" },
+  options: { kind: 'string', default: '{}', doc: "the env's options, a JSON mapping" },
 } as const satisfies Schema;
 
 export async function dataAffineCommand(options: Record<string, string>): Promise<number> {
@@ -39,7 +41,21 @@ export async function dataAffineCommand(options: Record<string, string>): Promis
   } catch (e) {
     throw new UsageError(`data affine: --out: cannot create ${o.out}: ${(e as Error).message}`);
   }
-  const records = demonstrations(o.env, o.n, o.seed, o.form);
+  let envOptions: unknown;
+  try {
+    envOptions = JSON.parse(o.options);
+  } catch {
+    envOptions = undefined;
+  }
+  if (!envOptions || typeof envOptions !== 'object' || Array.isArray(envOptions))
+    throw new UsageError(`data affine: --options: must be a JSON mapping, got ${JSON.stringify(o.options)}`);
+  let records: Record<string, unknown>[];
+  try {
+    records = demonstrations(o.env, o.n, o.seed, o.form, envOptions as Record<string, unknown>);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(`data affine: --${e.message}`);
+    throw e;
+  }
   const text = records.map((r) => `${JSON.stringify(r)}\n`).join('');
   const file = join(o.out, `${o.env}.jsonl`);
   writeFileSync(file, text);
@@ -49,6 +65,7 @@ export async function dataAffineCommand(options: Record<string, string>): Promis
     seed: o.seed,
     n: o.n,
     form: o.form,
+    options: envOptions,
     lines: records.length,
     sha256: createHash('sha256').update(text).digest('hex'),
   };

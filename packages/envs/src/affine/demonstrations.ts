@@ -76,9 +76,18 @@ export function demonstrate(env: TextEnv, envId: string, seed: number, form: Mul
   return form === 'turns' ? turns : [{ env: envId, seed, conversations, steps: turns.length, reward }];
 }
 
-/** `n` episodes' records from seeds seed..seed+n-1 of env `envId` with default options. */
-export function demonstrations(envId: string, n: number, seed: number, form: MultiTurnForm = 'conversations'): Record<string, unknown>[] {
+/**
+ * `n` episodes' records from seeds seed..seed+n-1 of env `envId` with `options` (checked by the env's
+ * schema; errors name `options.<key>`), so that demonstrations match the episodes a run trains on.
+ */
+export function demonstrations(
+  envId: string,
+  n: number,
+  seed: number,
+  form: MultiTurnForm = 'conversations',
+  options: Record<string, unknown> = {},
+): Record<string, unknown>[] {
   if (!AFFINE_DEMO_ENVS.includes(envId)) throw new Error(`no expert for ${JSON.stringify(envId)}; experts: ${AFFINE_DEMO_ENVS.join(', ')}`);
-  const env = makeTextEnv(envId, {});
+  const env = makeTextEnv(envId, options, 'options');
   return Array.from({ length: n }, (_, i) => demonstrate(env, envId, seed + i, form)).flat();
 }
