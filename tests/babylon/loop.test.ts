@@ -22,7 +22,9 @@ describe('rlmesh babylon', () => {
   it('runs the loop: recorded calls, judged windows, GRPO by window, the new version served, held-out P&L', async () => {
     const out = join(dir, 'run');
     const archivePath = join(dir, 'archive');
-    const r: BabylonResults = await runBabylon(parseBabylonConfig({ ...TINY, out_dir: out, archive: archivePath }));
+    const lines: string[] = [];
+    const r: BabylonResults = await runBabylon(parseBabylonConfig({ ...TINY, out_dir: out, archive: archivePath }), (l) => lines.push(l));
+    expect(lines.filter((l) => l.startsWith('warning'))).toEqual([]);
     expectTinyResults(r, out);
     expect(r.resumed_after).toBe(0);
     const archive = await openArchive(archivePath, { windowHours: 1 });

@@ -67,7 +67,12 @@ export async function expectTinyArchive(archive: Archive, servedV3: number) {
     for (const t of await archive.trajectoriesOf(w.windowId)) {
       if (!t.agentId.startsWith('lm-')) continue;
       // Each LM decision is one call of the endpoint, recorded once, in the window of its time.
-      expect(calls.filter((c) => c.agentId === t.agentId)).toHaveLength(t.steps.length);
+      const times = (xs: { at: Date | string }[]) => xs.map((x) => new Date(x.at).toISOString());
+      expect({ window: w.windowId, agent: t.agentId, calls: times(calls.filter((c) => c.agentId === t.agentId)) }).toEqual({
+        window: w.windowId,
+        agent: t.agentId,
+        calls: times(t.steps),
+      });
     }
   }
   expect((await archive.llmCallsInWindow(windows[0].windowId)).every((c) => c.model === 'trader@v1')).toBe(true);

@@ -31,7 +31,7 @@ import {
   trajectoryFromRow,
   type WindowSummary,
 } from './rows';
-import { openSqlClient, type SqlClient, type SqlQueryer } from './sql';
+import { openSqlClient, type SqlClient, type SqlQueryer, toJsonb } from './sql';
 import {
   type CheckedLlmCall,
   type CheckedTrajectory,
@@ -216,10 +216,10 @@ export class Archive {
             this.windowHours,
             t.startedAt.toISOString(),
             t.endedAt.toISOString(),
-            JSON.stringify(t.steps),
+            toJsonb(t.steps),
             t.steps.length,
             t.finalPnl,
-            JSON.stringify(t.metadata),
+            toJsonb(t.metadata),
             t.modelVersion,
           ],
         );
@@ -309,7 +309,7 @@ export class Archive {
         `INSERT INTO market_outcomes (window_id, asset, start_price, end_price, events) VALUES ($1, $2, $3, $4, $5::jsonb)
          ON CONFLICT (window_id, asset) DO UPDATE SET start_price = excluded.start_price, end_price = excluded.end_price,
            events = excluded.events, recorded_at = now()`,
-        [outcome.windowId, asset, start, end, JSON.stringify(events)],
+        [outcome.windowId, asset, start, end, toJsonb(events)],
       ),
     );
   }
@@ -411,7 +411,7 @@ export class Archive {
           checkString(input.path, 'trainedModel.path', 4096),
           checkString(input.baseModel, 'trainedModel.baseModel', 500),
           input.batchId === undefined ? null : checkId(input.batchId, 'trainedModel.batchId'),
-          JSON.stringify(metrics),
+          toJsonb(metrics),
         ],
       ),
     );
@@ -507,7 +507,7 @@ export class Archive {
         [
           hash,
           checkString(entry.judgeId, 'judgeScore.judgeId', 200),
-          JSON.stringify(entry.scores),
+          toJsonb(entry.scores),
           entry.explanation ?? null,
           entry.promptTokens,
           entry.completionTokens,
@@ -576,7 +576,7 @@ async function insertCalls(
        id text, trajectory_id text, seq integer, window_id text, agent_id text, model text, messages jsonb, completion text,
        finish_reason text, prompt_tokens integer, completion_tokens integer, latency_ms double precision, logprobs jsonb, at timestamptz)
      ON CONFLICT DO NOTHING`,
-    [JSON.stringify(rows)],
+    [toJsonb(rows)],
   );
 }
 

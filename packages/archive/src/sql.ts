@@ -139,3 +139,12 @@ export function openSqlClient(target: string): SqlClient {
   if (/^postgres(?:ql)?:\/\//.test(target)) return new PostgresClient({ connectionString: target });
   return new PgliteClient(target);
 }
+
+/**
+ * `value` as the text of a jsonb parameter. PostgreSQL's text and jsonb cannot hold U+0000, which a
+ * sampled completion or a token's text can contain, so each string's U+0000 is stored as U+FFFD
+ * (a token's exact value survives in its recorded bytes).
+ */
+export function toJsonb(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => (typeof v === 'string' && v.includes('\u0000') ? v.replaceAll('\u0000', '\ufffd') : v));
+}

@@ -362,6 +362,31 @@ export function archiveContract(backend: Backend): void {
       expect(await count(db, 'trajectories')).toBe(before + 1);
     });
 
+    it('stores U+0000, which PostgreSQL text refuses, as U+FFFD, keeping the token bytes exact', async () => {
+      const nul = 'BUY\u00001 ACME';
+      const { id } = await archive.recordTrajectory({
+        agentId: 'nul',
+        startedAt: '2029-01-01T00:01:00Z',
+        endedAt: '2029-01-01T00:02:00Z',
+        steps: [{ observation: { text: nul }, action: nul, reward: 0, at: '2029-01-01T00:01:00Z' }],
+        finalPnl: 0,
+        llmCalls: [{ ...call(nul), completion: nul, logprobs: [{ token: '\u0000', logprob: -1, bytes: [0] }] }],
+      });
+      await archive.recordLlmCall({ ...call(nul), completion: nul, agentId: 'nul', at: '2029-01-01T00:03:00Z' });
+      const [t] = await archive.trajectoriesOf('2029-01-01T00:00Z');
+      expect(t.steps[0].action).toBe('BUY\ufffd1 ACME');
+      const [own] = await archive.llmCallsOf(id);
+      expect([own.completion, own.messages[1].content, own.logprobs?.[0]]).toEqual([
+        'BUY\ufffd1 ACME',
+        'BUY\ufffd1 ACME',
+        { token: '\ufffd', logprob: -1, bytes: [0] },
+      ]);
+      expect((await archive.llmCallsInWindow('2029-01-01T00:00Z')).map((c) => c.completion)).toEqual([
+        'BUY\ufffd1 ACME',
+        'BUY\ufffd1 ACME',
+      ]);
+    });
+
     it('discards every window from a point on, whole, keeping trained models and their batches', async () => {
       const windows = ['2030-01-01T00:00Z', '2030-01-01T01:00Z', '2030-01-01T02:00Z'];
       const ids: string[] = [];

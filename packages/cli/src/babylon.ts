@@ -212,7 +212,9 @@ export async function runBabylon(
     } else await publishSequenceVersion(bus, 'initial', learner, true);
     await publishSequenceVersion(bus, 'trader', learner, true);
     const core = new PolicyCore({ bus, logger: quiet });
-    const server = await startOpenAiServer({ core, bus, logger: quiet, recorder: archiveCallRecorder(archive, { at: clock }) });
+    // A call the archive failed to record is missing from GRPO's rows: say so in the run's output.
+    const warnings = { ...quiet, warn: (msg: string, fields?: object) => log(`warning: ${msg} ${JSON.stringify(fields ?? {})}`) };
+    const server = await startOpenAiServer({ core, bus, logger: warnings, recorder: archiveCallRecorder(archive, { at: clock }) });
     const evalServer = await startOpenAiServer({ core, bus, logger: quiet });
     closeAll = async () => {
       await server.close();
