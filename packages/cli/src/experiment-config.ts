@@ -88,12 +88,15 @@ function flatten(v: Record<string, unknown>, prefix = ''): [string, unknown][] {
   );
 }
 
-/** The overrides mapping as `--key value` strings (applyOverrides parses JSON values back). */
-function overrideStrings(section: 'sft' | 'rl', overrides: Record<string, unknown>): Record<string, string> {
+/**
+ * The overrides mapping as `--key value` strings (applyOverrides parses JSON values back); a key in
+ * `own` (set by the pipeline itself) is an error at `<section>.overrides.<key>`.
+ */
+export function overrideStrings(section: string, overrides: Record<string, unknown>, own: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of flatten(overrides)) {
-    if (OWN_KEYS[section].some((own) => k === own || own.startsWith(`${k}.`) || k.startsWith(`${own}.`)))
-      throw new ConfigError(`${section}.overrides.${k}`, `is set by the experiment (${OWN_KEYS[section].join(', ')})`);
+    if (own.some((o) => k === o || o.startsWith(`${k}.`) || k.startsWith(`${o}.`)))
+      throw new ConfigError(`${section}.overrides.${k}`, `is set by the experiment (${own.join(', ')})`);
     out[k] = JSON.stringify(v);
   }
   return out;
@@ -115,14 +118,14 @@ export async function planExperiment(path: string, overrides: Record<string, str
   const d = cfg.data;
   const { parseSftConfig, parseSequenceRunConfig, isSequenceRunConfig } = await import('@rlmesh/learner');
 
-  const sftRaw = applyOverrides(loadStageConfig('sft.config', cfg.sft.config, overrideStrings('sft', cfg.sft.overrides)), {
+  const sftRaw = applyOverrides(loadStageConfig('sft.config', cfg.sft.config, overrideStrings('sft', cfg.sft.overrides, OWN_KEYS.sft)), {
     'run.out_dir': JSON.stringify(cfg.out_dir),
     'run.name': JSON.stringify(SFT_RUN),
     'data.dir': JSON.stringify(dataDir),
   });
   checkWith('sft', cfg.sft.config, () => parseSftConfig(sftRaw));
 
-  const rlBase = loadStageConfig('rl.config', cfg.rl.config, overrideStrings('rl', cfg.rl.overrides));
+  const rlBase = loadStageConfig('rl.config', cfg.rl.config, overrideStrings('rl', cfg.rl.overrides, OWN_KEYS.rl));
   if (!isSequenceRunConfig(rlBase)) throw new ConfigError('rl.config', `${cfg.rl.config} must train on a text env (env.id CardRules)`);
   const rlRaw = applyOverrides(rlBase, {
     'run.out_dir': JSON.stringify(cfg.out_dir),
@@ -151,7 +154,7 @@ export async function planExperiment(path: string, overrides: Record<string, str
 /** Where the eval stage writes each checkpoint's EvaluationResult. */
 export const evalFile = (plan: ExperimentPlan, who: 'sft' | 'rl') => join(plan.evalDir, `${who}.json`);
 
-function loadStageConfig(key: string, file: string, overrides: Record<string, string>): Record<string, unknown> {
+export function loadStageConfig(key: string, file: string, overrides: Record<string, string>): Record<string, unknown> {
   try {
     return loadConfig(file, overrides);
   } catch (e) {

@@ -14,12 +14,15 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { isAffineConfig } from './affine-config';
+import { affinePipelineCommand } from './affine-pipeline';
 import { parseArgs, UsageError } from './args';
 import { dataCommand } from './data';
 import { evalCommand } from './eval';
 import { evalFile, planExperiment, STAGES } from './experiment-config';
 import { writeExperimentResults } from './experiment-results';
 import { finalCheckpoint, latestCheckpoint, exitedOk as ok, StageRunner } from './experiment-stages';
+import { loadConfig } from './main';
 import { sftFromConfig } from './sft';
 import { trainSequenceCommand } from './train-sequence';
 
@@ -28,6 +31,8 @@ export async function experimentCommand(argv: readonly string[]): Promise<number
   if (positionals.length !== 1) throw new UsageError('experiment needs exactly one config file');
   const { force = '', ...overrides } = options;
   const forced = new Set(force === '' ? [] : force.split(','));
+  // One command, two pipelines: a config that says `pipeline: affine` is the Affine pipeline's.
+  if (isAffineConfig(loadConfig(positionals[0], {}))) return affinePipelineCommand(positionals[0], overrides, forced);
   for (const s of forced)
     if (!(STAGES as readonly string[]).includes(s))
       throw new UsageError(`--force: unknown stage ${JSON.stringify(s)} (stages: ${STAGES.join(', ')})`);
