@@ -11,11 +11,14 @@ import { applyOverrides, ConfigError, type Infer, type Schema, validate } from '
 import { UsageError } from './args';
 import { loadConfig } from './main';
 
-export const EXPERIMENT_USAGE = `rlmesh experiment <config.yaml> [--force data|sft|rl|eval[,...]] [--section.key value ...]
-    The card game's experiment (configs/cards-sft-rl.yaml): writes the datasets, trains a GPT-2 by
-    SFT, trains it further by GRPO on the ID rules, evaluates both final checkpoints on every split,
-    and writes out_dir/results.json and out_dir/report.html. A stage whose outputs exist for the same
-    config is skipped; --force re-runs the stages named (and so the ones after them).`;
+export const EXPERIMENT_USAGE = `rlmesh experiment <config.yaml> [--force STAGE[,...]] [--section.key value ...]
+    The card game's experiment (configs/cards-sft-rl.yaml; stages data, sft, rl, eval): writes the
+    datasets, trains a GPT-2 by SFT, trains it further by GRPO on the ID rules, evaluates both final
+    checkpoints on every split. A config saying pipeline: affine (configs/affine-pipeline.yaml; stages
+    data, init, eval_baseline, sft, eval_sft, rl, eval_rl) runs the Affine pipeline: expert
+    demonstrations, a fresh Llama, SFT, PPO per env, each stage evaluated on every env. Both write
+    out_dir/results.json and out_dir/report.html. A stage whose outputs exist for the same config is
+    skipped; --force re-runs the stages named (and so the ones after them).`;
 
 export const STAGES = ['data', 'sft', 'rl', 'eval'] as const;
 export type Stage = (typeof STAGES)[number];
