@@ -3,7 +3,7 @@
  * and rollouts (TrajectoryChunk). An actor encodes a Rollout, the learner decodes it back, checked
  * against the run's shapes so that a malformed chunk is a TensorError naming the field.
  */
-import { Box, Discrete, MultiDiscrete, type Rollout, type SequenceRollout, type Space, TokenSequence } from '@rlmesh/core';
+import { Box, Discrete, MultiDiscrete, type Rollout, type SequenceRollout, type Space, sequenceRows, TokenSequence } from '@rlmesh/core';
 import { decodeTensor, encodeTensor, type Space as PbSpace, type Tensor, TensorError, TrajectoryChunk } from '@rlmesh/proto';
 
 export function spaceToProto(s: Space): PbSpace {
@@ -106,9 +106,12 @@ export function decodeRollout(c: TrajectoryChunk, want: RolloutShape): Rollout {
   };
 }
 
-/** A token-sequence rollout as a chunk: the sequences fields, with log_probs, rewards, success and truncated per row. */
+/**
+ * A token-sequence rollout as a chunk: the sequences fields, with log_probs, rewards, success and
+ * truncated per row; a multi-turn rollout adds its rows' episodes and which episodes a limit ended.
+ */
 export function encodeSequenceRollout(runId: string, r: SequenceRollout): TrajectoryChunk {
-  const rows = r.numPrompts * r.groupSize;
+  const rows = sequenceRows(r);
   const Lp = r.promptLength;
   const Lc = r.completionLength;
   return TrajectoryChunk.fromPartial({
@@ -133,6 +136,12 @@ export function encodeSequenceRollout(runId: string, r: SequenceRollout): Trajec
       completionMask: encodeTensor(r.completionMask, [rows, Lc]),
       refused: encodeTensor(r.refused, [rows]),
       groupIds: encodeTensor(r.groupIds, [rows]),
+      ...(r.episodeIds && r.episodeTruncated
+        ? {
+            episodeIds: encodeTensor(r.episodeIds, [rows]),
+            episodeTruncated: encodeTensor(r.episodeTruncated, [r.episodeTruncated.length]),
+          }
+        : {}),
     },
   });
 }
@@ -156,7 +165,9 @@ export function decodeSequenceRollout(c: TrajectoryChunk, want: SequenceRolloutS
       'sequences',
       `holds ${s.numPrompts} prompts x ${s.groupSize}; the run expects ${want.numPrompts} x ${want.groupSize}`,
     );
-  const rows = want.numPrompts * want.groupSize;
+  const episodes = want.numPrompts * want.groupSize;
+  const turns = decodeEpisodes(s, episodes, want.groupSize);
+  const rows = turns?.episodeIds.length ?? episodes;
   const promptIds = decodeTensor('sequences.prompt_ids', s.promptIds, { dtype: 'int32', shape: [rows, -1] });
   const Lp = promptIds.shape[1];
   const completionIds = decodeTensor('sequences.completion_ids', s.completionIds, { dtype: 'int32', shape: [rows, -1] });
@@ -174,9 +185,13 @@ export function decodeSequenceRollout(c: TrajectoryChunk, want: SequenceRolloutS
   if (badLength >= 0)
     throw new TensorError('sequences.prompt_lengths', `element ${badLength} is ${promptLengths[badLength]}, not in 1..${Lp}`);
   const groupIds = decodeTensor('sequences.group_ids', s.groupIds, { dtype: 'int32', shape: [rows] }).data;
-  const badGroup = groupIds.findIndex((g, r) => g !== Math.floor(r / want.groupSize));
+  const groupOf = (r: number) => Math.floor((turns ? turns.episodeIds[r] : r) / want.groupSize);
+  const badGroup = groupIds.findIndex((g, r) => g !== groupOf(r));
   if (badGroup >= 0)
-    throw new TensorError('sequences.group_ids', `row ${badGroup} is in group ${groupIds[badGroup]}; rows run group after group`);
+    throw new TensorError(
+      'sequences.group_ids',
+      `row ${badGroup} is in group ${groupIds[badGroup]}; rows run group after group${turns ? ' (the group of their episode)' : ''}`,
+    );
   const rewards: Record<string, Float32Array> = {};
   for (const comp of want.components)
     rewards[comp] = decodeTensor(`rewards.${comp}`, c.rewards[comp], { dtype: 'float32', shape: [rows] }).data;
@@ -198,8 +213,35 @@ export function decodeSequenceRollout(c: TrajectoryChunk, want: SequenceRolloutS
     refused: decodeTensor('sequences.refused', s.refused, { dtype: 'uint8', shape: [rows] }).data,
     truncated: decodeTensor('truncated', c.truncated, { dtype: 'uint8', shape: [rows] }).data,
     groupIds,
+    ...(turns ?? {}),
     episodes: c.episodes.map((e) => ({ length: e.length, returns: { ...e.returns }, success: e.success })),
   };
+}
+
+/**
+ * A multi-turn chunk's episode fields, or null for a single-turn chunk: every episode 0..E-1 holds
+ * at least one row, its rows contiguous and in order (ids never fall, and rise by one at a time).
+ */
+function decodeEpisodes(
+  s: NonNullable<TrajectoryChunk['sequences']>,
+  episodes: number,
+  groupSize: number,
+): { episodeIds: Int32Array; episodeTruncated: Uint8Array } | null {
+  if (!s.episodeIds && !s.episodeTruncated) return null;
+  const episodeIds = decodeTensor('sequences.episode_ids', s.episodeIds, { dtype: 'int32', shape: [-1] }).data;
+  const episodeTruncated = decodeTensor('sequences.episode_truncated', s.episodeTruncated, { dtype: 'uint8', shape: [episodes] }).data;
+  const bad = episodeIds.findIndex((e, r) => e !== (r === 0 ? 0 : episodeIds[r - 1]) && e !== episodeIds[r - 1] + 1);
+  if (bad >= 0)
+    throw new TensorError(
+      'sequences.episode_ids',
+      `row ${bad} is in episode ${episodeIds[bad]}; episodes run in order, each row after row`,
+    );
+  if (episodeIds.length === 0 || episodeIds[episodeIds.length - 1] !== episodes - 1)
+    throw new TensorError(
+      'sequences.episode_ids',
+      `must cover episodes 0..${episodes - 1} (${episodes / groupSize} prompts x ${groupSize}), got ${episodeIds.length ? `0..${episodeIds[episodeIds.length - 1]}` : 'none'}`,
+    );
+  return { episodeIds, episodeTruncated };
 }
 
 /** Serialises a chunk for the bus. */

@@ -4,10 +4,12 @@
  * sequence chunk (token ids, completion masks, behaviour log-probs, group ids, the policy version).
  * Prompts are encoded and completions decoded with the run's published tokenizer, and sampled as
  * the run's algorithm says (the same sequenceSampling the learner reads), so every replica plays
- * exactly what the learner expects to decode.
+ * exactly what the learner expects to decode. A multi-turn env is played as conversations (one
+ * row per turn), as the embedded run plays it (learner's textCollector), its episodes cut where the
+ * conversation leaves no room in the published model's context for another turn.
  */
-import { actorSeed, makeTextEnv, SequenceCollector } from '@rlmesh/core';
-import { encodePrompt, loadPointerTokenizer, parseSequenceRunConfig, sequenceSampling } from '@rlmesh/learner';
+import { sequenceRows } from '@rlmesh/core';
+import { encodePrompt, loadPointerTokenizer, parseSequenceRunConfig, sequenceSampling, textCollector } from '@rlmesh/learner';
 import { type Bus, encodeSequenceRollout, keys, parsePolicyPointer } from '@rlmesh/mesh';
 import type { RunAnnouncement } from '@rlmesh/proto';
 import type { ChunkSource } from './actor';
@@ -22,19 +24,26 @@ export async function sequenceSources(run: RunAnnouncement, bus: Bus, policy: Po
   if (!value) throw new Error(`run ${run.runId} is announced but has no published policy`);
   const pointer = parsePolicyPointer(value);
   if (!pointer.tokenizer || !pointer.modelConfig) throw new Error(`run ${run.runId}: its policy publishes no tokenizer or model_config`);
-  const model = JSON.parse(pointer.modelConfig) as { vocab_size?: unknown; eos_token_id?: unknown };
+  const model = JSON.parse(pointer.modelConfig) as {
+    vocab_size?: unknown;
+    eos_token_id?: unknown;
+    n_positions?: unknown;
+    max_position_embeddings?: unknown;
+  };
   const tokenizer = await loadPointerTokenizer(bus, run.runId, pointer.tokenizer, Number(model.vocab_size));
   // A tokenizer.json holds no special-token roles; the model's config names its EOS.
   const eos = Number(model.eos_token_id);
   if (!Number.isInteger(eos) || eos < 0) throw new Error(`run ${run.runId}: its model_config has no eos_token_id; completions end with it`);
   const sampling = sequenceSampling(cfg, eos);
+  // GPT-2 names its context n_positions, Llama and Qwen2 max_position_embeddings.
+  const context = Number(model.n_positions ?? model.max_position_embeddings);
+  if (!Number.isInteger(context) || context < 1) throw new Error(`run ${run.runId}: its model_config has no context length`);
   const codec = {
     encode: (text: string) => encodePrompt(tokenizer, text),
     decode: (ids: readonly number[]) => tokenizer.decodeCompletion(ids),
   };
   return (actorId) => {
-    const envs = Array.from({ length: sampling.promptsPerUpdate }, () => makeTextEnv(cfg.env.id, cfg.env.options));
-    const collector = new SequenceCollector(envs, codec, actorId, sampling, actorSeed(run.seed, actorId));
+    const collector = textCollector(cfg, { codec, actorId, sampling, context });
     let minVersion = 0;
     const generate = policy.generator?.(run.runId, () => minVersion);
     if (!generate) throw new Error(`run ${run.runId}: this replica's policy client cannot generate`);
@@ -49,7 +58,7 @@ export async function sequenceSources(run: RunAnnouncement, bus: Bus, policy: Po
         const r = await collector.collect(generate);
         return {
           chunk: encodeSequenceRollout(run.runId, r),
-          steps: r.numPrompts * r.groupSize,
+          steps: sequenceRows(r),
           sequence: r.sequence,
           policyVersion: r.policyVersion,
         };

@@ -19,6 +19,8 @@ import {
   SequenceCollector,
   type SequenceRequest,
   type SequenceRollout,
+  type SequenceSampling,
+  type TextCodec,
 } from '@rlmesh/core';
 import { Gpt2Generator } from '../models/gpt2-generate';
 import { encodePrompt } from '../models/text-completion';
@@ -38,6 +40,25 @@ export interface SequenceRunOptions {
   onUpdate?(r: UpdateRecord): void;
 }
 
+/**
+ * The text actor loop of a run, for the embedded driver and the mesh's text actors alike: one env
+ * per prompt of an update, played by ConversationCollector when the env is multi-turn (turns capped
+ * by env.max_turns, episodes cut where the conversation leaves no room in the model's `context` for
+ * a turn) and by SequenceCollector otherwise, seeded by the run's seed and the actor's id.
+ */
+export function textCollector(
+  cfg: SequenceRunConfig,
+  o: { codec: TextCodec; actorId: string; sampling: SequenceSampling & { promptsPerUpdate: number }; context: number },
+): SequenceCollector {
+  const envs = Array.from({ length: o.sampling.promptsPerUpdate }, () => makeTextEnv(cfg.env.id, cfg.env.options));
+  const seed = actorSeed(cfg.run.seed, o.actorId);
+  if (!isMultiTurn(envs[0])) return new SequenceCollector(envs, o.codec, o.actorId, o.sampling, seed);
+  return new ConversationCollector(envs, o.codec, o.actorId, o.sampling, seed, {
+    maxTurns: cfg.env.max_turns > 0 ? cfg.env.max_turns : undefined,
+    maxPromptTokens: Math.max(1, o.context - o.sampling.maxCompletionLength),
+  });
+}
+
 export async function trainSequences(cfg: SequenceRunConfig, opts: SequenceRunOptions = {}): Promise<SequenceRunSummary> {
   let collector: SequenceCollector | null = null;
   const run = await SequenceLearnerRun.create(cfg, {
@@ -48,18 +69,11 @@ export async function trainSequences(cfg: SequenceRunConfig, opts: SequenceRunOp
   });
   try {
     const { tokenizer, sampling } = run;
-    const envs = Array.from({ length: sampling.promptsPerUpdate }, () => makeTextEnv(cfg.env.id, cfg.env.options));
     const codec = {
       encode: (text: string) => encodePrompt(tokenizer, text),
       decode: (ids: readonly number[]) => tokenizer.decodeCompletion(ids),
     };
-    const seed = actorSeed(cfg.run.seed, LOCAL_ACTOR);
-    collector = isMultiTurn(envs[0])
-      ? new ConversationCollector(envs, codec, LOCAL_ACTOR, sampling, seed, {
-          maxTurns: cfg.env.max_turns > 0 ? cfg.env.max_turns : undefined,
-          maxPromptTokens: Math.max(1, run.model.dims.context - sampling.maxCompletionLength),
-        })
-      : new SequenceCollector(envs, codec, LOCAL_ACTOR, sampling, seed);
+    collector = textCollector(cfg, { codec, actorId: LOCAL_ACTOR, sampling, context: run.model.dims.context });
     if (run.resumed.collector) collector.restore(run.resumed.collector);
     let gen: Gpt2Generator | null = null;
     const generate = async (rows: readonly SequenceRequest[]) => {

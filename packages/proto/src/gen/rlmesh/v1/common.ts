@@ -185,7 +185,9 @@ export interface TrajectoryChunk {
    * Token-sequence rollouts (text envs: P prompts x G completions each, for GRPO) set this instead
    * of obs, actions, values, terminated and next_obs. Rows run group after group; log_probs is then
    * [rows, Lc] (the completion tokens' behaviour log-probs, 0 on padding) and rewards, success and
-   * truncated are [rows] (truncated: the completion hit its token budget without EOS).
+   * truncated are [rows] (truncated: the completion hit its token budget without EOS). A multi-turn
+   * env's rows are the turns of P x G conversations (SequenceBatch.episode_ids); episodes then holds
+   * one summary per conversation.
    */
   sequences?: SequenceBatch | undefined;
 }
@@ -220,7 +222,16 @@ export interface SequenceBatch {
     | Tensor
     | undefined;
   /** [rows] int32 */
-  groupIds?: Tensor | undefined;
+  groupIds?:
+    | Tensor
+    | undefined;
+  /**
+   * Multi-turn envs only (absent: one row per episode): the episode of each row, [rows] int32, rows
+   * of an episode contiguous and in turn order, episode e in group e / G; and [P x G] uint8, 1 where
+   * a limit (turns, the model's context) rather than the task ended the episode.
+   */
+  episodeIds?: Tensor | undefined;
+  episodeTruncated?: Tensor | undefined;
 }
 
 function createBaseTensor(): Tensor {
@@ -1855,6 +1866,8 @@ function createBaseSequenceBatch(): SequenceBatch {
     completionMask: undefined,
     refused: undefined,
     groupIds: undefined,
+    episodeIds: undefined,
+    episodeTruncated: undefined,
   };
 }
 
@@ -1883,6 +1896,12 @@ export const SequenceBatch: MessageFns<SequenceBatch> = {
     }
     if (message.groupIds !== undefined) {
       Tensor.encode(message.groupIds, writer.uint32(66).fork()).join();
+    }
+    if (message.episodeIds !== undefined) {
+      Tensor.encode(message.episodeIds, writer.uint32(74).fork()).join();
+    }
+    if (message.episodeTruncated !== undefined) {
+      Tensor.encode(message.episodeTruncated, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1964,6 +1983,22 @@ export const SequenceBatch: MessageFns<SequenceBatch> = {
             message.groupIds = Tensor.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.episodeIds = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.episodeTruncated = Tensor.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2014,6 +2049,16 @@ export const SequenceBatch: MessageFns<SequenceBatch> = {
         : isSet(object.group_ids)
         ? Tensor.fromJSON(object.group_ids)
         : undefined,
+      episodeIds: isSet(object.episodeIds)
+        ? Tensor.fromJSON(object.episodeIds)
+        : isSet(object.episode_ids)
+        ? Tensor.fromJSON(object.episode_ids)
+        : undefined,
+      episodeTruncated: isSet(object.episodeTruncated)
+        ? Tensor.fromJSON(object.episodeTruncated)
+        : isSet(object.episode_truncated)
+        ? Tensor.fromJSON(object.episode_truncated)
+        : undefined,
     };
   },
 
@@ -2043,6 +2088,12 @@ export const SequenceBatch: MessageFns<SequenceBatch> = {
     if (message.groupIds !== undefined) {
       obj.groupIds = Tensor.toJSON(message.groupIds);
     }
+    if (message.episodeIds !== undefined) {
+      obj.episodeIds = Tensor.toJSON(message.episodeIds);
+    }
+    if (message.episodeTruncated !== undefined) {
+      obj.episodeTruncated = Tensor.toJSON(message.episodeTruncated);
+    }
     return obj;
   },
 
@@ -2070,6 +2121,12 @@ export const SequenceBatch: MessageFns<SequenceBatch> = {
       : undefined;
     message.groupIds = (object.groupIds !== undefined && object.groupIds !== null)
       ? Tensor.fromPartial(object.groupIds)
+      : undefined;
+    message.episodeIds = (object.episodeIds !== undefined && object.episodeIds !== null)
+      ? Tensor.fromPartial(object.episodeIds)
+      : undefined;
+    message.episodeTruncated = (object.episodeTruncated !== undefined && object.episodeTruncated !== null)
+      ? Tensor.fromPartial(object.episodeTruncated)
       : undefined;
     return message;
   },
