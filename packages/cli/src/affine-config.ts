@@ -18,6 +18,11 @@ const ENV_SCHEMA = {
   demonstrations: { kind: 'int', default: 200, min: 1, max: 1_000_000, doc: 'expert episodes in the SFT data (seeds seed..)' },
   max_new_tokens: { kind: 'int', default: 32, min: 1, max: 4096, doc: "a completion's token budget in RL and evaluation" },
   weight: { kind: 'number', default: 1, min: 0, doc: "the env's weight in the evaluation's aggregates" },
+  group: {
+    kind: 'string',
+    default: '',
+    doc: "a label whose envs get a weighted row of their own in the table (e.g. affine, agentgym); '': none",
+  },
   rl_updates: {
     kind: 'int',
     default: 0,

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { EnvironmentResult, EvaluationResult, RateInterval } from '@rlmesh/core';
-import { beats, dominates } from '@rlmesh/evaluator';
+import { aggregate, beats, dominates } from '@rlmesh/evaluator';
 import { type CurveGroup, evaluationsView, readEvaluationFile, renderPage, type Sample } from '@rlmesh/report';
 import { type AffinePlan, affineEvalFile, EVALUATIONS, type Who } from './affine-config';
 
@@ -28,17 +28,20 @@ export interface StageResult {
   envs: EnvRow[];
   /** Means over envs weighted by the suite's weights (normalised), as the evaluator computes them. */
   weighted: { accuracy: number; reward_mean: number };
+  /** The same weighted means over each group of envs (envs.<id>.group), when the config names groups. */
+  by_group: Record<string, { accuracy: number; reward_mean: number }>;
 }
 
-/** A trained stage against the baseline, env by env and as a Pareto comparison. */
+/** A trained stage against an earlier one (the baseline, or RL against SFT), env by env and by Pareto dominance. */
 export interface ParetoComparison {
   stage: Who;
-  /** Envs where the stage's interval lies wholly above the baseline's. */
+  against: Who;
+  /** Envs where the stage's interval lies wholly above the other's. */
   better_on: string[];
-  /** Envs where the baseline's lies wholly above the stage's. */
+  /** Envs where the other's lies wholly above the stage's. */
   worse_on: string[];
-  dominates_baseline: boolean;
-  dominated_by_baseline: boolean;
+  dominates: boolean;
+  dominated: boolean;
 }
 
 const row = (e: EnvironmentResult): EnvRow => ({
@@ -51,32 +54,32 @@ const row = (e: EnvironmentResult): EnvRow => ({
   components: e.components ?? {},
 });
 
-function stageResult(label: string, file: string, r: EvaluationResult): StageResult {
+function stageResult(label: string, file: string, r: EvaluationResult, groups: Record<string, string>): StageResult {
+  const by_group: StageResult['by_group'] = {};
+  for (const g of new Set(Object.values(groups).filter((x) => x !== ''))) {
+    const a = aggregate(r.environments.filter((e) => groups[e.name] === g));
+    by_group[g] = { accuracy: a.success_rate, reward_mean: a.return_mean };
+  }
   return {
     label,
     file,
     envs: r.environments.map(row),
     weighted: { accuracy: r.aggregate.all.success_rate, reward_mean: r.aggregate.all.return_mean },
+    by_group,
   };
 }
 
-export function paretoAgainst(stage: Who, r: EvaluationResult, baseline: EvaluationResult): ParetoComparison {
-  const base = new Map(baseline.environments.map((e) => [e.name, e]));
+export function paretoAgainst(stage: Who, r: EvaluationResult, against: Who, other: EvaluationResult): ParetoComparison {
+  const them = new Map(other.environments.map((e) => [e.name, e]));
   const better: string[] = [];
   const worse: string[] = [];
   for (const e of r.environments) {
-    const b = base.get(e.name);
-    if (!b) throw new Error(`the baseline evaluation has no env ${e.name}; every stage is evaluated on one suite`);
+    const b = them.get(e.name);
+    if (!b) throw new Error(`the ${against} evaluation has no env ${e.name}; every stage is evaluated on one suite`);
     if (beats(e, b)) better.push(e.name);
     if (beats(b, e)) worse.push(e.name);
   }
-  return {
-    stage,
-    better_on: better,
-    worse_on: worse,
-    dominates_baseline: dominates(r, baseline),
-    dominated_by_baseline: dominates(baseline, r),
-  };
+  return { stage, against, better_on: better, worse_on: worse, dominates: dominates(r, other), dominated: dominates(other, r) };
 }
 
 interface MetricLine {
@@ -137,16 +140,20 @@ const cell = (e: EnvRow | undefined) =>
     ? `${pct(e.accuracy)}% [${pct(e.interval.low)}, ${pct(e.interval.high)}]; reward ${e.reward.mean.toFixed(2)} / ${e.reward.median.toFixed(2)} / ${e.reward.std.toFixed(2)}`
     : '-';
 
-/** The seed's table: one row per env, one column per stage, then the weighted row. */
+const weightedCell = (w: { accuracy: number; reward_mean: number }) => `${pct(w.accuracy)}%; reward ${w.reward_mean.toFixed(2)}`;
+
+/** The seed's table: one row per env, one column per stage, then a weighted row per group and overall. */
 export function tableRows(stages: StageResult[]): string[][] {
   const envs = stages[0]?.envs.map((e) => e.env) ?? [];
+  const groups = Object.keys(stages[0]?.by_group ?? {});
   return [
     ...envs.map((env) => [
       env,
       String(stages[0].envs.find((e) => e.env === env)?.n ?? 0),
       ...stages.map((s) => cell(s.envs.find((e) => e.env === env))),
     ]),
-    ['weighted', '', ...stages.map((s) => `${pct(s.weighted.accuracy)}%; reward ${s.weighted.reward_mean.toFixed(2)}`)],
+    ...groups.map((g) => [`weighted ${g}`, '', ...stages.map((s) => weightedCell(s.by_group[g]))]),
+    ['weighted', '', ...stages.map((s) => weightedCell(s.weighted))],
   ];
 }
 
@@ -155,8 +162,15 @@ export function writeAffineResults(plan: AffinePlan, checkpoints: { baseline: st
   const evals = present.map((e) => ({ ...e, result: readEvaluationFile(affineEvalFile(plan, e.who)) }));
   const baseline = evals.find((e) => e.who === 'baseline');
   if (!baseline) throw new Error('experiment: the baseline evaluation is missing');
-  const stages = Object.fromEntries(evals.map((e) => [e.who, stageResult(e.label, affineEvalFile(plan, e.who), e.result)]));
-  const pareto = evals.filter((e) => e.who !== 'baseline').map((e) => paretoAgainst(e.who, e.result, baseline.result));
+  const groups = Object.fromEntries(plan.envs.map((e) => [e.id, e.group]));
+  const stages = Object.fromEntries(evals.map((e) => [e.who, stageResult(e.label, affineEvalFile(plan, e.who), e.result, groups)]));
+  const sft = evals.find((e) => e.who === 'sft');
+  const pareto = evals
+    .filter((e) => e.who !== 'baseline')
+    .flatMap((e) => [
+      paretoAgainst(e.who, e.result, 'baseline', baseline.result),
+      ...(e.who === 'rl' && sft ? [paretoAgainst('rl', e.result, 'sft', sft.result)] : []),
+    ]);
   const summaryOf = (dir: string) => {
     const f = join(dir, 'summary.json');
     return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null;
@@ -172,7 +186,7 @@ export function writeAffineResults(plan: AffinePlan, checkpoints: { baseline: st
       .trimEnd();
   const paretoText = pareto.map(
     (p) =>
-      `${p.stage}: ${p.dominates_baseline ? 'dominates the baseline' : p.dominated_by_baseline ? 'is dominated by the baseline' : 'neither dominates nor is dominated by the baseline'}` +
+      `${p.stage} vs ${p.against}: ${p.dominates ? 'dominates' : p.dominated ? 'is dominated' : 'neither dominates nor is dominated'}` +
       ` (interval above on ${p.better_on.join(', ') || 'no env'}; below on ${p.worse_on.join(', ') || 'no env'})`,
   );
   const results = {

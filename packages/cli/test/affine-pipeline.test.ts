@@ -44,8 +44,8 @@ const experiment = {
   out_dir: out,
   seed: 2,
   envs: {
-    AffineSAT: { options: { n_min: 4, n_max: 4, k_min: 3, k_max: 3 }, demonstrations: 6, max_new_tokens: 6 },
-    GridGoals: { options: { max_episode_steps: 20 }, demonstrations: 4, max_new_tokens: 4, rl_updates: 2, weight: 3 },
+    AffineSAT: { options: { n_min: 4, n_max: 4, k_min: 3, k_max: 3 }, demonstrations: 6, max_new_tokens: 6, group: 'affine' },
+    ShopSearch: { options: { max_episode_steps: 6 }, demonstrations: 4, max_new_tokens: 4, rl_updates: 2, weight: 3, group: 'agentgym' },
   },
   model: {
     hidden_size: 16,
@@ -81,7 +81,7 @@ describe('rlmesh experiment (pipeline: affine)', () => {
     // Demonstrations: every line an expert action the env scores; each env's last episode is val.
     const train = lines(join(out, 'data', 'train.jsonl'));
     const val = lines(join(out, 'data', 'val.jsonl'));
-    expect(new Set(val.map((r) => `${r.env}:${r.seed}`))).toEqual(new Set(['AffineSAT:7', 'GridGoals:5']));
+    expect(new Set(val.map((r) => `${r.env}:${r.seed}`))).toEqual(new Set(['AffineSAT:7', 'ShopSearch:5']));
     expect(train.every((r) => !(r.env === 'AffineSAT' ? r.seed === 7 : r.seed === 5))).toBe(true);
     expect(train.filter((r) => r.env === 'AffineSAT')).toHaveLength(5);
     expect(readJson(join(out, 'data', 'AffineSAT.manifest.json')).options).toEqual(experiment.envs.AffineSAT.options);
@@ -91,9 +91,9 @@ describe('rlmesh experiment (pipeline: affine)', () => {
     expect(initConfig).toMatchObject({ model_type: 'llama', hidden_size: 16, num_key_value_heads: 1 });
     expect(readJson(join(out, 'sft', 'config.json'))).toMatchObject({ init_from: join(out, 'init'), train: { lr: 2e-3 } });
     const results = readJson(join(out, 'results.json'));
-    const rlRun = readJson(join(out, 'rl_GridGoals', 'config.json'));
+    const rlRun = readJson(join(out, 'rl_ShopSearch', 'config.json'));
     expect(rlRun.init_from).toBe(results.checkpoints.sft);
-    expect(rlRun.env).toMatchObject({ id: 'GridGoals', options: { max_episode_steps: 20 } });
+    expect(rlRun.env).toMatchObject({ id: 'ShopSearch', options: { max_episode_steps: 6 } });
     expect(rlRun.algo).toMatchObject({
       name: 'ppo_seq',
       kl_coef: 0.02,
@@ -101,14 +101,14 @@ describe('rlmesh experiment (pipeline: affine)', () => {
       reward_weights: { goal: 1, progress: 1, invalid: 1 },
     });
     expect(rlRun.train.total_updates).toBe(2);
-    expect(results.checkpoints.rl.GridGoals).toBe(join(out, 'rl_GridGoals', 'checkpoints', 'update_2'));
+    expect(results.checkpoints.rl.ShopSearch).toBe(join(out, 'rl_ShopSearch', 'checkpoints', 'update_2'));
 
     // results.json restates each evaluation file and the evaluator's own comparison rules.
     const evals = Object.fromEntries(['baseline', 'sft', 'rl'].map((w) => [w, readJson(join(out, 'eval', `${w}.json`))]));
     for (const who of ['baseline', 'sft', 'rl']) {
       const ev = evals[who];
       const s = results.stages[who];
-      expect(s.envs.map((e: { env: string }) => e.env)).toEqual(['AffineSAT', 'GridGoals']);
+      expect(s.envs.map((e: { env: string }) => e.env)).toEqual(['AffineSAT', 'ShopSearch']);
       for (const [i, e] of ev.environments.entries()) {
         expect(s.envs[i]).toMatchObject({ n: 4, successes: e.successes, accuracy: e.success_rate, interval: e.interval });
         expect(s.envs[i].reward).toEqual({ mean: e.returns.mean, median: e.returns.median, std: e.returns.std });
@@ -116,26 +116,40 @@ describe('rlmesh experiment (pipeline: affine)', () => {
       }
       expect(s.envs[0].interval).toMatchObject({ level: 0.8, method: 'jeffreys' });
       expect(s.weighted.accuracy).toBe(ev.aggregate.all.success_rate);
-      // GridGoals weighs 3 of 4.
-      const [sat, grid] = ev.environments;
-      expect(s.weighted.reward_mean).toBeCloseTo(0.25 * sat.returns.mean + 0.75 * grid.returns.mean, 10);
+      // ShopSearch weighs 3 of 4.
+      const [sat, shop] = ev.environments;
+      expect(s.weighted.reward_mean).toBeCloseTo(0.25 * sat.returns.mean + 0.75 * shop.returns.mean, 10);
+      expect(s.by_group).toEqual({
+        affine: { accuracy: sat.success_rate, reward_mean: sat.returns.mean },
+        agentgym: { accuracy: shop.success_rate, reward_mean: shop.returns.mean },
+      });
     }
     expect(evals.baseline.policy.label).toBe('initial (untrained) Llama');
     for (const p of results.pareto) {
-      const [a, b] = [evals[p.stage], evals.baseline];
-      expect(p.dominates_baseline).toBe(dominates(a, b));
-      expect(p.dominated_by_baseline).toBe(dominates(b, a));
+      const [a, b] = [evals[p.stage], evals[p.against]];
+      expect(p.dominates).toBe(dominates(a, b));
+      expect(p.dominated).toBe(dominates(b, a));
       expect(p.better_on).toEqual(
         a.environments.filter((e: never, i: number) => beats(e, b.environments[i])).map((e: { name: string }) => e.name),
       );
     }
-    expect(results.pareto.map((p: { stage: string }) => p.stage)).toEqual(['sft', 'rl']);
+    expect(results.pareto.map((p: { stage: string; against: string }) => `${p.stage} vs ${p.against}`)).toEqual([
+      'sft vs baseline',
+      'rl vs baseline',
+      'rl vs sft',
+    ]);
     expect(results.training.sft.updates).toBe(4);
-    expect(results.training.rl.GridGoals.updates).toBe(2);
+    expect(results.training.rl.ShopSearch.updates).toBe(2);
 
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     const data = JSON.parse(html.match(/<script id="rlmesh-data" type="application\/json">(.*?)<\/script>/s)?.[1] ?? 'null');
-    expect(data.summary.rows.map((r: string[]) => r[0])).toEqual(['AffineSAT', 'GridGoals', 'weighted']);
+    expect(data.summary.rows.map((r: string[]) => r[0])).toEqual([
+      'AffineSAT',
+      'ShopSearch',
+      'weighted affine',
+      'weighted agentgym',
+      'weighted',
+    ]);
     expect(data.evaluations.evaluations.map((e: { label: string }) => e.label)).toEqual([
       'initial (untrained) Llama',
       'after SFT',
@@ -143,33 +157,36 @@ describe('rlmesh experiment (pipeline: affine)', () => {
     ]);
     const samples: { v: Record<string, number> }[] = data.runs[0].samples;
     expect(samples.filter((s) => 'sft.train' in s.v)).toHaveLength(4);
-    expect(samples.filter((s) => 'rl.GridGoals.reward' in s.v)).toHaveLength(2);
+    expect(samples.filter((s) => 'rl.ShopSearch.reward' in s.v)).toHaveLength(2);
 
     // A re-run with nothing changed skips every stage; a changed RL setting re-runs RL and its eval.
     c = captureConsole();
     expect(await main(['experiment', config])).toBe(0);
     expect(skipped(c.out)).toEqual(['data', 'init', 'eval_baseline', 'sft', 'eval_sft', 'rl_0', 'eval_rl']);
     c = captureConsole();
-    expect(await main(['experiment', config, '--envs.GridGoals.rl_updates', '3'])).toBe(0);
+    expect(await main(['experiment', config, '--envs.ShopSearch.rl_updates', '3'])).toBe(0);
     expect(ran(c.out)).toEqual(['rl_0', 'eval_rl']);
-  }, 180_000);
+  }, 400_000);
 
   it('refuses a bad config in one line naming the key, exit 2', async () => {
     let n = 0;
     const bad = (patch: Record<string, unknown>) => write(`bad-${n++}.json`, { ...experiment, out_dir: join(dir, 'bad'), ...patch });
-    const grid = experiment.envs.GridGoals;
+    const shop = experiment.envs.ShopSearch;
     const cases: [string[], RegExp][] = [
       [[bad({ env: {} })], /^rlmesh: config error: env: unknown key/],
       [[bad({ envs: {} })], /^rlmesh: config error: envs: must name at least one env/],
       [[bad({ envs: { Nope: {} } })], /^rlmesh: config error: envs\.Nope: unknown text env "Nope"/],
       [
-        [bad({ envs: { GridGoals: { ...grid, options: { max_episode_steps: 0 } } } })],
-        /^rlmesh: config error: envs\.GridGoals\.options\.max_episode_steps: /,
+        [bad({ envs: { ShopSearch: { ...shop, options: { max_episode_steps: 0 } } } })],
+        /^rlmesh: config error: envs\.ShopSearch\.options\.max_episode_steps: /,
       ],
-      [[bad({ envs: { GridGoals: { ...grid, demonstration: 3 } } })], /^rlmesh: config error: envs\.GridGoals\.demonstration: unknown key/],
       [
-        [bad({ envs: { GridGoals: { ...grid, reward_weights: { correct: 1 } } } })],
-        /^rlmesh: config error: envs\.GridGoals\.reward_weights\.correct: is not a reward component/,
+        [bad({ envs: { ShopSearch: { ...shop, demonstration: 3 } } })],
+        /^rlmesh: config error: envs\.ShopSearch\.demonstration: unknown key/,
+      ],
+      [
+        [bad({ envs: { ShopSearch: { ...shop, reward_weights: { correct: 1 } } } })],
+        /^rlmesh: config error: envs\.ShopSearch\.reward_weights\.correct: is not a reward component/,
       ],
       [[bad({ eval: { episodes: 4, seed: 3 } })], /^rlmesh: config error: eval\.seed: must leave out the demonstrations' seeds 2\.\.7/],
       [
