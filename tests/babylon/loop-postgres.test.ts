@@ -36,5 +36,5 @@ describe.skipIf(backend.missing !== null)('rlmesh babylon on the PostgreSQL serv
     } finally {
       await archive.close();
     }
-  }, 300_000);
+  }, 600_000);
 });

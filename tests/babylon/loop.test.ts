@@ -34,7 +34,7 @@ describe('rlmesh babylon', () => {
     } finally {
       await archive.close();
     }
-  }, 120_000);
+  }, 600_000);
 
   it('refuses a config that can never fill a window, in one line with exit 2', async () => {
     const path = join(dir, 'bad.yaml');

@@ -3,6 +3,7 @@
  * first window was archived, as a crash would cut it; the same config run again continues after
  * iteration 1 (the archive's trained model and its checkpoint), discards the half-recorded window,
  * and ends with what an uninterrupted loop leaves: each window once, each call once, versions 3 and 5.
+ * A finished loop re-run only evaluates; another config or another out_dir on its archive is refused.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -82,5 +83,13 @@ describe('rlmesh babylon resume', () => {
       /out_dir: .*config.json holds another config's run/,
     );
     expect(existsSync(join(out, 'sft.json'))).toBe(true);
-  }, 400_000);
+    // Nor does another out_dir take over this loop's archive (it would discard its windows).
+    const other = join(dir, 'other');
+    const foreign = parseBabylonConfig({ ...TINY, out_dir: other, archive: archivePath });
+    await expect(runBabylon(foreign)).rejects.toThrow(
+      /archive: .* holds windows from 2026-\d\d-\d\dT00:00Z on that no run in .*other recorded/,
+    );
+    await expect(runBabylon(foreign)).rejects.toThrow(/holds windows/);
+    expect(existsSync(join(other, 'config.json'))).toBe(false);
+  }, 900_000);
 });

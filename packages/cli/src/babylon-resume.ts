@@ -30,19 +30,26 @@ export const ITERATION_METRIC = 'babylon_iteration';
 
 export type SftOutcome = BabylonResults['sft'];
 
+const configText = (cfg: BabylonConfig) => `${JSON.stringify(cfg, null, 2)}\n`;
+
 /**
- * Records the run's config in out_dir; with `resumable` (a persistent archive) first refuses an
- * out_dir that holds another config's run.
+ * Whether out_dir holds an earlier run of this very config; with `resumable` (a persistent archive)
+ * an out_dir holding another config's run is refused.
  */
-export function claimOutDir(out: string, cfg: BabylonConfig, resumable: boolean): void {
+export function earlierRun(out: string, cfg: BabylonConfig, resumable: boolean): boolean {
   const path = join(out, 'config.json');
-  const text = `${JSON.stringify(cfg, null, 2)}\n`;
-  if (resumable && existsSync(path) && readFileSync(path, 'utf8') !== text)
+  const earlier = existsSync(path) ? readFileSync(path, 'utf8') : null;
+  if (resumable && earlier !== null && earlier !== configText(cfg))
     throw new ConfigError(
       'out_dir',
       `${path} holds another config's run; a run resumes only with the same config (give another out_dir and archive)`,
     );
-  writeFileSync(path, text);
+  return earlier === configText(cfg);
+}
+
+/** Marks out_dir as this config's run (once its archive is known to be this loop's). */
+export function recordConfig(out: string, cfg: BabylonConfig): void {
+  writeFileSync(join(out, 'config.json'), configText(cfg));
 }
 
 export function readSft(out: string): SftOutcome | null {

@@ -50,11 +50,12 @@ import { heldOutPnl } from './babylon-eval';
 import { type BabylonResults, type IterationMetrics, type PnlInterval, reportPage } from './babylon-report';
 import {
   appendIteration,
-  claimOutDir,
+  earlierRun,
   ITERATION_METRIC,
   keepIterations,
   lastFinished,
   readSft,
+  recordConfig,
   restoreMarket,
   type SftOutcome,
   writeSft,
@@ -156,12 +157,9 @@ export async function runBabylon(
   mkdirSync(join(out, 'sft-data'), { recursive: true });
   // Only an archive that outlives the process can say where an interrupted run stopped.
   const resumable = cfg.archive !== 'memory';
-  claimOutDir(out, cfg, resumable);
+  const rerun = earlierRun(out, cfg, resumable);
 
-  // 1. The initial model: SFT on scripted traders' decisions (markets of their own seeds).
-  const sft = (resumable ? readSft(out) : null) ?? (await initialModel(cfg, names, out, log));
-
-  // 2. The market, the archive, and where the loop starts.
+  // 1. The market, the archive, and where the loop starts.
   const market = new Market({ ...(cfg.market as object), seed: cfg.seed });
   const clock = () => market.timeOf(market.now);
   const archive = await openArchive(cfg.archive, { windowHours: 1, now: clock });
@@ -171,10 +169,21 @@ export async function runBabylon(
     const done = Math.min(resume?.iteration ?? 0, cfg.loop.iterations);
     if (resumable) {
       const cut = windowIdOf(market, done * cfg.loop.hours * HOUR);
+      // Windows this out_dir's runs did not record belong to another loop: never discard those.
+      const held = rerun ? [] : await archive.windowsWithAgents(1, { from: cut });
+      if (held.length > 0)
+        throw new ConfigError(
+          'archive',
+          `${cfg.archive} holds windows from ${held[0].windowId} on that no run in ${out} recorded; a loop needs an archive of its own`,
+        );
       const discarded = await archive.discardFrom(cut);
       if (discarded.trajectories + discarded.llmCalls > 0)
         log(`resume: discarded what an interrupted run recorded from ${cut} on (${JSON.stringify(discarded)})`);
     }
+    recordConfig(out, cfg);
+
+    // 2. The initial model: SFT on scripted traders' decisions (markets of their own seeds).
+    const sft = (resumable ? readSft(out) : null) ?? (await initialModel(cfg, names, out, log));
     const iterations = resumable ? keepIterations(out, done) : [];
     const agentIds = [...names, ...lmIds(cfg)];
     if (done > 0) {
