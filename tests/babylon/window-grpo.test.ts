@@ -79,6 +79,9 @@ beforeAll(async () => {
         micro_batch_size: 8,
         max_completion_length: 8,
         reward_weights: { judge: 1 },
+        // TRL's default 1e-6 moves the weights so little that the off-policy ratio checked below
+        // can land within 5e-7 of 1 by chance; 1e-3 makes the second window's ratio clearly off 1.
+        learning_rate: 1e-3,
       },
       train: { total_updates: 4, threads: 1 },
     },
