@@ -14,7 +14,7 @@
  *              `rlmesh analyze features` of each on the ID store with the OOD stores as --ood (the RL
  *              SAEs matched against the SFT ones of the same kind by --compare when those exist).
  *   circuits   `rlmesh analyze circuits --checkpoint SFT --compare RL` on test_id.jsonl.
- * Defaults: k 20 and l1 2 put L0 inside seed 000's 15-30 on the 6-layer card model's blocks.3 residual
+ * Defaults: k 20 and l1 2 put L0 inside the 15-30 range the SAE targets ask for (with MSE < 0.1) on the 6-layer card model's blocks.3 residual
  * (ReLU + L1 at c 2 on an intermediate SFT checkpoint: L0 23, MSE 0.044; c 1: L0 29; c 4: L0 17);
  * 1,200 steps of 512 rows are about 27 passes over the ~23,000 ID training rows.
  * Each stage runs the CLI (what a person would type; the commands land in OUT/commands.sh) and writes

@@ -3,7 +3,7 @@
  * its prompt, the work of its completion up to the answer (none for an answer-only completion), and
  * the first k answer tokens the two answers share (the answer's tokens and EOS, as examples.ts reads
  * them; often k = 0). At the last of those tokens (the `readout` slot), where the two answers first
- * differ, a in the source record's and b in the target record's, the metric is the logit difference
+ * differ, a in the pair's source (clean) record and b in its target (corrupted) record, the metric is the logit difference
  *   LD = logit(a) − logit(b)          (a log-prob difference: the softmax normaliser cancels)
  * so it is about the final answer, not about the first step of a worked completion. A worked run
  * reads its own work before the answer, so a patch at a prompt slot moves LD only as far as it
@@ -24,7 +24,7 @@ export interface TokenPair {
   /** Each side's run: its prompt, its work and the answer tokens the two share, with a `readout` slot. */
   source: TokenizedRecord;
   target: TokenizedRecord;
-  /** The first answer token where the source's and the target's answers differ. */
+  /** The first answer token where the pair's source (a) and target (b) answers differ. */
   a: number;
   b: number;
 }
