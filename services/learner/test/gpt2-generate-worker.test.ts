@@ -56,7 +56,10 @@ describe('gpt2: generation in worker threads', () => {
       for (const [i, r] of b.entries()) for (const [j, lp] of r.logProbs.entries()) expect(lp).toBeCloseTo(a[i].logProbs[j], 5);
 
       const inThread = await longestStall(() => here.generate(rows, { cache: false }));
-      const inWorker = await longestStall(() => there.generate(rows, { cache: false }));
+      // The smallest of three: a stall that other processes on a loaded machine cause is noise, while a
+      // worker that blocked the loop would stall it on every run.
+      let inWorker = Number.POSITIVE_INFINITY;
+      for (let k = 0; k < 3; k++) inWorker = Math.min(inWorker, await longestStall(() => there.generate(rows, { cache: false })));
       expect(inThread, 'the in-thread loop blocks for whole steps (else this test shows nothing)').toBeGreaterThan(20);
       expect(inWorker).toBeLessThan(inThread / 3);
     } finally {
