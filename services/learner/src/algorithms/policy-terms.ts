@@ -89,5 +89,7 @@ export function actionsFeed(d: ActionDistribution, actions: Int32Array | Float32
   const w = actionWidth(d);
   const shape = d.kind === 'categorical' ? [rows] : [rows, w];
   if (d.kind === 'gaussian') return { data: actions as Float32Array, shape };
-  return { data: BigInt64Array.from(actions as Int32Array, (a) => BigInt(a)), shape };
+  const wide = new BigInt64Array(actions.length);
+  for (let k = 0; k < actions.length; k++) wide[k] = BigInt(actions[k]);
+  return { data: wide, shape };
 }

@@ -63,10 +63,15 @@ function variance(x: Float32Array): number {
   return x.reduce((a, b) => a + (b - m) * (b - m), 0) / Math.max(1, x.length);
 }
 
-/** Rows `idx` of a [rows, width] array. */
+/** Rows `idx` of a [rows, width] array (element loops: a subarray per row costs more than the copy). */
 function gather<T extends Float32Array | Int32Array>(src: T, idx: Int32Array, width: number): T {
   const out = new (src.constructor as new (n: number) => T)(idx.length * width);
-  for (let k = 0; k < idx.length; k++) out.set(src.subarray(idx[k] * width, (idx[k] + 1) * width), k * width);
+  if (width === 1) for (let k = 0; k < idx.length; k++) out[k] = src[idx[k]];
+  else
+    for (let k = 0; k < idx.length; k++) {
+      const from = idx[k] * width;
+      for (let j = 0; j < width; j++) out[k * width + j] = src[from + j];
+    }
   return out;
 }
 
