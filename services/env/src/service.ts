@@ -127,9 +127,10 @@ function envOptions(envId: string, options: Record<string, unknown> | undefined)
   }
 }
 
+/** An env id is a value chosen from a fixed set, so one outside it is a bad argument (NOT_FOUND is for handles). */
 function checkEnvId(id: string): void {
   const known = [...envIds(), ...textEnvIds()];
-  if (!known.includes(id)) throw notFound('env_id', `unknown env ${JSON.stringify(id)}; known envs: ${known.join(', ')}`);
+  if (!known.includes(id)) throw invalidArgument('env_id', `unknown env ${JSON.stringify(id)}; known envs: ${known.join(', ')}`);
 }
 
 function checkSeed(seed: number | undefined): number | undefined {

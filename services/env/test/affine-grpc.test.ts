@@ -51,7 +51,7 @@ async function failure(p: Promise<unknown>): Promise<ServiceError> {
 describe('Affine envs over gRPC: bad input', () => {
   it('refuses an unknown env, an unknown option and a bad option value, naming the field', async () => {
     const unknown = await failure(reset('AffineSATT', 1));
-    expect(status[unknown.code]).toBe(status[status.NOT_FOUND]);
+    expect(status[unknown.code]).toBe(status[status.INVALID_ARGUMENT]);
     expect(unknown.details).toMatch(/^env_id: unknown env "AffineSATT"/);
     expect(unknown.details).toContain('AffineSAT');
     const option = await failure(reset('GridGoals', 1, { max_steps: 5 }));

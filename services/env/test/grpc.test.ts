@@ -159,7 +159,7 @@ describe('EnvService over gRPC', () => {
       handle = (await vecReset(2)).handle;
     });
     const cases: [string, () => Promise<unknown>, status, RegExp][] = [
-      ['unknown env', () => vecReset(2, 'Nope'), status.NOT_FOUND, /^env_id: unknown env "Nope"/],
+      ['unknown env', () => vecReset(2, 'Nope'), status.INVALID_ARGUMENT, /^env_id: unknown env "Nope"/],
       [
         'float32 actions',
         () => call(env, env.vecStep, { handle, actions: encodeTensor(Float32Array.from([0, 0]), [2]) }),

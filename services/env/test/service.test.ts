@@ -229,7 +229,7 @@ describe('EnvServiceCore: validation', () => {
     [
       'unknown env',
       () => reset(core, 'Nope'),
-      status.NOT_FOUND,
+      status.INVALID_ARGUMENT,
       /^env_id: unknown env "Nope"; known envs: PatternEcho, SequenceNext, Conditional, CartPole-v1, Pendulum-v1, CardRules, AffineSAT, /,
     ],
     ['unknown handle', () => core.step(act('env-x', 0)), status.NOT_FOUND, /^handle: unknown handle "env-x"/],
