@@ -7,7 +7,9 @@
  *
  * A completion the env refuses (empty, bytes that are not UTF-8, too long) or that could not be
  * decoded scores 0 on every component and ends its episode as a failure: the env would show the
- * same prompt again, and a greedy policy would write the same completion forever.
+ * same prompt again, and a greedy policy would write the same completion forever. A multi-turn
+ * episode whose conversation outgrows the model's context (prompt plus max_new_tokens) ends after
+ * the turn that made it too long, with the rewards and success it has.
  */
 import { makeTextEnv, TextInputError } from '@rlmesh/core';
 import { PolicyFitError, type TextPolicySource } from './policy-source';
@@ -24,15 +26,21 @@ export interface TextEpisode {
 /** The seed of a sampled completion: one per episode and step, so a suite gives the same draws every time. */
 export const completionSeed = (episodeSeed: number, step: number): number => (episodeSeed * 31 + step) >>> 0;
 
+/** Whether `prompt` and the entry's token budget fit the model's context. */
+function promptFits(entry: SuiteEntry, policy: TextPolicySource, prompt: string): boolean {
+  return policy.promptTokens(prompt) + (entry.max_new_tokens ?? DEFAULT_MAX_NEW_TOKENS) <= policy.contextLength;
+}
+
 /**
- * Throws a PolicyFitError unless `prompt` (episode seed `seed` of `entry`) and the entry's token
- * budget fit the model's context: a completion cut to the room left would be scored as the model's
- * answer when the model was never given the room to write one.
+ * Throws a PolicyFitError unless the first prompt of episode seed `seed` of `entry` and the entry's
+ * token budget fit the model's context: a completion cut to the room left would be scored as the
+ * model's answer when the model was never given the room to write one. (A later turn of a
+ * conversation that outgrows the context ends that episode instead, as training ends it.)
  */
 export function checkPromptFits(entry: SuiteEntry, policy: TextPolicySource, prompt: string, seed: number): void {
   const budget = entry.max_new_tokens ?? DEFAULT_MAX_NEW_TOKENS;
   const tokens = policy.promptTokens(prompt);
-  if (tokens + budget > policy.contextLength)
+  if (!promptFits(entry, policy, prompt))
     throw new PolicyFitError(
       entry.name,
       `entry "${entry.name}" (${entry.env.id}): the prompt of episode seed ${seed} has ${tokens} tokens; with max_new_tokens ${budget} it exceeds the model's context of ${policy.contextLength}`,
@@ -83,9 +91,9 @@ export async function playTextWave(
           const r = envs[j].step(text);
           for (const [c, v] of Object.entries(r.reward)) e.components[c] += v;
           e.score = r.success ? 1 : 0;
-          ended = r.terminated || r.truncated;
+          // A conversation whose next turn no longer fits the context ends there, truncated, as it stands.
+          ended = r.terminated || r.truncated || !promptFits(entry, policy, r.prompt);
           prompts[j] = r.prompt;
-          if (!ended) checkPromptFits(entry, policy, r.prompt, seeds[j]);
         } catch (err) {
           if (!(err instanceof TextInputError)) throw err;
         }

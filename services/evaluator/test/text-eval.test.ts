@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '@rlmesh/cli';
-import { Discrete, type EvaluationResult, TokenSequence } from '@rlmesh/core';
+import { Discrete, type EvaluationResult, makeTextEnv, TokenSequence } from '@rlmesh/core';
 import { buildCardsDatasets } from '@rlmesh/envs';
 import { ParamLayout } from '@rlmesh/graph';
 import { Gpt2LMHeadModel, gpt2ModelConfig, loadGpt2Directory, parseRunConfig, trainEmbedded } from '@rlmesh/learner';
@@ -157,6 +157,23 @@ describe('text episodes', () => {
     await expect(evaluate(suite, short)).rejects.toThrow(
       /^entry "id" \(CardRules\): the prompt of episode seed 0 has \d+ tokens; with max_new_tokens 9 it exceeds the model's context of 60$/,
     );
+  });
+
+  it('end a conversation that outgrows the context after that turn, scored as it stands', async () => {
+    const suite = parseSuite({ name: 'm', entries: [{ name: 'craft', env: { id: 'TextCraft' }, episodes: 3, max_new_tokens: 8 }] });
+    const firsts = [0, 1, 2].map((i) => makeTextEnv('TextCraft', {}, 'options').reset(i, { difficulty: 0 }).length);
+    // Room for every first prompt, but not for a second turn (the first prompt, a reply and an observation).
+    const short = Object.assign(new ScriptedPolicy(new Map()), { contextLength: Math.max(...firsts) + 8 + 2 });
+    const r = await evaluate(suite, short);
+    expect(short.calls).toHaveLength(1);
+    const env = r.environments[0];
+    expect(env.lengths.max).toBe(1);
+    expect(env.successes).toBe(0);
+    // The same suite with room for the whole conversation plays past the first turn.
+    const roomy = new ScriptedPolicy(new Map());
+    const full = await evaluate(parseSuite({ ...suite, entries: [{ ...suite.entries[0], max_steps: 3 }] }), roomy);
+    expect(roomy.calls.length).toBeGreaterThan(1);
+    expect(full.environments[0].lengths.max).toBe(3);
   });
 });
 
