@@ -36,7 +36,7 @@ export async function sftFromConfig(raw: Record<string, unknown>, resume?: strin
       resumeFrom: resume,
       onStart: (s) => {
         console.log(
-          `rlmesh sft: ${cfg.run.name}: GPT-2 ${cfg.init_from ? `from ${cfg.init_from}` : 'from scratch'} with ${s.parameters} parameters, ` +
+          `rlmesh sft: ${cfg.run.name}: ${s.architecture} ${cfg.init_from ? `from ${cfg.init_from}` : 'from scratch'} with ${s.parameters} parameters, ` +
             `vocabulary ${s.vocabSize}, ${s.trainExamples} training examples, ${s.total} updates` +
             (s.start > 0 ? `, resuming at update ${s.start}` : ''),
         );

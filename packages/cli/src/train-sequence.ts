@@ -46,7 +46,7 @@ export async function trainSequenceCommand(raw: Record<string, unknown>, resume:
       extraRewards,
       onStart: (i) => {
         console.log(
-          `rlmesh train: ${cfg.algo.name} on ${cfg.env.id} from ${cfg.init_from} (GPT-2, ${i.parameters} parameters), ` +
+          `rlmesh train: ${cfg.algo.name} on ${cfg.env.id} from ${cfg.init_from} (${i.architecture}, ${i.parameters} parameters), ` +
             `${i.prompts} prompts x ${i.generations} completions per update, ${i.total} updates, seed ${cfg.run.seed}` +
             (i.start > 0 ? `, resuming at update ${i.start}` : ''),
         );

@@ -48,7 +48,9 @@ describe('rlmesh sft with a Llama', () => {
         threads: 1,
       },
     });
-    const summary = await runSft(cfg);
+    let architecture = '';
+    const summary = await runSft(cfg, { onStart: (s) => (architecture = s.architecture) });
+    expect(architecture).toBe('Llama');
     expect(summary.eval.val.exact_match, JSON.stringify(summary.eval.val)).toBeGreaterThanOrEqual(0.9);
     const back = await loadCausalLmDirectory(summary.final_checkpoint);
     expect(back.model).toBeInstanceOf(LlamaForCausalLM);

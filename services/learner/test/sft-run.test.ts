@@ -70,6 +70,7 @@ describe('rlmesh sft', () => {
   it('learns a trivially learnable split far above chance and writes metrics and a Hugging Face checkpoint', async () => {
     const r = rlmesh('sft', writeConfig('tiny', TINY));
     expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^rlmesh sft: tiny: GPT-2 from scratch with \d+ parameters/m);
     const runDir = join(dir, 'runs', 'tiny');
     const summary = JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8'));
     expect(summary.updates).toBe(200);

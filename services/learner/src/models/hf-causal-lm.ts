@@ -50,6 +50,14 @@ export function causalLmConfigJson(model: CausalLm): Record<string, unknown> {
   return m instanceof Gpt2LMHeadModel ? gpt2ConfigJson(m.config) : llamaConfigJson(m.config);
 }
 
+const ARCHITECTURE_NAMES: Record<string, string> = { gpt2: 'GPT-2', llama: 'Llama', qwen2: 'Qwen2', qwen3: 'Qwen3' };
+
+/** The architecture's name for people (GPT-2, Llama, Qwen2, Qwen3), by its config.json's model_type. */
+export function causalLmArchitecture(model: CausalLm): string {
+  const t = String(causalLmConfigJson(model).model_type);
+  return ARCHITECTURE_NAMES[t] ?? t;
+}
+
 /** The same architecture with `change` applied to its config (dropout off, a value head on). */
 export function withConfig(model: CausalLm, change: { dropout?: 0; valueHead?: boolean }): CausalLm {
   const m = known(model);

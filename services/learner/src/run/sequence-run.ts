@@ -23,6 +23,7 @@ import {
   type TextCodec,
 } from '@rlmesh/core';
 import { Gpt2Generator } from '../models/gpt2-generate';
+import { causalLmArchitecture } from '../models/hf-causal-lm';
 import { encodePrompt } from '../models/text-completion';
 import type { UpdateRecord } from '../registry';
 import { LOCAL_ACTOR } from './embedded';
@@ -36,7 +37,15 @@ export interface SequenceRunOptions {
   maxUpdates?: number;
   /** Reward components scored by the learner (SAE feature rewards). */
   extraRewards?: ExtraRewards;
-  onStart?(info: { start: number; total: number; parameters: number; prompts: number; generations: number }): void;
+  onStart?(info: {
+    start: number;
+    total: number;
+    /** GPT-2, Llama, Qwen2 or Qwen3. */
+    architecture: string;
+    parameters: number;
+    prompts: number;
+    generations: number;
+  }): void;
   onUpdate?(r: UpdateRecord): void;
 }
 
@@ -88,6 +97,7 @@ export async function trainSequences(cfg: SequenceRunConfig, opts: SequenceRunOp
     opts.onStart?.({
       start: run.updates,
       total: run.total,
+      architecture: causalLmArchitecture(run.model),
       parameters: run.model.parameterCount(),
       prompts: sampling.promptsPerUpdate,
       generations: sampling.numGenerations,

@@ -21,7 +21,7 @@ import { gpt2Tokenizer, loadTokenizer, type Tokenizer, trainBpe } from '@rlmesh/
 import type { CausalLm } from '../models/causal-lm';
 import { checkGpt2Config, type Gpt2Config, Gpt2LMHeadModel } from '../models/gpt2';
 import { Gpt2Generator } from '../models/gpt2-generate';
-import { causalLmContextKey } from '../models/hf-causal-lm';
+import { causalLmArchitecture, causalLmContextKey } from '../models/hf-causal-lm';
 import { loadLoraState, loraOf, loraTrained, saveLoraCheckpoint, withLora } from '../run/lora';
 import { loadCausalLmCheckpoint, saveCausalLmCheckpoint } from './checkpoint';
 import { evalFiles, evalName, type SftConfig } from './config';
@@ -64,7 +64,15 @@ export interface SftRunOptions {
   resumeFrom?: string;
   onLine?: (line: SftLine) => void;
   /** Called once the data, tokenizer and model are ready, before the first update. */
-  onStart?: (info: { start: number; total: number; parameters: number; trainExamples: number; vocabSize: number }) => void;
+  onStart?: (info: {
+    start: number;
+    total: number;
+    /** GPT-2, Llama, Qwen2 or Qwen3. */
+    architecture: string;
+    parameters: number;
+    trainExamples: number;
+    vocabSize: number;
+  }) => void;
 }
 
 /** The tokenizer a fresh run uses; EOS is required (it ends completions), PAD falls back to EOS. */
@@ -168,7 +176,14 @@ export async function runSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<
     opts.onLine?.(line);
   };
 
-  opts.onStart?.({ start, total, parameters: model.parameterCount(), trainExamples: train.length, vocabSize: model.dims.vocabSize });
+  opts.onStart?.({
+    start,
+    total,
+    architecture: causalLmArchitecture(model),
+    parameters: model.parameterCount(),
+    trainExamples: train.length,
+    vocabSize: model.dims.vocabSize,
+  });
   const lastEval: Record<string, SplitMetrics> = {};
   const evaluate = async (update: number) => {
     const named = weights();
