@@ -93,6 +93,18 @@ function contract(name: string, make: () => Promise<Bus>) {
       await bus.objects.delete('run/params/1');
       expect(await bus.objects.get('run/params/1')).toBeNull();
     });
+
+    it('stores and returns objects of one chunk and empty ones, and the latest of a name put twice', async () => {
+      const small = new Uint8Array(36_620).map((_, i) => (i * 7) % 256);
+      await bus.objects.put('run/params/2', small);
+      expect(Buffer.from((await bus.objects.get('run/params/2'))!).equals(Buffer.from(small))).toBe(true);
+      const again = small.map((x) => 255 - x);
+      await bus.objects.put('run/params/2', again);
+      expect(Buffer.from((await bus.objects.get('run/params/2'))!).equals(Buffer.from(again))).toBe(true);
+      await bus.objects.put('run/empty', new Uint8Array(0));
+      expect((await bus.objects.get('run/empty'))?.length).toBe(0);
+      expect(await bus.objects.get('run/never-put')).toBeNull();
+    });
   });
 }
 

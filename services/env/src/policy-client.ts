@@ -142,14 +142,17 @@ export class LocalPolicy {
     private readonly runId: string,
   ) {}
 
-  /** Loads the version the run's pointer names now (the replica calls this on every pointer change). */
-  refresh(): Promise<void> {
-    this.loading = this.loading.then(() => this.load()).catch(() => undefined);
+  /**
+   * Loads the version the run's pointer names: `pointer` when the replica's watch just delivered it
+   * (sparing a read of the pointer on every update), else the one stored now.
+   */
+  refresh(pointer?: Uint8Array): Promise<void> {
+    this.loading = this.loading.then(() => this.load(pointer)).catch(() => undefined);
     return this.loading;
   }
 
-  private async load(): Promise<void> {
-    const bytes = await this.bus.kv.get(keys.policy(this.runId));
+  private async load(pointer?: Uint8Array): Promise<void> {
+    const bytes = pointer ?? (await this.bus.kv.get(keys.policy(this.runId)));
     if (!bytes) return;
     const p = parsePolicyPointer(bytes);
     if (p.version <= this.version) return;

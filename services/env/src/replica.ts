@@ -138,7 +138,7 @@ export class EnvReplica {
         } catch {
           return;
         }
-        local?.refresh();
+        local?.refresh(v);
         for (const a of actors) a.notifyVersion(version);
       }),
       await bus.kv.watch(keys.progress(run.runId), (_k, v) => {
