@@ -28,7 +28,17 @@ export interface TrainerState {
   step: number;
 }
 
+/**
+ * In a worker, the parameters and optimiser state stay in the worker between steps (a step sends its
+ * batch and gets its metrics back), because copying them both ways cost a small model's step half
+ * again its time. `sync()` brings them back; reading them before that is an error, not a stale read.
+ */
 export class Trainer {
+  /** Whether the worker holds the parameters and state (sent before the first step after a restore). */
+  private held = false;
+  /** Whether the worker's parameters are newer than `current` (steps since the last sync). */
+  private ahead = false;
+
   private constructor(
     readonly program: TrainProgram,
     private readonly session: StepRunner,
@@ -36,6 +46,14 @@ export class Trainer {
     /** The frozen parameters, fed unchanged to every step. */
     private readonly frozen: Flat | null,
   ) {}
+
+  private get worker(): WorkerSession | null {
+    return this.session instanceof WorkerSession ? this.session : null;
+  }
+
+  private fresh(what: string): void {
+    if (this.ahead) throw new Error(`trainer: ${what} read before sync(): the worker holds newer parameters`);
+  }
 
   /** Starts from `params` (named values or a flat vector) with zeroed optimiser state. */
   static async create(
@@ -71,15 +89,30 @@ export class Trainer {
   }
 
   get flatParams(): Flat {
+    this.fresh('parameters');
     return this.current.params;
   }
 
   /** Parameters by PyTorch name, as float32. */
   parameters(): Map<string, Float32Array> {
+    this.fresh('parameters');
     return this.program.layout.unpack(Float32Array.from(this.current.params));
   }
 
+  /** Brings the parameters and optimiser state back from the worker after steps there (else nothing to do). */
+  async sync(): Promise<void> {
+    const worker = this.worker;
+    if (!worker || !this.ahead) return;
+    const names = [TRAIN_IO.params, ...this.program.stateNames.map((s) => TRAIN_IO.state(s))];
+    const values = await worker.carried(names);
+    const state: Record<string, Flat> = {};
+    for (const s of this.program.stateNames) state[s] = values[TRAIN_IO.state(s)].data as Flat;
+    this.current = { params: values[TRAIN_IO.params].data as Flat, state, step: this.current.step };
+    this.ahead = false;
+  }
+
   snapshot(): TrainerState {
+    this.fresh('state');
     return {
       params: this.current.params.slice(),
       state: Object.fromEntries(Object.entries(this.current.state).map(([k, v]) => [k, v.slice()])),
@@ -92,10 +125,14 @@ export class Trainer {
       throw new Error(`restore: ${s.params.length} parameters, program expects ${this.program.layout.total}`);
     for (const name of this.program.stateNames) if (!s.state[name]) throw new Error(`restore: optimiser state ${name} missing`);
     this.current = this.cloneAs(s);
+    this.held = false;
+    this.ahead = false;
   }
 
   /** One update on `batch` at learning rate `lr`; returns the program's scalar metrics. */
   async step(batch: Record<string, HostTensor>, lr: number): Promise<Record<string, number>> {
+    const worker = this.worker;
+    if (worker) return this.stepInWorker(worker, batch, lr);
     const P = this.program.layout.total;
     const Ctor = this.program.dtype === 'float64' ? Float64Array : Float32Array;
     const feeds: Record<string, HostTensor> = {
@@ -110,6 +147,29 @@ export class Trainer {
     const state: Record<string, Flat> = {};
     for (const s of this.program.stateNames) state[s] = out[TRAIN_IO.next(TRAIN_IO.state(s))].data as Flat;
     this.current = { params: out[TRAIN_IO.next(TRAIN_IO.params)].data as Flat, state, step: this.current.step + 1 };
+    const metrics: Record<string, number> = {};
+    for (const m of this.program.metricNames) metrics[m] = Number(out[TRAIN_IO.metric(m)].data[0]);
+    return metrics;
+  }
+
+  private async stepInWorker(worker: WorkerSession, batch: Record<string, HostTensor>, lr: number): Promise<Record<string, number>> {
+    const Ctor = this.program.dtype === 'float64' ? Float64Array : Float32Array;
+    const P = this.program.layout.total;
+    if (!this.held) {
+      const values: Record<string, HostTensor> = { [TRAIN_IO.params]: { data: this.current.params, shape: [P] } };
+      if (this.frozen) values[TRAIN_IO.frozen] = { data: this.frozen, shape: [this.frozen.length] };
+      for (const s of this.program.stateNames) values[TRAIN_IO.state(s)] = { data: this.current.state[s], shape: [P] };
+      await worker.carry(values);
+      this.held = true;
+    }
+    const carry: Record<string, string> = { [TRAIN_IO.next(TRAIN_IO.params)]: TRAIN_IO.params };
+    for (const s of this.program.stateNames) carry[TRAIN_IO.next(TRAIN_IO.state(s))] = TRAIN_IO.state(s);
+    const out = await worker.runCarrying(
+      { ...batch, [TRAIN_IO.step]: { data: Ctor.of(this.current.step + 1), shape: [] }, [TRAIN_IO.lr]: { data: Ctor.of(lr), shape: [] } },
+      carry,
+    );
+    this.current = { ...this.current, step: this.current.step + 1 };
+    this.ahead = true;
     const metrics: Record<string, number> = {};
     for (const m of this.program.metricNames) metrics[m] = Number(out[TRAIN_IO.metric(m)].data[0]);
     return metrics;

@@ -20,6 +20,8 @@ export class WorkerSession {
   private nextId = 0;
   private readonly pending = new Map<number, Pending>();
   private failure: Error | undefined;
+  /** Inputs the worker holds a value for. */
+  private readonly carriedNames = new Set<string>();
 
   private constructor(
     private readonly worker: Worker,
@@ -67,13 +69,47 @@ export class WorkerSession {
   }
 
   async run(feeds: Record<string, HostTensor>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
+    return this.runCarrying(feeds, {}, fetch);
+  }
+
+  /**
+   * Values kept in the worker between runs (copied there): a run feeds each to the input of its name
+   * unless its feeds give one.
+   */
+  async carry(values: Record<string, HostTensor>): Promise<void> {
+    const wire: Record<string, { type: string; data: HostArray; shape: readonly number[] }> = {};
+    for (const [name, t] of Object.entries(values)) wire[name] = { type: ortTypeOf(t.data), data: t.data, shape: t.shape };
+    await this.call({ type: 'carry', values: wire });
+    for (const name of Object.keys(values)) this.carriedNames.add(name);
+  }
+
+  /** Copies of carried values. */
+  async carried(names: readonly string[]): Promise<Record<string, HostTensor>> {
+    const r = await this.call({ type: 'carried', names: [...names] });
+    return r.values as Record<string, HostTensor>;
+  }
+
+  /**
+   * Runs with the carried values for the inputs `feeds` leaves out; each output named in `carry`
+   * ({ output: input }) stays in the worker as that input's next value instead of coming back.
+   */
+  async runCarrying(
+    feeds: Record<string, HostTensor>,
+    carry: Readonly<Record<string, string>>,
+    fetch?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
+    const carriedInputs = new Set(Object.values(carry));
     const wire: Record<string, { type: string; data: HostArray; shape: readonly number[] }> = {};
     for (const name of this.inputNames) {
       const t = feeds[name];
-      if (!t) throw new Error(`session run: missing input ${name}`);
+      if (!t) {
+        if (carriedInputs.has(name) || this.carriedNames.has(name)) continue;
+        throw new Error(`session run: missing input ${name}`);
+      }
       wire[name] = { type: ortTypeOf(t.data), data: t.data, shape: t.shape };
     }
-    const r = await this.call({ type: 'run', feeds: wire, fetch: fetch ? [...fetch] : undefined });
+    const r = await this.call({ type: 'run', feeds: wire, fetch: fetch ? [...fetch] : undefined, carry });
+    for (const name of carriedInputs) this.carriedNames.add(name);
     return r.outputs as Record<string, HostTensor>;
   }
 

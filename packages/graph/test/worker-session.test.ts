@@ -28,8 +28,21 @@ describe('Trainer in a worker thread', () => {
       const [a, w] = await Promise.all([here.step(b, 1e-2), there.step(b, 1e-2)]);
       expect(w.loss).toBe(a.loss);
     }
+    // The worker keeps the parameters between steps: reading them before sync() is refused, not stale.
+    expect(() => there.flatParams).toThrow(/before sync\(\)/);
+    await there.sync();
     expect(Array.from(there.flatParams)).toEqual(Array.from(here.flatParams));
+    expect(there.snapshot().state.exp_avg_sq).toEqual(here.snapshot().state.exp_avg_sq);
     expect(there.stepCount).toBe(20);
+    // A restore goes back to the worker before the next step: both continue alike from it.
+    const mid = here.snapshot();
+    here.restore(mid);
+    there.restore(mid);
+    const b = batch(rng);
+    const [a, w] = await Promise.all([here.step(b, 1e-2), there.step(b, 1e-2)]);
+    expect(w.loss).toBe(a.loss);
+    await there.sync();
+    expect(Array.from(there.flatParams)).toEqual(Array.from(here.flatParams));
     await here.release();
     await there.release();
   });

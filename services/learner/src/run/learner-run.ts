@@ -43,8 +43,11 @@ import { Curriculum } from './curriculum';
 
 export interface LearnerRunOptions {
   runDir: string;
-  /** Train steps in a worker thread (services, whose event loop must stay free). */
-  inWorker?: boolean;
+  /**
+   * Train steps of models with more parameters than this run in a worker thread (services, whose
+   * event loop must stay free); smaller ones, and all without it, on the calling thread.
+   */
+  workerAboveParameters?: number;
   /** The embedded actor's state, saved with every checkpoint. */
   collectorState?: () => CollectorState | null;
   /** Continue from this checkpoint (written by any mode) instead of starting fresh. */
@@ -158,7 +161,7 @@ export class LearnerRun {
     const trainer = await Trainer.create(program, initParameters(model.module, new Rng(cfg.run.seed)), {
       intraOpThreads: cfg.train.threads,
       executionProviders: [cfg.train.device],
-      inWorker: opts.inWorker,
+      inWorker: opts.workerAboveParameters !== undefined && model.module.parameterCount() > opts.workerAboveParameters,
     });
     // One thread: a small batch gains nothing from a pool, and a second spinning pool starves the trainer's.
     const actSession = await Session.create(act.onnx, { intraOpThreads: 1 });
@@ -183,6 +186,7 @@ export class LearnerRun {
 
   /** The current policy's outputs (value and distribution heads) on `rows` observations. */
   async evaluate(obs: Float32Array, rows: number): Promise<Record<string, Float32Array>> {
+    await this.trainer.sync();
     const out = await this.actSession.run({
       params: { data: this.params, shape: [this.params.length] },
       obs: { data: obs, shape: [rows, this.model.obsDim] },
@@ -213,6 +217,7 @@ export class LearnerRun {
       components: this.shape.components,
       distribution: this.shape.distribution,
     });
+    await this.trainer.sync();
     this.updates++;
     this.version++;
     const steps = r.numSteps * r.numEnvs;
