@@ -186,12 +186,14 @@ export class LearnerRun {
 
   /** The current policy's outputs (value and distribution heads) on `rows` observations. */
   async evaluate(obs: Float32Array, rows: number): Promise<Record<string, Float32Array>> {
-    await this.trainer.sync();
     const out = await this.actSession.run({
       params: { data: this.params, shape: [this.params.length] },
       obs: { data: obs, shape: [rows, this.model.obsDim] },
     });
-    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
+    // Called once per env step: a plain loop, not entries/map/fromEntries.
+    const heads: Record<string, Float32Array> = {};
+    for (const k in out) heads[k] = out[k].data as Float32Array;
+    return heads;
   }
 
   /** The in-process policy: sample actions from the current parameters, seeded per call. */
@@ -212,7 +214,11 @@ export class LearnerRun {
       totalUpdates: this.total,
       lag,
       step: (feed, lr) => this.trainer.step(feed, lr),
-      evaluate: (obs, rows) => this.evaluate(obs, rows),
+      // After train steps in a worker, the parameters come back before they are evaluated.
+      evaluate: async (obs, rows) => {
+        await this.trainer.sync();
+        return this.evaluate(obs, rows);
+      },
       rng: new Rng(derivedSeed(this.cfg.run.seed, this.updates, 2)),
       components: this.shape.components,
       distribution: this.shape.distribution,
