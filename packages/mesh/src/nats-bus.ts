@@ -400,7 +400,8 @@ export class NatsBus implements Bus {
     const data = chunk?.data;
     if (!data || data.length !== info.size) throw new Error(`object ${name}: its chunk is missing or has the wrong size`);
     const want = Buffer.from(info.digest.replace(/^SHA-256=/, ''), 'base64url');
-    if (!createHash('sha256').update(data).digest().equals(want)) throw new Error(`object ${name}: received a corrupt object (digest mismatch)`);
+    if (!createHash('sha256').update(data).digest().equals(want))
+      throw new Error(`object ${name}: received a corrupt object (digest mismatch)`);
     return data;
   }
 
