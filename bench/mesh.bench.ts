@@ -106,7 +106,6 @@ function latencyChunk(): Uint8Array {
       obs: new Float32Array(T * N * S),
       actions: new Int32Array(T * N),
       logProbs: new Float32Array(T * N),
-      values: new Float32Array(T * N),
       rewards: { goal: new Float32Array(T * N) },
       terminated: new Uint8Array(T * N),
       truncated: new Uint8Array(T * N).fill(1),

@@ -36,7 +36,6 @@ export interface Rollout {
   obs: Float32Array; // [T, N, S]
   actions: Int32Array | Float32Array; // [T, N, actionWidth]
   logProbs: Float32Array; // [T, N] under the behaviour policy
-  values: Float32Array; // [T, N] behaviour value estimates
   rewards: Record<string, Float32Array>; // component -> [T, N]
   terminated: Uint8Array; // [T, N]
   truncated: Uint8Array; // [T, N]
@@ -49,7 +48,11 @@ export interface Rollout {
 export interface ActOutput {
   actions: Int32Array | Float32Array;
   logProbs: Float32Array;
-  values: Float32Array;
+  /**
+   * V(s) per row, where the policy computed it (the policy service does; an actor's sampling program
+   * need not: a rollout carries no values, the learner evaluates them with its current parameters).
+   */
+  values?: Float32Array;
   /** The policy version that answered. */
   version: number;
 }
@@ -130,7 +133,6 @@ export class RolloutCollector {
     const nextObs = new Float32Array(B * S);
     const actions = vec.actionSpace.dtype === 'float32' ? new Float32Array(B * W) : new Int32Array(B * W);
     const logProbs = new Float32Array(B);
-    const values = new Float32Array(B);
     const terminated = new Uint8Array(B);
     const truncated = new Uint8Array(B);
     const success = new Uint8Array(B);
@@ -146,7 +148,6 @@ export class RolloutCollector {
       version = Math.min(version, out.version);
       actions.set(out.actions, row * W);
       logProbs.set(out.logProbs, row);
-      values.set(out.values, row);
       const step = vec.step(out.actions);
       nextObs.set(step.obs, row * S);
       for (const c of vec.rewardComponents) rewards[c].set(step.rewards[c], row);
@@ -180,7 +181,6 @@ export class RolloutCollector {
       obs,
       actions,
       logProbs,
-      values,
       rewards,
       terminated,
       truncated,

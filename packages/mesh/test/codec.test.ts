@@ -41,7 +41,6 @@ function rollout(T: number, N: number, S: number, actions: Int32Array | Float32A
     obs: f(T * N * S, 0.5),
     actions,
     logProbs: f(T * N, -0.1),
-    values: f(T * N, 0.2),
     rewards: { goal: f(T * N, 1), pred: f(T * N, -1) },
     terminated: Uint8Array.from({ length: T * N }, (_, i) => i % 2),
     truncated: Uint8Array.from({ length: T * N }, (_, i) => (i === 3 ? 1 : 0)),

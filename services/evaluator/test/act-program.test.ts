@@ -84,7 +84,7 @@ describe('LocalPolicy on ActProgram', () => {
     expect(out.version).toBe(1);
     expect(Array.from(out.actions)).toEqual(Array.from(ref.actions));
     expect(Array.from(out.logProbs)).toEqual(Array.from(ref.logProbs));
-    expect(Array.from(out.values)).toEqual(Array.from(ref.outputs.value));
+    expect(Array.from(out.values ?? [])).toEqual(Array.from(ref.outputs.value));
     // A new version moves it to the new parameters.
     const next = p.params.map((x) => x * 0.5);
     await publishPolicy(bus, 'r1', { version: 2, params: next, spec, distribution: 'categorical' });
@@ -92,8 +92,8 @@ describe('LocalPolicy on ActProgram', () => {
     const out2 = await local.act(p.obs, p.rows, 42, 2);
     const ref2 = await reference({ ...p, params: next }, false, 42);
     expect(out2.version).toBe(2);
-    expect(Array.from(out2.values)).toEqual(Array.from(ref2.outputs.value));
-    expect(Array.from(out2.values)).not.toEqual(Array.from(out.values));
+    expect(Array.from(out2.values ?? [])).toEqual(Array.from(ref2.outputs.value));
+    expect(Array.from(out2.values ?? [])).not.toEqual(Array.from(out.values ?? []));
     await local.close();
   });
 });

@@ -78,3 +78,43 @@ export function vtrace(x: TraceInputs): { advantages: Float32Array; returns: Flo
   }
   return { advantages, returns };
 }
+
+/** What valuesOfRollout needs of a [T, N] rollout. */
+export interface ObservedRollout {
+  numSteps: number;
+  numEnvs: number;
+  obsDim: number;
+  obs: Float32Array;
+  nextObs: Float32Array;
+}
+
+/**
+ * V(s_t) for every row and V(s_{t+1}) per row, from one batched call of the current policy. s_{t+1} is
+ * the next row's observation unless the episode ended at t (then it is the final observation) or t is
+ * the rollout's last step: only those rows' next observations are evaluated besides obs. Returns the
+ * call's outputs for the obs rows too (log-probs for V-trace's ratios).
+ */
+export async function valuesOfRollout(
+  r: ObservedRollout,
+  evaluate: (obs: Float32Array, rows: number) => Promise<Record<string, Float32Array>>,
+): Promise<{ heads: Record<string, Float32Array>; values: Float32Array; nextValues: Float32Array }> {
+  const { numSteps: T, numEnvs: N, obsDim: S } = r;
+  const B = T * N;
+  const own: number[] = [];
+  for (let k = 0; k < B; k++) if (k + N >= B || !sameRow(r.nextObs, k, r.obs, k + N, S)) own.push(k);
+  const obs = new Float32Array((B + own.length) * S);
+  obs.set(r.obs);
+  for (let j = 0; j < own.length; j++) obs.set(r.nextObs.subarray(own[j] * S, (own[j] + 1) * S), (B + j) * S);
+  const heads = await evaluate(obs, B + own.length);
+  const v = heads.value;
+  const nextValues = new Float32Array(B);
+  for (let k = 0, j = 0; k < B; k++) nextValues[k] = own[j] === k ? v[B + j++] : v[k + N];
+  const rows: Record<string, Float32Array> = {};
+  for (const name in heads) rows[name] = heads[name].subarray(0, (heads[name].length / (B + own.length)) * B);
+  return { heads: rows, values: v.slice(0, B), nextValues };
+}
+
+function sameRow(a: Float32Array, i: number, b: Float32Array, j: number, width: number): boolean {
+  for (let c = 0; c < width; c++) if (a[i * width + c] !== b[j * width + c]) return false;
+  return true;
+}

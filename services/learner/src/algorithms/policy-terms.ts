@@ -73,15 +73,24 @@ function distributionHeads(d: ActionDistribution, f: PolicyForward): Record<stri
 
 /**
  * The act program served to actors: inputs `params` [P] and `obs` [batch, S]; outputs `value`
- * [batch] and the distribution's outputs (distributionOutputs in @rlmesh/core).
+ * [batch] and the distribution's outputs (distributionOutputs in @rlmesh/core). Without `value`
+ * (`{ value: false }`) it is the sampling program of an actor that needs no value estimates: a
+ * separate critic then costs nothing per env step.
  */
-export function buildActProgram(model: PolicyModel): { onnx: Uint8Array; layout: ParamLayout; outputs: string[] } {
+export function buildActProgram(
+  model: PolicyModel,
+  opts: { value?: boolean } = {},
+): { onnx: Uint8Array; layout: ParamLayout; outputs: string[] } {
+  const value = opts.value ?? true;
   const { onnx, layout } = buildForwardProgram({
     module: model.module,
     inputs: [{ name: 'obs', dtype: 'float32', shape: ['batch', model.obsDim] }],
-    forward: (i) => actOutputs(model, i.obs),
+    forward: (i) => {
+      const { value: v, ...heads } = actOutputs(model, i.obs);
+      return value ? { ...heads, value: v } : heads;
+    },
   });
-  return { onnx, layout, outputs: [...distributionOutputs(model.distribution), 'value'] };
+  return { onnx, layout, outputs: [...distributionOutputs(model.distribution), ...(value ? ['value'] : [])] };
 }
 
 /** A rollout's actions [rows, width] as the train step's `actions` feed. */

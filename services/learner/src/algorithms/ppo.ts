@@ -34,7 +34,7 @@ import {
   sub,
 } from '@rlmesh/graph';
 import type { AlgorithmSpec, Feed } from '../registry';
-import { vtrace } from './advantages';
+import { valuesOfRollout, vtrace } from './advantages';
 import { actionInput, actionsFeed, policyTerms } from './policy-terms';
 
 const CONFIG = {
@@ -144,16 +144,13 @@ export const ppo: AlgorithmSpec<typeof CONFIG, Record<string, never>> = {
       const rc = r.rewards[c];
       if (rc) for (let k = 0; k < B; k++) rewards[k] += w * rc[k];
     }
-    // V(s_{t+1}) with the current parameters; at the episode's end s_{t+1} is the final observation.
-    const nextValues = (await ctx.evaluate(r.nextObs, B)).value;
-    let values = r.values;
+    // Values with the current parameters: the behaviour policy's at lag 0; what V-trace needs otherwise.
+    const { heads, values, nextValues } = await valuesOfRollout(r, ctx.evaluate);
     let ratios: Float32Array | undefined;
     if (ctx.lag > 0) {
-      // Stale rollout: V-trace with the current value function and truncated ratios pi / mu.
-      const now = await ctx.evaluate(r.obs, B);
-      values = now.value;
+      // Stale rollout: V-trace with truncated ratios pi / mu.
       ratios = new Float32Array(B);
-      for (let k = 0; k < B; k++) ratios[k] = Math.exp(logProbOf(ctx.distribution, now, k, r.actions, k) - r.logProbs[k]);
+      for (let k = 0; k < B; k++) ratios[k] = Math.exp(logProbOf(ctx.distribution, heads, k, r.actions, k) - r.logProbs[k]);
     }
     const { advantages, returns } = vtrace({
       steps: T,

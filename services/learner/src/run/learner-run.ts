@@ -142,7 +142,8 @@ export class LearnerRun {
     readonly program: TrainProgram,
     readonly actProgram: Uint8Array,
     readonly trainer: Trainer,
-    private readonly actSession: Session,
+    private readonly evalSession: Session,
+    private readonly sampleSession: Session,
     private readonly opts: LearnerRunOptions,
   ) {
     this.total = totalUpdates(cfg);
@@ -164,10 +165,12 @@ export class LearnerRun {
       inWorker: opts.workerAboveParameters !== undefined && model.module.parameterCount() > opts.workerAboveParameters,
     });
     // One thread: a small batch gains nothing from a pool, and a second spinning pool starves the trainer's.
-    const actSession = await Session.create(act.onnx, { intraOpThreads: 1 });
+    const evalSession = await Session.create(act.onnx, { intraOpThreads: 1 });
+    // Acting needs no value estimate (the update evaluates V for the whole rollout in one call).
+    const sampleSession = await Session.create(buildActProgram(model, { value: false }).onnx, { intraOpThreads: 1 });
     mkdirSync(join(opts.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(opts.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-    const run = new LearnerRun(cfg, shape, model, algorithm, program, act.onnx, trainer, actSession, opts);
+    const run = new LearnerRun(cfg, shape, model, algorithm, program, act.onnx, trainer, evalSession, sampleSession, opts);
     if (opts.resumeFrom) run.resumed = await run.resume(opts.resumeFrom);
     else writeFileSync(join(opts.runDir, 'metrics.jsonl'), '');
     return run;
@@ -185,8 +188,19 @@ export class LearnerRun {
   }
 
   /** The current policy's outputs (value and distribution heads) on `rows` observations. */
-  async evaluate(obs: Float32Array, rows: number): Promise<Record<string, Float32Array>> {
-    const out = await this.actSession.run({
+  evaluate(obs: Float32Array, rows: number): Promise<Record<string, Float32Array>> {
+    return this.runPolicy(this.evalSession, obs, rows);
+  }
+
+  /** The in-process policy: sample actions from the current parameters, seeded per call. */
+  async act(obs: Float32Array, rows: number, seed: number): Promise<ActOutput> {
+    const out = await this.runPolicy(this.sampleSession, obs, rows);
+    const { actions, logProbs } = sampleActions(this.shape.distribution, out, 0, rows, false, actRng(seed));
+    return { actions, logProbs, version: this.version };
+  }
+
+  private async runPolicy(session: Session, obs: Float32Array, rows: number): Promise<Record<string, Float32Array>> {
+    const out = await session.run({
       params: { data: this.params, shape: [this.params.length] },
       obs: { data: obs, shape: [rows, this.model.obsDim] },
     });
@@ -194,13 +208,6 @@ export class LearnerRun {
     const heads: Record<string, Float32Array> = {};
     for (const k in out) heads[k] = out[k].data as Float32Array;
     return heads;
-  }
-
-  /** The in-process policy: sample actions from the current parameters, seeded per call. */
-  async act(obs: Float32Array, rows: number, seed: number): Promise<ActOutput> {
-    const out = await this.evaluate(obs, rows);
-    const { actions, logProbs } = sampleActions(this.shape.distribution, out, 0, rows, false, actRng(seed));
-    return { actions, logProbs, values: out.value, version: this.version };
   }
 
   /** Trains on one rollout; returns the line it logged. */
@@ -374,7 +381,8 @@ export class LearnerRun {
   }
 
   async release(): Promise<void> {
-    await this.actSession.release();
+    await this.evalSession.release();
+    await this.sampleSession.release();
     await this.trainer.release();
   }
 }

@@ -157,10 +157,6 @@ export interface TrajectoryChunk {
   logProbs?:
     | Tensor
     | undefined;
-  /** [T, N] float32 value estimates of the behaviour policy */
-  values?:
-    | Tensor
-    | undefined;
   /** component -> [T, N] float32 */
   rewards: { [key: string]: Tensor };
   /** [T, N] uint8 */
@@ -183,7 +179,7 @@ export interface TrajectoryChunk {
   episodes: EpisodeSummary[];
   /**
    * Token-sequence rollouts (text envs: P prompts x G completions each, for GRPO) set this instead
-   * of obs, actions, values, terminated and next_obs. Rows run group after group; log_probs is then
+   * of obs, actions, terminated and next_obs. Rows run group after group; log_probs is then
    * [rows, Lc] (the completion tokens' behaviour log-probs, 0 on padding) and rewards, success and
    * truncated are [rows] (truncated: the completion hit its token budget without EOS). A multi-turn
    * env's rows are the turns of P x G conversations (SequenceBatch.episode_ids); episodes then holds
@@ -1325,7 +1321,6 @@ function createBaseTrajectoryChunk(): TrajectoryChunk {
     obs: undefined,
     actions: undefined,
     logProbs: undefined,
-    values: undefined,
     rewards: {},
     terminated: undefined,
     truncated: undefined,
@@ -1370,9 +1365,6 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
     }
     if (message.logProbs !== undefined) {
       Tensor.encode(message.logProbs, writer.uint32(90).fork()).join();
-    }
-    if (message.values !== undefined) {
-      Tensor.encode(message.values, writer.uint32(98).fork()).join();
     }
     globalThis.Object.entries(message.rewards).forEach(([key, value]: [string, Tensor]) => {
       TrajectoryChunk_RewardsEntry.encode({ key: key as any, value }, writer.uint32(106).fork()).join();
@@ -1499,14 +1491,6 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
             message.logProbs = Tensor.decode(reader, reader.uint32());
             continue;
           }
-          case 12: {
-            if (tag !== 98) {
-              break;
-            }
-
-            message.values = Tensor.decode(reader, reader.uint32());
-            continue;
-          }
           case 13: {
             if (tag !== 106) {
               break;
@@ -1619,7 +1603,6 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
         : isSet(object.log_probs)
         ? Tensor.fromJSON(object.log_probs)
         : undefined,
-      values: isSet(object.values) ? Tensor.fromJSON(object.values) : undefined,
       rewards: isObject(object.rewards)
         ? (globalThis.Object.entries(object.rewards) as [string, any][]).reduce(
           (acc: { [key: string]: Tensor }, [key, value]: [string, any]) => {
@@ -1684,9 +1667,6 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
     if (message.logProbs !== undefined) {
       obj.logProbs = Tensor.toJSON(message.logProbs);
     }
-    if (message.values !== undefined) {
-      obj.values = Tensor.toJSON(message.values);
-    }
     if (message.rewards) {
       const entries = globalThis.Object.entries(message.rewards) as [string, Tensor][];
       if (entries.length > 0) {
@@ -1736,9 +1716,6 @@ export const TrajectoryChunk: MessageFns<TrajectoryChunk> = {
       : undefined;
     message.logProbs = (object.logProbs !== undefined && object.logProbs !== null)
       ? Tensor.fromPartial(object.logProbs)
-      : undefined;
-    message.values = (object.values !== undefined && object.values !== null)
-      ? Tensor.fromPartial(object.values)
       : undefined;
     message.rewards = (globalThis.Object.entries(object.rewards ?? {}) as [string, Tensor][]).reduce(
       (acc: { [key: string]: Tensor }, [key, value]: [string, Tensor]) => {
