@@ -87,12 +87,12 @@ export const pow = (a: Operand, b: Operand): Value =>
 export const minimum = (a: Operand, b: Operand): Value =>
   binary('Min', a, b, (g, x, y) => {
     const pickX = lessOrEqual(x, y);
-    return [where(pickX, g, zerosLike(g)), where(pickX, zerosLike(g), g)];
+    return [where(pickX, g, 0), where(pickX, 0, g)];
   });
 export const maximum = (a: Operand, b: Operand): Value =>
   binary('Max', a, b, (g, x, y) => {
     const pickX = greaterOrEqual(x, y);
-    return [where(pickX, g, zerosLike(g)), where(pickX, zerosLike(g), g)];
+    return [where(pickX, g, 0), where(pickX, 0, g)];
   });
 
 // d(-x) = -g
@@ -254,8 +254,8 @@ export function where(cond: Value, a: Operand, b: Operand): Value {
   const [out] = g.node('Where', [cond, x, y], {}, [{ dtype: x.dtype, shape }]);
   g.record('Where', [cond, x, y], [out], ([dOut]) => {
     if (!dOut) return [null, null, null];
-    const zero = zerosLike(dOut);
-    return [null, unbroadcast(where(cond, dOut, zero), x.shape), unbroadcast(where(cond, zero, dOut), y.shape)];
+    // A scalar zero broadcasts in Where: no zero tensor to build per gradient.
+    return [null, unbroadcast(where(cond, dOut, 0), x.shape), unbroadcast(where(cond, 0, dOut), y.shape)];
   });
   return out;
 }
@@ -267,7 +267,7 @@ export function clip(x: Value, lo: number, hi: number): Value {
   g.record('Clip', [x], [out], ([dOut]) => {
     if (!dOut) return [null];
     const inside = logicalAnd(greaterOrEqual(x, lo), lessOrEqual(x, hi));
-    return [where(inside, dOut, zerosLike(dOut))];
+    return [where(inside, dOut, 0)];
   });
   return out;
 }

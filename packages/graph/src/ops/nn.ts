@@ -1,7 +1,7 @@
 /** Matrix product, softmax family, layer normalisation and top-k, each with its gradient rule. */
 import { broadcastShapes, type Dim, normAxis, type Value } from '../graph';
 import { div, exp, mul, sub, unbroadcast, zerosLike } from './elementwise';
-import { reduceMean, reduceSum } from './reduce';
+import { reduceMean, reduceSum, sumRows } from './reduce';
 import { reshape, reshapeLike, transposeLast2 } from './shape';
 
 /** Batched matrix product with broadcasting batch dims; both operands have rank >= 2. */
@@ -46,7 +46,7 @@ export function linear(x: Value, w: Value, b: Value | null): Value {
     const [dx] = g.node('MatMul', [dOut, w], {}, [rows]);
     const [dw] = g.node('Gemm', [dOut, rows], { transA: 1 }, [w]);
     const grads: (Value | null)[] = [dx, dw];
-    if (b) grads.push(reduceSum(dOut, [0]));
+    if (b) grads.push(sumRows(dOut));
     return grads;
   });
   return x.rank === 2 ? y2 : unfoldRows(y2, x);
@@ -69,7 +69,7 @@ export function affine(x: Value, w: Value, b: Value | null): Value {
     const [dx] = g.node('Gemm', [dOut, w], { transB: 1 }, [rows]);
     const [dw] = g.node('Gemm', [rows, dOut], { transA: 1 }, [w]);
     const grads: (Value | null)[] = [dx, dw];
-    if (b) grads.push(reduceSum(dOut, [0]));
+    if (b) grads.push(sumRows(dOut));
     return grads;
   });
   return x.rank === 2 ? y2 : unfoldRows(y2, x);

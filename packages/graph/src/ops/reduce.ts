@@ -1,5 +1,5 @@
 /** Reductions. The backward of each broadcasts the incoming gradient back over the reduced axes. */
-import { type Dim, normAxis, type Value } from '../graph';
+import { type Dim, normAxis, typedArray, type Value } from '../graph';
 import { cast, div, equal, mul } from './elementwise';
 import { expandTo, unsqueeze } from './shape';
 
@@ -19,6 +19,8 @@ function normAxes(x: Value, axes: readonly number[] | undefined, op: string): nu
 
 /** The gradient of a reduced value, shaped back like the input (keepdims restored, then expanded). */
 function spread(g: Value, x: Value, axes: number[], keepdims: boolean): Value {
+  // A full reduction's scalar broadcasts as it is.
+  if (!keepdims && axes.length === x.rank) return expandTo(g, x);
   return expandTo(keepdims ? g : unsqueeze(g, axes), x);
 }
 
@@ -27,6 +29,7 @@ export function reducedCount(x: Value, axes: number[]): Value | number {
   const dims = axes.map((a) => x.shape[a]);
   if (dims.every((d) => typeof d === 'number')) return (dims as number[]).reduce((p, d) => p * d, 1);
   const g = x.graph;
+  if (axes.length === x.rank) return cast(g.node('Size', [x], {}, [{ dtype: 'int64', shape: [] }])[0], x.dtype);
   const [picked] = g.node('Gather', [g.shapeOf(x), g.ints(axes)], { axis: 0 }, [{ dtype: 'int64', shape: [axes.length] }]);
   const [prod] = g.node('ReduceProd', [picked], { keepdims: 0 }, [{ dtype: 'int64', shape: [] }]);
   return cast(prod, x.dtype);
@@ -50,7 +53,7 @@ export function reduceMean(x: Value, axes?: readonly number[], keepdims = false)
   const [out] = g.node('ReduceMean', [x], { axes: ax, keepdims: keepdims ? 1 : 0 }, [
     { dtype: x.dtype, shape: reducedShape(x, ax, keepdims) },
   ]);
-  g.record('ReduceMean', [x], [out], ([dOut]) => [dOut ? div(spread(dOut, x, ax, keepdims), reducedCount(x, ax)) : null]);
+  g.record('ReduceMean', [x], [out], ([dOut]) => [dOut ? spread(div(dOut, reducedCount(x, ax)), x, ax, keepdims) : null]);
   return out;
 }
 
@@ -68,6 +71,27 @@ export function reduceMax(x: Value, axes?: readonly number[], keepdims = false):
     const ties = reduceSum(mask, ax, true);
     return [mul(spread(dOut, x, ax, keepdims), div(mask, ties))];
   });
+  return out;
+}
+
+/**
+ * Column sums of a [R, C] matrix as ones[R] @ x (a bias's gradient). onnxruntime's ReduceSum over the
+ * leading axis costs several times this small MatMul on CPU (about 5 against 1 us at [128, 64]).
+ * Backward-only: not recorded on the tape.
+ */
+export function sumRows(x: Value): Value {
+  if (x.rank !== 2) throw new Error(`sumRows: ${x} must be a matrix`);
+  const g = x.graph;
+  const rows = x.shape[0];
+  let ones: Value;
+  if (typeof rows === 'number') ones = g.constant({ dtype: x.dtype, shape: [rows], data: typedArray(x.dtype, new Array(rows).fill(1)) });
+  else {
+    const [n] = g.node('Shape', [x], { start: 0, end: 1 }, [{ dtype: 'int64', shape: [1] }]);
+    [ones] = g.node('ConstantOfShape', [n], { value: { dtype: x.dtype, shape: [1], data: typedArray(x.dtype, [1]) } }, [
+      { dtype: x.dtype, shape: [rows] },
+    ]);
+  }
+  const [out] = g.node('MatMul', [ones, x], {}, [{ dtype: x.dtype, shape: [x.shape[1]] }]);
   return out;
 }
 
