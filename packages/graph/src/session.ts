@@ -92,9 +92,57 @@ export function hostTensor(data: HostArray, shape: readonly number[]): HostTenso
   return { data, shape };
 }
 
+/**
+ * onnxruntime-node's native session (its dist/binding module), which its public InferenceSession
+ * wraps. Session calls it directly: the wrapper defers every run through setImmediate (a trip around
+ * the event loop, ~5 us) and re-validates feeds and fetches in JS, which is about a tenth of the
+ * embedded PPO loop's time on CartPole (a policy's act call is ~20 us). The members used here are the
+ * ones the wrapper itself calls in onnxruntime-node 1.30; session.test.ts checks both agree.
+ */
+interface NativeSession {
+  loadModel(path: string, options: ort.InferenceSession.SessionOptions): void;
+  loadModel(buffer: ArrayBufferLike, byteOffset: number, byteLength: number, options: ort.InferenceSession.SessionOptions): void;
+  readonly inputMetadata: readonly { name: string }[];
+  readonly outputMetadata: readonly { name: string }[];
+  run(
+    feeds: Record<string, ort.Tensor>,
+    fetches: Record<string, null>,
+    options: ort.InferenceSession.RunOptions,
+  ): Record<string, ort.Tensor>;
+  dispose(): void;
+}
+
+interface NativeBinding {
+  binding: { InferenceSession: new () => NativeSession };
+  initOrt(): void;
+}
+
+let native: NativeBinding | undefined;
+function nativeBinding(): NativeBinding {
+  native ??= createRequire(__filename)('onnxruntime-node/dist/binding') as NativeBinding;
+  native.initOrt();
+  return native;
+}
+
+/**
+ * A run occupies the thread whether or not it is deferred, so runs do not yield to the event loop
+ * one by one: once this long has passed since the last yield, the next run yields first. Timers,
+ * signals and I/O then wait at most this long plus one run, at a cost of one loop trip per interval.
+ */
+const YIELD_EVERY_MS = 4;
+let lastYield = performance.now();
+
+async function yieldNowAndThen(): Promise<void> {
+  if (performance.now() - lastYield < YIELD_EVERY_MS) return;
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  lastYield = performance.now();
+}
+
 export class Session {
+  private released = false;
+
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: NativeSession,
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
   ) {}
@@ -102,27 +150,41 @@ export class Session {
   /** Loads an ONNX model from bytes or a file path. */
   static async create(model: Uint8Array | string, options: SessionOptions = {}): Promise<Session> {
     const opts = ortSessionOptions(options);
-    const s = typeof model === 'string' ? await ort.InferenceSession.create(model, opts) : await ort.InferenceSession.create(model, opts);
-    return new Session(s, s.inputNames, s.outputNames);
+    const { binding } = nativeBinding();
+    const s = new binding.InferenceSession();
+    if (typeof model === 'string') s.loadModel(model, opts);
+    else s.loadModel(model.buffer, model.byteOffset, model.byteLength, opts);
+    return new Session(
+      s,
+      s.inputMetadata.map((m) => m.name),
+      s.outputMetadata.map((m) => m.name),
+    );
   }
 
   /** Runs the model; feeds are keyed by input name. Returns every output (or those in `fetch`). */
   async run(feeds: Record<string, HostTensor>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
+    if (this.released) throw new Error('session run: the session was released');
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name of this.inputNames) {
       const t = feeds[name];
       if (!t) throw new Error(`session run: missing input ${name}`);
       ortFeeds[name] = new ort.Tensor(ortTypeOf(t.data), t.data as never, t.shape as number[]);
     }
-    const results = fetch ? await this.session.run(ortFeeds, [...fetch]) : await this.session.run(ortFeeds);
-    const out: Record<string, HostTensor> = {};
-    for (const [name, t] of Object.entries(results)) {
-      out[name] = { data: t.data as HostArray, shape: t.dims };
+    const fetches: Record<string, null> = {};
+    for (const name of fetch ?? this.outputNames) {
+      if (!this.outputNames.includes(name)) throw new Error(`session run: no output ${name}; outputs: ${this.outputNames.join(', ')}`);
+      fetches[name] = null;
     }
+    await yieldNowAndThen();
+    const results = this.session.run(ortFeeds, fetches, {});
+    const out: Record<string, HostTensor> = {};
+    for (const name in results) out[name] = { data: results[name].data as HostArray, shape: results[name].dims };
     return out;
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    if (this.released) return;
+    this.released = true;
+    this.session.dispose();
   }
 }
