@@ -169,6 +169,7 @@ export interface TrainProgram {
   /** The frozen parameters fed as `frozen`, when the spec has any. */
   frozenLayout?: ParamLayout;
   stateNames: string[];
+  /** The names of the `metrics` output's entries, in order. */
   metricNames: string[];
   dtype: 'float32' | 'float64';
 }
@@ -181,7 +182,8 @@ export const TRAIN_IO = {
   lr: 'lr',
   state: (s: string) => `opt.${s}`,
   next: (s: string) => `${s}.next`,
-  metric: (m: string) => `metric.${m}`,
+  /** The scalar metrics as one vector, in TrainProgram.metricNames order. */
+  metrics: 'metrics',
 };
 
 export function buildTrainProgram(spec: TrainProgramSpec): TrainProgram {
@@ -215,9 +217,15 @@ export function buildTrainProgram(spec: TrainProgramSpec): TrainProgram {
   g.output(TRAIN_IO.next(TRAIN_IO.params), update.params);
   for (const s of stateNames) g.output(TRAIN_IO.next(TRAIN_IO.state(s)), update.state[s]);
   const allMetrics: Record<string, Value> = { loss, grad_norm: update.gradNorm, ...metrics };
-  for (const [m, v] of Object.entries(allMetrics)) {
+  for (const [m, v] of Object.entries(allMetrics))
     if (v.rank !== 0) throw new Error(`train program: metric ${m} must be a scalar, got ${v}`);
-    g.output(TRAIN_IO.metric(m), cast(v, dtype));
-  }
+  // One output for all metrics: each output of a run costs a tensor handed back to JS.
+  g.output(
+    TRAIN_IO.metrics,
+    concat(
+      Object.values(allMetrics).map((v) => reshape(cast(v, dtype), [1])),
+      0,
+    ),
+  );
   return { onnx: g.toOnnx(), layout, frozenLayout, stateNames, metricNames: Object.keys(allMetrics), dtype };
 }

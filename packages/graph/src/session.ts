@@ -105,11 +105,19 @@ interface NativeSession {
   readonly inputMetadata: readonly { name: string }[];
   readonly outputMetadata: readonly { name: string }[];
   run(
-    feeds: Record<string, ort.Tensor>,
+    feeds: Record<string, NativeTensor>,
     fetches: Record<string, null>,
     options: ort.InferenceSession.RunOptions,
   ): Record<string, ort.Tensor>;
   dispose(): void;
+}
+
+/** A feed as the native run reads it (onnxruntime-node checks the type, and the data's length against dims). */
+interface NativeTensor {
+  type: ort.Tensor.Type;
+  dims: readonly number[];
+  data: HostArray;
+  location: 'cpu';
 }
 
 interface NativeBinding {
@@ -164,11 +172,12 @@ export class Session {
   /** Runs the model; feeds are keyed by input name. Returns every output (or those in `fetch`). */
   async run(feeds: Record<string, HostTensor>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
     if (this.released) throw new Error('session run: the session was released');
-    const ortFeeds: Record<string, ort.Tensor> = {};
+    const ortFeeds: Record<string, NativeTensor> = {};
     for (const name of this.inputNames) {
       const t = feeds[name];
       if (!t) throw new Error(`session run: missing input ${name}`);
-      ortFeeds[name] = new ort.Tensor(ortTypeOf(t.data), t.data as never, t.shape as number[]);
+      // What the native run reads of a tensor; an ort.Tensor's constructor would check it all twice.
+      ortFeeds[name] = { type: ortTypeOf(t.data), dims: t.shape, data: t.data, location: 'cpu' };
     }
     const fetches: Record<string, null> = {};
     for (const name of fetch ?? this.outputNames) {

@@ -148,7 +148,10 @@ export class Trainer {
     for (const s of this.program.stateNames) state[s] = out[TRAIN_IO.next(TRAIN_IO.state(s))].data as Flat;
     this.current = { params: out[TRAIN_IO.next(TRAIN_IO.params)].data as Flat, state, step: this.current.step + 1 };
     const metrics: Record<string, number> = {};
-    for (const m of this.program.metricNames) metrics[m] = Number(out[TRAIN_IO.metric(m)].data[0]);
+    const values = out[TRAIN_IO.metrics].data;
+    this.program.metricNames.forEach((m, i) => {
+      metrics[m] = Number(values[i]);
+    });
     return metrics;
   }
 
@@ -171,7 +174,10 @@ export class Trainer {
     this.current = { ...this.current, step: this.current.step + 1 };
     this.ahead = true;
     const metrics: Record<string, number> = {};
-    for (const m of this.program.metricNames) metrics[m] = Number(out[TRAIN_IO.metric(m)].data[0]);
+    const values = out[TRAIN_IO.metrics].data;
+    this.program.metricNames.forEach((m, i) => {
+      metrics[m] = Number(values[i]);
+    });
     return metrics;
   }
 
