@@ -3,6 +3,7 @@
  * train step, log pi(a|s) and the entropy traced from a model's forward, the act program the policy
  * service and actors run, and the feed of a rollout's actions.
  */
+import { endianness } from 'node:os';
 import { type ActionDistribution, actionWidth, distributionOutputs } from '@rlmesh/core';
 import {
   buildForwardProgram,
@@ -98,7 +99,22 @@ export function actionsFeed(d: ActionDistribution, actions: Int32Array | Float32
   const w = actionWidth(d);
   const shape = d.kind === 'categorical' ? [rows] : [rows, w];
   if (d.kind === 'gaussian') return { data: actions as Float32Array, shape };
-  const wide = new BigInt64Array(actions.length);
-  for (let k = 0; k < actions.length; k++) wide[k] = BigInt(actions[k]);
-  return { data: wide, shape };
+  return { data: toInt64(actions as Int32Array), shape };
+}
+
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/** int32 values widened to int64 by their 32-bit words (a BigInt per value costs more than the copy). */
+function toInt64(values: Int32Array): BigInt64Array {
+  const wide = new BigInt64Array(values.length);
+  if (!LITTLE_ENDIAN) {
+    for (let k = 0; k < values.length; k++) wide[k] = BigInt(values[k]);
+    return wide;
+  }
+  const words = new Int32Array(wide.buffer);
+  for (let k = 0; k < values.length; k++) {
+    words[2 * k] = values[k];
+    words[2 * k + 1] = values[k] >> 31; // the sign extension
+  }
+  return wide;
 }

@@ -1,9 +1,10 @@
 /**
- * valuesOfRollout: V(s_t) and V(s_{t+1}) of a [T, N] rollout from one batched call, evaluating a next
- * observation only where it is not the following row's (episode ends and the last step).
+ * What an update feeds its programs from a rollout: valuesOfRollout (V(s_t) and V(s_{t+1}) of a
+ * [T, N] rollout from one batched call, evaluating a next observation only where it is not the
+ * following row's: episode ends and the last step) and actionsFeed (int32 actions as int64).
  */
 import { describe, expect, it } from 'vitest';
-import { valuesOfRollout } from '../src';
+import { actionsFeed, valuesOfRollout } from '../src';
 
 // A value function of the observation alone, so the expected values can be computed row by row.
 const V = (o: Float32Array, at: number) => o[at] * 10 + o[at + 1];
@@ -51,5 +52,17 @@ describe('valuesOfRollout', () => {
     // The heads cover the obs rows only.
     expect(heads.value.length).toBe(T * N);
     expect(heads.log_probs.length).toBe(T * N * 2);
+  });
+});
+
+describe('actionsFeed', () => {
+  it('widens int32 actions to int64, negative and extreme values included', () => {
+    const actions = Int32Array.from([0, 1, -1, 2 ** 31 - 1, -(2 ** 31), 5]);
+    const feed = actionsFeed({ kind: 'multi_categorical', nvec: [3, 2] }, actions, 3);
+    expect(feed.shape).toEqual([3, 2]);
+    expect(Array.from(feed.data as BigInt64Array)).toEqual(Array.from(actions, (a) => BigInt(a)));
+    const categorical = actionsFeed({ kind: 'categorical', n: 4 }, Int32Array.from([3, 0, 2]), 3);
+    expect(categorical.shape).toEqual([3]);
+    expect(Array.from(categorical.data as BigInt64Array)).toEqual([3n, 0n, 2n]);
   });
 });
