@@ -161,6 +161,17 @@ export class Graph {
     this.tape.push({ op, inputs, outputs, backward });
   }
 
+  /** Names of every value `values` depend on (themselves included), through the nodes emitted so far. */
+  dependencies(values: readonly Value[]): Set<string> {
+    const needed = new Set(values.map((v) => v.name));
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const n = this.nodes[i];
+      if (!n.outputs.some((o) => needed.has(o))) continue;
+      for (const inp of n.inputs) if (inp) needed.add(inp);
+    }
+    return needed;
+  }
+
   /** Serialises the graph as an ONNX model; only nodes the outputs depend on are kept. */
   toOnnx(docString?: string): Uint8Array {
     if (this.outputs.length === 0) throw new Error(`graph ${this.name}: no outputs declared`);

@@ -98,18 +98,83 @@ export function buildInferenceProgram(spec: InferenceProgramSpec): Uint8Array {
   return g.toOnnx();
 }
 
+export interface ForwardProgramSpec extends Omit<InferenceProgramSpec, 'params'> {
+  /**
+   * Take only the parameters the outputs depend on as `params` (a policy's sampling program then
+   * skips a separate critic's weights, which would otherwise be cut out of the flat vector on every
+   * call). `pick` takes them out of the module's flat vector.
+   */
+  usedParametersOnly?: boolean;
+}
+
+export interface ForwardProgram {
+  onnx: Uint8Array;
+  /** The parameters `params` holds: the module's, or with usedParametersOnly those the outputs need. */
+  layout: ParamLayout;
+  /** The `params` feed from the module's flat vector: the vector itself, a view, or a copy. */
+  pick(moduleParams: Float32Array): Float32Array;
+}
+
 /**
  * The forward pass with the parameters as a flat `params` input instead of initializers: one
  * compiled session serves every policy version (the learner's current vector is fed in each call).
  */
-export function buildForwardProgram(spec: Omit<InferenceProgramSpec, 'params'>): { onnx: Uint8Array; layout: ParamLayout } {
-  const layout = new ParamLayout(spec.module);
+export function buildForwardProgram(spec: ForwardProgramSpec): ForwardProgram {
+  const all = new ParamLayout(spec.module);
+  const used = spec.usedParametersOnly ? parametersUsed(spec) : null;
+  const layout = used ? new ParamLayout(spec.module, (n) => used.has(n)) : all;
   const g = new Graph(spec.name ?? 'forward');
   const flat = g.input(TRAIN_IO.params, 'float32', [layout.total]);
-  spec.module.eval().bind(flatScope(g, flat, layout, 'float32'));
+  // A parameter outside the layout feeds nothing the outputs need: a zero stand-in, pruned on export.
+  const absent = (name: string) => {
+    const e = all.entries.find((x) => x.name === name);
+    if (!e) throw new Error(`${g.name}: unknown parameter ${name}`);
+    return g.constant({ dtype: 'float32', shape: e.shape, data: new Float32Array(e.size) });
+  };
+  spec.module.eval().bind(flatScope(g, flat, layout, 'float32', used ? absent : undefined));
   const inputs = Object.fromEntries(spec.inputs.map((i) => [i.name, g.input(i.name, i.dtype, i.shape)]));
   for (const [name, v] of Object.entries(spec.forward(inputs, g))) g.output(name, v);
-  return { onnx: g.toOnnx(), layout };
+  return { onnx: g.toOnnx(), layout, pick: picker(all, layout) };
+}
+
+/** The names of the parameters the forward's outputs depend on, from a trial trace. */
+function parametersUsed(spec: ForwardProgramSpec): Set<string> {
+  const g = new Graph('parameters_used');
+  const views = new Map<string, Value>();
+  const shapes = new Map(spec.module.namedParameters().map((p) => [p.name, p.shape]));
+  spec.module.eval().bind({
+    dtype: 'float32',
+    get(name) {
+      let v = views.get(name);
+      if (!v) {
+        const shape = shapes.get(name);
+        if (!shape) throw new Error(`forward program: unknown parameter ${name}`);
+        v = g.input(`parameter:${name}`, 'float32', shape);
+        views.set(name, v);
+      }
+      return v;
+    },
+  });
+  const inputs = Object.fromEntries(spec.inputs.map((i) => [i.name, g.input(i.name, i.dtype, i.shape)]));
+  const needed = g.dependencies(Object.values(spec.forward(inputs, g)));
+  return new Set([...views].filter(([, v]) => needed.has(v.name)).map(([name]) => name));
+}
+
+/** Takes `sub`'s parameters out of a flat vector laid out as `all` (a view when they are contiguous). */
+function picker(all: ParamLayout, sub: ParamLayout): (flat: Float32Array) => Float32Array {
+  if (sub === all) return (flat) => flat;
+  const at = new Map(all.entries.map((e) => [e.name, e.offset]));
+  const start = sub.entries.length ? (at.get(sub.entries[0].name) as number) : 0;
+  const contiguous = sub.entries.every((e) => at.get(e.name) === start + e.offset);
+  if (contiguous) return (flat) => flat.subarray(start, start + sub.total);
+  return (flat) => {
+    const out = new Float32Array(sub.total);
+    for (const e of sub.entries) {
+      const from = at.get(e.name) as number;
+      out.set(flat.subarray(from, from + e.size), e.offset);
+    }
+    return out;
+  };
 }
 
 /**
@@ -117,9 +182,10 @@ export function buildForwardProgram(spec: Omit<InferenceProgramSpec, 'params'>):
  * then each piece is reshaped. The views are autodiff leaves: gradients are taken with respect to
  * them, never through the Split.
  */
-function flatScope(g: Graph, flat: Value, layout: ParamLayout, dtype: 'float32' | 'float64'): ParamScope {
+function flatScope(g: Graph, flat: Value, layout: ParamLayout, dtype: 'float32' | 'float64', absent?: (name: string) => Value): ParamScope {
   let views: Map<string, Value> | null = null;
   const cut = () => {
+    if (layout.entries.length === 0) return new Map<string, Value>();
     const sizes = layout.entries.map((e) => e.size);
     const pieces = g.node(
       'Split',
@@ -134,8 +200,9 @@ function flatScope(g: Graph, flat: Value, layout: ParamLayout, dtype: 'float32' 
     get(name) {
       views ??= cut();
       const v = views.get(name);
-      if (!v) throw new Error(`${g.name}: unknown parameter ${name}`);
-      return v;
+      if (v) return v;
+      if (absent) return absent(name);
+      throw new Error(`${g.name}: unknown parameter ${name}`);
     },
   };
 }

@@ -6,8 +6,12 @@ import {
   buildTrainProgram,
   crossEntropy,
   Dropout,
+  type Forward,
   Graph,
+  initParameters,
   MLP,
+  Module,
+  ParamLayout,
   Rng,
   Session,
   Trainer,
@@ -53,6 +57,44 @@ describe('exported programs', () => {
       x: { data: probe, shape: [5, 3] },
     });
     expect(Array.from(exported)).toEqual(Array.from(live.logits.data as Float32Array));
+  });
+
+  it('a forward program over the parameters its outputs use: smaller params, same outputs', async () => {
+    // Three heads on one input; `b` is registered between `a` and `c`, so a and c alone are not contiguous.
+    class Heads extends Module {
+      readonly a = this.child('a', new MLP([3, 8, 2], 'tanh'));
+      readonly b = this.child('b', new MLP([3, 8, 1], 'tanh'));
+      readonly c = this.child('c', new MLP([3, 4, 2], 'tanh'));
+    }
+    const model = new Heads();
+    const flat = new ParamLayout(model).pack(initParameters(model, new Rng(9)));
+    const inputs = [{ name: 'x', dtype: 'float32' as const, shape: ['batch', 3] }];
+    const x = { data: Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)), shape: [4, 3] };
+    const run = async (forward: Forward, usedParametersOnly: boolean) => {
+      const p = buildForwardProgram({ module: model, inputs, forward, usedParametersOnly });
+      const s = await Session.create(p.onnx);
+      const out = await s.run({ params: { data: p.pick(flat), shape: [p.layout.total] }, x });
+      await s.release();
+      return { p, out };
+    };
+    const all: Forward = (i) => ({ a: model.a.forward(i.x), b: model.b.forward(i.x), c: model.c.forward(i.x) });
+    const full = await run(all, false);
+    expect(full.p.layout.total).toBe(flat.length);
+    expect(full.p.pick(flat)).toBe(flat);
+    // Only b: a contiguous block, fed as a view.
+    const onlyB = await run((i) => ({ b: model.b.forward(i.x) }), true);
+    expect(onlyB.p.layout.entries.map((e) => e.name)).toEqual(['b.0.weight', 'b.0.bias', 'b.2.weight', 'b.2.bias']);
+    expect(onlyB.p.pick(flat).buffer).toBe(flat.buffer);
+    expect(Array.from(onlyB.out.b.data as Float32Array)).toEqual(Array.from(full.out.b.data as Float32Array));
+    // a and c, traced with b too (its output unused): not contiguous, so the feed is a copy.
+    const aAndC = await run((i) => {
+      model.b.forward(i.x);
+      return { a: model.a.forward(i.x), c: model.c.forward(i.x) };
+    }, true);
+    expect(aAndC.p.layout.total).toBe(flat.length - onlyB.p.layout.total);
+    expect(aAndC.p.pick(flat).buffer).not.toBe(flat.buffer);
+    expect(Array.from(aAndC.out.a.data as Float32Array)).toEqual(Array.from(full.out.a.data as Float32Array));
+    expect(Array.from(aAndC.out.c.data as Float32Array)).toEqual(Array.from(full.out.c.data as Float32Array));
   });
 
   it('Dropout masks in training and is the identity in eval', async () => {

@@ -10,13 +10,13 @@ import {
   categoricalEntropy,
   categoricalLogProb,
   concat,
+  type ForwardProgram,
   gaussianEntropy,
   gaussianLogProb,
   type InputSpec,
   logSoftmax,
   multiCategoricalEntropy,
   multiCategoricalLogProb,
-  type ParamLayout,
   slice,
   type Value,
 } from '@rlmesh/graph';
@@ -75,23 +75,22 @@ function distributionHeads(d: ActionDistribution, f: PolicyForward): Record<stri
 /**
  * The act program served to actors: inputs `params` [P] and `obs` [batch, S]; outputs `value`
  * [batch] and the distribution's outputs (distributionOutputs in @rlmesh/core). Without `value`
- * (`{ value: false }`) it is the sampling program of an actor that needs no value estimates: a
- * separate critic then costs nothing per env step.
+ * (`{ value: false }`) it is the sampling program of an actor that needs no value estimates: its
+ * `params` are only those the distribution heads use (`pick` takes them from the model's vector),
+ * so a separate critic costs nothing per env step.
  */
-export function buildActProgram(
-  model: PolicyModel,
-  opts: { value?: boolean } = {},
-): { onnx: Uint8Array; layout: ParamLayout; outputs: string[] } {
+export function buildActProgram(model: PolicyModel, opts: { value?: boolean } = {}): ForwardProgram & { outputs: string[] } {
   const value = opts.value ?? true;
-  const { onnx, layout } = buildForwardProgram({
+  const program = buildForwardProgram({
     module: model.module,
     inputs: [{ name: 'obs', dtype: 'float32', shape: ['batch', model.obsDim] }],
     forward: (i) => {
       const { value: v, ...heads } = actOutputs(model, i.obs);
       return value ? { ...heads, value: v } : heads;
     },
+    usedParametersOnly: !value,
   });
-  return { onnx, layout, outputs: [...distributionOutputs(model.distribution), ...(value ? ['value'] : [])] };
+  return { ...program, outputs: [...distributionOutputs(model.distribution), ...(value ? ['value'] : [])] };
 }
 
 /** A rollout's actions [rows, width] as the train step's `actions` feed. */

@@ -143,7 +143,7 @@ export class LearnerRun {
     readonly actProgram: Uint8Array,
     readonly trainer: Trainer,
     private readonly evalSession: Session,
-    private readonly sampleSession: Session,
+    private readonly sampler: { session: Session; pick(params: Float32Array): Float32Array },
     private readonly opts: LearnerRunOptions,
   ) {
     this.total = totalUpdates(cfg);
@@ -167,10 +167,11 @@ export class LearnerRun {
     // One thread: a small batch gains nothing from a pool, and a second spinning pool starves the trainer's.
     const evalSession = await Session.create(act.onnx, { intraOpThreads: 1 });
     // Acting needs no value estimate (the update evaluates V for the whole rollout in one call).
-    const sampleSession = await Session.create(buildActProgram(model, { value: false }).onnx, { intraOpThreads: 1 });
+    const sampling = buildActProgram(model, { value: false });
+    const sampler = { session: await Session.create(sampling.onnx, { intraOpThreads: 1 }), pick: sampling.pick };
     mkdirSync(join(opts.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(opts.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-    const run = new LearnerRun(cfg, shape, model, algorithm, program, act.onnx, trainer, evalSession, sampleSession, opts);
+    const run = new LearnerRun(cfg, shape, model, algorithm, program, act.onnx, trainer, evalSession, sampler, opts);
     if (opts.resumeFrom) run.resumed = await run.resume(opts.resumeFrom);
     else writeFileSync(join(opts.runDir, 'metrics.jsonl'), '');
     return run;
@@ -189,19 +190,27 @@ export class LearnerRun {
 
   /** The current policy's outputs (value and distribution heads) on `rows` observations. */
   evaluate(obs: Float32Array, rows: number): Promise<Record<string, Float32Array>> {
-    return this.runPolicy(this.evalSession, obs, rows);
+    return this.runPolicy(this.evalSession, this.params, obs, rows);
   }
 
   /** The in-process policy: sample actions from the current parameters, seeded per call. */
   async act(obs: Float32Array, rows: number, seed: number): Promise<ActOutput> {
-    const out = await this.runPolicy(this.sampleSession, obs, rows);
+    // The sampling program's parameters, taken out once per version (all act calls of a rollout share it).
+    if (this.sampledFrom !== this.params) {
+      this.sampledFrom = this.params;
+      this.samplingParams = this.sampler.pick(this.params);
+    }
+    const out = await this.runPolicy(this.sampler.session, this.samplingParams, obs, rows);
     const { actions, logProbs } = sampleActions(this.shape.distribution, out, 0, rows, false, actRng(seed));
     return { actions, logProbs, version: this.version };
   }
 
-  private async runPolicy(session: Session, obs: Float32Array, rows: number): Promise<Record<string, Float32Array>> {
+  private sampledFrom?: Float32Array;
+  private samplingParams: Float32Array = new Float32Array(0);
+
+  private async runPolicy(session: Session, params: Float32Array, obs: Float32Array, rows: number): Promise<Record<string, Float32Array>> {
     const out = await session.run({
-      params: { data: this.params, shape: [this.params.length] },
+      params: { data: params, shape: [params.length] },
       obs: { data: obs, shape: [rows, this.model.obsDim] },
     });
     // Called once per env step: a plain loop, not entries/map/fromEntries.
@@ -382,7 +391,7 @@ export class LearnerRun {
 
   async release(): Promise<void> {
     await this.evalSession.release();
-    await this.sampleSession.release();
+    await this.sampler.session.release();
     await this.trainer.release();
   }
 }
