@@ -5,8 +5,9 @@
  * CleanRL's ppo.py) measured in the same run; and Pendulum-v1 on several seeds (final mean return).
  *
  * Sizes come from the environment so the suite can be smoke-tested: RLMESH_BENCH_QUICK=1 runs 1 seed
- * at 100k env steps for each env and the PyTorch reference at 20k; BENCH_PPO_SEEDS, BENCH_PPO_STEPS,
- * BENCH_PENDULUM_SEEDS, BENCH_PENDULUM_STEPS and BENCH_PPO_TORCH_STEPS override single sizes.
+ * at 100k env steps for each env and the PyTorch reference once at 20k; BENCH_PPO_SEEDS, BENCH_PPO_STEPS,
+ * BENCH_PENDULUM_SEEDS, BENCH_PENDULUM_STEPS, BENCH_PPO_TORCH_STEPS and BENCH_PPO_TORCH_RUNS override
+ * single sizes.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +36,7 @@ const SIZES = {
   pendulumSeeds: envCount('BENCH_PENDULUM_SEEDS', QUICK ? 1 : 5),
   pendulumSteps: envCount('BENCH_PENDULUM_STEPS', QUICK ? 100_000 : 500_000),
   torchSteps: envCount('BENCH_PPO_TORCH_STEPS', QUICK ? 20_000 : 100_000),
+  torchRuns: envCount('BENCH_PPO_TORCH_RUNS', QUICK ? 1 : 3),
 };
 
 function log(msg: string): void {
@@ -88,18 +90,59 @@ const seedsOf = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 const fmtCurve = (c: [number, number][]) => c.map(([s, r]) => `${s}:${r.toFixed(0)}`).join(' ');
 const k = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(0)}k` : String(n));
 
+interface TorchRun {
+  seed: number;
+  sps: number;
+  finalReturn: number;
+  about: string;
+}
+
+/** One PyTorch reference run, or why the reference cannot run here. */
+function torchRun(seed: number, steps: number, threads: string): TorchRun | string {
+  const torch = runTorchReference(
+    'ppo_cartpole',
+    ['--seed', String(seed), '--total-timesteps', String(steps), '--threads', threads],
+    900_000,
+  );
+  if (!torch.ok) return torch.reason;
+  const t = torch.result;
+  if (typeof t.env_steps_per_s !== 'number') return 'ppo_cartpole.py reported no env_steps_per_s';
+  log(`PyTorch reference seed ${seed}: ${t.env_steps_per_s.toFixed(0)} env steps/s`);
+  return {
+    seed,
+    sps: t.env_steps_per_s,
+    finalReturn: Number(t.final_mean_return_20),
+    about: `PyTorch ${String(t.torch)} (BLAS ${String(t.blas)})`,
+  };
+}
+
 async function cartpole(): Promise<BenchResult[]> {
-  const { cartpoleSeeds, cartpoleSteps, torchSteps } = SIZES;
-  const runs: SeedRun[] = [];
-  for (const seed of seedsOf(cartpoleSeeds)) runs.push(await runSeed('ppo-cartpole.yaml', seed, cartpoleSteps));
+  const { cartpoleSeeds, cartpoleSteps, torchSteps, torchRuns } = SIZES;
   const threads = String(shippedConfig('ppo-cartpole.yaml', tmpdir(), 1, 1).train.threads);
-  const torch = runTorchReference('ppo_cartpole', ['--seed', '1', '--total-timesteps', String(torchSteps), '--threads', threads], 900_000);
-  const t = torch.ok ? torch.result : undefined;
-  const torchSps = typeof t?.env_steps_per_s === 'number' ? t.env_steps_per_s : undefined;
-  const torchNote = torch.ok
-    ? `PyTorch ${String(t?.torch)} (BLAS ${String(t?.blas)}), seed 1, ${k(torchSteps)} env steps, ${threads} thread(s), final return_mean ${Number(t?.final_mean_return_20).toFixed(1)}`
-    : `no PyTorch reference: ${torch.reason}`;
-  if (!torch.ok) log(torchNote);
+  // The reference runs are spread over ours (before the first seed, between, after the last) so a drift
+  // in the machine's speed during the suite reaches both sides of the ratio.
+  const torchAt = new Set(
+    Array.from({ length: torchRuns }, (_, i) => (torchRuns === 1 ? 0 : Math.round((i * cartpoleSeeds) / (torchRuns - 1)))),
+  );
+  const runs: SeedRun[] = [];
+  const torch: TorchRun[] = [];
+  let torchFailure: string | undefined;
+  const reference = () => {
+    if (torchFailure !== undefined) return;
+    const r = torchRun(torch.length + 1, torchSteps, threads);
+    if (typeof r === 'string') torchFailure = r;
+    else torch.push(r);
+  };
+  for (const seed of seedsOf(cartpoleSeeds)) {
+    if (torchAt.has(seed - 1)) reference();
+    runs.push(await runSeed('ppo-cartpole.yaml', seed, cartpoleSteps));
+  }
+  if (torchAt.has(cartpoleSeeds)) reference();
+  const torchSps = torch.length ? median(torch.map((t) => t.sps)) : undefined;
+  const torchNote = torch.length
+    ? `${torch[0].about}, median of ${torch.length} runs (seeds ${torch.map((t) => t.seed).join(', ')}: ${torch.map((t) => t.sps.toFixed(0)).join('/')} env steps/s) of ${k(torchSteps)} env steps, ${threads} thread(s), run between ours; final return_mean ${torch.map((t) => t.finalReturn.toFixed(1)).join('/')}`
+    : `no PyTorch reference: ${torchFailure}`;
+  if (!torch.length) log(torchNote);
 
   const sps = median(runs.map((r) => r.summary.env_steps_per_s));
   const solved = runs.filter((r) => r.solvedAt !== null);
