@@ -80,6 +80,8 @@ export interface UpdateContext<C, St> {
   step(feed: Feed, lr: number): Promise<Record<string, number>>;
   /** The current policy's outputs on obs rows (value, log_probs or mean/log_std). */
   evaluate(obs: Float32Array, rows: number): Promise<Record<string, Float32Array>>;
+  /** The current value function alone on obs rows (a program over the value head's parameters). */
+  values(obs: Float32Array, rows: number): Promise<Float32Array>;
   /** Seeded per update: minibatch shuffles replay exactly. */
   rng: Rng;
   components: readonly string[];

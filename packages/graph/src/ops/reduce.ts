@@ -1,5 +1,5 @@
 /** Reductions. The backward of each broadcasts the incoming gradient back over the reduced axes. */
-import { type Dim, normAxis, typedArray, type Value } from '../graph';
+import { type Dim, type Graph, normAxis, typedArray, type Value } from '../graph';
 import { cast, div, equal, mul } from './elementwise';
 import { expandTo, unsqueeze } from './shape';
 
@@ -82,17 +82,33 @@ export function reduceMax(x: Value, axes?: readonly number[], keepdims = false):
 export function sumRows(x: Value): Value {
   if (x.rank !== 2) throw new Error(`sumRows: ${x} must be a matrix`);
   const g = x.graph;
+  const [out] = g.node('MatMul', [onesOfLength(x), x], {}, [{ dtype: x.dtype, shape: [x.shape[1]] }]);
+  return out;
+}
+
+/** Per graph, the ones vectors made for a symbolic length, by its name and dtype. */
+const onesByDim = new WeakMap<Graph, Map<string, Value>>();
+
+/**
+ * ones[R] for x's leading dim R: a constant when static; built from x's runtime shape otherwise, once
+ * per symbolic name (the graph builder gives one name one size: broadcasting relies on it too).
+ */
+function onesOfLength(x: Value): Value {
+  const g = x.graph;
   const rows = x.shape[0];
-  let ones: Value;
-  if (typeof rows === 'number') ones = g.constant({ dtype: x.dtype, shape: [rows], data: typedArray(x.dtype, new Array(rows).fill(1)) });
-  else {
+  if (typeof rows === 'number') return g.constant({ dtype: x.dtype, shape: [rows], data: typedArray(x.dtype, new Array(rows).fill(1)) });
+  let cache = onesByDim.get(g);
+  if (!cache) onesByDim.set(g, (cache = new Map()));
+  const key = `${rows}|${x.dtype}`;
+  let ones = cache.get(key);
+  if (!ones) {
     const [n] = g.node('Shape', [x], { start: 0, end: 1 }, [{ dtype: 'int64', shape: [1] }]);
     [ones] = g.node('ConstantOfShape', [n], { value: { dtype: x.dtype, shape: [1], data: typedArray(x.dtype, [1]) } }, [
       { dtype: x.dtype, shape: [rows] },
     ]);
+    cache.set(key, ones);
   }
-  const [out] = g.node('MatMul', [ones, x], {}, [{ dtype: x.dtype, shape: [x.shape[1]] }]);
-  return out;
+  return ones;
 }
 
 /**

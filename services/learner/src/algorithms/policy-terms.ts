@@ -93,6 +93,16 @@ export function buildActProgram(model: PolicyModel, opts: { value?: boolean } = 
   return { ...program, outputs: [...distributionOutputs(model.distribution), ...(value ? ['value'] : [])] };
 }
 
+/** V(s) alone: input `obs` [batch, S], output `value` [batch], over the parameters the value uses. */
+export function buildValueProgram(model: PolicyModel): ForwardProgram {
+  return buildForwardProgram({
+    module: model.module,
+    inputs: [{ name: 'obs', dtype: 'float32', shape: ['batch', model.obsDim] }],
+    forward: (i) => ({ value: model.forward(i.obs).value }),
+    usedParametersOnly: true,
+  });
+}
+
 /** A rollout's actions [rows, width] as the train step's `actions` feed. */
 export function actionsFeed(d: ActionDistribution, actions: Int32Array | Float32Array, rows: number): Feed[string] {
   const w = actionWidth(d);

@@ -144,8 +144,12 @@ export const ppo: AlgorithmSpec<typeof CONFIG, Record<string, never>> = {
       const rc = r.rewards[c];
       if (rc) for (let k = 0; k < B; k++) rewards[k] += w * rc[k];
     }
-    // Values with the current parameters: the behaviour policy's at lag 0; what V-trace needs otherwise.
-    const { heads, values, nextValues } = await valuesOfRollout(r, ctx.evaluate);
+    // Values with the current parameters: the behaviour policy's at lag 0; what V-trace needs otherwise
+    // (with the log-probs of the current policy, hence every head when the rollout is stale).
+    const { heads, values, nextValues } = await valuesOfRollout(
+      r,
+      ctx.lag > 0 ? ctx.evaluate : async (obs, rows) => ({ value: await ctx.values(obs, rows) }),
+    );
     let ratios: Float32Array | undefined;
     if (ctx.lag > 0) {
       // Stale rollout: V-trace with truncated ratios pi / mu.

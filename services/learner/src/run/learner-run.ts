@@ -30,16 +30,16 @@ import {
   deviceUnavailable,
   initParameters,
   loadTrainingCheckpoint,
-  Session,
   saveTrainingCheckpoint,
   saveWeights,
   Trainer,
   type TrainProgram,
 } from '@rlmesh/graph';
-import { actOutputs, buildActProgram } from '../algorithms/policy-terms';
+import { actOutputs, buildActProgram, buildValueProgram } from '../algorithms/policy-terms';
 import { type AlgorithmSpec, algorithmSpec, type Check, episodeReturn, modelSpec, type PolicyModel, type UpdateRecord } from '../registry';
 import { type RunConfig, totalUpdates } from './config';
 import { Curriculum } from './curriculum';
+import { PolicyProgram } from './policy-program';
 
 export interface LearnerRunOptions {
   runDir: string;
@@ -142,8 +142,7 @@ export class LearnerRun {
     readonly program: TrainProgram,
     readonly actProgram: Uint8Array,
     readonly trainer: Trainer,
-    private readonly evalSession: Session,
-    private readonly sampler: { session: Session; pick(params: Float32Array): Float32Array },
+    private readonly programs: { evaluate: PolicyProgram; sample: PolicyProgram; value: PolicyProgram },
     private readonly opts: LearnerRunOptions,
   ) {
     this.total = totalUpdates(cfg);
@@ -164,14 +163,16 @@ export class LearnerRun {
       executionProviders: [cfg.train.device],
       inWorker: opts.workerAboveParameters !== undefined && model.module.parameterCount() > opts.workerAboveParameters,
     });
-    // One thread: a small batch gains nothing from a pool, and a second spinning pool starves the trainer's.
-    const evalSession = await Session.create(act.onnx, { intraOpThreads: 1 });
-    // Acting needs no value estimate (the update evaluates V for the whole rollout in one call).
-    const sampling = buildActProgram(model, { value: false });
-    const sampler = { session: await Session.create(sampling.onnx, { intraOpThreads: 1 }), pick: sampling.pick };
+    const programs = {
+      evaluate: await PolicyProgram.create(act, model.obsDim),
+      // Acting needs no value estimate (the update evaluates V for the whole rollout in one call),
+      // and the update's values need no distribution heads.
+      sample: await PolicyProgram.create(buildActProgram(model, { value: false }), model.obsDim),
+      value: await PolicyProgram.create(buildValueProgram(model), model.obsDim),
+    };
     mkdirSync(join(opts.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(opts.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-    const run = new LearnerRun(cfg, shape, model, algorithm, program, act.onnx, trainer, evalSession, sampler, opts);
+    const run = new LearnerRun(cfg, shape, model, algorithm, program, act.onnx, trainer, programs, opts);
     if (opts.resumeFrom) run.resumed = await run.resume(opts.resumeFrom);
     else writeFileSync(join(opts.runDir, 'metrics.jsonl'), '');
     return run;
@@ -190,33 +191,19 @@ export class LearnerRun {
 
   /** The current policy's outputs (value and distribution heads) on `rows` observations. */
   evaluate(obs: Float32Array, rows: number): Promise<Record<string, Float32Array>> {
-    return this.runPolicy(this.evalSession, this.params, obs, rows);
+    return this.programs.evaluate.run(this.params, obs, rows);
+  }
+
+  /** The current value function on `rows` observations. */
+  async values(obs: Float32Array, rows: number): Promise<Float32Array> {
+    return (await this.programs.value.run(this.params, obs, rows)).value;
   }
 
   /** The in-process policy: sample actions from the current parameters, seeded per call. */
   async act(obs: Float32Array, rows: number, seed: number): Promise<ActOutput> {
-    // The sampling program's parameters, taken out once per version (all act calls of a rollout share it).
-    if (this.sampledFrom !== this.params) {
-      this.sampledFrom = this.params;
-      this.samplingParams = this.sampler.pick(this.params);
-    }
-    const out = await this.runPolicy(this.sampler.session, this.samplingParams, obs, rows);
+    const out = await this.programs.sample.run(this.params, obs, rows);
     const { actions, logProbs } = sampleActions(this.shape.distribution, out, 0, rows, false, actRng(seed));
     return { actions, logProbs, version: this.version };
-  }
-
-  private sampledFrom?: Float32Array;
-  private samplingParams: Float32Array = new Float32Array(0);
-
-  private async runPolicy(session: Session, params: Float32Array, obs: Float32Array, rows: number): Promise<Record<string, Float32Array>> {
-    const out = await session.run({
-      params: { data: params, shape: [params.length] },
-      obs: { data: obs, shape: [rows, this.model.obsDim] },
-    });
-    // Called once per env step: a plain loop, not entries/map/fromEntries.
-    const heads: Record<string, Float32Array> = {};
-    for (const k in out) heads[k] = out[k].data as Float32Array;
-    return heads;
   }
 
   /** Trains on one rollout; returns the line it logged. */
@@ -234,6 +221,10 @@ export class LearnerRun {
       evaluate: async (obs, rows) => {
         await this.trainer.sync();
         return this.evaluate(obs, rows);
+      },
+      values: async (obs, rows) => {
+        await this.trainer.sync();
+        return this.values(obs, rows);
       },
       rng: new Rng(derivedSeed(this.cfg.run.seed, this.updates, 2)),
       components: this.shape.components,
@@ -390,8 +381,7 @@ export class LearnerRun {
   }
 
   async release(): Promise<void> {
-    await this.evalSession.release();
-    await this.sampler.session.release();
+    for (const p of Object.values(this.programs)) await p.release();
     await this.trainer.release();
   }
 }
