@@ -15,7 +15,8 @@ import { DashboardHub } from '@rlmesh/report';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { watchLearner } from '../../packages/cli/src/dashboard';
 
-const UPDATES = 40;
+// Long enough that the run spans many 100 ms watch intervals even on a fast host (40 updates took about 300 ms).
+const UPDATES = 400;
 
 describe('dashboard of a mesh run', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rlmesh-mesh-dashboard-'));
