@@ -4,7 +4,7 @@
  *   advantages, returns = GAE(gamma, lambda)  (V-trace(lambda) with truncated ratios for stale rollouts)
  *   repeat update_epochs: shuffle, split into num_minibatches, one Adam step each, on
  *     ratio     = exp(log pi(a|s) - log mu(a|s))
- *     A         = (A - mean A) / (std A + 1e-8)        per minibatch (norm_adv)
+ *     A         = (A - mean A) / (std A + 1e-8)        per minibatch (norm_adv), in the feed
  *     pg_loss   = mean(max(-A ratio, -A clip(ratio, 1 - clip_coef, 1 + clip_coef)))
  *     v_loss    = 1/2 mean(max((V - R)^2, (V_old + clip(V - V_old, +-clip_coef) - R)^2))   (clip_vloss)
  *     loss      = pg_loss - ent_coef * entropy + vf_coef * v_loss
@@ -14,25 +14,7 @@
  */
 import type { Schema } from '@rlmesh/core';
 import { logProbOf } from '@rlmesh/core';
-import {
-  abs,
-  add,
-  buildTrainProgram,
-  cast,
-  clip,
-  div,
-  exp,
-  greater,
-  maximum,
-  mul,
-  neg,
-  onesLike,
-  reduceMean,
-  reduceSum,
-  sqrt,
-  square,
-  sub,
-} from '@rlmesh/graph';
+import { abs, add, buildTrainProgram, cast, clip, exp, greater, maximum, mul, neg, reduceMean, square, sub } from '@rlmesh/graph';
 import type { AlgorithmSpec, Feed } from '../registry';
 import { valuesOfRollout, vtrace } from './advantages';
 import { actionInput, actionsFeed, policyTerms } from './policy-terms';
@@ -61,6 +43,16 @@ const mean = (x: Float32Array) => x.reduce((a, b) => a + b, 0) / Math.max(1, x.l
 function variance(x: Float32Array): number {
   const m = mean(x);
   return x.reduce((a, b) => a + (b - m) * (b - m), 0) / Math.max(1, x.length);
+}
+
+/** (x - mean x) / (std x + 1e-8) in place, with torch's unbiased std (divide by n - 1), as CleanRL's norm_adv. */
+function normalised(x: Float32Array): Float32Array {
+  const m = mean(x);
+  let ss = 0;
+  for (let k = 0; k < x.length; k++) ss += (x[k] - m) * (x[k] - m);
+  const scale = 1 / (Math.sqrt(ss / (x.length - 1)) + 1e-8);
+  for (let k = 0; k < x.length; k++) x[k] = (x[k] - m) * scale;
+  return x;
 }
 
 /** Rows `idx` of a [rows, width] array (element loops: a subarray per row costs more than the copy). */
@@ -103,13 +95,9 @@ export const ppo: AlgorithmSpec<typeof CONFIG, Record<string, never>> = {
         const { logProb, entropy: entropyRows } = policyTerms(model.distribution, f, b.actions);
         const logRatio = sub(logProb, b.old_log_prob);
         const ratio = exp(logRatio);
-        let adv = b.advantages;
-        if (cfg.norm_adv) {
-          // torch's std() is the unbiased estimate: divide by n - 1.
-          const centred = sub(adv, reduceMean(adv));
-          const n = reduceSum(onesLike(adv));
-          adv = div(centred, add(sqrt(div(reduceSum(square(centred)), sub(n, 1))), 1e-8));
-        }
+        // Normalised per minibatch in the feed when norm_adv: no gradient flows through it, and a dozen
+        // small nodes fewer in a step that runs 16 times per rollout.
+        const adv = b.advantages;
         const pgLoss = reduceMean(maximum(mul(neg(adv), ratio), mul(neg(adv), clip(ratio, 1 - eps, 1 + eps))));
         const unclipped = square(sub(f.value, b.returns));
         const vLoss = cfg.clip_vloss
@@ -184,7 +172,7 @@ export const ppo: AlgorithmSpec<typeof CONFIG, Record<string, never>> = {
           obs: { data: gather(r.obs, idx, r.obsDim), shape: [mbSize, r.obsDim] },
           actions: actionsFeed(ctx.distribution, gather(r.actions, idx, W), mbSize),
           old_log_prob: { data: gather(r.logProbs, idx, 1), shape: [mbSize] },
-          advantages: { data: gather(advantages, idx, 1), shape: [mbSize] },
+          advantages: { data: cfg.norm_adv ? normalised(gather(advantages, idx, 1)) : gather(advantages, idx, 1), shape: [mbSize] },
           returns: { data: gather(returns, idx, 1), shape: [mbSize] },
           old_values: { data: gather(values, idx, 1), shape: [mbSize] },
         };

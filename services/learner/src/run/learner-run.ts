@@ -9,7 +9,7 @@
  * Checkpoints hold the trainer, the algorithm's state, the curriculum, the counters and (embedded)
  * the actor's episodes under way, so a checkpoint written by any mode resumes in any mode.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type ActionDistribution,
@@ -132,6 +132,7 @@ export class LearnerRun {
   private algoState: unknown;
   private readonly rows: UpdateRecord[] = [];
   private t0 = performance.now();
+  private metricsFd?: number;
   private stepsAtStart = 0;
 
   private constructor(
@@ -257,7 +258,9 @@ export class LearnerRun {
       metrics: this.metrics,
     };
     this.rows.push(record);
-    appendFileSync(join(this.opts.runDir, 'metrics.jsonl'), `${JSON.stringify({ ...record, level_changed: levelChanged })}\n`);
+    // Kept open for the run: an open and a close per update cost about 1% of a CartPole PPO run.
+    this.metricsFd ??= openSync(join(this.opts.runDir, 'metrics.jsonl'), 'a');
+    writeSync(this.metricsFd, `${JSON.stringify({ ...record, level_changed: levelChanged })}\n`);
     const every = this.cfg.train.checkpoint_every;
     if (every > 0 && this.updates % every === 0 && !this.done) await this.checkpoint();
     return record;
@@ -381,6 +384,8 @@ export class LearnerRun {
   }
 
   async release(): Promise<void> {
+    if (this.metricsFd !== undefined) closeSync(this.metricsFd);
+    this.metricsFd = undefined;
     for (const p of Object.values(this.programs)) await p.release();
     await this.trainer.release();
   }
