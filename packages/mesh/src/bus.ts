@@ -97,6 +97,7 @@ export const keys = {
 };
 export const objects = {
   policyProgram: (run: string) => `${run}/policy.onnx`,
+  policySampleProgram: (run: string) => `${run}/policy-sample.onnx`,
   policyParams: (run: string, version: number) => `${run}/params/${version}`,
   /** A promoted version's parameters, copied out of params/ (the learner keeps only its last few versions there). */
   promotedParams: (run: string, version: number) => `${run}/promoted/${version}`,

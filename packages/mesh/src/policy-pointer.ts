@@ -3,6 +3,7 @@
  * For run R the learner stores
  *   - object `R/policy.onnx`: the act program (inputs params [P], obs [batch, obs_dim]; outputs value
  *     [batch] and the distribution's heads, see @rlmesh/core's distributions.ts), once per run;
+ *   - object `R/policy-sample.onnx` (optional): the same without the value output, once per run;
  *   - object `R/params/<version>`: the flat float32 parameters, little-endian, P * 4 bytes;
  * and then points KV key `policy.R` at them with a PolicyPointer message. Writing the objects
  * before the pointer means a reader that sees a pointer can always fetch what it names.
@@ -63,6 +64,11 @@ export interface PublishPolicy {
   params: Float32Array;
   /** The forward program; omit it when this run's program is already stored. */
   program?: Uint8Array;
+  /**
+   * The sampling program (PolicyPointer.sample_program), stored as `<run>/policy-sample.onnx`;
+   * 'stored' names the one an earlier version stored. Omitted: the run has none.
+   */
+  sampleProgram?: Uint8Array | 'stored';
   spec: PolicySpec;
   distribution: string;
   /** JSON of the model's options for a model that generates token sequences (see PolicyPointer.model_config). */
@@ -86,9 +92,11 @@ export async function publishPolicy(bus: Bus, run: string, v: PublishPolicy): Pr
     distribution: v.distribution,
     modelConfig: v.modelConfig,
     tokenizer: v.tokenizer ? tokenizerObject(run) : undefined,
+    sampleProgram: v.sampleProgram ? objects.policySampleProgram(run) : undefined,
   };
   if (v.tokenizer instanceof Uint8Array) await bus.objects.put(tokenizerObject(run), v.tokenizer);
   if (v.program) await bus.objects.put(pointer.program, v.program);
+  if (v.sampleProgram instanceof Uint8Array) await bus.objects.put(objects.policySampleProgram(run), v.sampleProgram);
   await bus.objects.put(pointer.params, paramsToBytes(v.params));
   await bus.kv.put(keys.policy(run), encodePolicyPointer(pointer));
   return pointer;

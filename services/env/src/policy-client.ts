@@ -157,9 +157,11 @@ export class LocalPolicy {
     const p = parsePolicyPointer(bytes);
     if (p.version <= this.version) return;
     if (!this.program) {
-      const program = await this.bus.objects.get(p.program);
-      if (!program) throw new Error(`policy program ${p.program} is missing`);
-      this.program = await ActProgram.create(program, pointerShape(p).distribution, { threads: 1 });
+      // The sampling program when the run has one: an actor needs no values (the learner computes them).
+      const name = p.sampleProgram ?? p.program;
+      const program = await this.bus.objects.get(name);
+      if (!program) throw new Error(`policy program ${name} is missing`);
+      this.program = await ActProgram.create(program, pointerShape(p).distribution, { threads: 1, value: p.sampleProgram === undefined });
     }
     const params = await this.bus.objects.get(p.params);
     if (!params) return;

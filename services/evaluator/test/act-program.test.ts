@@ -96,4 +96,37 @@ describe('LocalPolicy on ActProgram', () => {
     expect(Array.from(out2.values ?? [])).not.toEqual(Array.from(out.values ?? []));
     await local.close();
   });
+
+  it("runs the run's sampling program when the pointer names one: the same actions and log-probs, no values", async () => {
+    const p = policyOf('CartPole-v1', { id: 'mlp_actor_critic', hidden_dim: 16 });
+    const sample = buildActProgram(p.model, { value: false, usedParametersOnly: false });
+    expect(sample.layout.total).toBe(p.params.length);
+    const bus = new MemoryBus();
+    const spec = {
+      observationSpace: spaceToProto(p.shape.observationSpace),
+      actionSpace: spaceToProto(p.shape.actionSpace),
+      model: p.model.name,
+      numParameters: p.params.length,
+    };
+    const first = await publishPolicy(bus, 'r1', {
+      version: 1,
+      params: p.params,
+      program: p.act.onnx,
+      sampleProgram: sample.onnx,
+      spec,
+      distribution: 'categorical',
+    });
+    expect(first.sampleProgram).toBe('r1/policy-sample.onnx');
+    const later = await publishPolicy(bus, 'r1', { version: 2, params: p.params, sampleProgram: 'stored', spec, distribution: 'categorical' });
+    expect(later.sampleProgram).toBe('r1/policy-sample.onnx');
+    const local = new LocalPolicy(bus, 'r1');
+    const out = await local.act(p.obs, p.rows, 42, 2);
+    const ref = await reference(p, false, 42);
+    expect(Array.from(out.actions)).toEqual(Array.from(ref.actions));
+    expect(Array.from(out.logProbs)).toEqual(Array.from(ref.logProbs));
+    expect(out.values).toBeUndefined();
+    await local.close();
+    // The sampling program has no value output, so it is not an act program.
+    await expect(ActProgram.create(sample.onnx, p.shape.distribution)).rejects.toThrow(/lacks output value/);
+  });
 });

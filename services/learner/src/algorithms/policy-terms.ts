@@ -77,9 +77,13 @@ function distributionHeads(d: ActionDistribution, f: PolicyForward): Record<stri
  * [batch] and the distribution's outputs (distributionOutputs in @rlmesh/core). Without `value`
  * (`{ value: false }`) it is the sampling program of an actor that needs no value estimates: its
  * `params` are only those the distribution heads use (`pick` takes them from the model's vector),
- * so a separate critic costs nothing per env step.
+ * so a separate critic costs nothing per env step. `usedParametersOnly: false` keeps the model's
+ * whole vector as `params` (the published sampling program: actors hold only that vector).
  */
-export function buildActProgram(model: PolicyModel, opts: { value?: boolean } = {}): ForwardProgram & { outputs: string[] } {
+export function buildActProgram(
+  model: PolicyModel,
+  opts: { value?: boolean; usedParametersOnly?: boolean } = {},
+): ForwardProgram & { outputs: string[] } {
   const value = opts.value ?? true;
   const program = buildForwardProgram({
     module: model.module,
@@ -88,7 +92,7 @@ export function buildActProgram(model: PolicyModel, opts: { value?: boolean } = 
       const { value: v, ...heads } = actOutputs(model, i.obs);
       return value ? { ...heads, value: v } : heads;
     },
-    usedParametersOnly: !value,
+    usedParametersOnly: opts.usedParametersOnly ?? !value,
   });
   return { ...program, outputs: [...distributionOutputs(model.distribution), ...(value ? ['value'] : [])] };
 }

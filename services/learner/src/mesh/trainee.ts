@@ -109,6 +109,7 @@ export async function numericTrainee(
     publication: (first) => ({
       params: run.params.slice(),
       program: first ? run.actProgram : undefined,
+      sampleProgram: first ? run.sampleProgram : 'stored',
       spec: {
         observationSpace: spaceToProto(run.shape.observationSpace),
         actionSpace: spaceToProto(run.shape.actionSpace),

@@ -142,6 +142,8 @@ export class LearnerRun {
     readonly algorithm: AlgorithmSpec,
     readonly program: TrainProgram,
     readonly actProgram: Uint8Array,
+    /** The act program without the value output, over the whole parameter vector: what mesh actors run. */
+    readonly sampleProgram: Uint8Array,
     readonly trainer: Trainer,
     private readonly programs: { evaluate: PolicyProgram; sample: PolicyProgram; value: PolicyProgram },
     private readonly opts: LearnerRunOptions,
@@ -173,7 +175,8 @@ export class LearnerRun {
     };
     mkdirSync(join(opts.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(opts.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-    const run = new LearnerRun(cfg, shape, model, algorithm, program, act.onnx, trainer, programs, opts);
+    const sample = buildActProgram(model, { value: false, usedParametersOnly: false }).onnx;
+    const run = new LearnerRun(cfg, shape, model, algorithm, program, act.onnx, sample, trainer, programs, opts);
     if (opts.resumeFrom) run.resumed = await run.resume(opts.resumeFrom);
     else writeFileSync(join(opts.runDir, 'metrics.jsonl'), '');
     return run;

@@ -257,7 +257,15 @@ export interface PolicyPointer {
    * Object name of the Hugging Face tokenizer.json the model's ids belong to, when the run has one:
    * Generate then takes text prompts and stop strings.
    */
-  tokenizer?: string | undefined;
+  tokenizer?:
+    | string
+    | undefined;
+  /**
+   * Object name of the sampling program, when the run has one: the act program without the value
+   * output (same inputs, the same flat params). Actors that run the policy themselves use it, since
+   * the learner computes the values it trains on; the policy service and the evaluator use program.
+   */
+  sampleProgram?: string | undefined;
 }
 
 export interface GetPolicyResponse {
@@ -1414,6 +1422,7 @@ function createBasePolicyPointer(): PolicyPointer {
     distribution: "",
     modelConfig: undefined,
     tokenizer: undefined,
+    sampleProgram: undefined,
   };
 }
 
@@ -1439,6 +1448,9 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
     }
     if (message.tokenizer !== undefined) {
       writer.uint32(58).string(message.tokenizer);
+    }
+    if (message.sampleProgram !== undefined) {
+      writer.uint32(66).string(message.sampleProgram);
     }
     return writer;
   },
@@ -1512,6 +1524,14 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
             message.tokenizer = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.sampleProgram = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1537,6 +1557,11 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
         ? globalThis.String(object.model_config)
         : undefined,
       tokenizer: isSet(object.tokenizer) ? globalThis.String(object.tokenizer) : undefined,
+      sampleProgram: isSet(object.sampleProgram)
+        ? globalThis.String(object.sampleProgram)
+        : isSet(object.sample_program)
+        ? globalThis.String(object.sample_program)
+        : undefined,
     };
   },
 
@@ -1563,6 +1588,9 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
     if (message.tokenizer !== undefined) {
       obj.tokenizer = message.tokenizer;
     }
+    if (message.sampleProgram !== undefined) {
+      obj.sampleProgram = message.sampleProgram;
+    }
     return obj;
   },
 
@@ -1580,6 +1608,7 @@ export const PolicyPointer: MessageFns<PolicyPointer> = {
     message.distribution = object.distribution ?? "";
     message.modelConfig = object.modelConfig ?? undefined;
     message.tokenizer = object.tokenizer ?? undefined;
+    message.sampleProgram = object.sampleProgram ?? undefined;
     return message;
   },
 };
