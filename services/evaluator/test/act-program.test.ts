@@ -117,7 +117,13 @@ describe('LocalPolicy on ActProgram', () => {
       distribution: 'categorical',
     });
     expect(first.sampleProgram).toBe('r1/policy-sample.onnx');
-    const later = await publishPolicy(bus, 'r1', { version: 2, params: p.params, sampleProgram: 'stored', spec, distribution: 'categorical' });
+    const later = await publishPolicy(bus, 'r1', {
+      version: 2,
+      params: p.params,
+      sampleProgram: 'stored',
+      spec,
+      distribution: 'categorical',
+    });
     expect(later.sampleProgram).toBe('r1/policy-sample.onnx');
     const local = new LocalPolicy(bus, 'r1');
     const out = await local.act(p.obs, p.rows, 42, 2);
