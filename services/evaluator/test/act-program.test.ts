@@ -67,16 +67,19 @@ describe('ActProgram', () => {
   });
 });
 
+/** The PolicySpec a learner would publish for `p`. */
+const specOf = (p: ReturnType<typeof policyOf>) => ({
+  observationSpace: spaceToProto(p.shape.observationSpace),
+  actionSpace: spaceToProto(p.shape.actionSpace),
+  model: p.model.name,
+  numParameters: p.params.length,
+});
+
 describe('LocalPolicy on ActProgram', () => {
   it('acts on the published version as a forward pass plus core sampling does', async () => {
     const p = policyOf('CartPole-v1', { id: 'mlp_actor_critic', hidden_dim: 16 });
     const bus = new MemoryBus();
-    const spec = {
-      observationSpace: spaceToProto(p.shape.observationSpace),
-      actionSpace: spaceToProto(p.shape.actionSpace),
-      model: p.model.name,
-      numParameters: p.params.length,
-    };
+    const spec = specOf(p);
     await publishPolicy(bus, 'r1', { version: 1, params: p.params, program: p.act.onnx, spec, distribution: 'categorical' });
     const local = new LocalPolicy(bus, 'r1');
     const out = await local.act(p.obs, p.rows, 42, 1);
@@ -102,12 +105,7 @@ describe('LocalPolicy on ActProgram', () => {
     const sample = buildActProgram(p.model, { value: false, usedParametersOnly: false });
     expect(sample.layout.total).toBe(p.params.length);
     const bus = new MemoryBus();
-    const spec = {
-      observationSpace: spaceToProto(p.shape.observationSpace),
-      actionSpace: spaceToProto(p.shape.actionSpace),
-      model: p.model.name,
-      numParameters: p.params.length,
-    };
+    const spec = specOf(p);
     const first = await publishPolicy(bus, 'r1', {
       version: 1,
       params: p.params,
