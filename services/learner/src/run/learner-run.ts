@@ -133,6 +133,7 @@ export class LearnerRun {
   private readonly rows: UpdateRecord[] = [];
   private t0 = performance.now();
   private metricsFd?: number;
+  private sampleOnnx?: Uint8Array;
   private stepsAtStart = 0;
 
   private constructor(
@@ -142,8 +143,6 @@ export class LearnerRun {
     readonly algorithm: AlgorithmSpec,
     readonly program: TrainProgram,
     readonly actProgram: Uint8Array,
-    /** The act program without the value output, over the whole parameter vector: what mesh actors run. */
-    readonly sampleProgram: Uint8Array,
     readonly trainer: Trainer,
     private readonly programs: { evaluate: PolicyProgram; sample: PolicyProgram; value: PolicyProgram },
     private readonly opts: LearnerRunOptions,
@@ -175,8 +174,7 @@ export class LearnerRun {
     };
     mkdirSync(join(opts.runDir, 'checkpoints'), { recursive: true });
     writeFileSync(join(opts.runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-    const sample = buildActProgram(model, { value: false, usedParametersOnly: false }).onnx;
-    const run = new LearnerRun(cfg, shape, model, algorithm, program, act.onnx, sample, trainer, programs, opts);
+    const run = new LearnerRun(cfg, shape, model, algorithm, program, act.onnx, trainer, programs, opts);
     if (opts.resumeFrom) run.resumed = await run.resume(opts.resumeFrom);
     else writeFileSync(join(opts.runDir, 'metrics.jsonl'), '');
     return run;
@@ -187,6 +185,15 @@ export class LearnerRun {
 
   get params(): Float32Array {
     return this.trainer.flatParams as Float32Array;
+  }
+
+  /**
+   * The act program without the value output, over the whole parameter vector: what mesh actors run.
+   * Built when first asked for (only a mesh run publishes it).
+   */
+  get sampleProgram(): Uint8Array {
+    this.sampleOnnx ??= buildActProgram(this.model, { value: false, usedParametersOnly: false }).onnx;
+    return this.sampleOnnx;
   }
 
   get done(): boolean {
